@@ -1,0 +1,218 @@
+// Package admin serves the admin API (docs: admin-api.md) as a plain
+// http.Handler over a metering.Engine: projects, users, keys and credits,
+// behind bearer tokens with an admin or viewer role.
+//
+// Each resource lives in its own file (health.go, projects.go, users.go)
+// and contributes a route table; auth.go, errors.go and json.go hold what
+// every route shares. Adding a route is one line in a table plus a method.
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+// Defaults of Config.
+const (
+	DefaultBasePath      = "/admin/v1"
+	DefaultHealthTimeout = 2 * time.Second
+	DefaultMaxBodyBytes  = 1 << 20
+)
+
+// Config configures the admin API handler.
+type Config struct {
+	// BasePath is the path prefix every route lives under, as the request
+	// reaches the handler (nothing is stripped). Default /admin/v1; "/"
+	// serves the routes at the root.
+	BasePath string
+	// Tokens may call the API; at least one is required.
+	Tokens []Token
+	// Logger receives internal errors; secrets, API keys and request
+	// bodies are never logged. Default: no logging.
+	Logger *zap.Logger
+	// HealthTimeout bounds each dependency check of GET /health. Default 2s.
+	HealthTimeout time.Duration
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+}
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.BasePath == "" {
+		c.BasePath = DefaultBasePath
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.HealthTimeout == 0 {
+		c.HealthTimeout = DefaultHealthTimeout
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return c
+}
+
+// validate checks a config that WithDefaults has filled; errors name the field.
+func (c Config) validate() error {
+	if !strings.HasPrefix(c.BasePath, "/") {
+		return fmt.Errorf("base_path: must start with /, got %q", c.BasePath)
+	}
+	if strings.ContainsAny(c.BasePath, "{} \t\r\n?#") {
+		return fmt.Errorf("base_path: must be a plain path without {, }, ?, # or spaces, got %q", c.BasePath)
+	}
+	if c.HealthTimeout < 0 {
+		return fmt.Errorf("health_timeout: must not be negative, got %s", c.HealthTimeout)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("max_body_bytes: must not be negative, got %d", c.MaxBodyBytes)
+	}
+	if len(c.Tokens) == 0 {
+		return errors.New("tokens: at least one token is required")
+	}
+	seen := make(map[string]int, len(c.Tokens))
+	for i, t := range c.Tokens {
+		if t.Secret == "" {
+			return fmt.Errorf("tokens[%d].secret: must not be empty (token %q)", i, t.Name)
+		}
+		if j, dup := seen[t.Secret]; dup {
+			// Never print the secret itself.
+			return fmt.Errorf("tokens[%d].secret: duplicates the secret of tokens[%d] (tokens %q and %q)", i, j, c.Tokens[j].Name, t.Name)
+		}
+		seen[t.Secret] = i
+		if t.Name == "" {
+			return fmt.Errorf("tokens[%d].name: must not be empty (it is recorded as the actor of every write)", i)
+		}
+		if _, err := ParseRole(string(t.Role)); err != nil {
+			return fmt.Errorf("tokens[%d].role: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// api is the handler New returns.
+type api struct {
+	engine *metering.Engine
+	cfg    Config
+	log    *zap.Logger
+	auth   *authenticator
+	mux    *http.ServeMux
+	base   string // BasePath without its trailing slash
+}
+
+// handlerFunc is a route's handler: it writes its answer, or returns an
+// error that writeError turns into the JSON error body.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one line of a resource's route table.
+type route struct {
+	method string
+	path   string // below BasePath, with {wildcards}
+	h      handlerFunc
+	public bool // served without a token (only /health)
+}
+
+// New checks cfg and returns the admin API handler over engine.
+func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
+	if engine == nil {
+		return nil, errors.New("admin: engine is required")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &api{engine: engine, cfg: cfg, log: cfg.Logger, auth: newAuthenticator(cfg.Tokens),
+		mux: http.NewServeMux(), base: strings.TrimSuffix(cfg.BasePath, "/")}
+	for _, table := range [][]route{a.healthRoutes(), a.projectRoutes(), a.userRoutes()} {
+		for _, rt := range table {
+			a.mux.Handle(rt.method+" "+a.base+rt.path, a.wrap(rt))
+		}
+	}
+	return a, nil
+}
+
+// ServeHTTP authenticates, routes and authorizes a request.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Route first without running anything, so that public routes need no
+	// token and 404/405 come out as JSON.
+	handler, pattern := a.mux.Handler(r)
+	public := a.isPublic(r.URL.Path)
+	var p principal
+	if !public {
+		var ok bool
+		if p, ok = a.auth.authenticate(r); !ok {
+			h.Set("WWW-Authenticate", `Bearer realm="tollgate admin"`)
+			a.writeError(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated",
+				Message: "missing or invalid admin token (Authorization: Bearer <token>)"})
+			return
+		}
+	}
+	if pattern == "" {
+		a.noRoute(w, r, handler)
+		return
+	}
+	if !public && p.role != RoleAdmin && !isRead(r.Method) {
+		a.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden",
+			Message: fmt.Sprintf("token %q has the %s role, which may only read", p.name, p.role)})
+		return
+	}
+	a.mux.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+}
+
+func (a *api) isPublic(path string) bool { return path == a.base+"/health" }
+
+func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
+
+// noRoute answers a request the mux has no route for with the mux's own
+// status (404, or 405 with its Allow header) and a JSON body.
+func (a *api) noRoute(w http.ResponseWriter, r *http.Request, muxHandler http.Handler) {
+	rec := &statusRecorder{header: http.Header{}}
+	muxHandler.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		a.writeError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)})
+		return
+	}
+	a.writeError(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found",
+		Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+}
+
+// statusRecorder captures the status and headers of the mux's fallback
+// handler; the plain-text body is dropped.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// wrap turns a route's handler into an http.Handler that writes its error.
+func (a *api) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := rt.h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}

@@ -1,0 +1,260 @@
+package admin
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+// Page sizes of GET /users.
+const (
+	defaultUserLimit = 50
+	maxUserLimit     = 1000
+)
+
+func (a *api) userRoutes() []route {
+	return []route{
+		{method: "POST", path: "/users", h: a.createUser},
+		{method: "GET", path: "/users", h: a.listUsers},
+		{method: "GET", path: "/users/{username}", h: a.getUser},
+		{method: "POST", path: "/users/{username}/credits", h: a.adjustCredits},
+		{method: "POST", path: "/users/{username}/deactivate", h: a.setActive(false)},
+		{method: "POST", path: "/users/{username}/activate", h: a.setActive(true)},
+		{method: "POST", path: "/users/{username}/key/rotate", h: a.rotateKey},
+	}
+}
+
+// userJSON is the User object of the contract. Balances are the live
+// (Redis) ones; Postgres's lag by the events not yet reconciled.
+type userJSON struct {
+	Username           string           `json:"username"`
+	Project            *string          `json:"project"`
+	Status             string           `json:"status"`
+	PersonalCredits    metering.Credits `json:"personal_credits"`
+	Awarded            metering.Credits `json:"awarded"`
+	Purchased          metering.Credits `json:"purchased"`
+	AllowanceRemaining metering.Credits `json:"allowance_remaining"`
+	PoolAvailable      metering.Credits `json:"pool_available"`
+	EffectiveCredits   metering.Credits `json:"effective_credits"`
+	MonthlyGrant       metering.Credits `json:"monthly_grant"`
+	Partner            bool             `json:"partner"`
+	Key                *keyJSON         `json:"key"`
+	HasUsage           bool             `json:"has_usage"`
+	InFlight           int64            `json:"in_flight"`
+	LastActivityAt     *time.Time       `json:"last_activity_at"`
+	CreatedAt          time.Time        `json:"created_at"`
+}
+
+// keyJSON describes a user's key without revealing it.
+type keyJSON struct {
+	Prefix    string     `json:"prefix"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+func userOut(v metering.UserView) userJSON {
+	out := userJSON{
+		Username:           v.Username,
+		Status:             "inactive",
+		PersonalCredits:    v.Live.Awarded + v.Live.Purchased,
+		Awarded:            v.Live.Awarded,
+		Purchased:          v.Live.Purchased,
+		AllowanceRemaining: v.Live.Allowance,
+		PoolAvailable:      v.Live.PoolAvailable,
+		EffectiveCredits:   v.Live.Effective,
+		MonthlyGrant:       v.MonthlyGrant,
+		Partner:            v.Partner,
+		HasUsage:           v.HasUsage,
+		InFlight:           v.InFlight,
+		LastActivityAt:     optionalTimeJSON(v.LastActivityAt),
+		CreatedAt:          timeJSON(v.CreatedAt),
+	}
+	if v.ProjectName != "" {
+		p := v.ProjectName
+		out.Project = &p
+	}
+	if v.Active {
+		out.Status = "active"
+	}
+	if k := v.Key; k != nil {
+		out.Key = &keyJSON{Prefix: k.Prefix, CreatedAt: timeJSON(k.CreatedAt), ExpiresAt: optionalTimeJSON(k.ExpiresAt)}
+	}
+	return out
+}
+
+// createUserRequest is the body of POST /users.
+type createUserRequest struct {
+	Username       string  `json:"username"`
+	Project        *string `json:"project"` // null or absent: unassigned
+	InitialCredits amount  `json:"initial_credits"`
+	Purchased      amount  `json:"purchased"`
+	MonthlyGrant   amount  `json:"monthly_grant"`
+	Partner        bool    `json:"partner"`
+	KeyExpiresAt   *string `json:"key_expires_at"`
+}
+
+func (req *createUserRequest) spec() (metering.UserSpec, error) {
+	s := metering.UserSpec{Username: req.Username, Partner: req.Partner}
+	if req.Project != nil {
+		if *req.Project == "" {
+			return s, invalidArg("project", "must be a project name or null")
+		}
+		s.Project = *req.Project
+	}
+	var err error
+	if s.InitialCredits, err = req.InitialCredits.credits("initial_credits"); err != nil {
+		return s, err
+	}
+	if s.Purchased, err = req.Purchased.credits("purchased"); err != nil {
+		return s, err
+	}
+	if s.MonthlyGrant, err = req.MonthlyGrant.credits("monthly_grant"); err != nil {
+		return s, err
+	}
+	if s.KeyExpiresAt, err = parseTime("key_expires_at", req.KeyExpiresAt); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// createUser: POST /users → 201 {"user": User, "api_key": "tg_..."}; 409
+// when the username is taken. The key is shown this once.
+func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req createUserRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	if req.Username == "" {
+		return invalidArg("username", "is required")
+	}
+	spec, err := req.spec()
+	if err != nil {
+		return err
+	}
+	v, key, err := a.engine.CreateUser(r.Context(), actor(r), spec)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		User   userJSON `json:"user"`
+		APIKey string   `json:"api_key"`
+	}{userOut(v), key})
+	return nil
+}
+
+// listUsers: GET /users?limit=&cursor= → {"users":[User],"next_cursor":"..."},
+// by username. The cursor is opaque to clients (base64url of the last
+// username of the page); next_cursor is absent on the last page.
+func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	for _, name := range []string{"search", "project", "status", "sort"} {
+		if q.Has(name) {
+			// Ignoring a filter would answer with the wrong users.
+			return invalidArg(name, "this filter is not supported yet")
+		}
+	}
+	limit := defaultUserLimit
+	if s := q.Get("limit"); s != "" || q.Has("limit") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxUserLimit {
+			return invalidArg("limit", "must be a whole number from 1 to 1000")
+		}
+		limit = n
+	}
+	after := ""
+	if c := q.Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || !metering.ValidName(string(b)) {
+			return invalidArg("cursor", "is not a cursor this API returned")
+		}
+		after = string(b)
+	}
+	views, next, err := a.engine.ListUsers(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Users      []userJSON `json:"users"`
+		NextCursor string     `json:"next_cursor,omitempty"`
+	}{Users: make([]userJSON, len(views))}
+	for i, v := range views {
+		out.Users[i] = userOut(v)
+	}
+	if next != "" {
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(next))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// getUser: GET /users/{username} → User.
+func (a *api) getUser(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.engine.GetUser(r.Context(), r.PathValue("username"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, userOut(v))
+	return nil
+}
+
+// adjustCreditsRequest is the body of POST /users/{username}/credits.
+type adjustCreditsRequest struct {
+	Delta  amount `json:"delta"`
+	Bucket string `json:"bucket"` // default awarded
+	Note   string `json:"note"`
+}
+
+// adjustCredits: POST /users/{username}/credits → User; 409 when the
+// bucket would go below zero.
+func (a *api) adjustCredits(w http.ResponseWriter, r *http.Request) error {
+	var req adjustCreditsRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	delta, err := req.Delta.requiredCredits("delta")
+	if err != nil {
+		return err
+	}
+	bucket := metering.BucketAwarded
+	if req.Bucket != "" {
+		bucket = metering.Bucket(req.Bucket)
+	}
+	if bucket != metering.BucketAwarded && bucket != metering.BucketPurchased {
+		return invalidArg("bucket", `must be "awarded" or "purchased"`)
+	}
+	v, err := a.engine.AdjustCredits(r.Context(), actor(r), r.PathValue("username"), bucket, delta, req.Note)
+	if err != nil {
+		return adjustError(err, delta)
+	}
+	writeJSON(w, http.StatusOK, userOut(v))
+	return nil
+}
+
+// setActive: POST /users/{username}/deactivate and /activate → User. The
+// key stops (or starts again) working at once; balances are kept.
+func (a *api) setActive(active bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := a.engine.SetUserActive(r.Context(), actor(r), r.PathValue("username"), active)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, userOut(v))
+		return nil
+	}
+}
+
+// rotateKey: POST /users/{username}/key/rotate → {"api_key": "tg_..."}.
+// The old key fails from this moment; the new one is shown this once.
+func (a *api) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	key, err := a.engine.RotateKey(r.Context(), actor(r), r.PathValue("username"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		APIKey string `json:"api_key"`
+	}{key})
+	return nil
+}

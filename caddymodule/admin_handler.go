@@ -1,0 +1,84 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/admin"
+)
+
+func init() {
+	caddy.RegisterModule(AdminHandler{})
+}
+
+// AdminHandler serves the admin API (see admin-api.md). It answers every
+// request it is given; route it with a path matcher such as /admin/v1/*.
+type AdminHandler struct {
+	// Tokens allowed to call the API. Secrets may be placeholders such as
+	// {env.TOLLGATE_ADMIN_TOKEN}; a token whose secret resolves to empty is
+	// skipped (an optional token left unset).
+	Tokens []AdminToken `json:"tokens,omitempty"`
+	// BasePath the routes live under. Default /admin/v1.
+	BasePath string `json:"base_path,omitempty"`
+
+	handler http.Handler
+}
+
+// AdminToken is one bearer token: its secret, the name recorded as actor in
+// the audit log, and its role (admin or viewer).
+type AdminToken struct {
+	Secret string `json:"secret,omitempty"`
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (AdminHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.metering_admin", New: func() caddy.Module { return new(AdminHandler) }}
+}
+
+// Provision resolves token secrets and builds the admin API.
+func (a *AdminHandler) Provision(ctx caddy.Context) error {
+	log := ctx.Logger()
+	app, err := appFrom(ctx, "metering_admin")
+	if err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+	var tokens []admin.Token
+	for _, t := range a.Tokens {
+		secret := repl.ReplaceAll(t.Secret, "")
+		if secret == "" {
+			log.Warn("admin token has an empty secret and is disabled", zap.String("name", t.Name))
+			continue
+		}
+		role, err := admin.ParseRole(t.Role)
+		if err != nil {
+			return fmt.Errorf("metering_admin token %q: %w", t.Name, err)
+		}
+		tokens = append(tokens, admin.Token{Name: t.Name, Secret: secret, Role: role})
+	}
+	if len(tokens) == 0 {
+		return fmt.Errorf("metering_admin: no usable token (set the admin token's secret, e.g. TOLLGATE_ADMIN_TOKEN)")
+	}
+	a.handler, err = admin.New(app.Engine(), admin.Config{BasePath: a.BasePath, Tokens: tokens, Logger: log})
+	if err != nil {
+		return fmt.Errorf("metering_admin: %w", err)
+	}
+	return nil
+}
+
+func (a *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	a.handler.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*AdminHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*AdminHandler)(nil)
+)

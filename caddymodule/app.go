@@ -1,0 +1,150 @@
+// Package caddymodule is Tollgate's Caddy glue: the `metering` app (Redis
+// client, Postgres pool, reconciler), the `metering` HTTP handler that
+// charges requests, and the `metering_admin` handler serving the admin API.
+package caddymodule
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `metering` app: the engine shared by every metering and
+// metering_admin handler of a config. Connections and the reconciler live in
+// a package-level pool keyed by their settings, so a config reload reuses
+// them instead of opening a second set.
+type App struct {
+	// Redis URL, e.g. redis://127.0.0.1:6379/0. Placeholders such as
+	// {env.X} are resolved at provision time.
+	Redis string `json:"redis,omitempty"`
+	// Postgres URL, e.g. postgres://user@host/db.
+	Postgres string `json:"postgres,omitempty"`
+	// KeyPepper is the secret HMAC key for API key hashes. Required.
+	KeyPepper string `json:"key_pepper,omitempty"`
+	// KeyEncryptionKey, base64 of 32 bytes, enables key reveal. Optional.
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
+	// RedisPrefix names this deployment's Redis keys. Default "tollgate".
+	RedisPrefix string `json:"redis_prefix,omitempty"`
+	// SkipMigrations turns off applying migrations at start.
+	SkipMigrations bool `json:"skip_migrations,omitempty"`
+	// ReconcilerConsumer names this gateway in the stream consumer group.
+	// Default: the host name.
+	ReconcilerConsumer string `json:"reconciler_consumer,omitempty"`
+
+	engine *metering.Engine
+	shared *sharedStores
+	key    string
+	log    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "metering", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision resolves placeholders, connects (lazily) and builds the engine.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	repl := caddy.NewReplacer()
+	redisURL := repl.ReplaceAll(a.Redis, "")
+	pgURL := repl.ReplaceAll(a.Postgres, "")
+	pepper := repl.ReplaceAll(a.KeyPepper, "")
+	kekB64 := strings.TrimSpace(repl.ReplaceAll(a.KeyEncryptionKey, ""))
+	prefix := repl.ReplaceAll(a.RedisPrefix, "")
+	if redisURL == "" {
+		return errors.New("metering: redis URL is required")
+	}
+	if pgURL == "" {
+		return errors.New("metering: postgres URL is required")
+	}
+	if pepper == "" {
+		return errors.New("metering: key_pepper is required (it resolved to an empty string)")
+	}
+	var kek []byte
+	if kekB64 != "" {
+		var err error
+		if kek, err = base64.StdEncoding.DecodeString(kekB64); err != nil || len(kek) != 32 {
+			return errors.New("metering: key_encryption_key must be the base64 encoding of 32 bytes")
+		}
+	}
+	cfg := metering.Config{RedisPrefix: prefix, KeyPepper: []byte(pepper), KeyEncryptionKey: kek,
+		Logger: a.log}.WithDefaults()
+
+	a.key = redisURL + "\x00" + pgURL + "\x00" + cfg.RedisPrefix
+	v, _, err := stores.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+		return openStores(redisURL, pgURL, cfg, a.ReconcilerConsumer, a.log)
+	})
+	if err != nil {
+		return fmt.Errorf("metering: %w", err)
+	}
+	a.shared = v.(*sharedStores)
+	if !a.SkipMigrations {
+		a.migrate(ctx)
+	}
+	a.engine, err = metering.NewEngine(a.shared.rdb, a.shared.db, cfg)
+	return err
+}
+
+// migrate applies migrations; when Postgres is down the gateway still
+// starts and serves from Redis, as it would if Postgres failed later.
+func (a *App) migrate(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	applied, err := metering.Migrate(ctx, a.shared.db)
+	if err != nil {
+		a.log.Error("could not apply migrations; serving from Redis, run `tollgate migrate` once Postgres is up", zap.Error(err))
+		return
+	}
+	if len(applied) > 0 {
+		a.log.Info("applied migrations", zap.Strings("migrations", applied))
+	}
+}
+
+// Start starts the shared reconciler (once, whatever the number of reloads).
+func (a *App) Start() error { return a.shared.startReconciler() }
+
+// Stop does nothing: the shared stores outlive a reload and are released in Cleanup.
+func (a *App) Stop() error { return nil }
+
+// Cleanup closes this config's engine and releases its hold on the stores.
+func (a *App) Cleanup() error {
+	if a.engine != nil {
+		a.engine.Close()
+	}
+	if a.shared != nil {
+		_, err := stores.Delete(a.key)
+		return err
+	}
+	return nil
+}
+
+// Engine is the metering core for handlers.
+func (a *App) Engine() *metering.Engine { return a.engine }
+
+// appFrom returns the configured metering app or a clear error.
+func appFrom(ctx caddy.Context, who string) (*App, error) {
+	v, err := ctx.AppIfConfigured("metering")
+	if err != nil {
+		return nil, fmt.Errorf("%s needs the metering app: add a `metering { redis … postgres … key_pepper … }` global option: %w", who, err)
+	}
+	return v.(*App), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

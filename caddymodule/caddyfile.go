@@ -1,0 +1,153 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("metering", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("metering", parseHandler)
+	httpcaddyfile.RegisterHandlerDirective("metering_admin", parseAdminHandler)
+	// Both go before reverse_proxy, so no `order` line is needed; the admin
+	// API is registered first so it comes before metering too (Caddy only
+	// accepts standard directives as anchors).
+	httpcaddyfile.RegisterDirectiveOrder("metering_admin", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirectiveOrder("metering", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// parseGlobalOption parses the `metering` global option:
+//
+//	metering {
+//		redis               <url>
+//		postgres            <url>
+//		key_pepper          <secret>
+//		key_encryption_key  <base64 of 32 bytes>
+//		redis_prefix        <name>
+//		reconciler_consumer <name>
+//		skip_migrations
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var target *string
+		switch d.Val() {
+		case "redis":
+			target = &app.Redis
+		case "postgres":
+			target = &app.Postgres
+		case "key_pepper":
+			target = &app.KeyPepper
+		case "key_encryption_key":
+			target = &app.KeyEncryptionKey
+		case "redis_prefix":
+			target = &app.RedisPrefix
+		case "reconciler_consumer":
+			target = &app.ReconcilerConsumer
+		case "skip_migrations":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.SkipMigrations = true
+			continue
+		default:
+			return nil, d.Errf("unknown metering option %q", d.Val())
+		}
+		// An empty value (an unset {$VAR}) is allowed here and reported by
+		// Provision, which knows whether the setting is required.
+		if d.NextArg() {
+			*target = d.Val()
+		}
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+	}
+	return httpcaddyfile.App{Name: "metering", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseHandler parses the `metering` directive:
+//
+//	metering [<cost>] {
+//		cost <credits>
+//	}
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	h.Next() // the directive name
+	setCost := func() error {
+		if _, err := metering.ParseCredits(h.Val()); err != nil {
+			return h.Errf("cost %q: %v", h.Val(), err)
+		}
+		m.Cost = h.Val()
+		return nil
+	}
+	if h.NextArg() {
+		if err := setCost(); err != nil {
+			return nil, err
+		}
+	}
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	for h.NextBlock(0) {
+		switch h.Val() {
+		case "cost":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			if err := setCost(); err != nil {
+				return nil, err
+			}
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		default:
+			return nil, h.Errf("unknown metering subdirective %q", h.Val())
+		}
+	}
+	return m, nil
+}
+
+// parseAdminHandler parses the `metering_admin` directive:
+//
+//	metering_admin {
+//		token     <secret> <name> <admin|viewer>
+//		base_path <path>
+//	}
+func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(AdminHandler)
+	h.Next()
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	for h.NextBlock(0) {
+		switch h.Val() {
+		case "token":
+			args := h.RemainingArgs()
+			// An unset optional token ({$VAR} empty) leaves two arguments.
+			switch len(args) {
+			case 3:
+				a.Tokens = append(a.Tokens, AdminToken{Secret: args[0], Name: args[1], Role: args[2]})
+			case 2:
+				a.Tokens = append(a.Tokens, AdminToken{Name: args[0], Role: args[1]})
+			default:
+				return nil, h.Err("token takes <secret> <name> <role>")
+			}
+		case "base_path":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			a.BasePath = h.Val()
+		default:
+			return nil, h.Errf("unknown metering_admin subdirective %q", h.Val())
+		}
+	}
+	return a, nil
+}

@@ -1,0 +1,131 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the adapt golden files")
+
+func TestParseHandler(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in, cost, err string
+	}{
+		{in: `metering`, cost: ""},
+		{in: `metering 2.5`, cost: "2.5"},
+		{in: "metering {\n cost 0.000001\n}", cost: "0.000001"},
+		{in: `metering 1 2`, err: "wrong argument count"},
+		{in: `metering abc`, err: "cost"},
+		{in: `metering 0.0000001`, err: "cost"},
+		{in: "metering {\n cost\n}", err: "wrong argument count"},
+		{in: "metering {\n price_by model\n}", err: "unknown metering subdirective"},
+	}
+	for _, c := range cases {
+		h, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(c.in)})
+		if c.err != "" {
+			require.ErrorContains(t, err, c.err, c.in)
+			continue
+		}
+		require.NoError(t, err, c.in)
+		require.Equal(t, c.cost, h.(*Handler).Cost, c.in)
+	}
+}
+
+func TestParseGlobalOption(t *testing.T) {
+	t.Parallel()
+	v, err := parseGlobalOption(caddyfile.NewTestDispenser(`metering {
+		redis redis://r:6379/1
+		postgres postgres://p/db
+		key_pepper {env.PEPPER}
+		key_encryption_key {env.KEK}
+		redis_prefix school
+		reconciler_consumer gw1
+		skip_migrations
+	}`), nil)
+	require.NoError(t, err)
+	app := v.(httpcaddyfile.App)
+	require.Equal(t, "metering", app.Name)
+	var got App
+	require.NoError(t, json.Unmarshal(app.Value, &got))
+	require.Equal(t, App{Redis: "redis://r:6379/1", Postgres: "postgres://p/db", KeyPepper: "{env.PEPPER}",
+		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", SkipMigrations: true}, got)
+
+	for in, msg := range map[string]string{
+		"metering {\n bogus 1\n}":           "unknown metering option",
+		"metering {\n redis a b\n}":         "wrong argument count",
+		"metering x":                        "wrong argument count",
+		"metering {\n skip_migrations x\n}": "wrong argument count",
+	} {
+		_, err := parseGlobalOption(caddyfile.NewTestDispenser(in), nil)
+		require.ErrorContains(t, err, msg, in)
+	}
+}
+
+func TestParseAdminHandler(t *testing.T) {
+	t.Parallel()
+	h, err := parseAdminHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(`metering_admin {
+		token {env.A} ops admin
+		token s3cret reports viewer
+		base_path /api
+	}`)})
+	require.NoError(t, err)
+	a := h.(*AdminHandler)
+	require.Equal(t, "/api", a.BasePath)
+	require.Equal(t, []AdminToken{{Secret: "{env.A}", Name: "ops", Role: "admin"}, {Secret: "s3cret", Name: "reports", Role: "viewer"}}, a.Tokens)
+
+	for in, msg := range map[string]string{
+		"metering_admin {\n token a\n}":   "token takes",
+		"metering_admin {\n nope\n}":      "unknown metering_admin subdirective",
+		"metering_admin {\n base_path\n}": "wrong argument count",
+		"metering_admin arg":              "wrong argument count",
+	} {
+		_, err := parseAdminHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		require.ErrorContains(t, err, msg, in)
+	}
+}
+
+// TestAdaptGolden adapts each testdata/*.caddyfile and compares the JSON
+// with the .json file beside it (go test -run Adapt -update rewrites them).
+func TestAdaptGolden(t *testing.T) {
+	t.Setenv("TOLLGATE_LISTEN", "")
+	t.Setenv("TOLLGATE_UPSTREAM", "")
+	t.Setenv("TOLLGATE_REDIS_URL", "")
+	t.Setenv("TOLLGATE_DATABASE_URL", "")
+	files, _ := filepath.Glob("testdata/*.caddyfile")
+	files = append(files, "../Caddyfile")
+	require.NotEmpty(t, files)
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		require.NoError(t, err)
+		out, warnings, err := adapter.Adapt(in, map[string]any{"filename": f})
+		require.NoError(t, err, f)
+		require.Empty(t, warnings, f)
+		var pretty map[string]any
+		require.NoError(t, json.Unmarshal(out, &pretty))
+		got, _ := json.MarshalIndent(pretty, "", "\t")
+		golden := "testdata/" + strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)) + ".json"
+		if filepath.Base(f) == "Caddyfile" {
+			golden = "testdata/root-caddyfile.json"
+		}
+		if *update {
+			require.NoError(t, os.WriteFile(golden, append(got, '\n'), 0o644))
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		require.NoError(t, err, "missing golden file; run go test ./caddymodule -run Adapt -update")
+		require.JSONEq(t, string(want), string(got), f)
+		// The secrets stay placeholders in the adapted config.
+		require.NotContains(t, string(got), "TOLLGATE_KEY_PEPPER=")
+	}
+}

@@ -1,0 +1,106 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// ChargeStatus is the outcome of a charge.
+type ChargeStatus int
+
+const (
+	// Charged: the cost was taken.
+	Charged ChargeStatus = iota
+	// Insufficient: all buckets together cannot pay; nothing was taken.
+	Insufficient
+	// KeyRefused: unknown, malformed, rotated, expired or deactivated key.
+	// Callers answer the same for every case.
+	KeyRefused
+)
+
+// Split says how much of a charge came from each bucket.
+type Split struct {
+	Allowance, Pool, Awarded, Purchased Credits
+}
+
+// ChargeResult is what a charge did.
+type ChargeResult struct {
+	Status   ChargeStatus
+	UserID   int64
+	Username string
+	Project  string // "" when unassigned
+	// Remaining is the effective credits after the charge, or, when
+	// Insufficient, the effective credits that could not cover it.
+	Remaining Credits
+	Taken     Split
+}
+
+// Charge authenticates key and takes cost from the user's buckets in order,
+// in one atomic script call, appending the usage event to the stream.
+// request labels the event (e.g. "POST /v1/chat/completions").
+// Errors wrapping ErrUnavailable mean Redis could not be reached: fail closed.
+func (e *Engine) Charge(ctx context.Context, key string, cost Credits, request string) (ChargeResult, error) {
+	if !WellFormedKey(key) {
+		return ChargeResult{Status: KeyRefused}, nil
+	}
+	if cost < 0 || cost > MaxCredits {
+		return ChargeResult{}, fmt.Errorf("charge: cost %d out of range", cost)
+	}
+	h := e.hasher.Hash(key)
+	// Each retry follows a repair (stale cache dropped, state loaded), so
+	// three attempts cover a cold Redis plus a concurrent admin change.
+	for attempt := 0; attempt < 3; attempt++ {
+		ent, err := e.resolve(ctx, h)
+		if err != nil || ent == nil {
+			return ChargeResult{Status: KeyRefused}, err
+		}
+		now := e.cfg.Now()
+		start, month := ent.periodArgs(now)
+		c := getCall(chargeScript)
+		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events())
+		c.args = append(c.args, "charge", keyString(&h), ent.versionArg, ent.projectVer,
+			now.UnixMilli(), start, month, int64(cost), e.ids.Next(), request, ent.userArg)
+		err = e.runner.run(ctx, c)
+		res := c.res
+		if err != nil {
+			putCall(c)
+			return ChargeResult{}, err
+		}
+		out := ChargeResult{UserID: ent.userID, Username: ent.username, Project: ent.project}
+		code := res[0]
+		switch {
+		case code == scriptOK && len(res) >= 6:
+			out.Status, out.Remaining = Charged, Credits(res[1])
+			out.Taken = Split{Credits(res[2]), Credits(res[3]), Credits(res[4]), Credits(res[5])}
+		case code == scriptInsufficient && len(res) >= 2:
+			out.Status, out.Remaining = Insufficient, Credits(res[1])
+		case code == scriptRefused:
+			out = ChargeResult{Status: KeyRefused}
+		}
+		putCall(c)
+		switch code {
+		case scriptOK, scriptInsufficient, scriptRefused:
+			return out, nil
+		case scriptStale:
+			e.cache.drop(h)
+		case scriptNoUser:
+			e.cache.drop(h)
+			if found, err := e.loadUser(ctx, ent.userID); err != nil || !found {
+				return ChargeResult{Status: KeyRefused}, err
+			}
+		case scriptNoProject:
+			if err := e.loadProject(ctx, ent.projectID); err != nil {
+				return ChargeResult{}, err
+			}
+		default:
+			return ChargeResult{}, fmt.Errorf("charge script answered %v", res)
+		}
+	}
+	return ChargeResult{}, fmt.Errorf("%w: charge did not settle after repeated cache refreshes", ErrUnavailable)
+}
+
+// keyString views the hash as the raw 32-byte string the scripts compare.
+func keyString(h *KeyHash) string { return string(h[:]) }
+
+func formatInt(v int64) string { return strconv.FormatInt(v, 10) }

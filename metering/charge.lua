@@ -1,0 +1,147 @@
+-- charge.lua: bring a user's balances up to date and change them, in one
+-- atomic step. The single place where the waterfall, lazy refills and lazy
+-- grants are computed.
+--
+-- KEYS[1] user hash   KEYS[2] project hash (ignored for unassigned users)
+-- KEYS[3] event stream
+-- ARGV[1] mode:
+--   "charge" validate the key, take ARGV[8] through the waterfall
+--   "peek"   report balances as of now, refills applied in the answer only
+--   "adjust" add ARGV[8] (signed) to bucket ARGV[12] after refills (admin)
+-- ARGV[2] key hash the caller holds (charge only)
+-- ARGV[3] user version the caller cached   ARGV[4] project version it cached
+-- ARGV[5] now, Unix milliseconds
+-- ARGV[6] start of the project's current allowance period, Unix seconds
+-- ARGV[7] current month index (year*12+month-1) for monthly grants
+-- ARGV[8] cost (charge) or delta (adjust) in micro-credits
+-- ARGV[9] event id   ARGV[10] request label (charge)
+-- ARGV[11] user id (as in KEYS[1]), recorded in events
+-- ARGV[12] bucket field "aw" or "pr" (adjust)   ARGV[13] event kind (adjust)
+-- ARGV[14] actor (adjust)   ARGV[15] note (adjust)
+--
+-- Answers {status, ...}:
+--   0  ok: charge {0, effective_after, allowance, pool, awarded, purchased} taken
+--          peek   {0, effective, allowance, pool_available, awarded, purchased,
+--                  pool_balance, pool_used}
+--          adjust {0, new bucket balance}
+--   1  insufficient: {1, effective} (charge), {1, bucket balance} (adjust)
+--   2  adjust would exceed the maximum balance: {2, bucket balance}
+--  -1  user not in Redis (load it)   -2 caller's cache is stale
+--  -3  key refused (inactive user or expired key)   -4 project not in Redis
+--
+-- Every check and read happens before the first write: Redis does not roll
+-- back a script that fails half way. Numbers are Lua doubles, exact below
+-- 2^53; MAX keeps every stored balance there.
+
+local MAX = 9007199254740991
+local mode = ARGV[1]
+local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
+  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm')
+-- Balances are loaded from Postgres on demand; config fields may arrive first.
+if not u[7] or not u[2] then return {-1} end
+local now = tonumber(ARGV[5])
+if mode == 'charge' then
+  if u[1] ~= ARGV[2] or u[2] ~= ARGV[3] then return {-2} end
+  if u[3] ~= '1' then return {-3} end
+  local exp = tonumber(u[4])
+  if exp > 0 and now >= exp then return {-3} end
+end
+
+local pid = u[5]
+local alw, ap, pu = tonumber(u[7]), tonumber(u[8]), tonumber(u[9])
+local aw, pr, mg, gm = tonumber(u[10]), tonumber(u[11]), tonumber(u[12]), tonumber(u[13])
+
+local amt, per, pool_on, pb, pl, pname = 0, 'none', false, 0, -1, ''
+if pid ~= '0' then
+  local p = redis.call('HMGET', KEYS[2], 'v', 'n', 'amt', 'per', 'pe', 'pb', 'pl')
+  if not p[1] or not p[6] then return {-4} end
+  if mode == 'charge' and p[1] ~= ARGV[4] then return {-2} end
+  pname, amt, per = p[2], tonumber(p[3]), p[4]
+  pool_on, pb, pl = p[5] == '1', tonumber(p[6]), tonumber(p[7])
+end
+
+-- Lazy allowance refill: the period rolled since the last one. "<" rather
+-- than "~=" so a gateway whose clock lags cannot roll the period back.
+local pstart = tonumber(ARGV[6])
+local refilled, refill_a, refill_pu = false, 0, 0
+if pid ~= '0' and per ~= 'none' and ap < pstart then
+  refilled, refill_a, refill_pu = true, amt - alw, 0 - pu
+  alw, pu, ap = amt, 0, pstart
+end
+
+-- Lazy monthly grants into purchased, one per month missed, exactly once.
+local month = tonumber(ARGV[7])
+local grant = 0
+if mg > 0 and gm < month then
+  local months = month - gm
+  if gm <= 0 then months = 1 end
+  grant = mg * months
+  if pr + grant > MAX then grant = MAX - pr end
+  pr, gm = pr + grant, month
+end
+
+local pool_avail = 0
+if pool_on then
+  pool_avail = pb
+  if pl >= 0 and pl - pu < pool_avail then pool_avail = pl - pu end
+  if pool_avail < 0 then pool_avail = 0 end
+end
+-- Each bucket is below 2^53 but their sum need not be; past MAX it would
+-- round, so it is capped (no single charge can exceed MAX anyway).
+local effective = alw + pool_avail + aw + pr
+if effective > MAX then effective = MAX end
+
+if mode == 'peek' then
+  return {0, effective, alw, pool_avail, aw, pr, pb, pu}
+end
+
+local amount = tonumber(ARGV[8])
+local ta, tp, taw, tpr = 0, 0, 0, 0
+local result
+if mode == 'adjust' then
+  local bal = aw
+  if ARGV[12] == 'pr' then bal = pr end
+  local new = bal + amount
+  if new < 0 then return {1, bal} end
+  if new > MAX then return {2, bal} end
+  if ARGV[12] == 'pr' then pr = new else aw = new end
+  result = {0, new}
+else
+  if amount > effective then return {1, effective} end
+  local rest = amount
+  local function take(avail)
+    local t = rest
+    if t > avail then t = avail end
+    rest = rest - t
+    return t
+  end
+  ta = take(alw)
+  tp = take(pool_avail)
+  taw = take(aw)
+  tpr = take(pr)
+  aw, pr = aw - taw, pr - tpr
+  result = {0, effective - amount, ta, tp, taw, tpr}
+end
+
+redis.call('HSET', KEYS[1], 'a', alw - ta, 'ap', ap, 'pu', pu + tp, 'aw', aw, 'pr', pr, 'gm', gm)
+if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
+
+-- Event ids: the caller's id, suffixed with characters its ids never contain.
+local uid, uname, t = ARGV[11], u[6], ARGV[5]
+if refilled then
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':r', 'k', 'refill', 't', t,
+    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'a', refill_a, 'pu', refill_pu, 'ap', pstart)
+end
+if grant > 0 then
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':g', 'k', 'grant', 't', t,
+    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'pr', grant, 'gm', month)
+end
+if mode == 'adjust' then
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9], 'k', ARGV[13], 't', t,
+    'u', uid, 'un', uname, 'p', pid, 'pn', pname, ARGV[12], amount, 'ac', ARGV[14], 'no', ARGV[15])
+else
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9], 'k', 'usage', 't', t,
+    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'c', amount,
+    'a', 0 - ta, 'pl', 0 - tp, 'pu', tp, 'aw', 0 - taw, 'pr', 0 - tpr, 'rq', ARGV[10])
+end
+return result

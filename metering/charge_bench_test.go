@@ -1,0 +1,44 @@
+package metering_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
+)
+
+// BenchmarkCharge measures one fixed-cost charge through the engine
+// (key check, HMAC, cache, one pipelined EVALSHA), serially and in parallel.
+func BenchmarkCharge(b *testing.B) {
+	w := meteringtest.New(b, meteringtest.Options{})
+	ctx := context.Background()
+	_, err := w.Engine.CreateProject(ctx, "bench", metering.ProjectSpec{Name: "p", AllowanceAmount: 10 * metering.Micro,
+		Period: metering.PeriodDaily, PoolEnabled: true, PoolBalance: 10 * metering.Micro})
+	require.NoError(b, err)
+	_, key, err := w.Engine.CreateUser(ctx, "bench", metering.UserSpec{Username: "u", Project: "p", InitialCredits: metering.MaxCredits / 2})
+	require.NoError(b, err)
+	charge := func() {
+		res, err := w.Engine.Charge(ctx, key, 1, "GET /bench")
+		if err != nil || res.Status != metering.Charged {
+			b.Fatalf("charge: %+v %v", res, err)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			charge()
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				charge()
+			}
+		})
+	})
+}

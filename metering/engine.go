@@ -1,0 +1,119 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// RedisPrefix names this deployment's keys ("tollgate" → "{tollgate}:…").
+	RedisPrefix string
+	// KeyPepper is the HMAC key for API key hashes. Required; changing it
+	// invalidates every key.
+	KeyPepper []byte
+	// KeyEncryptionKey (32 bytes) enables revealing keys later; optional.
+	KeyEncryptionKey []byte
+	// Now is the clock; tests inject their own. Default time.Now.
+	Now func() time.Time
+	// KeyIndexSyncTTL is how long a full key-index sync from Postgres is
+	// trusted before the next miss re-syncs. Default 10 minutes.
+	KeyIndexSyncTTL time.Duration
+	// NegativeCacheSize bounds how many unknown key hashes each gateway
+	// remembers. Default 65536.
+	NegativeCacheSize int
+	// NegativeCacheTTL is how long an unknown key is remembered. Default 10s.
+	NegativeCacheTTL time.Duration
+	Logger           *zap.Logger
+}
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = "tollgate"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.KeyIndexSyncTTL == 0 {
+		c.KeyIndexSyncTTL = 10 * time.Minute
+	}
+	if c.NegativeCacheSize == 0 {
+		c.NegativeCacheSize = 65536
+	}
+	if c.NegativeCacheTTL == 0 {
+		c.NegativeCacheTTL = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Engine is the metering core: API key resolution, charges, admin money
+// operations and the ledger. It uses but does not own its Redis client and
+// Postgres pool.
+type Engine struct {
+	cfg    Config
+	rdb    redis.UniversalClient
+	db     *pgxpool.Pool
+	keys   RedisKeys
+	hasher *KeyHasher
+	sealer *KeySealer // nil: reveal disabled
+	ids    *EventIDs
+	log    *zap.Logger
+	cache  *userCache
+	runner *scriptRunner
+	// keySync makes concurrent misses share one key-index sync.
+	keySync sync.Mutex
+}
+
+// NewEngine checks the config and builds an engine.
+func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if rdb == nil || db == nil {
+		return nil, errors.New("metering engine needs a Redis client and a Postgres pool")
+	}
+	keys, err := NewRedisKeys(cfg.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := NewKeyHasher(cfg.KeyPepper)
+	if err != nil {
+		return nil, fmt.Errorf("key_pepper: %w", err)
+	}
+	e := &Engine{cfg: cfg, rdb: rdb, db: db, keys: keys, hasher: hasher,
+		ids: NewEventIDs(), log: cfg.Logger,
+		cache: newUserCache(cfg.NegativeCacheSize, cfg.NegativeCacheTTL)}
+	if len(cfg.KeyEncryptionKey) > 0 {
+		if e.sealer, err = NewKeySealer(cfg.KeyEncryptionKey); err != nil {
+			return nil, err
+		}
+	}
+	e.runner = newScriptRunner(rdb)
+	return e, nil
+}
+
+// Close stops the engine's background script pipeline.
+func (e *Engine) Close() { e.runner.close() }
+
+// Keys exposes the Redis key names (for tests and tools).
+func (e *Engine) Keys() RedisKeys { return e.keys }
+
+// RevealEnabled reports whether keys are stored encrypted for reveal.
+func (e *Engine) RevealEnabled() bool { return e.sealer != nil }
+
+// unavailable wraps Redis errors so callers can fail closed with a 503.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}

@@ -1,0 +1,82 @@
+package metering
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Event kinds.
+const (
+	KindUsage   = "usage"
+	KindRefill  = "refill"
+	KindGrant   = "grant"
+	KindAdjust  = "adjust"
+	KindPool    = "pool"
+	KindInitial = "initial"
+)
+
+// Event is one balance change as appended to the stream by a Lua script and
+// recorded in the Postgres ledger. Deltas are signed micro-credits.
+type Event struct {
+	ID          string
+	Kind        string
+	At          time.Time
+	UserID      int64 // 0: none (pool events)
+	Username    string
+	ProjectID   int64 // 0: none
+	ProjectName string
+	Cost        Credits
+	Allowance   Credits
+	Pool        Credits
+	Awarded     Credits
+	Purchased   Credits
+	PoolUsed    Credits
+	// AllowancePeriod is set by refills: the period's start, Unix seconds.
+	AllowancePeriod int64
+	HasPeriod       bool
+	// GrantMonth is set by grants: year*12+month-1.
+	GrantMonth int64
+	HasGrant   bool
+	Request    string
+	Actor      string
+	Note       string
+}
+
+// parseStreamEvent decodes the field/value pairs written by the scripts.
+func parseStreamEvent(values map[string]any) (Event, error) {
+	var e Event
+	var err error
+	num := func(name string) int64 {
+		s, _ := values[name].(string)
+		if s == "" || err != nil {
+			return 0
+		}
+		var v int64
+		v, err = strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			err = fmt.Errorf("field %s=%q: %w", name, s, err)
+		}
+		return v
+	}
+	str := func(name string) string { s, _ := values[name].(string); return s }
+	e.ID, e.Kind = str("id"), str("k")
+	e.At = time.UnixMilli(num("t")).UTC()
+	e.UserID, e.Username = num("u"), str("un")
+	e.ProjectID, e.ProjectName = num("p"), str("pn")
+	e.Cost = Credits(num("c"))
+	e.Allowance, e.Pool = Credits(num("a")), Credits(num("pl"))
+	e.Awarded, e.Purchased = Credits(num("aw")), Credits(num("pr"))
+	e.PoolUsed = Credits(num("pu"))
+	if _, ok := values["ap"]; ok {
+		e.AllowancePeriod, e.HasPeriod = num("ap"), true
+	}
+	if _, ok := values["gm"]; ok {
+		e.GrantMonth, e.HasGrant = num("gm"), true
+	}
+	e.Request, e.Actor, e.Note = str("rq"), str("ac"), str("no")
+	if err == nil && (e.ID == "" || e.Kind == "") {
+		err = fmt.Errorf("event without id or kind")
+	}
+	return e, err
+}

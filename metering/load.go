@@ -1,0 +1,228 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// userConfigArgs returns the config field/value pairs of a user hash.
+func userConfigArgs(u User) []any {
+	kh, exp := "", int64(0)
+	if u.Key != nil {
+		kh, exp = string(u.Key.Hash[:]), expiresMillis(u.Key.ExpiresAt)
+	}
+	st := "0"
+	if u.Active {
+		st = "1"
+	}
+	return []any{"kh", kh, "st", st, "exp", exp, "p", u.ProjectID, "n", u.Username, "mg", int64(u.MonthlyGrant)}
+}
+
+// userBalanceArgs are written only when Redis has no balances for the user yet.
+func userBalanceArgs(u User) []any {
+	return []any{"a", int64(u.AllowanceRemaining), "ap", u.AllowancePeriod, "pu", int64(u.PoolUsed),
+		"aw", int64(u.Awarded), "pr", int64(u.Purchased), "gm", u.GrantMonth}
+}
+
+func projectConfigArgs(p Project) []any {
+	pe, pl := "0", int64(-1)
+	if p.PoolEnabled {
+		pe = "1"
+	}
+	if p.PoolPerUserLimit != nil {
+		pl = int64(*p.PoolPerUserLimit)
+	}
+	return []any{"n", p.Name, "amt", int64(p.AllowanceAmount), "per", string(p.Period), "pe", pe, "pl", pl, "tz", p.TimeZone}
+}
+
+// writeHash runs load.lua: config written unless Redis holds a newer
+// version, balances only where absent, and optional key-index changes.
+func (e *Engine) writeHash(ctx context.Context, key string, version int64, config, balances []any, indexAdd string, indexUser int64, indexDel string) error {
+	args := make([]any, 0, 5+len(config)+len(balances))
+	args = append(args, version, indexAdd, indexUser, indexDel, len(config)/2)
+	args = append(args, config...)
+	args = append(args, balances...)
+	err := loadScript.Run(ctx, e.rdb, []string{key, e.keys.KeyIndex()}, args...).Err()
+	return unavailable(err)
+}
+
+// syncUserToRedis writes a user's Postgres state into Redis: config always
+// (if not older), balances only if Redis has none, plus the key-index entry.
+func (e *Engine) syncUserToRedis(ctx context.Context, u User, oldKey *KeyHash) error {
+	add, del := "", ""
+	if u.Key != nil {
+		add = string(u.Key.Hash[:])
+	}
+	if oldKey != nil {
+		del = string(oldKey[:])
+	}
+	return e.writeHash(ctx, e.keys.User(u.ID), u.Version, userConfigArgs(u), userBalanceArgs(u), add, u.ID, del)
+}
+
+func (e *Engine) syncProjectToRedis(ctx context.Context, p Project) error {
+	return e.writeHash(ctx, e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
+		[]any{"pb", int64(p.PoolBalance)}, "", 0, "")
+}
+
+// loadUser brings a user (and its project) from Postgres into Redis after
+// Redis was found without it. It reports false when Postgres has no such user.
+func (e *Engine) loadUser(ctx context.Context, id int64) (bool, error) {
+	u, err := getUserByID(ctx, e.db, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load user from postgres: %w", err)
+	}
+	if u.ProjectID != 0 {
+		if err := e.loadProject(ctx, u.ProjectID); err != nil {
+			return false, err
+		}
+	}
+	return true, e.syncUserToRedis(ctx, u, nil)
+}
+
+func (e *Engine) loadProject(ctx context.Context, id int64) error {
+	p, err := getProjectByID(ctx, e.db, id)
+	if err != nil {
+		return fmt.Errorf("load project from postgres: %w", err)
+	}
+	return e.syncProjectToRedis(ctx, p)
+}
+
+// syncKeyIndex copies every live key hash from Postgres into the Redis key
+// index and marks it complete for KeyIndexSyncTTL. Until the mark expires, a
+// key missing from the index is unknown without asking Postgres. Entries are
+// only added: a stale one is harmless because the charge script checks the
+// user's current key hash, and rotation removes the old entry itself.
+func (e *Engine) syncKeyIndex(ctx context.Context) error {
+	e.keySync.Lock()
+	defer e.keySync.Unlock()
+	if n, err := e.rdb.Exists(ctx, e.keys.KeyIndexSynced()).Result(); err != nil || n == 1 {
+		return unavailable(err)
+	}
+	batch := make([]any, 0, 2000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := e.rdb.HSet(ctx, e.keys.KeyIndex(), batch...).Err()
+		batch = batch[:0]
+		return unavailable(err)
+	}
+	err := forEachLiveKey(ctx, e.db, func(h []byte, userID int64) error {
+		batch = append(batch, string(h), strconv.FormatInt(userID, 10))
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("sync key index: %w", err)
+	}
+	return unavailable(e.rdb.Set(ctx, e.keys.KeyIndexSynced(), 1, e.cfg.KeyIndexSyncTTL).Err())
+}
+
+// resolve finds the cached entry for a key hash, building it from Redis (and
+// Postgres when Redis is cold) on a miss. nil, nil means the key is unknown.
+func (e *Engine) resolve(ctx context.Context, h KeyHash) (*userEntry, error) {
+	now := e.cfg.Now()
+	if ent, negative := e.cache.get(h, now); ent != nil || negative {
+		return ent, nil
+	}
+	ent, err := e.lookup(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if ent == nil {
+		e.cache.putUnknown(h, now)
+		return nil, nil
+	}
+	e.cache.put(h, ent)
+	return ent, nil
+}
+
+func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
+	uidStr, err := e.rdb.HGet(ctx, e.keys.KeyIndex(), string(h[:])).Result()
+	if errors.Is(err, redis.Nil) {
+		n, err := e.rdb.Exists(ctx, e.keys.KeyIndexSynced()).Result()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if n == 1 {
+			return nil, nil
+		}
+		if err := e.syncKeyIndex(ctx); err != nil {
+			return nil, err
+		}
+		uidStr, err = e.rdb.HGet(ctx, e.keys.KeyIndex(), string(h[:])).Result()
+	}
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	uid, err := strconv.ParseInt(uidStr, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("key index holds %q: %w", uidStr, err)
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		f, err := e.rdb.HMGet(ctx, e.keys.User(uid), "kh", "v", "p", "n", "a").Result()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if f[1] == nil || f[4] == nil {
+			found, err := e.loadUser(ctx, uid)
+			if err != nil || !found {
+				return nil, err
+			}
+			continue
+		}
+		if f[0] != string(h[:]) {
+			return nil, nil // rotated or revoked; the index entry is stale
+		}
+		ent := &userEntry{userID: uid, userArg: uidStr, userKey: e.keys.User(uid),
+			versionArg: f[1].(string), username: f[3].(string), period: PeriodNone, loc: time.UTC}
+		pid, _ := strconv.ParseInt(f[2].(string), 10, 64)
+		ent.projectKey = e.keys.Project(pid) // the script ignores it for pid 0
+		if pid != 0 {
+			if err := e.resolveProject(ctx, ent, pid); err != nil {
+				return nil, err
+			}
+		}
+		return ent, nil
+	}
+	return nil, fmt.Errorf("user %d: not in Redis after loading", uid)
+}
+
+func (e *Engine) resolveProject(ctx context.Context, ent *userEntry, pid int64) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		f, err := e.rdb.HMGet(ctx, ent.projectKey, "v", "n", "per", "tz", "pb").Result()
+		if err != nil {
+			return unavailable(err)
+		}
+		if f[0] == nil || f[4] == nil {
+			if err := e.loadProject(ctx, pid); err != nil {
+				return err
+			}
+			continue
+		}
+		loc, err := LoadLocation(f[3].(string))
+		if err != nil {
+			return fmt.Errorf("project %d: %w", pid, err)
+		}
+		ent.projectID, ent.projectVer, ent.project = pid, f[0].(string), f[1].(string)
+		ent.period, ent.loc = Period(f[2].(string)), loc
+		return nil
+	}
+	return fmt.Errorf("project %d: not in Redis after loading", pid)
+}

@@ -1,0 +1,34 @@
+-- load.lua: write the Postgres view of a user or project into Redis without
+-- ever going backwards.
+--
+-- KEYS[1] the user or project hash   KEYS[2] the key index hash
+-- ARGV[1] config version from Postgres
+-- ARGV[2] key-index field to add ("" for none)   ARGV[3] its value (user id)
+-- ARGV[4] key-index field to remove ("" for none)
+-- ARGV[5] number C of config field/value pairs that follow, then C pairs,
+--         then balance field/value pairs.
+--
+-- Config fields (name, key hash, status, project, settings) are written when
+-- Postgres's version is not older than Redis's, so an admin change and a
+-- concurrent cold load cannot leave the older config behind. Balance fields
+-- are only set when absent: once in Redis, Redis owns them.
+
+local v = tonumber(ARGV[1])
+local cur = redis.call('HGET', KEYS[1], 'v')
+local c = tonumber(ARGV[5])
+local first_balance = 6 + 2 * c
+local wrote = 0
+if not cur or tonumber(cur) <= v then
+  if c > 0 then
+    redis.call('HSET', KEYS[1], 'v', v, unpack(ARGV, 6, first_balance - 1))
+  else
+    redis.call('HSET', KEYS[1], 'v', v)
+  end
+  wrote = 1
+end
+for i = first_balance, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if ARGV[4] ~= '' then redis.call('HDEL', KEYS[2], ARGV[4]) end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+return wrote

@@ -1,0 +1,329 @@
+// Package meteringtest sets up isolated real Redis and Postgres state for
+// tests: a fresh Postgres schema and a fresh Redis key prefix per test,
+// removed when the test ends. It never mocks either store; when one is not
+// reachable the test fails and says what to start.
+package meteringtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+const (
+	defaultRedisURL = "redis://127.0.0.1:6379/0"
+	defaultDBURL    = "postgres://postgres@127.0.0.1:5432/tollgate_test?sslmode=disable"
+)
+
+// RedisURL is the test Redis (TOLLGATE_TEST_REDIS_URL).
+func RedisURL() string { return envOr("TOLLGATE_TEST_REDIS_URL", defaultRedisURL) }
+
+// DatabaseURL is the test Postgres database (TOLLGATE_TEST_DATABASE_URL).
+func DatabaseURL() string { return envOr("TOLLGATE_TEST_DATABASE_URL", defaultDBURL) }
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Clock is a settable clock for period tests.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+func (c *Clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+// Bundle is one test's isolated world.
+type Bundle struct {
+	Engine *metering.Engine
+	Config metering.Config
+	Redis  *redis.Client
+	DB     *pgxpool.Pool
+	Schema string
+	Prefix string
+	Clock  *Clock
+}
+
+// Options adjust the engine a bundle builds.
+type Options struct {
+	// Clock, when set, drives the engine; else the real time.
+	Clock *Clock
+	// KeyEncryptionKey enables key reveal.
+	KeyEncryptionKey []byte
+}
+
+// New builds a migrated schema, a Redis prefix and an engine over them.
+func New(t testing.TB, opts Options) *Bundle {
+	t.Helper()
+	ctx := context.Background()
+	b := &Bundle{Schema: "t_" + randomHex(6), Prefix: "test-" + randomHex(6), Clock: opts.Clock}
+	b.Redis = Redis(t)
+	b.DB = Postgres(t, b.Schema)
+	if _, err := metering.Migrate(ctx, b.DB); err != nil {
+		t.Fatalf("migrate test schema: %v", err)
+	}
+	b.Config = metering.Config{RedisPrefix: b.Prefix, KeyPepper: []byte("test-pepper"),
+		KeyEncryptionKey: opts.KeyEncryptionKey, Logger: zaptest.NewLogger(t)}
+	if b.Clock != nil {
+		b.Config.Now = b.Clock.Now
+	}
+	b.Engine = b.NewEngine(t)
+	t.Cleanup(func() { cleanRedis(b.Redis, b.Prefix) })
+	return b
+}
+
+// NewEngine builds another engine over the same stores, as a second gateway would.
+func (b *Bundle) NewEngine(t testing.TB) *metering.Engine {
+	e, err := metering.NewEngine(b.Redis, b.DB, b.Config)
+	if err != nil {
+		t.Fatalf("engine: %v", err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// Redis connects to the test Redis or fails the test saying what to start.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(RedisURL())
+	if err != nil {
+		t.Fatalf("TOLLGATE_TEST_REDIS_URL: %v", err)
+	}
+	opt.PoolSize = 64
+	c := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Redis at %s is not reachable (%v): start one (e.g. `redis-server --daemonize yes`) or set TOLLGATE_TEST_REDIS_URL; `make test` starts one for you", opt.Addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Postgres creates schema (and the database if missing) and returns a pool
+// whose connections use it.
+func Postgres(t testing.TB, schema string) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dbURL := DatabaseURL()
+	if err := ensureDatabase(ctx, dbURL); err != nil {
+		t.Fatalf("Postgres for tests (%s) is not usable: %v\nstart PostgreSQL or set TOLLGATE_TEST_DATABASE_URL; `make test` starts one for you", redact(dbURL), err)
+	}
+	admin, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connect to test Postgres: %v", err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	admin.Close(ctx)
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, dbURL); err == nil {
+			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	return pool
+}
+
+var (
+	ensureMu   sync.Mutex
+	ensureDone = map[string]bool{}
+)
+
+// ensureDatabase creates the test database when the server has none by that name.
+func ensureDatabase(ctx context.Context, dbURL string) error {
+	ensureMu.Lock()
+	defer ensureMu.Unlock()
+	if ensureDone[dbURL] {
+		return nil
+	}
+	c, err := pgx.Connect(ctx, dbURL)
+	if err == nil {
+		c.Close(ctx)
+		ensureDone[dbURL] = true
+		return nil
+	}
+	if !strings.Contains(err.Error(), "does not exist") {
+		return err
+	}
+	u, perr := url.Parse(dbURL)
+	if perr != nil {
+		return err
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	c, err = pgx.Connect(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil && !strings.Contains(err.Error(), "already exists") && !strings.Contains(err.Error(), "duplicate key") {
+		return err
+	}
+	ensureDone[dbURL] = true
+	return nil
+}
+
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}
+
+func cleanRedis(c *redis.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := c.Scan(ctx, 0, `\{`+prefix+`\}*`, 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if len(keys) > 0 {
+		c.Del(ctx, keys...)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Drain runs a reconciler until the stream is empty.
+func (b *Bundle) Drain(t testing.TB) {
+	t.Helper()
+	r, err := b.Engine.NewReconciler(metering.ReconcilerConfig{Consumer: "drain", Block: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		n, err := r.RunOnce(ctx)
+		if err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		if n == 0 {
+			left, err := b.Redis.XLen(ctx, b.Engine.Keys().Events()).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left == 0 {
+				return
+			}
+		}
+		if i > 100000 {
+			t.Fatal("stream did not drain")
+		}
+	}
+}
+
+// AssertConsistent checks, after Drain, that Postgres holds exactly Redis's
+// balances for every user and pool that Redis has loaded.
+func (b *Bundle) AssertConsistent(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := b.DB.Query(ctx, `SELECT id, username, awarded, purchased, allowance_remaining, allowance_period, pool_used, grant_month FROM users`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type userRow struct {
+		id                    int64
+		name                  string
+		aw, pr, a, ap, pu, gm int64
+	}
+	var users []userRow
+	for rows.Next() {
+		var u userRow
+		if err := rows.Scan(&u.id, &u.name, &u.aw, &u.pr, &u.a, &u.ap, &u.pu, &u.gm); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	for _, u := range users {
+		f, err := b.Redis.HMGet(ctx, b.Engine.Keys().User(u.id), "aw", "pr", "a", "ap", "pu", "gm").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f[0] == nil {
+			continue // never loaded into Redis: Postgres is the whole truth
+		}
+		got := fmt.Sprintln(f...)
+		want := fmt.Sprintln(u.aw, u.pr, u.a, u.ap, u.pu, u.gm)
+		if got != want {
+			t.Errorf("user %s: Redis [aw pr a ap pu gm] = %s, Postgres = %s", u.name, got, want)
+		}
+	}
+	prow, err := b.DB.Query(ctx, `SELECT id, name, pool_balance FROM projects`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prow.Close()
+	for prow.Next() {
+		var id, bal int64
+		var name string
+		if err := prow.Scan(&id, &name, &bal); err != nil {
+			t.Fatal(err)
+		}
+		v, err := b.Redis.HGet(ctx, b.Engine.Keys().Project(id), "pb").Int64()
+		if err == redis.Nil {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != bal {
+			t.Errorf("project %s: Redis pool %d, Postgres %d", name, v, bal)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package metering
+
+import (
+	"errors"
+	"regexp"
+	"time"
+)
+
+// Errors the admin layer maps to HTTP statuses.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrInsufficient = errors.New("insufficient balance")
+	ErrUnavailable  = errors.New("metering unavailable")
+)
+
+// InvalidError names the input field that was rejected.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
+
+func invalid(field, format string) error { return &InvalidError{Field: field, Message: format} }
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// ValidName reports whether s is a valid username or project name.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
+// Project is a group of users sharing an allowance rule and a common pool.
+type Project struct {
+	ID               int64
+	Name             string
+	AllowanceAmount  Credits
+	Period           Period
+	TimeZone         string
+	PoolEnabled      bool
+	PoolBalance      Credits  // Postgres view; ProjectView carries the live one
+	PoolPerUserLimit *Credits // nil: no limit
+	Version          int64
+	Users            int64
+	CreatedAt        time.Time
+}
+
+// User is the Postgres view of a user. Balances lag Redis by the events
+// not yet reconciled; UserView adds the live numbers.
+type User struct {
+	ID                 int64
+	Username           string
+	ProjectID          int64 // 0: unassigned
+	ProjectName        string
+	Active             bool
+	Awarded            Credits
+	Purchased          Credits
+	AllowanceRemaining Credits
+	AllowancePeriod    int64
+	PoolUsed           Credits
+	MonthlyGrant       Credits
+	GrantMonth         int64
+	Partner            bool
+	Version            int64
+	LastActivityAt     *time.Time
+	CreatedAt          time.Time
+	Key                *APIKeyInfo
+	// The project's allowance rule, read along for computing period starts.
+	projectPeriod Period
+	projectTZ     string
+}
+
+// APIKeyInfo describes a user's live key; the key itself is never stored in clear.
+type APIKeyInfo struct {
+	Hash      KeyHash
+	Prefix    string
+	Sealed    []byte
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+}
+
+// Balances is a user's live position as of now, lazy refills applied.
+type Balances struct {
+	Allowance     Credits
+	PoolAvailable Credits
+	Awarded       Credits
+	Purchased     Credits
+	Effective     Credits
+}
+
+// UserView is what the admin API shows: configuration plus live balances.
+type UserView struct {
+	User
+	// Live balances from Redis; User's balance fields are Postgres's, which
+	// lag by the events not yet reconciled.
+	Live     Balances
+	HasUsage bool
+	InFlight int64
+}

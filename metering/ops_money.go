@@ -1,0 +1,175 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Bucket names a personal balance an admin can adjust.
+type Bucket string
+
+const (
+	BucketAwarded   Bucket = "awarded"
+	BucketPurchased Bucket = "purchased"
+)
+
+func (b Bucket) field() (string, error) {
+	switch b {
+	case BucketAwarded, "":
+		return "aw", nil
+	case BucketPurchased:
+		return "pr", nil
+	}
+	return "", invalid("bucket", `must be "awarded" or "purchased"`)
+}
+
+// adjustment is one admin balance change: a user's bucket (user set) or a
+// project's pool.
+type adjustment struct {
+	user    *User    // set for awarded/purchased changes
+	project *Project // set for pool changes
+	field   string   // "aw", "pr" or "pb"
+	delta   Credits
+	kind    string
+	actor   string
+	note    string
+	audit   AuditEntry
+}
+
+// call builds the script call: charge.lua in adjust mode for a user (due
+// refills and grants first, as a charge would), adjust.lua for a pool.
+func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall, error) {
+	if u := a.user; u != nil {
+		c, err := e.refreshCall(u, "adjust", now)
+		if err != nil {
+			return nil, err
+		}
+		c.args = append(c.args, int64(a.delta), id, "", u.ID, a.field, a.kind, a.actor, a.note)
+		return c, nil
+	}
+	p := a.project
+	c := getCall(adjustScript)
+	c.keys = append(c.keys, e.keys.Project(p.ID), e.keys.Events())
+	c.args = append(c.args, a.field, int64(a.delta), int64(MaxCredits), id, a.kind, now.UnixMilli(),
+		"", "", p.ID, p.Name, a.actor, a.note)
+	return c, nil
+}
+
+// adjust applies a balance change and records its event in Postgres before
+// returning, with the audit entry in the same transaction.
+func (e *Engine) adjust(ctx context.Context, a adjustment) error {
+	if err := a.delta.CheckRange(); err != nil {
+		return invalid("delta", err.Error())
+	}
+	id, now := e.ids.Next(), e.cfg.Now()
+	var res []int64
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err := e.adjustCall(a, id, now)
+		if err != nil {
+			return err
+		}
+		err = e.runner.run(ctx, c)
+		res = append(res[:0], c.res...)
+		putCall(c)
+		if err != nil {
+			return err
+		}
+		switch {
+		case res[0] == scriptNoUser && a.user != nil:
+			_, err = e.loadUser(ctx, a.user.ID)
+		case res[0] == scriptNoUser:
+			err = e.loadProject(ctx, a.project.ID)
+		case res[0] == scriptNoProject:
+			err = e.loadProject(ctx, a.user.ProjectID)
+		default:
+			attempt = 3
+		}
+		if err != nil {
+			return err
+		}
+	}
+	switch res[0] {
+	case scriptOK:
+	case scriptInsufficient:
+		return fmt.Errorf("%w: balance %s cannot change by %s", ErrInsufficient, Credits(res[1]), a.delta)
+	case scriptTooLarge:
+		return invalid("delta", fmt.Sprintf("balance %s plus %s would exceed the maximum %s", Credits(res[1]), a.delta, MaxCredits))
+	default:
+		return fmt.Errorf("%w: balance not loaded into Redis", ErrUnavailable)
+	}
+	ev := Event{ID: id, Kind: a.kind, At: time.UnixMilli(now.UnixMilli()).UTC(), Actor: a.actor, Note: a.note}
+	if u := a.user; u != nil {
+		ev.UserID, ev.Username, ev.ProjectID, ev.ProjectName = u.ID, u.Username, u.ProjectID, u.ProjectName
+	} else {
+		ev.ProjectID, ev.ProjectName = a.project.ID, a.project.Name
+	}
+	switch a.field {
+	case "aw":
+		ev.Awarded = a.delta
+	case "pr":
+		ev.Purchased = a.delta
+	case "pb":
+		ev.Pool = a.delta
+	}
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		if _, err := applyEvents(ctx, tx, []Event{ev}); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, a.audit)
+	})
+	if err != nil {
+		// Redis has the change and its event is in the stream, so the
+		// reconciler will record it: retrying would apply it twice.
+		return fmt.Errorf("%w: change %s applied but not yet recorded in Postgres (the reconciler will record it; do not retry): %v",
+			ErrUnavailable, id, err)
+	}
+	return nil
+}
+
+// AdjustCredits adds delta (negative to remove) to a user's awarded or
+// purchased credits. ErrInsufficient when the bucket would go below zero.
+func (e *Engine) AdjustCredits(ctx context.Context, actor, username string, bucket Bucket, delta Credits, note string) (UserView, error) {
+	field, err := bucket.field()
+	if err != nil {
+		return UserView{}, err
+	}
+	if bucket == "" {
+		bucket = BucketAwarded
+	}
+	if delta == 0 {
+		return UserView{}, invalid("delta", "must not be zero")
+	}
+	u, err := getUserByName(ctx, e.db, username)
+	if err != nil {
+		return UserView{}, err
+	}
+	err = e.adjust(ctx, adjustment{user: &u, field: field, delta: delta, kind: KindAdjust, actor: actor, note: note,
+		audit: AuditEntry{Actor: actor, Action: "user.credits", Target: u.Username,
+			Details: map[string]any{"bucket": string(bucket), "delta": delta, "note": note}}})
+	if err != nil {
+		return UserView{}, err
+	}
+	return e.GetUser(ctx, username)
+}
+
+// AdjustPool adds delta to a project's common pool. ErrInsufficient when the
+// pool would go below zero.
+func (e *Engine) AdjustPool(ctx context.Context, actor, name string, delta Credits, note string) (Project, error) {
+	if delta == 0 {
+		return Project{}, invalid("delta", "must not be zero")
+	}
+	p, err := getProjectByName(ctx, e.db, name)
+	if err != nil {
+		return Project{}, err
+	}
+	err = e.adjust(ctx, adjustment{project: &p, field: "pb", delta: delta, kind: KindPool, actor: actor, note: note,
+		audit: AuditEntry{Actor: actor, Action: "project.pool", Target: p.Name,
+			Details: map[string]any{"delta": delta, "note": note}}})
+	if err != nil {
+		return Project{}, err
+	}
+	return e.GetProject(ctx, name)
+}

@@ -1,0 +1,245 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// UserSpec is what an admin gives to create a user.
+type UserSpec struct {
+	Username       string
+	Project        string // "" for unassigned
+	InitialCredits Credits
+	Purchased      Credits
+	MonthlyGrant   Credits
+	Partner        bool
+	KeyExpiresAt   *time.Time
+}
+
+func (s *UserSpec) validate(now time.Time) error {
+	if !ValidName(s.Username) {
+		return invalid("username", "must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+	}
+	if s.Project != "" && !ValidName(s.Project) {
+		return invalid("project", "must be a project name or null")
+	}
+	for field, v := range map[string]Credits{"initial_credits": s.InitialCredits, "purchased": s.Purchased, "monthly_grant": s.MonthlyGrant} {
+		if v < 0 || v > MaxCredits {
+			return invalid(field, "must be between 0 and 9007199254.740991")
+		}
+	}
+	if s.KeyExpiresAt != nil && !s.KeyExpiresAt.After(now) {
+		return invalid("key_expires_at", "must be in the future")
+	}
+	return nil
+}
+
+// newKey makes a key and the record stored for it.
+func (e *Engine) newKey(now time.Time, expires *time.Time) (string, APIKeyInfo, error) {
+	key, err := NewAPIKey()
+	if err != nil {
+		return "", APIKeyInfo{}, err
+	}
+	info := APIKeyInfo{Hash: e.hasher.Hash(key), Prefix: KeyDisplayPrefix(key), CreatedAt: now, ExpiresAt: expires}
+	if e.sealer != nil {
+		if info.Sealed, err = e.sealer.Seal(key, info.Hash); err != nil {
+			return "", APIKeyInfo{}, err
+		}
+	}
+	return key, info, nil
+}
+
+// CreateUser stores a user with a new key, mirrors it into Redis, and
+// records initial credits as adjustment events. The key is returned once.
+func (e *Engine) CreateUser(ctx context.Context, actor string, spec UserSpec) (UserView, string, error) {
+	now := e.cfg.Now()
+	if err := spec.validate(now); err != nil {
+		return UserView{}, "", err
+	}
+	key, info, err := e.newKey(now, spec.KeyExpiresAt)
+	if err != nil {
+		return UserView{}, "", err
+	}
+	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		rec := User{Username: spec.Username, MonthlyGrant: spec.MonthlyGrant, Partner: spec.Partner}
+		loc := time.UTC
+		if spec.Project != "" {
+			p, err := getProjectByName(ctx, tx, spec.Project)
+			if errors.Is(err, ErrNotFound) {
+				return invalid("project", fmt.Sprintf("no project named %q", spec.Project))
+			}
+			if err != nil {
+				return err
+			}
+			rec.ProjectID = p.ID
+			loc, _ = LoadLocation(p.TimeZone)
+		}
+		// The month before this one was the last paid, so this month's
+		// grant is paid at the first request.
+		rec.GrantMonth = MonthIndex(loc, now) - 1
+		id, err := insertUser(ctx, tx, rec)
+		if err != nil {
+			return err
+		}
+		if err := insertKey(ctx, tx, id, info); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "user.create", Target: spec.Username,
+			Details: map[string]any{"project": spec.Project, "initial_credits": spec.InitialCredits,
+				"purchased": spec.Purchased, "monthly_grant": spec.MonthlyGrant, "partner": spec.Partner,
+				"key_prefix": info.Prefix}}); err != nil {
+			return err
+		}
+		u, err := getUserByID(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if u.ProjectID != 0 {
+			p, err := getProjectByID(ctx, tx, u.ProjectID)
+			if err != nil {
+				return err
+			}
+			if err := e.syncProjectToRedis(ctx, p); err != nil {
+				return err
+			}
+		}
+		return e.syncUserToRedis(ctx, u, nil)
+	})
+	if err != nil {
+		return UserView{}, "", err
+	}
+	for _, c := range []struct {
+		bucket Bucket
+		amount Credits
+	}{{BucketAwarded, spec.InitialCredits}, {BucketPurchased, spec.Purchased}} {
+		if c.amount > 0 {
+			if _, err := e.AdjustCredits(ctx, actor, spec.Username, c.bucket, c.amount, "initial credits"); err != nil {
+				return UserView{}, "", fmt.Errorf("user %q created, but its initial %s credits were not: %w", spec.Username, c.bucket, err)
+			}
+		}
+	}
+	v, err := e.GetUser(ctx, spec.Username)
+	return v, key, err
+}
+
+// GetUser returns the user with live balances.
+func (e *Engine) GetUser(ctx context.Context, username string) (UserView, error) {
+	u, err := getUserByName(ctx, e.db, username)
+	if err != nil {
+		return UserView{}, err
+	}
+	views, err := e.views(ctx, []User{u})
+	if err != nil {
+		return UserView{}, err
+	}
+	return views[0], nil
+}
+
+// ListUsers returns up to limit users after the cursor username, by name,
+// and the cursor of the next page ("" on the last).
+func (e *Engine) ListUsers(ctx context.Context, after string, limit int) ([]UserView, string, error) {
+	users, err := listUsers(ctx, e.db, after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(users) > limit {
+		users = users[:limit]
+		next = users[limit-1].Username
+	}
+	views, err := e.views(ctx, users)
+	return views, next, err
+}
+
+func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
+	bal, err := e.liveBalances(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserView, len(users))
+	for i, u := range users {
+		out[i] = UserView{User: u, Live: bal[i], HasUsage: u.LastActivityAt != nil}
+	}
+	return out, nil
+}
+
+// SetUserActive deactivates or reactivates a user. The key stops or starts
+// working on the next request on every gateway; balances are kept.
+func (e *Engine) SetUserActive(ctx context.Context, actor, username string, active bool) (UserView, error) {
+	action := "user.deactivate"
+	if active {
+		action = "user.activate"
+	}
+	err := e.changeUser(ctx, username, func(tx pgx.Tx, u User) (*KeyHash, error) {
+		if _, err := setUserStatus(ctx, tx, u.ID, active); err != nil {
+			return nil, err
+		}
+		return nil, insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: action, Target: u.Username})
+	})
+	if err != nil {
+		return UserView{}, err
+	}
+	return e.GetUser(ctx, username)
+}
+
+// RotateKey replaces the user's key; the old one fails from this moment.
+// The new key is returned once and never logged or audited.
+func (e *Engine) RotateKey(ctx context.Context, actor, username string) (string, error) {
+	var key string
+	err := e.changeUser(ctx, username, func(tx pgx.Tx, u User) (*KeyHash, error) {
+		var expires *time.Time
+		var old *KeyHash
+		if u.Key != nil {
+			expires, old = u.Key.ExpiresAt, &u.Key.Hash
+			if expires != nil && !expires.After(e.cfg.Now()) {
+				expires = nil // an expired key's successor would be dead on arrival
+			}
+		}
+		k, info, err := e.newKey(e.cfg.Now(), expires)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+		if err := insertKey(ctx, tx, u.ID, info); err != nil {
+			return nil, err
+		}
+		if _, err := bumpUserVersion(ctx, tx, u.ID); err != nil {
+			return nil, err
+		}
+		return old, insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "user.key.rotate", Target: u.Username,
+			Details: map[string]any{"key_prefix": info.Prefix}})
+	})
+	return key, err
+}
+
+// changeUser runs a config change in a transaction, locking the user row,
+// then mirrors the new state into Redis before committing, so a change that
+// Redis did not get is not committed either. change returns the key hash
+// to drop from the key index, if any.
+func (e *Engine) changeUser(ctx context.Context, username string, change func(pgx.Tx, User) (*KeyHash, error)) error {
+	var dropped *KeyHash
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
+			return err
+		}
+		u, err := getUserByName(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		if dropped, err = change(tx, u); err != nil {
+			return err
+		}
+		if u, err = getUserByID(ctx, tx, u.ID); err != nil {
+			return err
+		}
+		return e.syncUserToRedis(ctx, u, dropped)
+	})
+	if err == nil && dropped != nil {
+		e.cache.drop(*dropped)
+	}
+	return err
+}

@@ -1,0 +1,287 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// ReconcilerConfig configures the reconciler.
+type ReconcilerConfig struct {
+	// Group is the stream consumer group. Default "reconciler".
+	Group string
+	// Consumer names this reconciler in the group. Keep it stable across
+	// restarts so a restarted process re-reads its own pending entries
+	// first. Default: the host name.
+	Consumer string
+	// BatchSize is the most events written in one transaction. Default 5000.
+	BatchSize int
+	// Block is how long one read waits for new events. Default 1s.
+	Block time.Duration
+	// ClaimIdle is how long another consumer's unacknowledged entries wait
+	// before this one takes them over (a dead gateway's). Default 30s.
+	ClaimIdle time.Duration
+	// MaxBackoff caps the wait between retries while Postgres or Redis is
+	// down. Default 10s.
+	MaxBackoff time.Duration
+}
+
+// WithDefaults fills in zero fields.
+func (c ReconcilerConfig) WithDefaults() ReconcilerConfig {
+	if c.Group == "" {
+		c.Group = "reconciler"
+	}
+	if c.Consumer == "" {
+		c.Consumer, _ = os.Hostname()
+		if c.Consumer == "" {
+			c.Consumer = "tollgate"
+		}
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 5000
+	}
+	if c.Block == 0 {
+		c.Block = time.Second
+	}
+	if c.ClaimIdle == 0 {
+		c.ClaimIdle = 30 * time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+	return c
+}
+
+func (c ReconcilerConfig) validate() error {
+	switch {
+	case c.BatchSize < 1:
+		return errors.New("reconciler: BatchSize must be positive")
+	case c.Block < time.Millisecond:
+		return errors.New("reconciler: Block must be at least 1ms")
+	case c.ClaimIdle < time.Second:
+		return errors.New("reconciler: ClaimIdle must be at least 1s")
+	}
+	return nil
+}
+
+// Reconciler moves events from the Redis stream into the Postgres ledger:
+// read with a consumer group, apply a batch in one transaction (idempotent
+// by event id, balances updated alongside), then XACK and delete. A crash
+// anywhere leaves entries pending; they are read again and applied at most
+// once more, which the unique event id turns into a no-op.
+type Reconciler struct {
+	e      *Engine
+	cfg    ReconcilerConfig
+	log    *zap.Logger
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewReconciler builds a reconciler for the engine's stream.
+func (e *Engine) NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Reconciler{e: e, cfg: cfg, log: e.log.Named("reconciler")}, nil
+}
+
+// Start runs the loop in the background until Stop.
+func (r *Reconciler) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		return errors.New("reconciler already started")
+	}
+	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	r.done = make(chan struct{})
+	go r.loop(ctx)
+	return nil
+}
+
+// Stop ends the loop and waits for it; the current batch finishes or is
+// left pending for the next run. Idempotent.
+func (r *Reconciler) Stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (r *Reconciler) loop(ctx context.Context) {
+	defer close(r.done)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		_, err := r.RunOnce(ctx)
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("reconcile failed; events stay in the stream and will be retried",
+			zap.Error(err), zap.Duration("retry_in", backoff))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, r.cfg.MaxBackoff)
+	}
+}
+
+// RunOnce applies one batch: this consumer's pending entries first, then
+// entries abandoned by other consumers, then new ones (waiting up to Block).
+// It returns how many entries it acknowledged.
+func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
+	stream := r.e.keys.Events()
+	if err := r.ensureGroup(ctx); err != nil {
+		return 0, err
+	}
+	msgs, err := r.read(ctx, "0", -1)
+	if err == nil && len(msgs) == 0 {
+		msgs, _, err = r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: stream, Group: r.cfg.Group,
+			Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.cfg.BatchSize)}).Result()
+	}
+	// Wait for new entries in short slices: a blocked XREADGROUP does not
+	// notice a cancelled context, and Stop should not wait out a long Block.
+	for wait := r.cfg.Block; err == nil && len(msgs) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
+		msgs, err = r.read(ctx, ">", min(wait, blockSlice))
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	return len(msgs), r.apply(ctx, msgs)
+}
+
+const blockSlice = 100 * time.Millisecond
+
+func (r *Reconciler) read(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
+	res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
+		Streams: []string{r.e.keys.Events(), from}, Count: int64(r.cfg.BatchSize), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil || len(res) == 0 {
+		return nil, err
+	}
+	return res[0].Messages, nil
+}
+
+func (r *Reconciler) ensureGroup(ctx context.Context) error {
+	err := r.e.rdb.XGroupCreateMkStream(ctx, r.e.keys.Events(), r.cfg.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
+	events := make([]Event, 0, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	var bad []redis.XMessage
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		if m.Values == nil { // deleted while pending
+			continue
+		}
+		ev, err := parseStreamEvent(m.Values)
+		if err != nil {
+			bad = append(bad, m)
+			r.log.Error("malformed event moved to the dead-letter stream", zap.String("entry", m.ID), zap.Error(err))
+			continue
+		}
+		events = append(events, ev)
+	}
+	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) error {
+		_, err := applyEvents(ctx, tx, events)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
+	}
+	stream := r.e.keys.Events()
+	var pending *redis.XPendingCmd
+	var groups *redis.XInfoGroupsCmd
+	_, err = r.e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range bad {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: stream + ":dead", Values: m.Values})
+		}
+		p.XAck(ctx, stream, r.cfg.Group, ids...)
+		pending = p.XPending(ctx, stream, r.cfg.Group)
+		groups = p.XInfoGroups(ctx, stream)
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	// Every entry older than the oldest one still pending, and every
+	// delivered entry when none is pending, is in Postgres: trim them so the
+	// stream's memory stays bounded and its first entry is always the oldest
+	// unreconciled event. Batches may finish out of order (a retried or
+	// claimed one after a newer one), hence the group-wide view.
+	var minID string
+	if p := pending.Val(); p.Count > 0 {
+		minID = p.Lower
+	} else {
+		for _, g := range groups.Val() {
+			if g.Name == r.cfg.Group {
+				minID = nextStreamID(g.LastDeliveredID)
+			}
+		}
+	}
+	if minID == "" {
+		return nil
+	}
+	return unavailable(r.e.rdb.XTrimMinID(ctx, stream, minID).Err())
+}
+
+func parseStreamID(id string) (ms, seq uint64) {
+	a, b, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(a, 10, 64)
+	seq, _ = strconv.ParseUint(b, 10, 64)
+	return ms, seq
+}
+
+func nextStreamID(id string) string {
+	ms, seq := parseStreamID(id)
+	return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq+1, 10)
+}
+
+// ReconcileLag is the age of the oldest event not yet in Postgres: zero when
+// the stream is drained.
+func (e *Engine) ReconcileLag(ctx context.Context) (time.Duration, error) {
+	stream := e.keys.Events()
+	first, err := e.rdb.XRangeN(ctx, stream, "-", "+", 1).Result()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if len(first) == 0 {
+		return 0, nil
+	}
+	// Entries are deleted once reconciled, so the stream's first entry is
+	// the oldest one not yet in Postgres.
+	ms, err := strconv.ParseInt(strings.SplitN(first[0].ID, "-", 2)[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stream id %q: %w", first[0].ID, err)
+	}
+	return max(time.Since(time.UnixMilli(ms)), 0), nil // Redis stamps ids with its real clock
+}

@@ -1,0 +1,68 @@
+package metering
+
+import (
+	"embed"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisKeys names every Redis key Tollgate uses. All share one hash tag, so
+// each script touches a single slot and Redis Cluster stays possible.
+type RedisKeys struct {
+	tag string // "{tollgate}"
+}
+
+// NewRedisKeys validates a key prefix (tests give each run its own).
+func NewRedisKeys(prefix string) (RedisKeys, error) {
+	if prefix == "" || strings.ContainsAny(prefix, "{}: \t\n") {
+		return RedisKeys{}, fmt.Errorf("redis key prefix %q must be non-empty without braces, colons or spaces", prefix)
+	}
+	return RedisKeys{tag: "{" + prefix + "}"}, nil
+}
+
+func (k RedisKeys) User(id int64) string    { return k.tag + ":u:" + strconv.FormatInt(id, 10) }
+func (k RedisKeys) Project(id int64) string { return k.tag + ":p:" + strconv.FormatInt(id, 10) }
+
+// Events is the stream every balance change is appended to.
+func (k RedisKeys) Events() string { return k.tag + ":events" }
+
+// KeyIndex maps key hashes to user ids.
+func (k RedisKeys) KeyIndex() string { return k.tag + ":keys" }
+
+// KeyIndexSynced exists while the key index is known to hold every live key
+// in Postgres, so a miss in the index needs no Postgres query.
+func (k RedisKeys) KeyIndexSynced() string { return k.tag + ":keys:synced" }
+
+// SweepLock and other cluster-wide coordination keys live under the same tag.
+func (k RedisKeys) Prefix() string { return k.tag }
+
+//go:embed *.lua
+var luaFiles embed.FS
+
+func mustScript(name string) *redis.Script {
+	src, err := luaFiles.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	return redis.NewScript(string(src))
+}
+
+var (
+	chargeScript = mustScript("charge.lua")
+	loadScript   = mustScript("load.lua")
+	adjustScript = mustScript("adjust.lua")
+)
+
+// Script answers' status codes (first element), shared by the scripts.
+const (
+	scriptOK           = 0
+	scriptInsufficient = 1
+	scriptTooLarge     = 2
+	scriptNoUser       = -1
+	scriptStale        = -2
+	scriptRefused      = -3
+	scriptNoProject    = -4
+)

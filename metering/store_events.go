@@ -1,0 +1,100 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var eventCopyColumns = []string{"event_id", "kind", "occurred_at", "user_id", "username",
+	"project_id", "project_name", "cost", "d_allowance", "d_pool", "d_awarded", "d_purchased",
+	"d_pool_used", "allowance_period", "grant_month", "request", "actor", "note"}
+
+var eventColumnList = strings.Join(eventCopyColumns, ", ")
+
+// applyEventsSQL inserts the staged events that are new and, in the same
+// statement, adds exactly those to the balances. A replayed event conflicts
+// on its id, is not returned by the INSERT, and so changes nothing.
+var applyEventsSQL = `
+WITH ins AS (
+	INSERT INTO events (` + eventColumnList + `)
+	SELECT ` + eventColumnList + `
+	FROM event_staging
+	ON CONFLICT (event_id) DO NOTHING
+	RETURNING user_id, project_id, kind, occurred_at, d_allowance, d_pool, d_awarded,
+		d_purchased, d_pool_used, allowance_period, grant_month
+), user_deltas AS (
+	UPDATE users SET
+		allowance_remaining = users.allowance_remaining + d.a,
+		awarded = users.awarded + d.aw,
+		purchased = users.purchased + d.pr,
+		pool_used = users.pool_used + d.pu,
+		allowance_period = greatest(users.allowance_period, d.ap),
+		grant_month = greatest(users.grant_month, d.gm),
+		last_activity_at = greatest(users.last_activity_at, d.last_use)
+	FROM (SELECT user_id, sum(d_allowance) a, sum(d_awarded) aw, sum(d_purchased) pr,
+			sum(d_pool_used) pu, max(allowance_period) ap, max(grant_month) gm,
+			max(occurred_at) FILTER (WHERE kind = 'usage') last_use
+		FROM ins WHERE user_id IS NOT NULL GROUP BY user_id) d
+	WHERE users.id = d.user_id
+), pool_deltas AS (
+	UPDATE projects SET pool_balance = projects.pool_balance + d.pl
+	FROM (SELECT project_id, sum(d_pool) pl FROM ins
+		WHERE project_id IS NOT NULL AND d_pool <> 0 GROUP BY project_id) d
+	WHERE projects.id = d.project_id
+)
+SELECT count(*) FROM ins`
+
+// applyEvents records events in the ledger and updates balances, in the
+// caller's transaction, each event at most once however often it is applied.
+// It returns how many were new.
+func applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	// The staging table lives per connection and empties itself at commit.
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS event_staging
+		(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
+		return 0, fmt.Errorf("staging table: %w", err)
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_staging"}, eventCopyColumns,
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			e := &events[i]
+			return []any{e.ID, e.Kind, e.At, nullID(e.UserID), nullText(e.Username),
+				nullID(e.ProjectID), nullText(e.ProjectName), int64(e.Cost), int64(e.Allowance),
+				int64(e.Pool), int64(e.Awarded), int64(e.Purchased), int64(e.PoolUsed),
+				nullInt(e.AllowancePeriod, e.HasPeriod), nullInt(e.GrantMonth, e.HasGrant),
+				nullText(e.Request), nullText(e.Actor), nullText(e.Note)}, nil
+		}))
+	if err != nil {
+		return 0, fmt.Errorf("copy events: %w", err)
+	}
+	var n int64
+	if err := tx.QueryRow(ctx, applyEventsSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("apply events: %w", err)
+	}
+	return n, nil
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(v int64, ok bool) any {
+	if !ok {
+		return nil
+	}
+	return v
+}

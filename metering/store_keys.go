@@ -1,0 +1,49 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// insertKey revokes the user's live key, if any, and stores the new one.
+func insertKey(ctx context.Context, q querier, userID int64, k APIKeyInfo) error {
+	if _, err := q.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `INSERT INTO api_keys (user_id, lookup_hash, display_prefix, sealed, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, userID, k.Hash[:], k.Prefix, k.Sealed, k.CreatedAt, k.ExpiresAt)
+	return err
+}
+
+// userIDByKeyHash finds the owner of a live key.
+func userIDByKeyHash(ctx context.Context, q querier, h KeyHash) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT user_id FROM api_keys WHERE lookup_hash = $1 AND revoked_at IS NULL`, h[:]).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return id, err
+}
+
+// forEachLiveKey streams every live key hash with its user id.
+func forEachLiveKey(ctx context.Context, q querier, fn func(h []byte, userID int64) error) error {
+	rows, err := q.Query(ctx, `SELECT lookup_hash, user_id FROM api_keys WHERE revoked_at IS NULL`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var h []byte
+	var id int64
+	_, err = pgx.ForEachRow(rows, []any{&h, &id}, func() error { return fn(h, id) })
+	return err
+}
+
+func expiresMillis(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.UnixMilli()
+}

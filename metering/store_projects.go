@@ -1,0 +1,94 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// querier is what a pool, a connection and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const projectColumns = `p.id, p.name, p.allowance_amount, p.allowance_period, p.timezone,
+	p.pool_enabled, p.pool_balance, p.pool_per_user_limit, p.version, p.created_at,
+	(SELECT count(*) FROM users u WHERE u.project_id = p.id)`
+
+func scanProject(row pgx.Row) (Project, error) {
+	var p Project
+	var limit *int64
+	var period string
+	err := row.Scan(&p.ID, &p.Name, &p.AllowanceAmount, &period, &p.TimeZone,
+		&p.PoolEnabled, &p.PoolBalance, &limit, &p.Version, &p.CreatedAt, &p.Users)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, ErrNotFound
+	}
+	p.Period = Period(period)
+	if limit != nil {
+		l := Credits(*limit)
+		p.PoolPerUserLimit = &l
+	}
+	return p, err
+}
+
+func insertProject(ctx context.Context, q querier, p Project) (Project, error) {
+	var limit *int64
+	if p.PoolPerUserLimit != nil {
+		l := int64(*p.PoolPerUserLimit)
+		limit = &l
+	}
+	row := q.QueryRow(ctx, `WITH p AS (
+		INSERT INTO projects (name, allowance_amount, allowance_period, timezone, pool_enabled, pool_per_user_limit)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING *)
+		SELECT `+projectColumns+` FROM p`,
+		p.Name, p.AllowanceAmount, string(p.Period), p.TimeZone, p.PoolEnabled, limit)
+	created, err := scanProject(row)
+	if isUniqueViolation(err) {
+		return created, fmt.Errorf("project %q already exists: %w", p.Name, ErrConflict)
+	}
+	return created, err
+}
+
+func getProjectByName(ctx context.Context, q querier, name string) (Project, error) {
+	p, err := scanProject(q.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects p WHERE p.name = $1`, name))
+	if err != nil {
+		return p, fmt.Errorf("project %q: %w", name, err)
+	}
+	return p, nil
+}
+
+func getProjectByID(ctx context.Context, q querier, id int64) (Project, error) {
+	p, err := scanProject(q.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects p WHERE p.id = $1`, id))
+	if err != nil {
+		return p, fmt.Errorf("project %d: %w", id, err)
+	}
+	return p, nil
+}
+
+func listProjects(ctx context.Context, q querier) ([]Project, error) {
+	rows, err := q.Query(ctx, `SELECT `+projectColumns+` FROM projects p ORDER BY p.name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

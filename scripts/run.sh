@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# `make run`: the quick start. Starts Redis/PostgreSQL when needed, builds,
+# migrates, starts the demo upstream and the gateway with ./Caddyfile, creates
+# the demo project and user, prints an API key and curl lines to try, then
+# stays in the foreground until Ctrl-C (which stops gateway and upstream).
+#
+# Every TOLLGATE_* variable the Caddyfile reads gets a default here. The admin
+# token, key pepper and key-encryption key are generated on the first run and
+# kept in .data/secrets.env (a value set in the environment wins).
+#
+# Also: TOLLGATE_BIN (default bin/tollgate), TOLLGATE_CONFIG (default
+# Caddyfile), TOLLGATE_SKIP_BUILD=1 to use the binaries as they are.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+BIN="${TOLLGATE_BIN:-$ROOT/bin/tollgate}"
+CONFIG="${TOLLGATE_CONFIG:-$ROOT/Caddyfile}"
+GW_LOG="$DATA_DIR/gateway.log"
+UP_LOG="$DATA_DIR/demo-upstream.log"
+SECRETS="$DATA_DIR/secrets.env"
+
+# ---------------------------------------------------------------------------
+# Configuration
+
+export TOLLGATE_REDIS_URL="${TOLLGATE_REDIS_URL:-redis://127.0.0.1:6379/0}"
+export TOLLGATE_DATABASE_URL="${TOLLGATE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tollgate?sslmode=disable}"
+export TOLLGATE_LISTEN="${TOLLGATE_LISTEN:-:8080}"
+export TOLLGATE_UPSTREAM="${TOLLGATE_UPSTREAM:-127.0.0.1:9090}"
+
+mkdir -p "$DATA_DIR"
+# secret NAME GENERATOR...: env value, else the one in secrets.env, else a new one.
+secret() {
+	local name="$1" value
+	shift
+	if [[ -n "${!name:-}" ]]; then
+		export "${name?}"
+		return 0
+	fi
+	value=""
+	if [[ -f "$SECRETS" ]]; then
+		value="$(sed -n "s/^$name=//p" "$SECRETS" | tail -n 1)"
+	fi
+	if [[ -z "$value" ]]; then
+		value="$("$@")"
+		(umask 077 && printf '%s=%s\n' "$name" "$value" >>"$SECRETS")
+		log "run: generated $name (kept in ${SECRETS#"$ROOT"/})"
+	fi
+	printf -v "$name" '%s' "$value"
+	export "${name?}"
+}
+secret TOLLGATE_ADMIN_TOKEN random_hex 24
+secret TOLLGATE_KEY_PEPPER random_hex 32
+secret TOLLGATE_KEY_ENCRYPTION_KEY random_b64 32
+# TOLLGATE_VIEWER_TOKEN stays unset unless given: no read-only admin by default.
+
+# Where the gateway answers, from TOLLGATE_LISTEN (":8080", "0.0.0.0:8080", "127.0.0.1:8080").
+split_hostport "$TOLLGATE_LISTEN" 8080
+GW_PORT="$HP_PORT"
+case "$TOLLGATE_LISTEN" in
+:* | 0.0.0.0:* | "[::]:"*) GW_HOST=127.0.0.1 ;;
+*) GW_HOST="$HP_HOST" ;;
+esac
+[[ "$GW_HOST" == *:* ]] && GW_HOST="[$GW_HOST]"
+BASE_URL="http://$GW_HOST:$GW_PORT"
+ADMIN_URL="$BASE_URL/admin/v1"
+ADMIN_TOKEN="$TOLLGATE_ADMIN_TOKEN"
+
+split_hostport "$TOLLGATE_UPSTREAM" 9090
+UP_HOST="$HP_HOST" UP_PORT="$HP_PORT"
+[[ "$TOLLGATE_UPSTREAM" == :* ]] && UP_HOST=127.0.0.1
+
+# ---------------------------------------------------------------------------
+# Processes, stopped on exit
+
+GW_PID="" UP_PID="" TAIL_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[[ -n "$TAIL_PID" ]] && kill "$TAIL_PID" 2>/dev/null
+	if [[ -n "$GW_PID" ]] && kill -0 "$GW_PID" 2>/dev/null; then
+		log "run: stopping the gateway ($GW_PID)"
+		stop_pid "$GW_PID" gateway
+	fi
+	if [[ -n "$UP_PID" ]] && kill -0 "$UP_PID" 2>/dev/null; then
+		log "run: stopping the demo upstream ($UP_PID)"
+		stop_pid "$UP_PID" demo-upstream
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# Services, build, migrations
+
+[[ -f "$CONFIG" ]] || die "no Caddyfile at $CONFIG"
+"$ROOT/scripts/services.sh" ensure
+if [[ "${TOLLGATE_SKIP_BUILD:-0}" != 1 ]]; then
+	build_binaries
+fi
+[[ -x "$BIN" ]] || die "$BIN is missing: run make build"
+[[ -x "$ROOT/bin/demo-upstream" ]] || die "bin/demo-upstream is missing: run make build"
+
+log "run: applying migrations ($BIN migrate)"
+"$BIN" migrate || die "migrations failed on $(mask_url "$TOLLGATE_DATABASE_URL")"
+
+if tcp_open "$GW_HOST" "$GW_PORT"; then
+	die "something already listens on $GW_HOST:$GW_PORT (another make run?). Stop it or set TOLLGATE_LISTEN, e.g. TOLLGATE_LISTEN=:8081"
+fi
+
+# ---------------------------------------------------------------------------
+# Upstream and gateway
+
+if tcp_open "$UP_HOST" "$UP_PORT"; then
+	log "run: something already listens on $UP_HOST:$UP_PORT; using it as the upstream (not starting bin/demo-upstream)"
+else
+	"$ROOT/bin/demo-upstream" -listen "$TOLLGATE_UPSTREAM" >"$UP_LOG" 2>&1 &
+	UP_PID=$!
+	wait_http "http://$UP_HOST:$UP_PORT/v1/models" 10 "$UP_PID" "$UP_LOG"
+	log "run: demo upstream listening on $UP_HOST:$UP_PORT (pid $UP_PID, log ${UP_LOG#"$ROOT"/})"
+fi
+
+log "run: starting the gateway: ${BIN#"$ROOT"/} run --config ${CONFIG#"$ROOT"/} --adapter caddyfile (log ${GW_LOG#"$ROOT"/})"
+"$BIN" run --config "$CONFIG" --adapter caddyfile >"$GW_LOG" 2>&1 &
+GW_PID=$!
+wait_http "$ADMIN_URL/health" 60 "$GW_PID" "$GW_LOG"
+health_code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ADMIN_URL/health" || true)"
+if [[ "$health_code" != 200 ]]; then
+	echo "--- last lines of $GW_LOG:" >&2
+	tail -n 30 "$GW_LOG" >&2
+	die "the gateway answers $ADMIN_URL/health with HTTP $health_code, not 200"
+fi
+
+# ---------------------------------------------------------------------------
+# Demo project and user
+
+ensure_admin_user \
+	'{"name":"demo","allowance":{"amount":100,"period":"daily","timezone":"UTC"},"pool":{"enabled":true,"balance":0}}' \
+	demo-user \
+	'{"username":"demo-user","project":"demo","initial_credits":1000}'
+DEMO_KEY="$API_KEY"
+
+# One request through the gateway, to show at once whether it all works.
+smoke="$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$BASE_URL/v1/chat/completions" \
+	-H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' \
+	-d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}' || true)"
+if [[ "$smoke" == 200 ]]; then
+	smoke_line="a first chat completion through the gateway answered 200"
+else
+	smoke_line="WARNING: a first chat completion through the gateway answered HTTP $smoke (see ${GW_LOG#"$ROOT"/})"
+fi
+
+cat <<EOF
+
+Tollgate is running.
+  gateway      $BASE_URL   (log: ${GW_LOG#"$ROOT"/})
+  upstream     http://$UP_HOST:$UP_PORT
+  admin token  $TOLLGATE_ADMIN_TOKEN   (kept in ${SECRETS#"$ROOT"/})
+  demo key     $DEMO_KEY   (user demo-user, project demo)
+  check        $smoke_line
+
+A chat completion through the gateway:
+  curl -s $BASE_URL/v1/chat/completions -H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+
+The demo user's balances:
+  curl -s $ADMIN_URL/users/demo-user -H "Authorization: Bearer $TOLLGATE_ADMIN_TOKEN"
+
+Ctrl-C stops the gateway and the demo upstream. Gateway log follows.
+
+EOF
+
+tail -n 0 -f "$GW_LOG" &
+TAIL_PID=$!
+
+rc=0
+wait "$GW_PID" || rc=$?
+GW_PID=""
+echo "--- last lines of $GW_LOG:" >&2
+tail -n 20 "$GW_LOG" >&2
+die "the gateway exited by itself (status $rc)"

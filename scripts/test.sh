@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Tollgate's checks: go vet and go test against a real Redis and PostgreSQL.
+#
+# Environment:
+#   TOLLGATE_TEST_REDIS_URL     default redis://127.0.0.1:6379/0
+#   TOLLGATE_TEST_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/tollgate_test?sslmode=disable
+#                               (the database is created when missing)
+#   TEST_FLAGS                  go test flags, default "-race -count=1 -timeout 9m"
+#   TEST_PACKAGES               default ./...
+#
+# Both services are started privately under .data/ when they do not answer
+# (see scripts/services.sh). Exits non-zero when anything fails.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+find_go
+cd "$ROOT"
+start=$SECONDS
+
+export TOLLGATE_TEST_REDIS_URL="${TOLLGATE_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+export TOLLGATE_TEST_DATABASE_URL="${TOLLGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tollgate_test?sslmode=disable}"
+TOLLGATE_REDIS_URL="$TOLLGATE_TEST_REDIS_URL" TOLLGATE_DATABASE_URL="$TOLLGATE_TEST_DATABASE_URL" \
+	"$ROOT/scripts/services.sh" ensure
+
+if [[ -z "${TEST_FLAGS+set}" ]]; then
+	TEST_FLAGS="-race -count=1 -timeout 9m"
+	# The race detector needs cgo and a C compiler.
+	if [[ "$("$GO" env CGO_ENABLED)" != 1 ]] || ! command -v "$("$GO" env CC)" >/dev/null 2>&1; then
+		warn "no C compiler for cgo ($("$GO" env CC)): running the tests WITHOUT -race (apt-get install gcc to get it back)"
+		TEST_FLAGS="-count=1 -timeout 9m"
+	fi
+fi
+read -r -a test_flags <<<"$TEST_FLAGS"
+read -r -a packages <<<"${TEST_PACKAGES:-./...}"
+
+log "+ bash -n scripts/*.sh bench/*.sh .ci/run"
+for f in scripts/*.sh bench/*.sh .ci/run; do
+	[[ -e "$f" ]] || continue
+	bash -n "$f" || die "shell syntax error in $f"
+done
+
+log "+ go vet ${packages[*]}"
+"$GO" vet "${packages[@]}"
+
+log "+ go test ${test_flags[*]} ${packages[*]}"
+"$GO" test "${test_flags[@]}" "${packages[@]}"
+
+log "test.sh: all checks passed in $((SECONDS - start))s"
