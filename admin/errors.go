@@ -48,6 +48,8 @@ func toAPIError(err error, write bool) (e *apiError, internal bool) {
 	case errors.Is(err, metering.ErrInsufficient):
 		return &apiError{Status: http.StatusConflict, Code: "conflict",
 			Message: "the balance would go below zero (" + err.Error() + ")"}, false
+	case errors.Is(err, metering.ErrRevealDisabled):
+		return &apiError{Status: http.StatusConflict, Code: "reveal_disabled", Message: err.Error()}, false
 	case errors.Is(err, metering.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}, false
 	case errors.Is(err, metering.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

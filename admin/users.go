@@ -24,6 +24,9 @@ func (a *api) userRoutes() []route {
 		{method: "POST", path: "/users/{username}/deactivate", h: a.setActive(false)},
 		{method: "POST", path: "/users/{username}/activate", h: a.setActive(true)},
 		{method: "POST", path: "/users/{username}/key/rotate", h: a.rotateKey},
+		{method: "PATCH", path: "/users/{username}", h: a.patchUser},
+		{method: "DELETE", path: "/users/{username}", h: a.deleteUser},
+		{method: "GET", path: "/users/{username}/key", h: a.revealKey},
 	}
 }
 

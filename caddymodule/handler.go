@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,7 +25,12 @@ type Handler struct {
 	// Cost of one request in credits, as a decimal string ("1", "0.25").
 	// Default 1.
 	Cost string `json:"cost,omitempty"`
+	// InFlightLease bounds how long a request counts as in flight (which
+	// blocks deleting its user) if its release never arrives because the
+	// gateway died. Longer than the longest upstream call. Default 15m.
+	InFlightLease caddy.Duration `json:"in_flight_lease,omitempty"`
 
+	lease  time.Duration
 	cost   metering.Credits
 	engine *metering.Engine
 	log    *zap.Logger
@@ -46,6 +52,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.cost = c
 	}
+	h.lease = DefaultInFlightLease
+	if h.InFlightLease != 0 {
+		if h.InFlightLease < 0 {
+			return errors.New("metering: in_flight_lease must be positive")
+		}
+		h.lease = time.Duration(h.InFlightLease)
+	}
 	app, err := appFrom(ctx, "the metering handler")
 	if err != nil {
 		return err
@@ -62,7 +75,7 @@ var (
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	key := apiKey(r)
-	res, err := h.engine.Charge(r.Context(), key, h.cost, r.Method+" "+r.URL.Path)
+	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, r.Method+" "+r.URL.Path, h.lease)
 	if err != nil {
 		if r.Context().Err() == nil {
 			h.log.Error("charge failed; refusing the request (fail closed)", zap.Error(err))
@@ -93,8 +106,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.metering.remaining", remaining)
 	}
 	w.Header().Set("X-Credits-Remaining", remaining)
-	return next.ServeHTTP(w, r)
+	err = next.ServeHTTP(w, r)
+	// Queued, not awaited: the response is not held up by Redis.
+	h.engine.Release(res.Lease)
+	return err
 }
+
+// DefaultInFlightLease is Handler.InFlightLease's default.
+const DefaultInFlightLease = 15 * time.Minute
 
 // apiKey reads "Authorization: Bearer <key>" or "X-API-Key: <key>".
 func apiKey(r *http.Request) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // ChargeStatus is the outcome of a charge.
@@ -34,6 +35,9 @@ type ChargeResult struct {
 	// Insufficient, the effective credits that could not cover it.
 	Remaining Credits
 	Taken     Split
+	// Lease, when the charge was tracked (ChargeTracked), marks the request
+	// as in flight until Release.
+	Lease Lease
 }
 
 // Charge authenticates key and takes cost from the user's buckets in order,
@@ -41,6 +45,13 @@ type ChargeResult struct {
 // request labels the event (e.g. "POST /v1/chat/completions").
 // Errors wrapping ErrUnavailable mean Redis could not be reached: fail closed.
 func (e *Engine) Charge(ctx context.Context, key string, cost Credits, request string) (ChargeResult, error) {
+	return e.ChargeTracked(ctx, key, cost, request, 0)
+}
+
+// ChargeTracked is Charge that also records the request as in flight for
+// up to lease (0: not tracked), so the user cannot be deleted under it. The
+// caller hands the result's Lease to Release when the response is done.
+func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, request string, lease time.Duration) (ChargeResult, error) {
 	if !WellFormedKey(key) {
 		return ChargeResult{Status: KeyRefused}, nil
 	}
@@ -58,9 +69,13 @@ func (e *Engine) Charge(ctx context.Context, key string, cost Credits, request s
 		now := e.cfg.Now()
 		start, month := ent.periodArgs(now)
 		c := getCall(chargeScript)
-		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events())
+		id := e.ids.Next()
+		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events(), ent.flightKey)
 		c.args = append(c.args, "charge", keyString(&h), ent.versionArg, ent.projectVer,
-			now.UnixMilli(), start, month, int64(cost), e.ids.Next(), request, ent.userArg)
+			now.UnixMilli(), start, month, int64(cost), id, request, ent.userArg)
+		if lease > 0 {
+			c.args = append(c.args, now.Add(lease).UnixMilli())
+		}
 		err = e.runner.run(ctx, c)
 		res := c.res
 		if err != nil {
@@ -73,6 +88,9 @@ func (e *Engine) Charge(ctx context.Context, key string, cost Credits, request s
 		case code == scriptOK && len(res) >= 6:
 			out.Status, out.Remaining = Charged, Credits(res[1])
 			out.Taken = Split{Credits(res[2]), Credits(res[3]), Credits(res[4]), Credits(res[5])}
+			if lease > 0 {
+				out.Lease = Lease{flightKey: ent.flightKey, id: id}
+			}
 		case code == scriptInsufficient && len(res) >= 2:
 			out.Status, out.Remaining = Insufficient, Credits(res[1])
 		case code == scriptRefused:

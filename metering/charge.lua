@@ -3,7 +3,7 @@
 -- grants are computed.
 --
 -- KEYS[1] user hash   KEYS[2] project hash (ignored for unassigned users)
--- KEYS[3] event stream
+-- KEYS[3] event stream   KEYS[4] the user's in-flight set (charge only)
 -- ARGV[1] mode:
 --   "charge" validate the key, take ARGV[8] through the waterfall
 --   "peek"   report balances as of now, refills applied in the answer only
@@ -18,6 +18,9 @@
 -- ARGV[11] user id (as in KEYS[1]), recorded in events
 -- ARGV[12] bucket field "aw" or "pr" (adjust)   ARGV[13] event kind (adjust)
 -- ARGV[14] actor (adjust)   ARGV[15] note (adjust)
+-- ARGV[12] in charge mode: lease deadline, Unix ms; when given and > 0 the
+--          charge is recorded in KEYS[4] as in flight (member: event id)
+--          until release.lua removes it or the deadline passes
 --
 -- Answers {status, ...}:
 --   0  ok: charge {0, effective_after, allowance, pool, awarded, purchased} taken
@@ -143,5 +146,10 @@ else
   redis.call('XADD', KEYS[3], '*', 'id', ARGV[9], 'k', 'usage', 't', t,
     'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'c', amount,
     'a', 0 - ta, 'pl', 0 - tp, 'pu', tp, 'aw', 0 - taw, 'pr', 0 - tpr, 'rq', ARGV[10])
+  -- In-flight tracking: an admin deleting the user refuses while this
+  -- member's lease is alive (delete_user.lua reads the same set).
+  if mode == 'charge' and ARGV[12] and tonumber(ARGV[12]) > 0 then
+    redis.call('ZADD', KEYS[4], ARGV[12], ARGV[9])
+  end
 end
 return result

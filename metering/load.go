@@ -190,7 +190,7 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 		if f[0] != string(h[:]) {
 			return nil, nil // rotated or revoked; the index entry is stale
 		}
-		ent := &userEntry{userID: uid, userArg: uidStr, userKey: e.keys.User(uid),
+		ent := &userEntry{userID: uid, userArg: uidStr, userKey: e.keys.User(uid), flightKey: e.keys.InFlight(uid),
 			versionArg: f[1].(string), username: f[3].(string), period: PeriodNone, loc: time.UTC}
 		pid, _ := strconv.ParseInt(f[2].(string), 10, 64)
 		ent.projectKey = e.keys.Project(pid) // the script ignores it for pid 0

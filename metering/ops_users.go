@@ -160,9 +160,41 @@ func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
 	if err != nil {
 		return nil, err
 	}
+	flights, err := e.inFlight(ctx, users)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]UserView, len(users))
 	for i, u := range users {
-		out[i] = UserView{User: u, Live: bal[i], HasUsage: u.LastActivityAt != nil}
+		out[i] = UserView{User: u, Live: bal[i], HasUsage: u.LastActivityAt != nil, InFlight: flights[i]}
+	}
+	return out, nil
+}
+
+// inFlight counts each user's live in-flight requests, in one pipeline.
+func (e *Engine) inFlight(ctx context.Context, users []User) ([]int64, error) {
+	now := e.cfg.Now()
+	calls := make([]*scriptCall, len(users))
+	for i := range users {
+		calls[i] = e.inFlightCall(users[i].ID, now)
+	}
+	defer func() {
+		for _, c := range calls {
+			putCall(c)
+		}
+	}()
+	if err := e.runner.runAll(ctx, calls); err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(users))
+	for i, c := range calls {
+		if c.err != nil {
+			return nil, c.err
+		}
+		if len(c.res) != 1 {
+			return nil, fmt.Errorf("in-flight count answered %v", c.res)
+		}
+		out[i] = c.res[0]
 	}
 	return out, nil
 }

@@ -26,6 +26,11 @@ func NewRedisKeys(prefix string) (RedisKeys, error) {
 func (k RedisKeys) User(id int64) string    { return k.tag + ":u:" + strconv.FormatInt(id, 10) }
 func (k RedisKeys) Project(id int64) string { return k.tag + ":p:" + strconv.FormatInt(id, 10) }
 
+// InFlight is a user's sorted set of requests in flight: charge event id →
+// lease deadline (Unix ms). Charges add to it, release.lua removes, and
+// deleting the user refuses while a live member remains.
+func (k RedisKeys) InFlight(id int64) string { return k.tag + ":f:" + strconv.FormatInt(id, 10) }
+
 // Events is the stream every balance change is appended to.
 func (k RedisKeys) Events() string { return k.tag + ":events" }
 

@@ -32,6 +32,14 @@ type scriptRunner struct {
 	queue   []*scriptCall
 	senders int
 	closed  bool
+
+	// Detached calls (see detach) need a sender even when no caller is
+	// around to take a turn: one flusher goroutine per runner, started on
+	// the first detached call, is woken through wake.
+	flusherOnce sync.Once
+	wake        chan struct{}
+	stop        chan struct{}
+	stopped     chan struct{}
 }
 
 const runnerMaxBatch = 128
@@ -48,6 +56,9 @@ type scriptCall struct {
 	// set when the caller is to become the sender.
 	done chan struct{}
 	lead bool
+	// detached: nobody waits for the answer; the sender returns the call
+	// to the pool after sending it.
+	detached bool
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -56,20 +67,87 @@ var callPool = sync.Pool{New: func() any {
 }}
 
 func newScriptRunner(rdb redis.UniversalClient) *scriptRunner {
-	return &scriptRunner{rdb: rdb, timeout: 5 * time.Second, maxSenders: 2}
+	return &scriptRunner{rdb: rdb, timeout: 5 * time.Second, maxSenders: 2,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
-// close refuses new calls; queued ones are still sent. Idempotent.
+// close refuses new calls; queued ones are still sent (the flusher sends
+// the detached ones before it exits). Idempotent.
 func (r *scriptRunner) close() {
 	r.mu.Lock()
+	already := r.closed
 	r.closed = true
 	r.mu.Unlock()
+	if already {
+		return
+	}
+	close(r.stop)
+	started := true
+	r.flusherOnce.Do(func() { started = false })
+	if started {
+		<-r.stopped
+	}
+}
+
+// detach queues a call whose answer nobody waits for (releasing an
+// in-flight lease after a response). It rides in the next pipeline any
+// sender sends; when no sender is active the flusher sends it. The caller
+// never waits for Redis, and no goroutine is started per call.
+func (r *scriptRunner) detach(c *scriptCall) {
+	c.detached = true
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		putCall(c)
+		return
+	}
+	r.queue = append(r.queue, c)
+	idle := r.senders == 0
+	r.mu.Unlock()
+	r.flusherOnce.Do(func() { go r.flusher() })
+	if idle {
+		select {
+		case r.wake <- struct{}{}:
+		default: // already woken
+		}
+	}
+}
+
+// flusher takes a sender's turn whenever detached calls wait with no
+// sender active, and once more when the runner closes.
+func (r *scriptRunner) flusher() {
+	defer close(r.stopped)
+	for {
+		select {
+		case <-r.wake:
+		case <-r.stop:
+			for r.flushTurn() {
+			}
+			return
+		}
+		for r.flushTurn() {
+		}
+	}
+}
+
+// flushTurn sends one batch if calls are queued and a sender slot is free;
+// it reports whether it did.
+func (r *scriptRunner) flushTurn() bool {
+	r.mu.Lock()
+	if len(r.queue) == 0 || r.senders >= r.maxSenders {
+		r.mu.Unlock()
+		return false
+	}
+	r.senders++
+	r.mu.Unlock()
+	r.sendTurn(nil)
+	return true
 }
 
 // getCall returns a pooled call to fill; putCall returns it after its answer was read.
 func getCall(s *redis.Script) *scriptCall {
 	c := callPool.Get().(*scriptCall)
-	c.script, c.keys, c.args, c.res, c.err, c.lead = s, c.keys[:0], c.args[:0], c.res[:0], nil, false
+	c.script, c.keys, c.args, c.res, c.err, c.lead, c.detached = s, c.keys[:0], c.args[:0], c.res[:0], nil, false, false
 	return c
 }
 
@@ -147,21 +225,38 @@ func (r *scriptRunner) sendTurn(first *scriptCall) {
 
 	r.mu.Lock()
 	var next *scriptCall
-	if len(r.queue) > 0 {
+	wakeFlusher := false
+	switch {
+	case len(r.queue) > 0 && !r.queue[0].detached:
 		next = r.queue[0]
 		next.lead = true
 		rest := copy(r.queue, r.queue[1:])
 		r.queue[rest] = nil
 		r.queue = r.queue[:rest]
-	} else {
+	case len(r.queue) > 0:
+		// Nobody waits on a detached call to take the turn: the flusher
+		// does, so this caller can return with its answer.
+		r.senders--
+		wakeFlusher = true
+	default:
 		r.senders--
 	}
 	r.mu.Unlock()
 	for _, c := range batch {
+		if c.detached {
+			putCall(c)
+			continue
+		}
 		c.done <- struct{}{}
 	}
 	if next != nil {
 		next.done <- struct{}{}
+	}
+	if wakeFlusher {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ type userEntry struct {
 	userArg    string // user id as a script argument
 	versionArg string
 	userKey    string
+	flightKey  string // the user's in-flight set
 	projectID  int64
 	projectVer string
 	projectKey string

@@ -1,0 +1,72 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var deleteUserScript = mustScript("delete_user.lua")
+
+// deleteTombstoneTTL is how long a deleted user's Redis hash stays as a
+// tombstone; far longer than any transaction that could race the delete.
+const deleteTombstoneTTL = time.Hour
+
+// DeleteUser removes a user and its key from Postgres and Redis. Its
+// events stay in the ledger (they carry the username as text and no
+// foreign key). ErrConflict while the user has requests in flight.
+//
+// Order matters: inside the transaction, with the user row locked and
+// deleted but not committed, delete_user.lua checks the in-flight set and
+// retires the user in Redis in one atomic step. A charge that ran first is
+// in flight and makes the delete refuse; one that runs after finds no key.
+// Only then does Postgres commit. Should the commit fail, the user stays
+// unusable until the tombstone expires and it reloads from Postgres.
+func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
+	var dropped *KeyHash
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
+			return err
+		}
+		u, err := getUserByName(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		v, err := bumpUserVersion(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, u.ID); err != nil {
+			return fmt.Errorf("delete user %q: %w", username, err)
+		}
+		details := map[string]any{"project": u.ProjectName}
+		kh := ""
+		if u.Key != nil {
+			details["key_prefix"] = u.Key.Prefix
+			kh, dropped = string(u.Key.Hash[:]), &u.Key.Hash
+		}
+		if err := insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "user.delete", Target: u.Username, Details: details}); err != nil {
+			return err
+		}
+		c := getCall(deleteUserScript)
+		defer putCall(c)
+		c.keys = append(c.keys, e.keys.User(u.ID), e.keys.InFlight(u.ID), e.keys.KeyIndex())
+		c.args = append(c.args, e.cfg.Now().UnixMilli(), kh, v, int64(deleteTombstoneTTL/time.Second))
+		if err := e.runner.run(ctx, c); err != nil {
+			return err
+		}
+		if c.res[0] == 1 && len(c.res) > 1 {
+			return fmt.Errorf("%w: user %q has %d requests in flight; try again when they are done", ErrConflict, username, c.res[1])
+		}
+		if c.res[0] != scriptOK {
+			return fmt.Errorf("delete script answered %v", c.res)
+		}
+		return nil
+	})
+	if err == nil && dropped != nil {
+		e.cache.drop(*dropped)
+	}
+	return err
+}

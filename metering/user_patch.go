@@ -1,0 +1,256 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var patchUserScript = mustScript("patch_user.lua")
+
+// KindConfig is an event that moves balance fields because of a
+// configuration change: a project reassignment (fresh allowance, no pool
+// drawn) or a monthly grant schedule change.
+const KindConfig = "config"
+
+// UserPatch is a partial update of a user; nil or unset fields stay.
+type UserPatch struct {
+	Username *string // rename, only while the user has no usage history
+	// SetProject moves the user to Project ("" unassigns).
+	SetProject   bool
+	Project      string
+	MonthlyGrant *Credits
+	Partner      *bool
+	// SetKeyExpiry changes the live key's expiry to KeyExpiresAt (nil: never).
+	SetKeyExpiry bool
+	KeyExpiresAt *time.Time
+}
+
+func (p *UserPatch) validate(now time.Time) error {
+	if p.Username != nil && !ValidName(*p.Username) {
+		return invalid("username", "must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+	}
+	if p.SetProject && p.Project != "" && !ValidName(p.Project) {
+		return invalid("project", "must be a project name or null")
+	}
+	if g := p.MonthlyGrant; g != nil && (*g < 0 || *g > MaxCredits) {
+		return invalid("monthly_grant", "must be between 0 and 9007199254.740991")
+	}
+	if p.SetKeyExpiry && p.KeyExpiresAt != nil && !p.KeyExpiresAt.After(now) {
+		return invalid("key_expires_at", "must be in the future (deactivate the user to stop a key now)")
+	}
+	return nil
+}
+
+// PatchUser changes a user's name, project, monthly grant, partner flag or
+// key expiry. Every change bumps the user's version so gateways refresh
+// their cached entry on the next request. A new project takes effect from
+// the next request with its full allowance and a fresh pool draw; the
+// balance fields that moves change in patch_user.lua with an event, like
+// every balance change, and the event is recorded in Postgres before this
+// returns.
+func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPatch) (UserView, error) {
+	now := e.cfg.Now()
+	if err := p.validate(now); err != nil {
+		return UserView{}, err
+	}
+	var events []Event
+	newName := username
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
+			return err
+		}
+		u, err := getUserByName(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		next, changes, err := e.applyPatch(ctx, tx, u, p)
+		if err != nil {
+			return err
+		}
+		newName = next.Username
+		if len(changes) == 0 {
+			return nil // nothing to change: no version bump, no audit
+		}
+		if err := insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "user.update", Target: u.Username, Details: changes}); err != nil {
+			return err
+		}
+		events, err = e.patchRedis(ctx, actor, u, next, now, changes)
+		return err
+	})
+	if err != nil {
+		return UserView{}, err
+	}
+	if len(events) > 0 {
+		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+			_, err := applyEvents(ctx, tx, events)
+			return err
+		})
+		if err != nil {
+			return UserView{}, fmt.Errorf("%w: user %q changed, but its balance event is not yet recorded in Postgres (the reconciler will record it; do not retry): %v",
+				ErrUnavailable, newName, err)
+		}
+	}
+	return e.GetUser(ctx, newName)
+}
+
+// applyPatch writes the patch to Postgres in tx and returns the user as it
+// now is, with the changed fields (from → to) for the audit entry.
+func (e *Engine) applyPatch(ctx context.Context, tx pgx.Tx, u User, p UserPatch) (User, map[string]any, error) {
+	changes := map[string]any{}
+	next := u
+	if p.Username != nil && *p.Username != u.Username {
+		if u.LastActivityAt != nil {
+			return u, nil, fmt.Errorf("%w: user %q has usage history, which keeps its name; it cannot be renamed", ErrConflict, u.Username)
+		}
+		changes["username"] = map[string]any{"from": u.Username, "to": *p.Username}
+		next.Username = *p.Username
+	}
+	if p.SetProject && p.Project != u.ProjectName {
+		next.ProjectID, next.ProjectName = 0, ""
+		if p.Project != "" {
+			proj, err := getProjectByName(ctx, tx, p.Project)
+			if errors.Is(err, ErrNotFound) {
+				return u, nil, invalid("project", fmt.Sprintf("no project named %q", p.Project))
+			}
+			if err != nil {
+				return u, nil, err
+			}
+			next.ProjectID, next.ProjectName = proj.ID, proj.Name
+		}
+		changes["project"] = map[string]any{"from": nullable(u.ProjectName), "to": nullable(next.ProjectName)}
+	}
+	if p.MonthlyGrant != nil && *p.MonthlyGrant != u.MonthlyGrant {
+		changes["monthly_grant"] = map[string]any{"from": u.MonthlyGrant, "to": *p.MonthlyGrant}
+		next.MonthlyGrant = *p.MonthlyGrant
+	}
+	if p.Partner != nil && *p.Partner != u.Partner {
+		changes["partner"] = map[string]any{"from": u.Partner, "to": *p.Partner}
+		next.Partner = *p.Partner
+	}
+	if p.SetKeyExpiry && u.Key != nil && !sameTime(u.Key.ExpiresAt, p.KeyExpiresAt) {
+		changes["key_expires_at"] = map[string]any{"from": u.Key.ExpiresAt, "to": p.KeyExpiresAt}
+		if _, err := tx.Exec(ctx, `UPDATE api_keys SET expires_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`,
+			u.ID, p.KeyExpiresAt); err != nil {
+			return u, nil, err
+		}
+	}
+	if len(changes) == 0 {
+		return u, changes, nil
+	}
+	var project *int64
+	if next.ProjectID != 0 {
+		project = &next.ProjectID
+	}
+	_, err := tx.Exec(ctx, `UPDATE users SET username = $2, project_id = $3, monthly_grant = $4, partner = $5,
+		version = version + 1, updated_at = now() WHERE id = $1`,
+		u.ID, next.Username, project, next.MonthlyGrant, next.Partner)
+	if isUniqueViolation(err) {
+		return u, nil, fmt.Errorf("username %q is taken: %w", next.Username, ErrConflict)
+	}
+	if err != nil {
+		return u, nil, err
+	}
+	next, err = getUserByID(ctx, tx, u.ID)
+	return next, changes, err
+}
+
+// patchRedis mirrors the patched user into Redis with patch_user.lua and
+// returns the events it appended, for recording in Postgres.
+func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now time.Time, changes map[string]any) ([]Event, error) {
+	_, rename := changes["username"]
+	_, reassign := changes["project"]
+	_, grantChange := changes["monthly_grant"]
+	if u.ProjectID != 0 {
+		// Redis may never have seen the new project.
+		if err := e.loadProject(ctx, u.ProjectID); err != nil {
+			return nil, err
+		}
+	}
+	loc, err := LoadLocation(u.projectTZ)
+	if err != nil {
+		return nil, err
+	}
+	id := e.ids.Next()
+	config := userConfigArgs(u)
+	var res []int64
+	for attempt := 0; attempt < 3; attempt++ {
+		c := getCall(patchUserScript)
+		c.keys = append(c.keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
+		c.args = append(c.args, u.Version, now.UnixMilli(), id, actor, flag(rename), flag(reassign),
+			PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), flag(grantChange), u.ID, len(config)/2)
+		c.args = append(c.args, config...)
+		err := e.runner.run(ctx, c)
+		res = append(res[:0], c.res...)
+		putCall(c)
+		if err != nil {
+			return nil, err
+		}
+		switch res[0] {
+		case scriptNoUser:
+			// Loaded from outside this transaction: the old config, at
+			// an older version, which this script then overwrites.
+			_, err = e.loadUser(ctx, u.ID)
+		case scriptNoProject:
+			err = e.loadProject(ctx, u.ProjectID)
+		default:
+			attempt = 3
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case res[0] == 3:
+		return nil, fmt.Errorf("%w: user %q has usage not yet recorded in the ledger, which keeps its name; it cannot be renamed", ErrConflict, old.Username)
+	case res[0] == scriptStale:
+		return nil, fmt.Errorf("%w: user %q changed concurrently; try again", ErrConflict, old.Username)
+	case res[0] != scriptOK || len(res) < 8:
+		return nil, fmt.Errorf("%w: patch script answered %v", ErrUnavailable, res)
+	}
+	at := time.UnixMilli(now.UnixMilli()).UTC()
+	base := Event{At: at, UserID: u.ID, Username: u.Username, ProjectID: u.ProjectID, ProjectName: u.ProjectName}
+	var events []Event
+	if grant := Credits(res[5]); grant > 0 {
+		ev := base
+		ev.ID, ev.Kind, ev.Purchased, ev.GrantMonth, ev.HasGrant = id+":g", KindGrant, grant, res[4], true
+		events = append(events, ev)
+	}
+	if res[6] == 1 {
+		ev := base
+		ev.ID, ev.Kind, ev.Actor = id, KindConfig, actor
+		ev.Allowance, ev.PoolUsed = Credits(res[1]), Credits(res[2])
+		if reassign {
+			ev.AllowancePeriod, ev.HasPeriod = res[3], true
+		}
+		if res[7] == 1 {
+			ev.GrantMonth, ev.HasGrant = res[4], true
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
