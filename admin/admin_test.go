@@ -619,7 +619,7 @@ func TestListUsersPagination(t *testing.T) {
 	for _, q := range []string{"cursor=!!!", "cursor=QUJD"} { // "ABC" is not a username
 		e.admin(t, "GET", "/users?"+q, "").requireError(t, http.StatusBadRequest, "invalid_argument", "cursor")
 	}
-	e.admin(t, "GET", "/users?search=x", "").requireError(t, http.StatusBadRequest, "invalid_argument", "search")
+	e.admin(t, "GET", "/users?search=a%20b", "").requireError(t, http.StatusBadRequest, "invalid_argument", "search")
 
 	// An empty world lists [] rather than null.
 	e2 := setup(t)

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"encoding/base64"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,8 +10,8 @@ import (
 
 // Page sizes of GET /users.
 const (
-	defaultUserLimit = 50
-	maxUserLimit     = 1000
+	defaultUserLimit = metering.DefaultUserLimit
+	maxUserLimit     = metering.MaxUserLimit
 )
 
 func (a *api) userRoutes() []route {
@@ -148,49 +147,64 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listUsers: GET /users?limit=&cursor= → {"users":[User],"next_cursor":"..."},
-// by username. The cursor is opaque to clients (base64url of the last
-// username of the page); next_cursor is absent on the last page.
+// listUsers: GET /users?search=&project=&status=&sort=&limit=&cursor= →
+// {"users":[User],"next_cursor":"..."}; next_cursor is absent on the last
+// page. The cursor is opaque; metering.UserQuery documents the orders.
 func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	for _, name := range []string{"search", "project", "status", "sort"} {
-		if q.Has(name) {
-			// Ignoring a filter would answer with the wrong users.
-			return invalidArg(name, "this filter is not supported yet")
-		}
+	q, err := userQueryFrom(r)
+	if err != nil {
+		return err
 	}
-	limit := defaultUserLimit
-	if s := q.Get("limit"); s != "" || q.Has("limit") {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxUserLimit {
-			return invalidArg("limit", "must be a whole number from 1 to 1000")
-		}
-		limit = n
-	}
-	after := ""
-	if c := q.Get("cursor"); c != "" {
-		b, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil || !metering.ValidName(string(b)) {
-			return invalidArg("cursor", "is not a cursor this API returned")
-		}
-		after = string(b)
-	}
-	views, next, err := a.engine.ListUsers(r.Context(), after, limit)
+	views, next, err := a.engine.FindUsers(r.Context(), q)
 	if err != nil {
 		return err
 	}
 	out := struct {
 		Users      []userJSON `json:"users"`
 		NextCursor string     `json:"next_cursor,omitempty"`
-	}{Users: make([]userJSON, len(views))}
+	}{Users: make([]userJSON, len(views)), NextCursor: next}
 	for i, v := range views {
 		out.Users[i] = userOut(v)
 	}
-	if next != "" {
-		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(next))
-	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// userQueryFrom reads the listing filters of GET /users (and of anything
+// that lists users the same way). The engine validates the values; this
+// only rejects what cannot be parsed or was given twice.
+func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
+	q := r.URL.Query()
+	var uq metering.UserQuery
+	for name, dst := range map[string]*string{"search": &uq.Search, "project": &uq.Project,
+		"status": &uq.Status, "cursor": &uq.Cursor} {
+		if len(q[name]) > 1 {
+			return uq, invalidArg(name, "may be given once")
+		}
+		*dst = q.Get(name)
+	}
+	// An empty search matches everyone and an empty cursor is the first
+	// page, but an empty project or status filter is a mistake.
+	for _, name := range []string{"project", "status"} {
+		if q.Has(name) && q.Get(name) == "" {
+			return uq, invalidArg(name, "must not be empty")
+		}
+	}
+	if len(q["sort"]) > 1 {
+		return uq, invalidArg("sort", "may be given once")
+	}
+	uq.Sort = metering.UserSort(q.Get("sort"))
+	if q.Has("sort") && uq.Sort == "" {
+		return uq, invalidArg("sort", `must be "username", "-credits" or "-activity"`)
+	}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || len(q["limit"]) > 1 || n < 1 || n > maxUserLimit {
+			return uq, invalidArg("limit", "must be a whole number from 1 to 1000")
+		}
+		uq.Limit = n
+	}
+	return uq, nil
 }
 
 // getUser: GET /users/{username} → User.
