@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -77,6 +78,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //
 //	metering [<cost>] {
 //		cost <credits>
+//		in_flight_lease <duration>
 //	}
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
@@ -105,6 +107,18 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if err := setCost(); err != nil {
 				return nil, err
 			}
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "in_flight_lease":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			d, err := caddy.ParseDuration(h.Val())
+			if err != nil || d <= 0 {
+				return nil, h.Errf("in_flight_lease %q: must be a positive duration such as 15m", h.Val())
+			}
+			m.InFlightLease = caddy.Duration(d)
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -127,5 +129,18 @@ func TestAdaptGolden(t *testing.T) {
 		require.JSONEq(t, string(want), string(got), f)
 		// The secrets stay placeholders in the adapted config.
 		require.NotContains(t, string(got), "TOLLGATE_KEY_PEPPER=")
+	}
+}
+
+func TestParseHandlerInFlightLease(t *testing.T) {
+	t.Parallel()
+	h, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering 2 {\n in_flight_lease 30m\n}")})
+	require.NoError(t, err)
+	require.Equal(t, caddy.Duration(30*time.Minute), h.(*Handler).InFlightLease)
+	require.Equal(t, "2", h.(*Handler).Cost)
+	for _, in := range []string{"metering {\n in_flight_lease\n}", "metering {\n in_flight_lease soon\n}",
+		"metering {\n in_flight_lease -1m\n}", "metering {\n in_flight_lease 1m 2m\n}"} {
+		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		require.Error(t, err, in)
 	}
 }
