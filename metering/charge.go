@@ -70,10 +70,12 @@ func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, re
 		start, month := ent.periodArgs(now)
 		c := getCall(chargeScript)
 		id := e.ids.Next()
-		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events(), ent.flightKey)
+		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events())
 		c.args = append(c.args, "charge", keyString(&h), ent.versionArg, ent.projectVer,
 			now.UnixMilli(), start, month, int64(cost), id, request, ent.userArg)
 		if lease > 0 {
+			// Only tracked charges pay for the extra key and argument.
+			c.keys = append(c.keys, ent.flightKey)
 			c.args = append(c.args, now.Add(lease).UnixMilli())
 		}
 		err = e.runner.run(ctx, c)

@@ -3,7 +3,7 @@
 -- grants are computed.
 --
 -- KEYS[1] user hash   KEYS[2] project hash (ignored for unassigned users)
--- KEYS[3] event stream   KEYS[4] the user's in-flight set (charge only)
+-- KEYS[3] event stream   KEYS[4] the user's in-flight set (tracked charges only)
 -- ARGV[1] mode:
 --   "charge" validate the key, take ARGV[8] through the waterfall
 --   "peek"   report balances as of now, refills applied in the answer only

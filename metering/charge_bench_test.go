@@ -3,6 +3,7 @@ package metering_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -26,6 +27,30 @@ func BenchmarkCharge(b *testing.B) {
 			b.Fatalf("charge: %+v %v", res, err)
 		}
 	}
+	// tracked: as the gateway handler charges, with an in-flight lease
+	// and its release queued after the "response".
+	tracked := func() {
+		res, err := w.Engine.ChargeTracked(ctx, key, 1, "GET /bench", time.Minute)
+		if err != nil || res.Status != metering.Charged {
+			b.Fatalf("charge: %+v %v", res, err)
+		}
+		w.Engine.Release(res.Lease)
+	}
+	b.Run("serial_tracked", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			tracked()
+		}
+	})
+	b.Run("parallel_tracked", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				tracked()
+			}
+		})
+	})
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
