@@ -71,6 +71,8 @@ type Engine struct {
 	log    *zap.Logger
 	cache  *userCache
 	runner *scriptRunner
+	// releases batches in-flight lease releases (inflight.go).
+	releases releases
 	// keySync makes concurrent misses share one key-index sync.
 	keySync sync.Mutex
 }

@@ -1,12 +1,17 @@
--- release.lua: a request is done; drop it from its user's in-flight set,
--- and with it any member whose lease has already run out (a gateway that
--- died mid-request), so the set stays as small as the live requests.
+-- release.lua: requests are done; drop each from its user's in-flight set,
+-- and with them any member whose lease has already run out (a gateway
+-- that died mid-request), so the sets stay as small as the live requests.
+-- One call carries every release queued since the last pipeline.
 --
--- KEYS[1] the user's in-flight set
--- ARGV[1] member (the charge's event id)   ARGV[2] now, Unix ms
+-- KEYS[i] a user's in-flight set (all under the deployment's hash tag)
+-- ARGV[1] now, Unix ms   ARGV[i+1] the member to remove from KEYS[i]
+--         (the charge's event id)
 --
 -- Answers {members removed}.
 
-local n = redis.call('ZREM', KEYS[1], ARGV[1])
-n = n + redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local now, n = ARGV[1], 0
+for i, key in ipairs(KEYS) do
+  n = n + redis.call('ZREM', key, ARGV[i + 1])
+  n = n + redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+end
 return {n}

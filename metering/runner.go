@@ -59,6 +59,9 @@ type scriptCall struct {
 	// detached: nobody waits for the answer; the sender returns the call
 	// to the pool after sending it.
 	detached bool
+	// prepare, when set, fills keys and args just before the call is
+	// sent, so a detached call can carry what accumulated while it waited.
+	prepare func(*scriptCall)
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -147,7 +150,7 @@ func (r *scriptRunner) flushTurn() bool {
 // getCall returns a pooled call to fill; putCall returns it after its answer was read.
 func getCall(s *redis.Script) *scriptCall {
 	c := callPool.Get().(*scriptCall)
-	c.script, c.keys, c.args, c.res, c.err, c.lead, c.detached = s, c.keys[:0], c.args[:0], c.res[:0], nil, false, false
+	c.script, c.keys, c.args, c.res, c.err, c.lead, c.detached, c.prepare = s, c.keys[:0], c.args[:0], c.res[:0], nil, false, false, nil
 	return c
 }
 
@@ -265,6 +268,12 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 	cmds := cmdBuf[:0]
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
+	for _, c := range batch {
+		if c.prepare != nil {
+			c.prepare(c)
+			c.prepare = nil // a NOSCRIPT resend keeps what it took
+		}
+	}
 	cmds = r.send(ctx, batch, cmds)
 	var retry []*scriptCall
 	for i, c := range batch {
