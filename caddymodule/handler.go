@@ -106,10 +106,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.metering.remaining", remaining)
 	}
 	w.Header().Set("X-Credits-Remaining", remaining)
-	err = next.ServeHTTP(w, r)
-	// Queued, not awaited: the response is not held up by Redis.
-	h.engine.Release(res.Lease)
-	return err
+	// Queued, not awaited: the response is not held up by Redis. Deferred
+	// so a panicking upstream handler does not leave the lease to expire.
+	defer h.engine.Release(res.Lease)
+	return next.ServeHTTP(w, r)
 }
 
 // DefaultInFlightLease is Handler.InFlightLease's default.

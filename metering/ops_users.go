@@ -139,10 +139,17 @@ func (e *Engine) GetUser(ctx context.Context, username string) (UserView, error)
 	return views[0], nil
 }
 
-// ListUsers returns up to limit users after the cursor username, by name,
-// and the cursor of the next page ("" on the last).
+// ListUsers returns up to limit users after the username after, by name,
+// and the name to pass as after for the next page ("" on the last).
+//
+// Deprecated: FindUsers filters, sorts and pages with opaque cursors.
 func (e *Engine) ListUsers(ctx context.Context, after string, limit int) ([]UserView, string, error) {
-	users, err := listUsers(ctx, e.db, after, limit+1)
+	q := UserQuery{Sort: SortUsername, Limit: limit}
+	var c *userCursor
+	if after != "" {
+		c = &userCursor{username: after}
+	}
+	users, err := listUsersPage(ctx, e.db, &q, c)
 	if err != nil {
 		return nil, "", err
 	}

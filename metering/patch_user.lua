@@ -21,7 +21,9 @@
 --
 -- Answers {0, d_allowance, d_pool_used, allowance_period, grant_month,
 --          grant_paid, config_event (0/1), config_event_has_grant_month}
---   3 rename refused (unreconciled usage)   -1 user not loaded
+--   3 rename refused (unreconciled usage)
+--   4 rename refused for now: the stream backlog is too long to scan
+--  -1 user not loaded
 --  -2 Redis holds a newer config version    -4 project not loaded
 --
 -- The allowance period only ever moves forward (max of old and new start):
@@ -41,13 +43,23 @@ for i = 12, last, 2 do cfg[ARGV[i]] = ARGV[i + 1] end
 local pid, uname = cfg['p'], cfg['n']
 
 if ARGV[5] == '1' then
-  for _, entry in ipairs(redis.call('XRANGE', KEYS[3], '-', '+')) do
-    local f, kind, who = entry[2], nil, nil
-    for i = 1, #f, 2 do
-      if f[i] == 'k' then kind = f[i + 1] elseif f[i] == 'u' then who = f[i + 1] end
+  -- The stream holds only what the reconciler has not yet trimmed, normally
+  -- seconds of traffic. After a long Postgres outage it can be huge; rather
+  -- than block Redis scanning it, refuse until the ledger catches up.
+  if redis.call('XLEN', KEYS[3]) > 100000 then return {4} end
+  local start = '-'
+  repeat
+    local batch = redis.call('XRANGE', KEYS[3], start, '+', 'COUNT', 1000)
+    for _, entry in ipairs(batch) do
+      local f, kind, who = entry[2], nil, nil
+      for i = 1, #f, 2 do
+        if f[i] == 'k' then kind = f[i + 1] elseif f[i] == 'u' then who = f[i + 1] end
+      end
+      if kind == 'usage' and who == uid then return {3} end
     end
-    if kind == 'usage' and who == uid then return {3} end
-  end
+    if #batch < 1000 then break end
+    start = '(' .. batch[#batch][1]
+  until false
 end
 
 local pname, amt, per = '', 0, 'none'

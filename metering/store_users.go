@@ -56,25 +56,6 @@ func getUserByID(ctx context.Context, q querier, id int64) (User, error) {
 	return u, nil
 }
 
-// listUsers pages by username: users after the cursor name, at most limit.
-func listUsers(ctx context.Context, q querier, after string, limit int) ([]User, error) {
-	rows, err := q.Query(ctx, `SELECT `+userColumns+userFrom+`
-		WHERE u.username > $1 ORDER BY u.username LIMIT $2`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
-}
-
 // insertUser creates the user row with zero balances; money arrives through
 // events afterwards, like every other balance change.
 func insertUser(ctx context.Context, q querier, u User) (int64, error) {

@@ -206,6 +206,8 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 	switch {
 	case res[0] == 3:
 		return nil, fmt.Errorf("%w: user %q has usage not yet recorded in the ledger, which keeps its name; it cannot be renamed", ErrConflict, old.Username)
+	case res[0] == 4:
+		return nil, fmt.Errorf("%w: the ledger is catching up on a long backlog; renaming %q must wait until it has (try again shortly)", ErrConflict, old.Username)
 	case res[0] == scriptStale:
 		return nil, fmt.Errorf("%w: user %q changed concurrently; try again", ErrConflict, old.Username)
 	case res[0] != scriptOK || len(res) < 8:
