@@ -73,12 +73,11 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 	if len(rows) == 0 {
 		return res, invalid("body", "no rows to import")
 	}
-	if dryRun {
-		_, err := e.checkImport(ctx, e.db, rows, res.Rows, false)
+	// Checked outside the transaction first so that a dry run and a
+	// rejected file report every problem without taking locks; checked
+	// again under lock below, as things may change meanwhile.
+	if _, err := e.checkImport(ctx, e.db, rows, res.Rows, false); err != nil || dryRun || !res.OK() {
 		return res, err
-	}
-	if !res.OK() {
-		return res, nil
 	}
 	keys := make([]string, len(rows))
 	infos := make([]APIKeyInfo, len(rows))
