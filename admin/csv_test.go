@@ -197,6 +197,11 @@ func TestImportCreatesUsers(t *testing.T) {
 	require.NoError(t, e.DB.QueryRow(e.ctx, `SELECT awarded FROM users WHERE username = 'bob'`).Scan(&awarded))
 	require.Equal(t, int64(12_345678), awarded)
 
+	// Without a key-encryption key nothing is sealed (NULL, as for POST /users).
+	var unsealed int
+	require.NoError(t, e.DB.QueryRow(e.ctx, `SELECT count(*) FROM api_keys WHERE sealed IS NULL`).Scan(&unsealed))
+	require.Equal(t, 3, unsealed)
+
 	// One audit entry with counts and no key.
 	require.Equal(t, audits+1, e.countRows(t, "audit_log"))
 	var actor, details string
