@@ -446,3 +446,21 @@ func TestImportAndExportManyRows(t *testing.T) {
 	e.Drain(t)
 	e.AssertConsistent(t)
 }
+
+// TestCSVRoutesPrecedence: the literal paths win over /users/{username}
+// (Go's ServeMux prefers the more specific pattern), and other methods
+// still reach the user routes or answer 405.
+func TestCSVRoutesPrecedence(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.admin(t, "POST", "/users", `{"username":"import"}`).requireStatus(t, http.StatusCreated)
+	e.admin(t, "POST", "/users", `{"username":"export"}`).requireStatus(t, http.StatusCreated)
+	_, recs := e.readExport(t, adminSecret, "")
+	require.Equal(t, []string{"export", "import"}, names(recs))
+	r := e.admin(t, "GET", "/users/import", "").requireStatus(t, http.StatusOK)
+	require.Equal(t, "import", r.body["username"])
+	e.admin(t, "POST", "/users/export/credits", `{"delta":1}`).requireStatus(t, http.StatusOK)
+	r = e.admin(t, "POST", "/users/export", "")
+	r.requireError(t, http.StatusMethodNotAllowed, "method_not_allowed", "")
+	require.Contains(t, r.header.Get("Allow"), "GET")
+}

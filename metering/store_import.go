@@ -69,6 +69,9 @@ func insertUsersBulk(ctx context.Context, q querier, users []User) (map[string]i
 	rows, err := q.Query(ctx, `INSERT INTO users (username, project_id, monthly_grant, grant_month, partner)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[])
 		RETURNING id, username`, names, projects, grants, grantMonths, partners)
+	if isUniqueViolation(err) {
+		return nil, errUsernameRace
+	}
 	if err != nil {
 		return nil, err
 	}
