@@ -24,6 +24,8 @@ const (
 	DefaultBasePath      = "/admin/v1"
 	DefaultHealthTimeout = 2 * time.Second
 	DefaultMaxBodyBytes  = 1 << 20
+	// DefaultMaxImportBytes bounds a CSV import: about 400,000 typical rows.
+	DefaultMaxImportBytes = 16 << 20
 )
 
 // Config configures the admin API handler.
@@ -41,6 +43,10 @@ type Config struct {
 	HealthTimeout time.Duration
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
 	MaxBodyBytes int64
+	// MaxImportBytes bounds the CSV body of POST /users/import, which is
+	// read whole before anything is written; larger ones get 413.
+	// Default 16 MiB.
+	MaxImportBytes int64
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -56,6 +62,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxImportBytes == 0 {
+		c.MaxImportBytes = DefaultMaxImportBytes
 	}
 	return c
 }
@@ -73,6 +82,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("max_body_bytes: must not be negative, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxImportBytes < 0 {
+		return fmt.Errorf("max_import_bytes: must not be negative, got %d", c.MaxImportBytes)
 	}
 	if len(c.Tokens) == 0 {
 		return errors.New("tokens: at least one token is required")
@@ -130,7 +142,8 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 	}
 	a := &api{engine: engine, cfg: cfg, log: cfg.Logger, auth: newAuthenticator(cfg.Tokens),
 		mux: http.NewServeMux(), base: strings.TrimSuffix(cfg.BasePath, "/")}
-	for _, table := range [][]route{a.healthRoutes(), a.projectRoutes(), a.userRoutes()} {
+	for _, table := range [][]route{a.healthRoutes(), a.projectRoutes(), a.userRoutes(),
+		a.csvRoutes()} {
 		for _, rt := range table {
 			a.mux.Handle(rt.method+" "+a.base+rt.path, a.wrap(rt))
 		}

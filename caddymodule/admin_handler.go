@@ -24,6 +24,8 @@ type AdminHandler struct {
 	Tokens []AdminToken `json:"tokens,omitempty"`
 	// BasePath the routes live under. Default /admin/v1.
 	BasePath string `json:"base_path,omitempty"`
+	// MaxImportBytes bounds the CSV body of POST /users/import. Default 16 MiB.
+	MaxImportBytes int64 `json:"max_import_bytes,omitempty"`
 
 	handler http.Handler
 }
@@ -65,7 +67,8 @@ func (a *AdminHandler) Provision(ctx caddy.Context) error {
 	if len(tokens) == 0 {
 		return fmt.Errorf("metering_admin: no usable token (set the admin token's secret, e.g. TOLLGATE_ADMIN_TOKEN)")
 	}
-	a.handler, err = admin.New(app.Engine(), admin.Config{BasePath: a.BasePath, Tokens: tokens, Logger: log})
+	a.handler, err = admin.New(app.Engine(), admin.Config{BasePath: a.BasePath, Tokens: tokens, Logger: log,
+		MaxImportBytes: a.MaxImportBytes})
 	if err != nil {
 		return fmt.Errorf("metering_admin: %w", err)
 	}

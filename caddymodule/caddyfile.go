@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"math"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 
 	"github.com/tollgate/tollgate/metering"
 )
@@ -134,6 +137,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	metering_admin {
 //		token     <secret> <name> <admin|viewer>
 //		base_path <path>
+//		max_import_size <size>   (e.g. 16MiB, 500KB, 1048576)
 //	}
 func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	a := new(AdminHandler)
@@ -159,6 +163,18 @@ func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 				return nil, h.ArgErr()
 			}
 			a.BasePath = h.Val()
+		case "max_import_size":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			size, err := humanize.ParseBytes(h.Val())
+			if err != nil || size == 0 || size > math.MaxInt64 {
+				return nil, h.Errf("max_import_size %q: must be a positive size such as 16MiB", h.Val())
+			}
+			a.MaxImportBytes = int64(size)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
 		default:
 			return nil, h.Errf("unknown metering_admin subdirective %q", h.Val())
 		}

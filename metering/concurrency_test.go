@@ -296,3 +296,44 @@ func TestConcurrentChargesDuringReconcile(t *testing.T) {
 	require.Equal(t, int64(300), w.ledgerUsage(t, uid).events)
 	require.Equal(t, int64(0), w.pgInt(t, `SELECT purchased FROM users WHERE id = $1`, uid))
 }
+
+// TestChargesSurviveScriptCacheFlush: Redis losing its script cache (a
+// restart, a failover, SCRIPT FLUSH) while charges are in flight neither
+// fails them nor runs any twice: the runner resends only the calls that
+// answered NOSCRIPT.
+func TestChargesSurviveScriptCacheFlush(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, monday)
+	key := w.user(t, metering.UserSpec{Username: "u", InitialCredits: cr(300)})
+	uid := w.view(t, "u").ID
+	engines := []*metering.Engine{w.Engine, w.NewEngine(t)}
+	stop := make(chan struct{})
+	flushed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { flushed <- n }()
+		for n < 20 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if w.Redis.ScriptFlush(context.Background()).Err() == nil {
+				n++
+			}
+		}
+	}()
+	var tl tally
+	for round := 0; round < 4; round++ {
+		r := count(t, hammer(t, engines, key, 100, cr(1)))
+		tl.charged += r.charged
+		tl.remaining = append(tl.remaining, r.remaining...)
+	}
+	close(stop)
+	require.Greater(t, <-flushed, 0, "the script cache was flushed during the test")
+	require.Equal(t, 300, tl.charged)
+	sort.Slice(tl.remaining, func(i, j int) bool { return tl.remaining[i] < tl.remaining[j] })
+	requireSerial(t, tl, 300)
+	w.drainAndCheck(t)
+	require.Equal(t, int64(300), w.ledgerUsage(t, uid).events, "no charge ran twice or went unrecorded")
+}

@@ -200,7 +200,11 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	var bad []redis.XMessage
 	for _, m := range msgs {
 		ids = append(ids, m.ID)
-		if m.Values == nil { // deleted while pending
+		if m.Values == nil {
+			// Deleted from the stream while pending: only an outside XDEL
+			// or XTRIM does that (ack.lua never trims pending entries).
+			r.log.Error("pending entry was deleted from the stream before it was reconciled; its event is lost",
+				zap.String("entry", m.ID))
 			continue
 		}
 		ev, err := parseStreamEvent(m.Values)
@@ -219,51 +223,27 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
 	}
 	stream := r.e.keys.Events()
-	var pending *redis.XPendingCmd
-	var groups *redis.XInfoGroupsCmd
-	_, err = r.e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, m := range bad {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: stream + ":dead", Values: m.Values})
-		}
-		p.XAck(ctx, stream, r.cfg.Group, ids...)
-		pending = p.XPending(ctx, stream, r.cfg.Group)
-		groups = p.XInfoGroups(ctx, stream)
-		return nil
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	// Every entry older than the oldest one still pending, and every
-	// delivered entry when none is pending, is in Postgres: trim them so the
-	// stream's memory stays bounded and its first entry is always the oldest
-	// unreconciled event. Batches may finish out of order (a retried or
-	// claimed one after a newer one), hence the group-wide view.
-	var minID string
-	if p := pending.Val(); p.Count > 0 {
-		minID = p.Lower
-	} else {
-		for _, g := range groups.Val() {
-			if g.Name == r.cfg.Group {
-				minID = nextStreamID(g.LastDeliveredID)
+	if len(bad) > 0 {
+		_, err = r.e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, m := range bad {
+				p.XAdd(ctx, &redis.XAddArgs{Stream: stream + ":dead", Values: m.Values})
 			}
+			return nil
+		})
+		if err != nil {
+			return unavailable(err)
 		}
 	}
-	if minID == "" {
-		return nil
+	// Acknowledge, then trim every entry that is now in Postgres so the
+	// stream's memory stays bounded and its first entry is always the
+	// oldest unreconciled event. One script, so no other consumer's read
+	// can fall between the pending check and the trim (see ack.lua).
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, r.cfg.Group)
+	for _, id := range ids {
+		args = append(args, id)
 	}
-	return unavailable(r.e.rdb.XTrimMinID(ctx, stream, minID).Err())
-}
-
-func parseStreamID(id string) (ms, seq uint64) {
-	a, b, _ := strings.Cut(id, "-")
-	ms, _ = strconv.ParseUint(a, 10, 64)
-	seq, _ = strconv.ParseUint(b, 10, 64)
-	return ms, seq
-}
-
-func nextStreamID(id string) string {
-	ms, seq := parseStreamID(id)
-	return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq+1, 10)
+	return unavailable(ackScript.Run(ctx, r.e.rdb, []string{stream}, args...).Err())
 }
 
 // ReconcileLag is the age of the oldest event not yet in Postgres: zero when

@@ -59,6 +59,7 @@ var (
 	chargeScript = mustScript("charge.lua")
 	loadScript   = mustScript("load.lua")
 	adjustScript = mustScript("adjust.lua")
+	ackScript    = mustScript("ack.lua")
 )
 
 // Script answers' status codes (first element), shared by the scripts.

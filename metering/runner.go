@@ -265,7 +265,6 @@ func (r *scriptRunner) sendTurn(first *scriptCall) {
 
 func (r *scriptRunner) exec(batch []*scriptCall) {
 	var cmdBuf [runnerMaxBatch]*redis.Cmd
-	cmds := cmdBuf[:0]
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	for _, c := range batch {
@@ -274,33 +273,35 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 			c.prepare = nil // a NOSCRIPT resend keeps what it took
 		}
 	}
-	cmds = r.send(ctx, batch, cmds)
-	var retry []*scriptCall
-	for i, c := range batch {
-		if isNoScript(cmds[i].Err()) {
-			retry = append(retry, c)
-			continue
-		}
-		c.res, c.err = int64Slice(cmds[i], c.res)
-	}
-	if len(retry) == 0 {
-		return
-	}
-	// Redis restarted or was flushed. Only the NOSCRIPT calls are sent
-	// again: they did nothing, while their neighbours in the pipeline ran.
-	for _, c := range retry {
-		if err := c.script.Load(ctx, r.rdb).Err(); err != nil {
-			for _, c := range retry {
-				c.err = unavailable(err)
+	// A NOSCRIPT answer means Redis restarted or its script cache was
+	// flushed; that call did nothing, while its neighbours in the pipeline
+	// ran. Only the NOSCRIPT calls are loaded and sent again, a few times
+	// in case the cache is flushed again meanwhile.
+	pending := batch
+	for round := 0; len(pending) > 0; round++ {
+		cmds := r.send(ctx, pending, cmdBuf[:0])
+		var retry []*scriptCall
+		for i, c := range pending {
+			if isNoScript(cmds[i].Err()) && round < noScriptRetries {
+				retry = append(retry, c)
+				continue
 			}
-			return
+			c.res, c.err = int64Slice(cmds[i], c.res)
 		}
-	}
-	cmds = r.send(ctx, retry, cmds[:0])
-	for i, c := range retry {
-		c.res, c.err = int64Slice(cmds[i], c.res)
+		for _, c := range retry {
+			if err := c.script.Load(ctx, r.rdb).Err(); err != nil {
+				for _, c := range retry {
+					c.err = unavailable(err)
+				}
+				return
+			}
+		}
+		pending = retry
 	}
 }
+
+// noScriptRetries bounds how often one batch reloads its scripts.
+const noScriptRetries = 3
 
 // send pipelines one EVALSHA per call; each command carries its own error.
 func (r *scriptRunner) send(ctx context.Context, batch []*scriptCall, cmds []*redis.Cmd) []*redis.Cmd {
@@ -322,7 +323,7 @@ func isNoScript(err error) bool {
 func int64Slice(cmd *redis.Cmd, dst []int64) ([]int64, error) {
 	v, err := cmd.Result()
 	if err != nil {
-		if redis.HasErrorPrefix(err, "ERR") || isNoScript(err) {
+		if redis.HasErrorPrefix(err, "ERR") {
 			return dst, fmt.Errorf("metering script: %w", err)
 		}
 		return dst, unavailable(err)
