@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,7 +12,7 @@ import (
 	"github.com/tollgate/tollgate/metering"
 )
 
-// exportPageSize is how many users each ListUsers call brings; the answer
+// exportPageSize is how many users each FindUsers call brings; the answer
 // is written and flushed page by page, so memory does not grow with the
 // number of users.
 const exportPageSize = maxUserLimit
@@ -22,86 +21,27 @@ const exportPageSize = maxUserLimit
 var exportHeader = []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
 	"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at"}
 
-// userFilter holds the filters of GET /users (search, project incl. "none",
-// status, sort), parsed and checked in one place so that export and list
-// can share them.
-type userFilter struct {
-	Search  string // substring of the username
-	Project string // a project name, "none" for unassigned, "" for any
-	Status  string // "active", "inactive" or "" for any
-	Sort    string // "username" (default), "-credits" or "-activity"
-}
-
-func parseUserFilter(q map[string][]string) (userFilter, error) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return strings.TrimSpace(v[0])
-		}
-		return ""
-	}
-	f := userFilter{Search: get("search"), Project: get("project"), Status: get("status"), Sort: get("sort")}
-	if f.Project != "" && f.Project != "none" && !metering.ValidName(f.Project) {
-		return f, invalidArg("project", "must be a project name or none")
-	}
-	switch f.Status {
-	case "", "active", "inactive":
-	default:
-		return f, invalidArg("status", `must be "active" or "inactive"`)
-	}
-	switch f.Sort {
-	case "", "username":
-	case "-credits", "-activity":
-		// ListUsers pages by username only for now; sorting a stream
-		// would need every user in memory.
-		return f, invalidArg("sort", "only sort=username is supported by export for now")
-	default:
-		return f, invalidArg("sort", `must be "username", "-credits" or "-activity"`)
-	}
-	return f, nil
-}
-
-// match applies the filter to one user. It runs over ListUsers' pages until
-// ListUsers takes the filter itself.
-func (f userFilter) match(v *metering.UserView) bool {
-	switch {
-	case f.Search != "" && !strings.Contains(v.Username, strings.ToLower(f.Search)):
-		return false
-	case f.Project == "none" && v.ProjectName != "":
-		return false
-	case f.Project != "" && f.Project != "none" && v.ProjectName != f.Project:
-		return false
-	case f.Status == "active" && !v.Active, f.Status == "inactive" && v.Active:
-		return false
-	}
-	return true
-}
-
-// forEachUserPage calls fn with each page of the users matching f.
-func (a *api) forEachUserPage(ctx context.Context, f userFilter, fn func([]metering.UserView) error) error {
-	after := ""
+// forEachUserPage calls fn with each page of the users q selects, in q's
+// order, following the keyset cursor until the last page.
+func (a *api) forEachUserPage(ctx context.Context, q metering.UserQuery, fn func([]metering.UserView) error) error {
+	q.Limit = exportPageSize
 	for {
-		views, next, err := a.engine.ListUsers(ctx, after, exportPageSize)
+		views, next, err := a.engine.FindUsers(ctx, q)
 		if err != nil {
 			return err
 		}
-		kept := views[:0]
-		for i := range views {
-			if f.match(&views[i]) {
-				kept = append(kept, views[i])
-			}
-		}
-		if err := fn(kept); err != nil {
+		if err := fn(views); err != nil {
 			return err
 		}
 		if next == "" {
 			return nil
 		}
-		after = next
+		q.Cursor = next
 	}
 }
 
 // exportUsers: GET /users/export → text/csv, every user matching the
-// filters of GET /users, streamed page by page.
+// filters of GET /users in the order of its sort, streamed page by page.
 func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	for _, name := range []string{"limit", "cursor"} {
@@ -109,7 +49,7 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 			return invalidArg(name, "export returns every matching user; it takes no "+name)
 		}
 	}
-	f, err := parseUserFilter(q)
+	uq, err := userQueryFrom(r)
 	if err != nil {
 		return err
 	}
@@ -117,7 +57,7 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 	cw := csv.NewWriter(w)
 	started := false
 	record := make([]string, len(exportHeader))
-	err = a.forEachUserPage(r.Context(), f, func(page []metering.UserView) error {
+	err = a.forEachUserPage(r.Context(), uq, func(page []metering.UserView) error {
 		if !started {
 			// Headers go out with the first page, so an error before it is
 			// still a proper JSON error.

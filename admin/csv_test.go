@@ -388,10 +388,23 @@ func TestExportFilters(t *testing.T) {
 		_, recs := e.readExport(t, adminSecret, query)
 		require.Equal(t, want, names(recs), query)
 	}
+	// Every sort of GET /users works, in the same order as the list.
+	for _, sort := range []string{"-credits", "-activity", "username"} {
+		list := e.admin(t, "GET", "/users?limit=1000&sort="+sort, "").requireStatus(t, http.StatusOK)
+		var listed []string
+		for _, u := range list.body["users"].([]any) {
+			listed = append(listed, u.(map[string]any)["username"].(string))
+		}
+		_, exported := e.readExport(t, adminSecret, "?sort="+sort)
+		require.Equal(t, listed, names(exported), "export order for sort=%s", sort)
+	}
+	_, byCredits := e.readExport(t, adminSecret, "?sort=-credits")
+	require.Equal(t, "teacher-smith", byCredits[0][0], "most personal credits first")
+
 	for query, field := range map[string]string{
 		"?status=gone":      "status",
 		"?project=Bad Name": "project",
-		"?sort=-credits":    "sort",
+		"?sort=credits":     "sort",
 		"?sort=size":        "sort",
 		"?limit=5":          "limit",
 		"?cursor=abc":       "cursor",

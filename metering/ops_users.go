@@ -139,29 +139,6 @@ func (e *Engine) GetUser(ctx context.Context, username string) (UserView, error)
 	return views[0], nil
 }
 
-// ListUsers returns up to limit users after the username after, by name,
-// and the name to pass as after for the next page ("" on the last).
-//
-// Deprecated: FindUsers filters, sorts and pages with opaque cursors.
-func (e *Engine) ListUsers(ctx context.Context, after string, limit int) ([]UserView, string, error) {
-	q := UserQuery{Sort: SortUsername, Limit: limit}
-	var c *userCursor
-	if after != "" {
-		c = &userCursor{username: after}
-	}
-	users, err := listUsersPage(ctx, e.db, &q, c)
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(users) > limit {
-		users = users[:limit]
-		next = users[limit-1].Username
-	}
-	views, err := e.views(ctx, users)
-	return views, next, err
-}
-
 func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
 	bal, err := e.liveBalances(ctx, users)
 	if err != nil {

@@ -219,7 +219,7 @@ func runRandom(t *testing.T, seed int64, steps int) {
 			require.Equal(t, u.live(now), r.live(now), "%s: Redis position of %s", ctx, u.name)
 			require.Equal(t, u.aw, r.aw, "%s: awarded of %s", ctx, u.name)
 		}
-		views, _, err := w.Engine.ListUsers(w.ctx, "", 100)
+		views, _, err := w.Engine.FindUsers(w.ctx, metering.UserQuery{Limit: 100})
 		require.NoError(t, err)
 		require.Len(t, views, len(users))
 		for i, v := range views {
