@@ -130,7 +130,13 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 	}
 	a := &api{engine: engine, cfg: cfg, log: cfg.Logger, auth: newAuthenticator(cfg.Tokens),
 		mux: http.NewServeMux(), base: strings.TrimSuffix(cfg.BasePath, "/")}
-	for _, table := range [][]route{a.healthRoutes(), a.projectRoutes(), a.userRoutes()} {
+	tables := [][]route{
+		a.healthRoutes(),
+		a.projectRoutes(),
+		a.userRoutes(),
+		a.usageRoutes(),
+	}
+	for _, table := range tables {
 		for _, rt := range table {
 			a.mux.Handle(rt.method+" "+a.base+rt.path, a.wrap(rt))
 		}

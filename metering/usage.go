@@ -87,3 +87,6 @@ func (e *Engine) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
 	}
 	return rows, nil
 }
+
+// Now is the engine's clock (tests move it), for defaults such as "this month".
+func (e *Engine) Now() time.Time { return e.cfg.Now() }
