@@ -135,6 +135,7 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 		a.projectRoutes(),
 		a.userRoutes(),
 		a.usageRoutes(),
+		a.auditRoutes(),
 	}
 	for _, table := range tables {
 		for _, rt := range table {
