@@ -136,6 +136,7 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 		a.userRoutes(),
 		a.usageRoutes(),
 		a.auditRoutes(),
+		a.transferRoutes(),
 	}
 	for _, table := range tables {
 		for _, rt := range table {
