@@ -16,14 +16,23 @@ import (
 	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
-// setupAt is setup with an injectable clock, for reports and periods.
+// secondAdminSecret is the token of a second admin, "alice", for actor filters.
+const secondAdminSecret = "alice-secret-0123456789"
+
+// setupAt is setup with an injectable clock, for reports and periods, and a
+// second admin token.
 func setupAt(t *testing.T, now time.Time) *env {
 	t.Helper()
-	b := meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(now)})
+	opts := meteringtest.Options{}
+	if !now.IsZero() {
+		opts.Clock = meteringtest.NewClock(now)
+	}
+	b := meteringtest.New(t, opts)
 	core, logs := observer.New(zap.DebugLevel)
 	h, err := admin.New(b.Engine, admin.Config{Logger: zap.New(core), Tokens: []admin.Token{
 		{Name: "ops", Secret: adminSecret, Role: admin.RoleAdmin},
 		{Name: "reports", Secret: viewerSecret, Role: admin.RoleViewer},
+		{Name: "alice", Secret: secondAdminSecret, Role: admin.RoleAdmin},
 	}})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
