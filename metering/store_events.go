@@ -47,6 +47,9 @@ WITH ins AS (
 ), usage_rollup AS (
 	-- Only the usage events inserted just now, so replays never double count.
 	-- Grouping makes each key appear once, as ON CONFLICT DO UPDATE requires.
+	-- The names are not updated: they are fixed for a given user and project
+	-- id once there is usage, and leaving indexed columns alone keeps the
+	-- update HOT (no index writes), which the reconciler's throughput needs.
 	INSERT INTO usage_daily AS r (day, user_id, project_id, username, project_name,
 		requests, credits, allowance, pool, awarded, purchased)
 	SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, coalesce(project_id, 0),
@@ -55,8 +58,6 @@ WITH ins AS (
 	FROM ins WHERE kind = 'usage' AND user_id IS NOT NULL
 	GROUP BY 1, 2, 3
 	ON CONFLICT (day, user_id, project_id) DO UPDATE SET
-		username = EXCLUDED.username,
-		project_name = EXCLUDED.project_name,
 		requests = r.requests + EXCLUDED.requests,
 		credits = r.credits + EXCLUDED.credits,
 		allowance = r.allowance + EXCLUDED.allowance,

@@ -20,7 +20,7 @@ CREATE TABLE usage_daily (
     awarded      bigint NOT NULL DEFAULT 0,
     purchased    bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (day, user_id, project_id)
-);
+) WITH (fillfactor = 70); -- room on each page for HOT updates of today's rows
 -- Reports filtered by user or project; the primary key serves date ranges.
 CREATE INDEX usage_daily_user ON usage_daily (username, day);
 CREATE INDEX usage_daily_project ON usage_daily (project_name, day);
