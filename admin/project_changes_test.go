@@ -82,6 +82,14 @@ func TestPatchProjectAppliesToNextCharge(t *testing.T) {
 	require.Equal(t, audits, e.countRows(t, "audit_log"))
 	e.admin(t, "PATCH", "/projects/nope", `{"pool":{"enabled":true}}`).requireError(t, http.StatusNotFound, "not_found", "")
 	e.do(t, "PATCH", base+"/projects/p", viewerSecret, `{"pool":{"enabled":true}}`).requireError(t, http.StatusForbidden, "forbidden", "")
+
+	// Pool deductions check the live balance, which charges have drawn from
+	// (100 - 3 - 1 - 1 - 1): 409 below zero, nothing taken.
+	r = e.admin(t, "GET", "/projects/p", "").requireStatus(t, http.StatusOK)
+	require.Equal(t, num("94"), r.body["pool"].(map[string]any)["balance"])
+	e.admin(t, "POST", "/projects/p/pool", `{"delta":-94.000001}`).requireError(t, http.StatusConflict, "conflict", "")
+	r = e.admin(t, "POST", "/projects/p/pool", `{"delta":-94,"note":"closing"}`).requireStatus(t, http.StatusOK)
+	require.Equal(t, num("0"), r.body["pool"].(map[string]any)["balance"])
 	e.Drain(t)
 	e.AssertConsistent(t)
 }
