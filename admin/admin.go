@@ -142,13 +142,21 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 	}
 	a := &api{engine: engine, cfg: cfg, log: cfg.Logger, auth: newAuthenticator(cfg.Tokens),
 		mux: http.NewServeMux(), base: strings.TrimSuffix(cfg.BasePath, "/")}
-	for _, table := range [][]route{a.healthRoutes(), a.projectRoutes(), a.userRoutes(),
-		a.csvRoutes()} {
-		for _, rt := range table {
-			a.mux.Handle(rt.method+" "+a.base+rt.path, a.wrap(rt))
-		}
+	for _, rt := range a.routes() {
+		a.mux.Handle(rt.method+" "+a.base+rt.path, a.wrap(rt))
 	}
 	return a, nil
+}
+
+// routes is every route of the API, one table per resource. The OpenAPI
+// document (openapi.json) describes exactly these; a test holds them equal.
+func (a *api) routes() []route {
+	var all []route
+	for _, table := range [][]route{a.healthRoutes(), a.openAPIRoutes(), a.projectRoutes(), a.userRoutes(),
+		a.csvRoutes(), a.usageRoutes(), a.auditRoutes(), a.transferRoutes()} {
+		all = append(all, table...)
+	}
+	return all
 }
 
 // ServeHTTP authenticates, routes and authorizes a request.

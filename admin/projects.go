@@ -12,7 +12,10 @@ func (a *api) projectRoutes() []route {
 		{method: "POST", path: "/projects", h: a.createProject},
 		{method: "GET", path: "/projects", h: a.listProjects},
 		{method: "GET", path: "/projects/{name}", h: a.getProject},
+		{method: "PATCH", path: "/projects/{name}", h: a.patchProject},
 		{method: "POST", path: "/projects/{name}/pool", h: a.adjustPool},
+		{method: "POST", path: "/projects/{name}/settle", h: a.settleProject},
+		{method: "DELETE", path: "/projects/{name}", h: a.deleteProject},
 	}
 }
 
@@ -147,5 +150,94 @@ func (a *api) adjustPool(w http.ResponseWriter, r *http.Request) error {
 		return adjustError(err, delta)
 	}
 	writeJSON(w, http.StatusOK, projectOut(p))
+	return nil
+}
+
+// patchProjectRequest is the body of PATCH /projects/{name}: absent fields
+// stay as they are; pool.per_user_limit null removes the limit.
+type patchProjectRequest struct {
+	Allowance *struct {
+		Amount   amount  `json:"amount"`
+		Period   *string `json:"period"`
+		Timezone *string `json:"timezone"`
+	} `json:"allowance"`
+	Pool *struct {
+		Enabled      *bool  `json:"enabled"`
+		PerUserLimit amount `json:"per_user_limit"`
+		Balance      amount `json:"balance"`
+	} `json:"pool"`
+}
+
+func (req *patchProjectRequest) patch() (metering.ProjectPatch, error) {
+	var c metering.ProjectPatch
+	if al := req.Allowance; al != nil {
+		if al.Amount.raw != nil {
+			if !al.Amount.given() {
+				return c, invalidArg("allowance.amount", "must be a number of credits, not null")
+			}
+			v, err := al.Amount.credits("allowance.amount")
+			if err != nil {
+				return c, err
+			}
+			c.AllowanceAmount = &v
+		}
+		if al.Period != nil {
+			p := metering.Period(*al.Period)
+			c.Period = &p
+		}
+		c.TimeZone = al.Timezone
+	}
+	if pl := req.Pool; pl != nil {
+		if pl.Balance.raw != nil {
+			return c, invalidArg("pool.balance", "is changed with POST /projects/{name}/pool, which records the change")
+		}
+		c.PoolEnabled = pl.Enabled
+		if pl.PerUserLimit.raw != nil {
+			limit, err := pl.PerUserLimit.optionalCredits("pool.per_user_limit")
+			if err != nil {
+				return c, err
+			}
+			c.SetPerUserLimit, c.PoolPerUserLimit = true, limit
+		}
+	}
+	return c, nil
+}
+
+// patchProject: PATCH /projects/{name} → Project. The project's version is
+// bumped, so gateways use the new settings from their next charge.
+func (a *api) patchProject(w http.ResponseWriter, r *http.Request) error {
+	var req patchProjectRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	c, err := req.patch()
+	if err != nil {
+		return err
+	}
+	p, err := a.engine.UpdateProject(r.Context(), actor(r), r.PathValue("name"), c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, projectOut(p))
+	return nil
+}
+
+// settleProject: POST /projects/{name}/settle → Project, after every
+// member's due allowance refill (and monthly grant) is applied and recorded.
+func (a *api) settleProject(w http.ResponseWriter, r *http.Request) error {
+	p, err := a.engine.SettleProject(r.Context(), actor(r), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, projectOut(p))
+	return nil
+}
+
+// deleteProject: DELETE /projects/{name} → 204; 409 while users are assigned.
+func (a *api) deleteProject(w http.ResponseWriter, r *http.Request) error {
+	if err := a.engine.DeleteProject(r.Context(), actor(r), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -8,6 +8,7 @@
 --   "charge" validate the key, take ARGV[8] through the waterfall
 --   "peek"   report balances as of now, refills applied in the answer only
 --   "adjust" add ARGV[8] (signed) to bucket ARGV[12] after refills (admin)
+--   "refresh" write due refills and grants with their events, charge nothing
 -- ARGV[2] key hash the caller holds (charge only)
 -- ARGV[3] user version the caller cached   ARGV[4] project version it cached
 -- ARGV[5] now, Unix milliseconds
@@ -27,6 +28,8 @@
 --          peek   {0, effective, allowance, pool_available, awarded, purchased,
 --                  pool_balance, pool_used}
 --          adjust {0, new bucket balance}
+--          refresh {0, refilled 0|1, allowance delta, pool-used delta,
+--                   period start, grant, grant month}
 --   1  insufficient: {1, effective} (charge), {1, bucket balance} (adjust)
 --   2  adjust would exceed the maximum balance: {2, bucket balance}
 --  -1  user not in Redis (load it)   -2 caller's cache is stale
@@ -96,6 +99,26 @@ if effective > MAX then effective = MAX end
 
 if mode == 'peek' then
   return {0, effective, alw, pool_avail, aw, pr, pb, pu}
+end
+
+-- Settling a project: what a charge would write before taking anything.
+-- Kept apart from the charge path on purpose; event ids and fields match it.
+if mode == 'refresh' then
+  local uid, uname, t = ARGV[11], u[6], ARGV[5]
+  if refilled or grant > 0 then
+    redis.call('HSET', KEYS[1], 'a', alw, 'ap', ap, 'pu', pu, 'pr', pr, 'gm', gm)
+  end
+  local r = 0
+  if refilled then
+    r = 1
+    redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':r', 'k', 'refill', 't', t,
+      'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'a', refill_a, 'pu', refill_pu, 'ap', pstart)
+  end
+  if grant > 0 then
+    redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':g', 'k', 'grant', 't', t,
+      'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'pr', grant, 'gm', month)
+  end
+  return {0, r, refill_a, refill_pu, pstart, grant, month}
 end
 
 local amount = tonumber(ARGV[8])

@@ -15,7 +15,7 @@ var eventCopyColumns = []string{"event_id", "kind", "occurred_at", "user_id", "u
 var eventColumnList = strings.Join(eventCopyColumns, ", ")
 
 // applyEventsSQL inserts the staged events that are new and, in the same
-// statement, adds exactly those to the balances. A replayed event conflicts
+// statement, adds exactly those to the balances and the daily usage rollup. A replayed event conflicts
 // on its id, is not returned by the INSERT, and so changes nothing.
 var applyEventsSQL = `
 WITH ins AS (
@@ -24,7 +24,7 @@ WITH ins AS (
 	FROM event_staging
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING user_id, project_id, kind, occurred_at, d_allowance, d_pool, d_awarded,
-		d_purchased, d_pool_used, allowance_period, grant_month
+		d_purchased, d_pool_used, allowance_period, grant_month, username, project_name, cost
 ), user_deltas AS (
 	UPDATE users SET
 		allowance_remaining = users.allowance_remaining + d.a,
@@ -44,6 +44,26 @@ WITH ins AS (
 	FROM (SELECT project_id, sum(d_pool) pl FROM ins
 		WHERE project_id IS NOT NULL AND d_pool <> 0 GROUP BY project_id) d
 	WHERE projects.id = d.project_id
+), usage_rollup AS (
+	-- Only the usage events inserted just now, so replays never double count.
+	-- Grouping makes each key appear once, as ON CONFLICT DO UPDATE requires.
+	-- The names are not updated: they are fixed for a given user and project
+	-- id once there is usage, and leaving indexed columns alone keeps the
+	-- update HOT (no index writes), which the reconciler's throughput needs.
+	INSERT INTO usage_daily AS r (day, user_id, project_id, username, project_name,
+		requests, credits, allowance, pool, awarded, purchased)
+	SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, coalesce(project_id, 0),
+		max(username), coalesce(max(project_name), ''), count(*), sum(cost),
+		0 - sum(d_allowance), 0 - sum(d_pool), 0 - sum(d_awarded), 0 - sum(d_purchased)
+	FROM ins WHERE kind = 'usage' AND user_id IS NOT NULL
+	GROUP BY 1, 2, 3
+	ON CONFLICT (day, user_id, project_id) DO UPDATE SET
+		requests = r.requests + EXCLUDED.requests,
+		credits = r.credits + EXCLUDED.credits,
+		allowance = r.allowance + EXCLUDED.allowance,
+		pool = r.pool + EXCLUDED.pool,
+		awarded = r.awarded + EXCLUDED.awarded,
+		purchased = r.purchased + EXCLUDED.purchased
 )
 SELECT count(*) FROM ins`
 

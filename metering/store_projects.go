@@ -92,3 +92,47 @@ func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
+
+// lockProject reads a project with its row locked for the transaction,
+// user count included (counted after the lock, so it sees every committed
+// assignment).
+func lockProject(ctx context.Context, tx pgx.Tx, name string) (Project, error) {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM projects WHERE name = $1 FOR UPDATE`, name); err != nil {
+		return Project{}, err
+	}
+	return getProjectByName(ctx, tx, name)
+}
+
+// updateProjectSettings writes the settings and bumps the version.
+func updateProjectSettings(ctx context.Context, q querier, p Project) (Project, error) {
+	var limit *int64
+	if p.PoolPerUserLimit != nil {
+		l := int64(*p.PoolPerUserLimit)
+		limit = &l
+	}
+	row := q.QueryRow(ctx, `WITH p AS (
+		UPDATE projects SET allowance_amount = $2, allowance_period = $3, timezone = $4,
+			pool_enabled = $5, pool_per_user_limit = $6, version = version + 1, updated_at = now()
+		WHERE id = $1 RETURNING *)
+		SELECT `+projectColumns+` FROM p`,
+		p.ID, p.AllowanceAmount, string(p.Period), p.TimeZone, p.PoolEnabled, limit)
+	return scanProject(row)
+}
+
+// listProjectMembers returns the users assigned to a project.
+func listProjectMembers(ctx context.Context, q querier, projectID int64) ([]User, error) {
+	rows, err := q.Query(ctx, `SELECT `+userColumns+userFrom+` WHERE u.project_id = $1 ORDER BY u.id`, projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

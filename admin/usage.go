@@ -1,0 +1,191 @@
+package admin
+
+import (
+	"encoding/csv"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+func (a *api) usageRoutes() []route {
+	return []route{
+		{method: "GET", path: "/usage", h: a.usage},
+	}
+}
+
+// usageParams are the query parameters GET /usage understands; any other is
+// a 400, because a misspelt filter silently ignored would report the wrong numbers.
+var usageParams = []string{"user", "project", "from", "to", "group_by", "format"}
+
+// usage: GET /usage → {"rows":[...]} or the same as CSV. The range is whole
+// UTC days, from inclusive and to exclusive; see parseUsageQuery.
+func (a *api) usage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, usageParams...); err != nil {
+		return err
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return invalidArg("format", "must be json or csv")
+	}
+	uq, err := parseUsageQuery(q, a.engine.Now())
+	if err != nil {
+		return err
+	}
+	rows, err := a.engine.Usage(r.Context(), uq)
+	if err != nil {
+		return err
+	}
+	if format == "csv" {
+		writeUsageCSV(w, uq.GroupBy, rows)
+		return nil
+	}
+	out := struct {
+		Rows []usageRowJSON `json:"rows"`
+	}{Rows: make([]usageRowJSON, len(rows))}
+	for i, row := range rows {
+		out.Rows[i] = usageRowJSON{group: uq.GroupBy, row: row}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// parseUsageQuery reads the filters. Missing to: the start of next month
+// (UTC), so the report runs through today. Missing from: the first day of
+// the month before to, so no parameters means the current month.
+func parseUsageQuery(q url.Values, now time.Time) (metering.UsageQuery, error) {
+	uq := metering.UsageQuery{User: q.Get("user"), Project: q.Get("project"),
+		GroupBy: metering.UsageGroup(q.Get("group_by"))}
+	if uq.GroupBy == "" {
+		uq.GroupBy = metering.GroupNone
+	}
+	if uq.User != "" && !metering.ValidName(uq.User) {
+		return uq, invalidArg("user", "must be a username")
+	}
+	if uq.Project != "" && !metering.ValidName(uq.Project) {
+		return uq, invalidArg("project", "must be a project name")
+	}
+	var err error
+	y, m, _ := now.UTC().Date()
+	uq.To = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+	if q.Has("to") {
+		if uq.To, err = parseDay("to", q.Get("to"), true); err != nil {
+			return uq, err
+		}
+	}
+	y, m, _ = uq.To.AddDate(0, 0, -1).Date()
+	uq.From = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+	if q.Has("from") {
+		if uq.From, err = parseDay("from", q.Get("from"), false); err != nil {
+			return uq, err
+		}
+	}
+	if !uq.To.After(uq.From) {
+		return uq, invalidArg("to", "must be after from (to is exclusive: to=2026-02-01 ends with January 31)")
+	}
+	return uq, nil
+}
+
+// parseDay reads YYYY-MM-DD (a UTC day) or an RFC 3339 time. Usage is kept
+// per UTC day, so a time inside a day widens the range to the whole day:
+// from rounds down, to (exclusive) rounds up.
+func parseDay(field, s string, roundUp bool) (time.Time, error) {
+	if d, err := time.Parse(time.DateOnly, s); err == nil {
+		return d, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, invalidArg(field, "must be a date YYYY-MM-DD or an RFC 3339 time, got "+strconv.Quote(s))
+	}
+	d := metering.UTCDay(t)
+	if roundUp && !d.Equal(t) {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d, nil
+}
+
+// onlyParams rejects query parameters outside allowed, naming the first.
+func onlyParams(q url.Values, allowed ...string) error {
+	for name := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return invalidArg(name, "unknown query parameter (known: "+strings.Join(allowed, ", ")+")")
+		}
+	}
+	return nil
+}
+
+// usageRowJSON prints a row with the grouping's key first: "day", "user", or
+// "project" (null for usage outside any project), then the sums.
+type usageRowJSON struct {
+	group metering.UsageGroup
+	row   metering.UsageRow
+}
+
+func (u usageRowJSON) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	switch u.group {
+	case metering.GroupDay:
+		b = append(b, `"day":"`...)
+		b = u.row.Day.AppendFormat(b, time.DateOnly)
+		b = append(b, `",`...)
+	case metering.GroupUser:
+		b = append(b, `"user":`...)
+		b = strconv.AppendQuote(b, u.row.User)
+		b = append(b, ',')
+	case metering.GroupProject:
+		b = append(b, `"project":`...)
+		if u.row.Project == "" {
+			b = append(b, "null"...)
+		} else {
+			b = strconv.AppendQuote(b, u.row.Project)
+		}
+		b = append(b, ',')
+	}
+	b = append(b, `"requests":`...)
+	b = strconv.AppendInt(b, u.row.Requests, 10)
+	for _, f := range []struct {
+		name string
+		v    metering.Credits
+	}{{"credits", u.row.Credits}, {"allowance", u.row.Allowance}, {"pool", u.row.Pool},
+		{"awarded", u.row.Awarded}, {"purchased", u.row.Purchased}} {
+		b = append(b, `,"`+f.name+`":`...)
+		b = f.v.AppendText(b)
+	}
+	return append(b, '}'), nil
+}
+
+// writeUsageCSV writes the report as CSV: a header naming the columns, the
+// grouping's key column first (empty for usage outside any project).
+func writeUsageCSV(w http.ResponseWriter, group metering.UsageGroup, rows []metering.UsageRow) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="usage.csv"`)
+	w.WriteHeader(http.StatusOK)
+	cw := csv.NewWriter(w)
+	header := []string{"requests", "credits", "allowance", "pool", "awarded", "purchased"}
+	key := func(metering.UsageRow) []string { return nil }
+	switch group {
+	case metering.GroupDay:
+		key = func(r metering.UsageRow) []string { return []string{r.Day.Format(time.DateOnly)} }
+	case metering.GroupUser:
+		key = func(r metering.UsageRow) []string { return []string{r.User} }
+	case metering.GroupProject:
+		key = func(r metering.UsageRow) []string { return []string{r.Project} }
+	}
+	if group != metering.GroupNone {
+		header = append([]string{string(group)}, header...)
+	}
+	cw.Write(header)
+	for _, r := range rows {
+		cw.Write(append(key(r), strconv.FormatInt(r.Requests, 10), r.Credits.String(), r.Allowance.String(),
+			r.Pool.String(), r.Awarded.String(), r.Purchased.String()))
+	}
+	cw.Flush()
+}

@@ -1,0 +1,131 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// settleChunk bounds how many script calls one pipeline carries.
+const settleChunk = 500
+
+// SettleProject brings every member's allowance up to the current period
+// now, rather than at each one's next request: charge.lua in "refresh" mode
+// writes the refills and monthly grants that are due, with their events, and
+// charges nothing. The events are in Postgres before it returns, so the
+// ledger shows the current period for every member.
+func (e *Engine) SettleProject(ctx context.Context, actor, name string) (Project, error) {
+	p, err := getProjectByName(ctx, e.db, name)
+	if err != nil {
+		return Project{}, err
+	}
+	members, err := listProjectMembers(ctx, e.db, p.ID)
+	if err != nil {
+		return Project{}, fmt.Errorf("settle %q: %w", name, err)
+	}
+	now := e.cfg.Now()
+	var events []Event
+	for start := 0; start < len(members); start += settleChunk {
+		evs, err := e.refreshUsers(ctx, members[start:min(start+settleChunk, len(members))], now)
+		if err != nil {
+			return Project{}, err
+		}
+		events = append(events, evs...)
+	}
+	refills := 0
+	for _, ev := range events {
+		if ev.Kind == KindRefill {
+			refills++
+		}
+	}
+	audit := AuditEntry{Actor: actor, Action: "project.settle", Target: p.Name,
+		Details: map[string]any{"members": len(members), "refills": refills, "grants": len(events) - refills}}
+	err = e.applyWithRetry(ctx, func(tx pgx.Tx) error {
+		if _, err := applyEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+	if err != nil {
+		return Project{}, fmt.Errorf("%w: settle of %q applied in Redis but not yet recorded in Postgres (the reconciler will record it): %v",
+			ErrUnavailable, name, err)
+	}
+	return e.GetProject(ctx, name)
+}
+
+// refreshUsers runs the refresh mode for users in one pipeline (again for
+// those Redis had not loaded) and returns the events the script appended,
+// rebuilt from its answers.
+func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) ([]Event, error) {
+	var events []Event
+	pending := users
+	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
+		calls := make([]*scriptCall, len(pending))
+		ids := make([]string, len(pending))
+		for i := range pending {
+			c, err := e.refreshCall(&pending[i], "refresh", now)
+			if err != nil {
+				return nil, err
+			}
+			ids[i] = e.ids.Next()
+			c.args = append(c.args, 0, ids[i], "", pending[i].ID)
+			calls[i] = c
+		}
+		err := e.runner.runAll(ctx, calls)
+		var again []User
+		for i, c := range calls {
+			u := &pending[i]
+			switch {
+			case err != nil:
+			case c.err != nil:
+				err = c.err
+			case c.res[0] == scriptOK && len(c.res) >= 7:
+				events = append(events, refreshEvents(u, ids[i], now, c.res)...)
+			case c.res[0] == scriptNoUser:
+				if _, err = e.loadUser(ctx, u.ID); err == nil {
+					again = append(again, *u)
+				}
+			case c.res[0] == scriptNoProject:
+				if err = e.loadProject(ctx, u.ProjectID); err == nil {
+					again = append(again, *u)
+				}
+			default:
+				err = fmt.Errorf("refresh of user %q answered %v", u.Username, c.res)
+			}
+			putCall(c)
+		}
+		if err != nil {
+			// Events already appended stay in the stream for the reconciler.
+			return nil, err
+		}
+		pending = again
+	}
+	if len(pending) > 0 {
+		return nil, fmt.Errorf("%w: user state did not load into Redis", ErrUnavailable)
+	}
+	return events, nil
+}
+
+// refreshEvents rebuilds the refill and grant events charge.lua appended in
+// refresh mode, with the same ids, so whichever copy reaches Postgres first
+// is the one counted.
+func refreshEvents(u *User, id string, now time.Time, res []int64) []Event {
+	at := time.UnixMilli(now.UnixMilli()).UTC()
+	base := Event{Kind: KindRefill, At: at, UserID: u.ID, Username: u.Username, ProjectID: u.ProjectID, ProjectName: u.ProjectName}
+	var out []Event
+	if res[1] == 1 {
+		ev := base
+		ev.ID, ev.Allowance, ev.PoolUsed = id+":r", Credits(res[2]), Credits(res[3])
+		ev.AllowancePeriod, ev.HasPeriod = res[4], true
+		out = append(out, ev)
+	}
+	if res[5] > 0 {
+		ev := base
+		ev.ID, ev.Kind, ev.Purchased = id+":g", KindGrant, Credits(res[5])
+		ev.GrantMonth, ev.HasGrant = res[6], true
+		out = append(out, ev)
+	}
+	return out
+}
