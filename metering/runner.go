@@ -128,6 +128,13 @@ func (r *scriptRunner) flusher() {
 			}
 			return
 		}
+		// Give the next charge a moment to carry the detached calls in its
+		// pipeline: under steady traffic one comes well within this, and
+		// a release then costs no round trip of its own.
+		select {
+		case <-time.After(detachedDelay):
+		case <-r.stop:
+		}
 		for r.flushTurn() {
 		}
 	}
@@ -299,6 +306,10 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 		pending = retry
 	}
 }
+
+// detachedDelay is how long a detached call may wait for a sender before
+// the flusher sends it alone.
+const detachedDelay = 2 * time.Millisecond
 
 // noScriptRetries bounds how often one batch reloads its scripts.
 const noScriptRetries = 3
