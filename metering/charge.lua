@@ -56,6 +56,7 @@ end
 local pid = u[5]
 local alw, ap, pu = tonumber(u[7]), tonumber(u[8]), tonumber(u[9])
 local aw, pr, mg, gm = tonumber(u[10]), tonumber(u[11]), tonumber(u[12]), tonumber(u[13])
+local alw0, ap0, pu0, aw0, pr0, gm0 = alw, ap, pu, aw, pr, gm
 
 local amt, per, pool_on, pb, pl, pname = 0, 'none', false, 0, -1, ''
 if pid ~= '0' then
@@ -101,29 +102,61 @@ if mode == 'peek' then
   return {0, effective, alw, pool_avail, aw, pr, pb, pu}
 end
 
--- Settling a project: what a charge would write before taking anything.
--- Kept apart from the charge path on purpose; event ids and fields match it.
-if mode == 'refresh' then
-  local uid, uname, t = ARGV[11], u[6], ARGV[5]
-  if refilled or grant > 0 then
-    redis.call('HSET', KEYS[1], 'a', alw, 'ap', ap, 'pu', pu, 'pr', pr, 'gm', gm)
+-- Writing. Every argument a script passes to Redis costs a conversion,
+-- and a charge usually moves a single bucket, so the user hash gets only
+-- the fields that changed, and events leave out zero amounts, empty texts
+-- and the project of an unassigned user (the reconciler reads an absent
+-- amount as 0 and an absent text as none).
+local function save(na, nap, npu, naw, npr, ngm)
+  local h = {}
+  if na ~= alw0 then h[#h + 1] = 'a'; h[#h + 1] = na end
+  if nap ~= ap0 then h[#h + 1] = 'ap'; h[#h + 1] = nap end
+  if npu ~= pu0 then h[#h + 1] = 'pu'; h[#h + 1] = npu end
+  if naw ~= aw0 then h[#h + 1] = 'aw'; h[#h + 1] = naw end
+  if npr ~= pr0 then h[#h + 1] = 'pr'; h[#h + 1] = npr end
+  if ngm ~= gm0 then h[#h + 1] = 'gm'; h[#h + 1] = ngm end
+  if #h > 0 then redis.call('HSET', KEYS[1], unpack(h)) end
+end
+
+-- Event ids: the caller's id, suffixed with characters its ids never
+-- contain for the refill and grant that come with it.
+local t = ARGV[5]
+local function append(id, kind, fields)
+  local f = {'id', id, 'k', kind, 't', t, 'u', ARGV[11], 'un', u[6]}
+  if pid ~= '0' then
+    f[11], f[12], f[13], f[14] = 'p', pid, 'pn', pname
   end
-  local r = 0
+  for i = 1, #fields, 2 do
+    local v = fields[i + 1]
+    if v ~= 0 and v ~= '' then
+      f[#f + 1] = fields[i]
+      f[#f + 1] = v
+    end
+  end
+  redis.call('XADD', KEYS[3], '*', unpack(f))
+end
+
+-- The refill and grant events of the lazy updates above ('ap' and 'gm'
+-- are never zero: period starts and month indexes are positive).
+local function append_due()
   if refilled then
-    r = 1
-    redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':r', 'k', 'refill', 't', t,
-      'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'a', refill_a, 'pu', refill_pu, 'ap', pstart)
+    append(ARGV[9] .. ':r', 'refill', {'a', refill_a, 'pu', refill_pu, 'ap', pstart})
   end
   if grant > 0 then
-    redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':g', 'k', 'grant', 't', t,
-      'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'pr', grant, 'gm', month)
+    append(ARGV[9] .. ':g', 'grant', {'pr', grant, 'gm', month})
   end
+end
+
+-- Settling a project: what a charge would write before taking anything.
+if mode == 'refresh' then
+  save(alw, ap, pu, aw, pr, gm)
+  append_due()
+  local r = 0
+  if refilled then r = 1 end
   return {0, r, refill_a, refill_pu, pstart, grant, month}
 end
 
 local amount = tonumber(ARGV[8])
-local ta, tp, taw, tpr = 0, 0, 0, 0
-local result
 if mode == 'adjust' then
   local bal = aw
   if ARGV[12] == 'pr' then bal = pr end
@@ -131,48 +164,33 @@ if mode == 'adjust' then
   if new < 0 then return {1, bal} end
   if new > MAX then return {2, bal} end
   if ARGV[12] == 'pr' then pr = new else aw = new end
-  result = {0, new}
-else
-  if amount > effective then return {1, effective} end
-  local rest = amount
-  local function take(avail)
-    local t = rest
-    if t > avail then t = avail end
-    rest = rest - t
-    return t
-  end
-  ta = take(alw)
-  tp = take(pool_avail)
-  taw = take(aw)
-  tpr = take(pr)
-  aw, pr = aw - taw, pr - tpr
-  result = {0, effective - amount, ta, tp, taw, tpr}
+  save(alw, ap, pu, aw, pr, gm)
+  append_due()
+  append(ARGV[9], ARGV[13], {ARGV[12], amount, 'ac', ARGV[14], 'no', ARGV[15]})
+  return {0, new}
 end
 
-redis.call('HSET', KEYS[1], 'a', alw - ta, 'ap', ap, 'pu', pu + tp, 'aw', aw, 'pr', pr, 'gm', gm)
+-- charge: the waterfall, all or nothing.
+if amount > effective then return {1, effective} end
+local rest = amount
+local function take(avail)
+  local n = rest
+  if n > avail then n = avail end
+  rest = rest - n
+  return n
+end
+local ta = take(alw)
+local tp = take(pool_avail)
+local taw = take(aw)
+local tpr = take(pr)
+save(alw - ta, ap, pu + tp, aw - taw, pr - tpr, gm)
 if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
-
--- Event ids: the caller's id, suffixed with characters its ids never contain.
-local uid, uname, t = ARGV[11], u[6], ARGV[5]
-if refilled then
-  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':r', 'k', 'refill', 't', t,
-    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'a', refill_a, 'pu', refill_pu, 'ap', pstart)
+append_due()
+append(ARGV[9], 'usage', {'c', amount, 'a', 0 - ta, 'pl', 0 - tp, 'pu', tp,
+  'aw', 0 - taw, 'pr', 0 - tpr, 'rq', ARGV[10]})
+-- In-flight tracking: an admin deleting the user refuses while this
+-- member's lease is alive (delete_user.lua reads the same set).
+if mode == 'charge' and ARGV[12] and tonumber(ARGV[12]) > 0 then
+  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[9])
 end
-if grant > 0 then
-  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9] .. ':g', 'k', 'grant', 't', t,
-    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'pr', grant, 'gm', month)
-end
-if mode == 'adjust' then
-  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9], 'k', ARGV[13], 't', t,
-    'u', uid, 'un', uname, 'p', pid, 'pn', pname, ARGV[12], amount, 'ac', ARGV[14], 'no', ARGV[15])
-else
-  redis.call('XADD', KEYS[3], '*', 'id', ARGV[9], 'k', 'usage', 't', t,
-    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'c', amount,
-    'a', 0 - ta, 'pl', 0 - tp, 'pu', tp, 'aw', 0 - taw, 'pr', 0 - tpr, 'rq', ARGV[10])
-  -- In-flight tracking: an admin deleting the user refuses while this
-  -- member's lease is alive (delete_user.lua reads the same set).
-  if mode == 'charge' and ARGV[12] and tonumber(ARGV[12]) > 0 then
-    redis.call('ZADD', KEYS[4], ARGV[12], ARGV[9])
-  end
-end
-return result
+return {0, effective - amount, ta, tp, taw, tpr}
