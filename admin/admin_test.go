@@ -39,11 +39,23 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	b := meteringtest.New(t, meteringtest.Options{})
+	return setupWith(t, meteringtest.Options{})
+}
+
+// secondAdminSecret is the token of a second admin, "alice", for actor filters.
+const secondAdminSecret = "alice-secret-0123456789"
+
+// setupWith builds a test's stores, engine (with opts: a clock, a
+// key-encryption key) and admin API with three tokens: "ops" (admin),
+// "reports" (viewer) and "alice" (admin).
+func setupWith(t *testing.T, opts meteringtest.Options) *env {
+	t.Helper()
+	b := meteringtest.New(t, opts)
 	core, logs := observer.New(zap.DebugLevel)
 	h, err := admin.New(b.Engine, admin.Config{Logger: zap.New(core), Tokens: []admin.Token{
 		{Name: "ops", Secret: adminSecret, Role: admin.RoleAdmin},
 		{Name: "reports", Secret: viewerSecret, Role: admin.RoleViewer},
+		{Name: "alice", Secret: secondAdminSecret, Role: admin.RoleAdmin},
 	}})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)

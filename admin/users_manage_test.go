@@ -2,36 +2,15 @@ package admin_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/tollgate/tollgate/admin"
 	"github.com/tollgate/tollgate/metering"
 	"github.com/tollgate/tollgate/metering/meteringtest"
 )
-
-// setupWith is setup with engine options (a clock, a key-encryption key).
-func setupWith(t *testing.T, opts meteringtest.Options) *env {
-	t.Helper()
-	b := meteringtest.New(t, opts)
-	core, logs := observer.New(zap.DebugLevel)
-	h, err := admin.New(b.Engine, admin.Config{Logger: zap.New(core), Tokens: []admin.Token{
-		{Name: "ops", Secret: adminSecret, Role: admin.RoleAdmin},
-		{Name: "reports", Secret: viewerSecret, Role: admin.RoleViewer},
-	}})
-	require.NoError(t, err)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	e := &env{Bundle: b, srv: srv, ctx: t.Context(), logs: logs}
-	t.Cleanup(func() { e.requireNoSecretsLogged(t) })
-	return e
-}
 
 func (e *env) charge(t *testing.T, key string, credits int64) metering.ChargeResult {
 	t.Helper()

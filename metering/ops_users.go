@@ -239,10 +239,7 @@ func (e *Engine) RotateKey(ctx context.Context, actor, username string) (string,
 func (e *Engine) changeUser(ctx context.Context, username string, change func(pgx.Tx, User) (*KeyHash, error)) error {
 	var dropped *KeyHash
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
-			return err
-		}
-		u, err := getUserByName(ctx, tx, username)
+		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
 			return err
 		}

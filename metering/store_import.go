@@ -113,18 +113,5 @@ func insertKeysBulk(ctx context.Context, q querier, userIDs []int64, keys []APIK
 
 // usersByIDs reads users back, in no particular order.
 func usersByIDs(ctx context.Context, q querier, ids []int64) ([]User, error) {
-	rows, err := q.Query(ctx, `SELECT `+userColumns+userFrom+` WHERE u.id = ANY($1)`, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make([]User, 0, len(ids))
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return queryUsers(ctx, q, `SELECT `+userColumns+userFrom+` WHERE u.id = ANY($1)`, ids)
 }

@@ -121,18 +121,5 @@ func updateProjectSettings(ctx context.Context, q querier, p Project) (Project, 
 
 // listProjectMembers returns the users assigned to a project.
 func listProjectMembers(ctx context.Context, q querier, projectID int64) ([]User, error) {
-	rows, err := q.Query(ctx, `SELECT `+userColumns+userFrom+` WHERE u.project_id = $1 ORDER BY u.id`, projectID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return queryUsers(ctx, q, `SELECT `+userColumns+userFrom+` WHERE u.project_id = $1 ORDER BY u.id`, projectID)
 }

@@ -76,20 +76,11 @@ func likeEscape(s string) string {
 
 func listUsersPage(ctx context.Context, q querier, uq *UserQuery, c *userCursor) ([]User, error) {
 	sql, args := userListSQL(uq, c)
-	rows, err := q.Query(ctx, sql, args...)
+	users, err := queryUsers(ctx, q, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return users, nil
 }
 
 // credits and activity are the cursor's key as a query argument.

@@ -97,3 +97,30 @@ func userHasUsage(ctx context.Context, q querier, id int64) (bool, error) {
 	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1 AND kind = 'usage')`, id).Scan(&has)
 	return has, err
 }
+
+// queryUsers runs a query selecting userColumns and scans every row.
+func queryUsers(ctx context.Context, q querier, sql string, args ...any) ([]User, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// lockUserByName locks a user's row for the rest of the transaction, so
+// concurrent admin changes to one user run one after the other, and reads it.
+func lockUserByName(ctx context.Context, tx pgx.Tx, username string) (User, error) {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
+		return User{}, err
+	}
+	return getUserByName(ctx, tx, username)
+}

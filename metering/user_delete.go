@@ -27,10 +27,7 @@ const deleteTombstoneTTL = time.Hour
 func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 	var dropped *KeyHash
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
-			return err
-		}
-		u, err := getUserByName(ctx, tx, username)
+		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
 			return err
 		}

@@ -60,10 +60,7 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 	var events []Event
 	newName := username
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE username = $1 FOR UPDATE`, username); err != nil {
-			return err
-		}
-		u, err := getUserByName(ctx, tx, username)
+		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
 			return err
 		}
