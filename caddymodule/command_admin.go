@@ -82,6 +82,20 @@ func (f *adminFlags) client() (*adminclient.Client, error) {
 }
 
 // commandContext ends on Ctrl-C, so an upload or export stops cleanly.
+// runE is a command body with what every admin command needs: the API
+// client from the flags and environment, and a context that Ctrl-C ends.
+func (f *adminFlags) runE(body func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		return body(ctx, c, cmd, args)
+	}
+}
+
 func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -108,15 +122,9 @@ On success the new API keys are written to stdout as CSV (username,api_key):
 they are shown this once, so redirect them to a safe place. --dry-run only
 checks, and prints each row's status as CSV (line,username,status,error).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
+		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, args []string) error {
 			return runUsersImport(ctx, c, args[0], dryRun, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check every row and write nothing")
 	return cmd
@@ -201,15 +209,9 @@ func usersExportCommand(flags *adminFlags) *cobra.Command {
 		Use:   "export [--project P] [--search S] [--status S] [--sort S] [--output FILE]",
 		Short: "Writes the users as CSV (GET /users/export)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
+		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, _ []string) error {
 			return runUsersExport(ctx, c, filter, output, cmd.OutOrStdout())
-		},
+		}),
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&filter.Project, "project", "", "only this project's users (none: users without a project)")
@@ -244,16 +246,10 @@ func usersCreateCommand(flags *adminFlags) *cobra.Command {
 		Use:   "create NAME [--project P] [--initial-credits N] [--purchased N] [--monthly-grant N] [--partner]",
 		Short: "Creates one user and prints it with its API key (shown once)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := flags.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
+		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, args []string) error {
 			req.Username = args[0]
 			return runUsersCreate(ctx, c, req, cmd.OutOrStdout())
-		},
+		}),
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&req.Project, "project", "", "project name")
@@ -289,19 +285,13 @@ func configureUsageCommand(cmd *cobra.Command) {
 		params[p.query] = cmd.Flags().String(p.flag, "", p.help)
 	}
 	cmd.Args = cobra.NoArgs
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := flags.client()
-		if err != nil {
-			return err
-		}
+	cmd.RunE = flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, _ []string) error {
 		q := url.Values{}
 		for name, v := range params {
 			if *v != "" {
 				q.Set(name, *v)
 			}
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
 		return c.Usage(ctx, q, cmd.OutOrStdout())
-	}
+	})
 }
