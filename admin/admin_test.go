@@ -48,7 +48,7 @@ const secondAdminSecret = "alice-secret-0123456789"
 // setupWith builds a test's stores, engine (with opts: a clock, a
 // key-encryption key) and admin API with three tokens: "ops" (admin),
 // "reports" (viewer) and "alice" (admin).
-func setupWith(t *testing.T, opts meteringtest.Options) *env {
+func setupWith(t testing.TB, opts meteringtest.Options) *env {
 	t.Helper()
 	b := meteringtest.New(t, opts)
 	core, logs := observer.New(zap.DebugLevel)
@@ -66,7 +66,7 @@ func setupWith(t *testing.T, opts meteringtest.Options) *env {
 }
 
 // requireNoSecretsLogged checks that no log entry carries a token or a key.
-func (e *env) requireNoSecretsLogged(t *testing.T) {
+func (e *env) requireNoSecretsLogged(t testing.TB) {
 	for _, entry := range e.logs.All() {
 		fields, err := json.Marshal(entry.ContextMap())
 		require.NoError(t, err)

@@ -3,6 +3,7 @@ package metering
 import (
 	"encoding/json"
 	"errors"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -66,4 +67,38 @@ func TestCreditsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"A": 0.1234567}`), &v); err == nil {
 		t.Fatal("7 fractional digits accepted")
 	}
+}
+
+// FuzzParseCredits: any text either parses to exactly the decimal it
+// spells (checked with math/big), within range, and formats back to the
+// same amount, or is refused with one of the two errors. Never a panic.
+func FuzzParseCredits(f *testing.F) {
+	for _, s := range []string{"0", "12.5", "-200", "0.000001", "1e3", "1.5E2", ".5", "+3",
+		"9007199254.740991", "9007199254.740992", "1e-7", "1e400", "NaN", "--1", "1.", "0x10", " 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCredits(s)
+		if err != nil {
+			if !errors.Is(err, ErrCreditsSyntax) && !errors.Is(err, ErrCreditsRange) {
+				t.Fatalf("ParseCredits(%q): unexpected error %v", s, err)
+			}
+			return
+		}
+		if c < -MaxCredits || c > MaxCredits {
+			t.Fatalf("ParseCredits(%q) = %d, out of range", s, c)
+		}
+		want, ok := new(big.Rat).SetString(s)
+		if !ok {
+			t.Fatalf("ParseCredits(%q) = %d, but it is not a number", s, c)
+		}
+		want.Mul(want, big.NewRat(int64(Micro), 1))
+		if !want.IsInt() || want.Num().Int64() != int64(c) {
+			t.Fatalf("ParseCredits(%q) = %d micro-credits, want %s", s, c, want.RatString())
+		}
+		back, err := ParseCredits(c.String())
+		if err != nil || back != c {
+			t.Fatalf("%d formats as %q, which parses to %d, %v", c, c.String(), back, err)
+		}
+	})
 }
