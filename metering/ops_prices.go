@@ -2,9 +2,11 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 )
 
 // ListPrices returns every price, by model name.
@@ -62,10 +64,28 @@ func (e *Engine) DeletePrice(ctx context.Context, actor, model string) error {
 		return insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "price.delete", Target: model,
 			Details: priceDetails(old, version)})
 	})
+	if errors.Is(err, ErrNotFound) {
+		// Maybe a retry of a delete whose announcement failed: announce
+		// the current version so the retry repairs it, as a PUT retry does.
+		e.announceCurrentPriceVersion(ctx)
+	}
 	if err != nil {
 		return err
 	}
 	return e.publishPriceVersion(ctx, model, version)
+}
+
+// announceCurrentPriceVersion raises the Redis version to Postgres's, best
+// effort: a failure is logged, and the next gateway load repairs it too.
+func (e *Engine) announceCurrentPriceVersion(ctx context.Context) {
+	var v int64
+	err := e.db.QueryRow(ctx, `SELECT version FROM price_table_version`).Scan(&v)
+	if err == nil {
+		err = priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, v).Err()
+	}
+	if err != nil {
+		e.log.Warn("announce price table version", zap.Error(err))
+	}
 }
 
 // priceDetails is a price as the audit log records it (admin API field names).

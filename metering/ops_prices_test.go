@@ -80,6 +80,13 @@ func TestPriceCRUDAndVersion(t *testing.T) {
 	require.Equal(t, "price.put", entries[3].Action)
 	require.Equal(t, "openai/gpt-4o", entries[3].Target)
 	require.EqualValues(t, 2.5, entries[3].Details["input_per_million"])
+
+	// A delete committed whose announcement was lost (Redis failed after
+	// the commit): repeating it answers 404 and announces the version.
+	_, err = w.DB.Exec(ctx, `WITH d AS (DELETE FROM prices) UPDATE price_table_version SET version = version + 1`)
+	require.NoError(t, err)
+	require.ErrorIs(t, e.DeletePrice(ctx, "ops", "openai/gpt-4o"), metering.ErrNotFound)
+	require.Equal(t, int64(5), redisPriceVersion(t, w))
 }
 
 // A price changed through another gateway reaches this one's cache: at
