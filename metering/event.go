@@ -51,7 +51,7 @@ type Event struct {
 	InputUnits     int64
 	OutputUnits    int64
 	Reserved       Credits
-	UpstreamStatus int64
+	UpstreamStatus int64 // -1: none (hold events, sweeper settlements)
 	DurationMs     int64
 	Shortfall      Credits
 	Forfeited      Credits
@@ -92,7 +92,10 @@ func parseStreamEvent(values map[string]any) (Event, error) {
 	if _, ok := values["rs"]; ok {
 		e.HasDetail, e.Model = true, str("m")
 		e.InputUnits, e.OutputUnits = num("iu"), num("ou")
-		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), num("st"), num("ms")
+		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), -1, num("ms")
+		if _, ok := values["st"]; ok {
+			e.UpstreamStatus = num("st")
+		}
 		e.Shortfall, e.Forfeited = Credits(num("sf")), Credits(num("ff"))
 	}
 	if err == nil && (e.ID == "" || e.Kind == "") {
