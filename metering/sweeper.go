@@ -87,6 +87,10 @@ func (e *Engine) NewSweeper(cfg SweeperConfig) (*Sweeper, error) {
 	return &Sweeper{e: e, cfg: cfg, lockKey: int64(h.Sum64())}, nil
 }
 
+// LockKey is the Postgres advisory lock the sweepers of this deployment
+// share (pg_locks shows who sweeps).
+func (s *Sweeper) LockKey() int64 { return s.lockKey }
+
 // Start runs a sweep every Interval until Stop or ctx ends. Starting a
 // running sweeper does nothing.
 func (s *Sweeper) Start(ctx context.Context) error {
