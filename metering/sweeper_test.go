@@ -112,3 +112,74 @@ func TestOneSweeperAtATime(t *testing.T) {
 	_, err = w.Engine.NewSweeper(metering.SweeperConfig{Policy: "later"})
 	require.Error(t, err)
 }
+
+// TestConcurrentReserveSettle: 200 requests reserve and settle at once
+// (two gateways) against buckets that cover only some; actual costs are
+// below, at and above the estimate. Nothing goes below zero, and what the
+// settlements say they charged is exactly what left the buckets, in Redis
+// and in the ledger.
+func TestConcurrentReserveSettle(t *testing.T) {
+	t.Parallel()
+	w, key := reserveWorld(t) // 40 credits reachable: allowance 10, pool 10, awarded 10, purchased 10
+	uid := w.view(t, "u").ID
+	stop := watchNegative(w, []string{w.Engine.Keys().User(uid), w.Engine.Keys().Project(w.view(t, "u").ProjectID)})
+	engines := []*metering.Engine{w.Engine, w.NewEngine(t)}
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var reserved, refused int
+	var charged, shortfall metering.Credits
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			e := engines[i%2]
+			r, err := e.Reserve(context.Background(), metering.ReserveRequest{Key: key, Model: "m1",
+				Estimate: tokens(500_000, 0), Request: "POST /v1/chat/completions"}) // 0.5 credits
+			if !assert(t, err == nil, "reserve: %v", err) {
+				return
+			}
+			if r.Status != metering.Reserved {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+				return
+			}
+			// Actual: 0 to 1 credit in quarter steps.
+			s, err := e.Settle(context.Background(), r, metering.Outcome{Units: tokens(int64(i%5)*250_000, 0), Status: 200})
+			if !assert(t, err == nil, "settle: %v", err) {
+				return
+			}
+			mu.Lock()
+			reserved++
+			charged += s.Charged
+			shortfall += s.Shortfall
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	require.Empty(t, stop(), "no balance may go below zero, even for a moment")
+	require.Equal(t, n, reserved+refused)
+	require.Greater(t, refused, 0, "the balance covers only some")
+	eff := w.view(t, "u").Live.Effective
+	require.Equal(t, cr(40)-charged, eff, "what settlements charged left the buckets, no more")
+	w.drainAndCheck(t)
+	require.Empty(t, w.rollupMismatches(t))
+	require.Equal(t, int64(charged), w.pgInt(t, `SELECT sum(cost) FROM events WHERE kind = 'usage' AND user_id = $1`, uid))
+	require.Equal(t, int64(shortfall), w.pgInt(t, `SELECT coalesce(sum(shortfall), 0) FROM events WHERE kind = 'usage'`))
+	require.Equal(t, -int64(charged), w.pgInt(t, `SELECT sum(d_allowance + d_pool + d_awarded + d_purchased) FROM events
+		WHERE kind IN ('usage', 'hold') AND user_id = $1`, uid), "holds and settlements net to the charges")
+	require.Equal(t, int64(reserved), w.pgInt(t, `SELECT count(*) FROM events WHERE kind = 'usage'`))
+}
+
+// assert is require for goroutines: it reports and returns ok.
+func assert(t *testing.T, ok bool, format string, args ...any) bool {
+	t.Helper()
+	if !ok {
+		t.Errorf(format, args...)
+	}
+	return ok
+}
