@@ -89,7 +89,9 @@ func parseStreamEvent(values map[string]any) (Event, error) {
 		e.GrantMonth, e.HasGrant = num("gm"), true
 	}
 	e.Request, e.Actor, e.Note = str("rq"), str("ac"), str("no")
-	if _, ok := values["rs"]; ok {
+	// A hold always has detail (its estimate may be 0, which the script
+	// leaves out); a usage event has it when it settles a reservation.
+	if _, ok := values["rs"]; ok || e.Kind == KindHold {
 		e.HasDetail, e.Model = true, str("m")
 		e.InputUnits, e.OutputUnits = num("iu"), num("ou")
 		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), -1, num("ms")

@@ -225,6 +225,9 @@ func TestRenewLease(t *testing.T) {
 	w, key := reserveWorld(t)
 	r := w.reserve(t, metering.ReserveRequest{Key: key, Fixed: ptr(cr(1)), Lease: time.Minute})
 	require.NoError(t, w.Engine.RenewLease(w.ctx, r, time.Hour))
+	w.Clock.Advance(30 * time.Minute) // past the first lease, within the renewed one
+	require.ErrorIs(t, w.Engine.DeleteUser(w.ctx, "test", "u"), metering.ErrConflict, "an open reservation is in flight")
+	w.Clock.Advance(-30 * time.Minute)
 	score, err := w.Redis.ZScore(w.ctx, w.Engine.Keys().Leases(), r.ID).Result()
 	require.NoError(t, err)
 	require.Equal(t, float64(monday.Add(time.Hour).UnixMilli()), score)
@@ -234,4 +237,26 @@ func TestRenewLease(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "a settled reservation leaves no lease")
 	w.drainAndCheck(t)
+}
+
+func TestReserveRefusedKeyAndZeroEstimate(t *testing.T) {
+	t.Parallel()
+	w, key := reserveWorld(t)
+	r := w.reserve(t, metering.ReserveRequest{Key: "tg_not-a-key", Fixed: ptr(cr(1))})
+	require.Equal(t, metering.KeyRefused, r.Status)
+	_, other, err := w.Engine.CreateUser(w.ctx, "test", metering.UserSpec{Username: "gone"})
+	require.NoError(t, err)
+	require.NoError(t, w.Engine.DeleteUser(w.ctx, "test", "gone"))
+	r = w.reserve(t, metering.ReserveRequest{Key: other, Model: "nope", Unknown: metering.UnknownModelPolicy{Reject: true}})
+	require.Equal(t, metering.KeyRefused, r.Status, "the key is checked before the model")
+
+	// A zero estimate holds nothing; the whole cost is an overrun.
+	r = w.reserve(t, metering.ReserveRequest{Key: key, Model: "m1"})
+	require.Equal(t, metering.Reserved, r.Status)
+	require.Zero(t, r.Reserved)
+	s := w.settle(t, r, metering.Outcome{Units: tokens(1_000_000, 0), Status: 200})
+	require.Equal(t, metering.SettleResult{Charged: cr(1), Overrun: cr(1), Remaining: cr(39)}, s)
+	w.drainAndCheck(t)
+	require.Empty(t, w.rollupMismatches(t))
+	require.Equal(t, int64(1), w.pgInt(t, `SELECT count(*) FROM usage_daily`), "hold and usage share the model's row")
 }
