@@ -120,7 +120,7 @@ func (h *Handler) provisionMetered() error {
 	}
 	h.metered = h.priceByModel || h.CostHeader != ""
 	if !h.metered {
-		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.MaxOutputTokens != 0 || h.AudioSeconds != 0 || h.Lease != 0 {
+		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.MaxOutputTokens != 0 || h.AudioSeconds != 0 || h.MaxRequestBody != 0 || h.Lease != 0 {
 			return errors.New("metering: buckets, unknown_model, max_output_tokens, audio_seconds and lease need price_by or cost_header")
 		}
 		return nil
