@@ -22,7 +22,8 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 
 	served := map[string]bool{}
 	for _, rt := range (&api{}).routes() {
-		served[strings.ToLower(rt.method)+" "+rt.path] = true
+		// OpenAPI has no rest-of-path wildcard: {model...} is documented as {model}.
+		served[strings.ToLower(rt.method)+" "+strings.ReplaceAll(rt.path, "...}", "}")] = true
 	}
 	documented := map[string]bool{}
 	for path, ops := range doc.Paths {

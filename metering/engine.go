@@ -75,6 +75,8 @@ type Engine struct {
 	releases releases
 	// keySync makes concurrent misses share one key-index sync.
 	keySync sync.Mutex
+	// prices is this gateway's copy of the price table (price_cache.go).
+	prices priceCache
 }
 
 // NewEngine checks the config and builds an engine.
