@@ -1,7 +1,6 @@
 package metering
 
-// TEMPORARY: the issue-4 contract's signatures (prices: engineer A,
-// reserve/settle/sweeper: engineer B) so the handler compiles before their
+// TEMPORARY: the issue-4 contract's signatures (reserve/settle/sweeper: engineer B) so the handler compiles before their
 // branches land. Deleted by the merge of i4-prices and i4-reserve.
 
 import (
@@ -9,26 +8,6 @@ import (
 	"errors"
 	"time"
 )
-
-type Price struct {
-	Model            string
-	InputPerMillion  Credits
-	OutputPerMillion Credits
-	PerCharacter     Credits
-	PerSecond        Credits
-	PerImage         Credits
-	PerRequest       Credits
-	UpdatedAt        time.Time
-}
-
-type Units struct {
-	InputTokens, OutputTokens int64
-	Characters                int64
-	AudioMillis               int64
-	Images                    int64
-}
-
-func (p Price) Cost(u Units) Credits { return 0 }
 
 type BucketName string
 type BucketOrder []BucketName
