@@ -102,22 +102,35 @@ func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, re
 		switch code {
 		case scriptOK, scriptInsufficient, scriptRefused:
 			return out, nil
-		case scriptStale:
-			e.cache.drop(h)
-		case scriptNoUser:
-			e.cache.drop(h)
-			if found, err := e.loadUser(ctx, ent.userID); err != nil || !found {
-				return ChargeResult{Status: KeyRefused}, err
-			}
-		case scriptNoProject:
-			if err := e.loadProject(ctx, ent.projectID); err != nil {
-				return ChargeResult{}, err
-			}
-		default:
-			return ChargeResult{}, fmt.Errorf("charge script answered %v", res)
+		}
+		refused, err := e.repair(ctx, h, ent, code)
+		if err != nil {
+			return ChargeResult{}, err
+		}
+		if refused {
+			return ChargeResult{Status: KeyRefused}, nil
 		}
 	}
 	return ChargeResult{}, fmt.Errorf("%w: charge did not settle after repeated cache refreshes", ErrUnavailable)
+}
+
+// repair acts on a charge.lua answer that asks for a retry: a stale cache
+// entry is dropped, a user or project missing from Redis is loaded.
+// refused: the user no longer exists. Other answers are errors.
+func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int64) (refused bool, err error) {
+	switch code {
+	case scriptStale:
+		e.cache.drop(h)
+	case scriptNoUser:
+		e.cache.drop(h)
+		found, err := e.loadUser(ctx, ent.userID)
+		return err == nil && !found, err
+	case scriptNoProject:
+		return false, e.loadProject(ctx, ent.projectID)
+	default:
+		return false, fmt.Errorf("charge script answered status %d", code)
+	}
+	return false, nil
 }
 
 // keyString views the hash as the raw 32-byte string the scripts compare.

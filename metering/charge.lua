@@ -23,6 +23,18 @@
 --          charge is recorded in KEYS[4] as in flight (member: event id)
 --          until release.lua removes it or the deadline passes
 --
+-- "reserve" is charge with a hold instead of a final charge (variable cost;
+-- settle.lua finishes it): the same checks plus the price version, the
+-- amount taken only through the buckets ARGV[13] allows, a reservation
+-- record and a 'hold' event instead of 'usage'.
+--   KEYS[5] reservation hash   KEYS[6] the deployment's lease set
+--   KEYS[7] price version key
+--   ARGV[12] lease deadline, Unix ms (required)
+--   ARGV[13] bucket order: letters a(llowance) p(ool) w (awarded) r (purchased)
+--   ARGV[14] price version the estimate used ("" for a fixed amount: no check)
+--   ARGV[15] model ("" none)
+--   ARGV[16] end of the current allowance period, Unix ms (0: no period)
+--
 -- Answers {status, ...}:
 --   0  ok: charge {0, effective_after, allowance, pool, awarded, purchased} taken
 --          peek   {0, effective, allowance, pool_available, awarded, purchased,
@@ -34,6 +46,7 @@
 --   2  adjust would exceed the maximum balance: {2, bucket balance}
 --  -1  user not in Redis (load it)   -2 caller's cache is stale
 --  -3  key refused (inactive user or expired key)   -4 project not in Redis
+--  -5  reserve: the price version changed since the estimate (reload prices)
 --
 -- Every check and read happens before the first write: Redis does not roll
 -- back a script that fails half way. Numbers are Lua doubles, exact below
@@ -46,11 +59,16 @@ local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
 -- Balances are loaded from Postgres on demand; config fields may arrive first.
 if not u[7] or not u[2] then return {-1} end
 local now = tonumber(ARGV[5])
-if mode == 'charge' then
+local charging = mode == 'charge' or mode == 'reserve'
+if charging then
   if u[1] ~= ARGV[2] or u[2] ~= ARGV[3] then return {-2} end
   if u[3] ~= '1' then return {-3} end
   local exp = tonumber(u[4])
   if exp > 0 and now >= exp then return {-3} end
+end
+if mode == 'reserve' and ARGV[14] ~= '' then
+  -- A missing version reads as 0, as the gateway's price table does.
+  if (redis.call('GET', KEYS[7]) or '0') ~= ARGV[14] then return {-5} end
 end
 
 local pid = u[5]
@@ -62,7 +80,7 @@ local amt, per, pool_on, pb, pl, pname = 0, 'none', false, 0, -1, ''
 if pid ~= '0' then
   local p = redis.call('HMGET', KEYS[2], 'v', 'n', 'amt', 'per', 'pe', 'pb', 'pl')
   if not p[1] or not p[6] then return {-4} end
-  if mode == 'charge' and p[1] ~= ARGV[4] then return {-2} end
+  if charging and p[1] ~= ARGV[4] then return {-2} end
   pname, amt, per = p[2], tonumber(p[3]), p[4]
   pool_on, pb, pl = p[5] == '1', tonumber(p[6]), tonumber(p[7])
 end
@@ -170,27 +188,45 @@ if mode == 'adjust' then
   return {0, new}
 end
 
--- charge: the waterfall, all or nothing.
-if amount > effective then return {1, effective} end
+-- charge and reserve: the waterfall through the allowed buckets in their
+-- order (all four in the usual order for a charge), all or nothing.
+local order = 'apwr'
+if mode == 'reserve' then order = ARGV[13] end
+local avail = {a = alw, p = pool_avail, w = aw, r = pr}
+local reach = 0
+for i = 1, #order do reach = reach + avail[order:sub(i, i)] end
+if reach > MAX then reach = MAX end
+if amount > reach then return {1, reach} end
 local rest = amount
-local function take(avail)
+local got = {a = 0, p = 0, w = 0, r = 0}
+for i = 1, #order do
+  local b = order:sub(i, i)
   local n = rest
-  if n > avail then n = avail end
-  rest = rest - n
-  return n
+  if n > avail[b] then n = avail[b] end
+  got[b], rest = n, rest - n
 end
-local ta = take(alw)
-local tp = take(pool_avail)
-local taw = take(aw)
-local tpr = take(pr)
+local ta, tp, taw, tpr = got.a, got.p, got.w, got.r
 save(alw - ta, ap, pu + tp, aw - taw, pr - tpr, gm)
 if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
 append_due()
+if mode == 'reserve' then
+  -- The hold: what settle.lua needs to refund, take an overrun or
+  -- forfeit, without trusting the caller: who, from where, and the
+  -- allowance period the allowance part belongs to.
+  append(ARGV[9], 'hold', {'a', 0 - ta, 'pl', 0 - tp, 'pu', tp,
+    'aw', 0 - taw, 'pr', 0 - tpr, 'rs', amount, 'm', ARGV[15], 'rq', ARGV[10]})
+  redis.call('HSET', KEYS[5], 'u', ARGV[11], 'p', pid, 'un', u[6], 'pn', pname,
+    'ap', ap, 'ae', ARGV[16], 'o', order, 'rs', amount, 'a', ta, 'pl', tp,
+    'w', taw, 'r', tpr, 'm', ARGV[15], 'rq', ARGV[10])
+  redis.call('ZADD', KEYS[6], ARGV[12], ARGV[9])
+  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[9])
+  return {0, reach - amount, ta, tp, taw, tpr}
+end
 append(ARGV[9], 'usage', {'c', amount, 'a', 0 - ta, 'pl', 0 - tp, 'pu', tp,
   'aw', 0 - taw, 'pr', 0 - tpr, 'rq', ARGV[10]})
 -- In-flight tracking: an admin deleting the user refuses while this
 -- member's lease is alive (delete_user.lua reads the same set).
-if mode == 'charge' and ARGV[12] and tonumber(ARGV[12]) > 0 then
+if ARGV[12] and tonumber(ARGV[12]) > 0 then
   redis.call('ZADD', KEYS[4], ARGV[12], ARGV[9])
 end
 return {0, effective - amount, ta, tp, taw, tpr}

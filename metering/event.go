@@ -14,6 +14,9 @@ const (
 	KindAdjust  = "adjust"
 	KindPool    = "pool"
 	KindInitial = "initial"
+	// KindHold is a reservation's estimate taken from the buckets; the
+	// usage event of its settlement gives back or takes the difference.
+	KindHold = "hold"
 )
 
 // Event is one balance change as appended to the stream by a Lua script and
@@ -41,6 +44,17 @@ type Event struct {
 	Request    string
 	Actor      string
 	Note       string
+	// Variable cost: set on hold events and on the usage events that
+	// settle them (HasDetail); NULL in the ledger for every other event.
+	HasDetail      bool
+	Model          string
+	InputUnits     int64
+	OutputUnits    int64
+	Reserved       Credits
+	UpstreamStatus int64
+	DurationMs     int64
+	Shortfall      Credits
+	Forfeited      Credits
 }
 
 // parseStreamEvent decodes the field/value pairs written by the scripts.
@@ -75,6 +89,12 @@ func parseStreamEvent(values map[string]any) (Event, error) {
 		e.GrantMonth, e.HasGrant = num("gm"), true
 	}
 	e.Request, e.Actor, e.Note = str("rq"), str("ac"), str("no")
+	if _, ok := values["rs"]; ok {
+		e.HasDetail, e.Model = true, str("m")
+		e.InputUnits, e.OutputUnits = num("iu"), num("ou")
+		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), num("st"), num("ms")
+		e.Shortfall, e.Forfeited = Credits(num("sf")), Credits(num("ff"))
+	}
 	if err == nil && (e.ID == "" || e.Kind == "") {
 		err = fmt.Errorf("event without id or kind")
 	}

@@ -55,7 +55,7 @@ if ARGV[5] == '1' then
       for i = 1, #f, 2 do
         if f[i] == 'k' then kind = f[i + 1] elseif f[i] == 'u' then who = f[i + 1] end
       end
-      if kind == 'usage' and who == uid then return {3} end
+      if (kind == 'usage' or kind == 'hold') and who == uid then return {3} end
     end
     if #batch < 1000 then break end
     start = '(' .. batch[#batch][1]

@@ -31,6 +31,14 @@ func (k RedisKeys) Project(id int64) string { return k.tag + ":p:" + strconv.For
 // deleting the user refuses while a live member remains.
 func (k RedisKeys) InFlight(id int64) string { return k.tag + ":f:" + strconv.FormatInt(id, 10) }
 
+// Reservation is the hash of one reservation (variable cost), named by its
+// hold event id, from charge.lua's reserve mode until settle.lua ends it.
+func (k RedisKeys) Reservation(id string) string { return k.tag + ":r:" + id }
+
+// Leases is the sorted set of every open reservation: id → lease deadline
+// (Unix ms). The sweeper settles the members whose deadline passed.
+func (k RedisKeys) Leases() string { return k.tag + ":leases" }
+
 // Events is the stream every balance change is appended to.
 func (k RedisKeys) Events() string { return k.tag + ":events" }
 
@@ -60,6 +68,8 @@ var (
 	loadScript   = mustScript("load.lua")
 	adjustScript = mustScript("adjust.lua")
 	ackScript    = mustScript("ack.lua")
+	settleScript = mustScript("settle.lua")
+	renewScript  = mustScript("renew.lua")
 )
 
 // Script answers' status codes (first element), shared by the scripts.
@@ -71,4 +81,5 @@ const (
 	scriptStale        = -2
 	scriptRefused      = -3
 	scriptNoProject    = -4
+	scriptStalePrice   = -5
 )

@@ -10,7 +10,9 @@ import (
 
 var eventCopyColumns = []string{"event_id", "kind", "occurred_at", "user_id", "username",
 	"project_id", "project_name", "cost", "d_allowance", "d_pool", "d_awarded", "d_purchased",
-	"d_pool_used", "allowance_period", "grant_month", "request", "actor", "note"}
+	"d_pool_used", "allowance_period", "grant_month", "request", "actor", "note",
+	"model", "input_units", "output_units", "reserved", "upstream_status", "duration_ms",
+	"shortfall", "forfeited"}
 
 var eventColumnList = strings.Join(eventCopyColumns, ", ")
 
@@ -24,7 +26,7 @@ WITH ins AS (
 	FROM event_staging
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING user_id, project_id, kind, occurred_at, d_allowance, d_pool, d_awarded,
-		d_purchased, d_pool_used, allowance_period, grant_month, username, project_name, cost
+		d_purchased, d_pool_used, allowance_period, grant_month, username, project_name, cost, model
 ), user_deltas AS (
 	UPDATE users SET
 		allowance_remaining = users.allowance_remaining + d.a,
@@ -36,7 +38,7 @@ WITH ins AS (
 		last_activity_at = greatest(users.last_activity_at, d.last_use)
 	FROM (SELECT user_id, sum(d_allowance) a, sum(d_awarded) aw, sum(d_purchased) pr,
 			sum(d_pool_used) pu, max(allowance_period) ap, max(grant_month) gm,
-			max(occurred_at) FILTER (WHERE kind = 'usage') last_use
+			max(occurred_at) FILTER (WHERE kind IN ('usage', 'hold')) last_use
 		FROM ins WHERE user_id IS NOT NULL GROUP BY user_id) d
 	WHERE users.id = d.user_id
 ), pool_deltas AS (
@@ -45,19 +47,23 @@ WITH ins AS (
 		WHERE project_id IS NOT NULL AND d_pool <> 0 GROUP BY project_id) d
 	WHERE projects.id = d.project_id
 ), usage_rollup AS (
-	-- Only the usage events inserted just now, so replays never double count.
+	-- Only the usage and hold events inserted just now, so replays never
+	-- double count. A variable-cost request has both: the hold's deltas
+	-- count as spent, its usage event's refunds as given back, so the bucket
+	-- columns net them; requests and credits come from usage events only.
 	-- Grouping makes each key appear once, as ON CONFLICT DO UPDATE requires.
 	-- The names are not updated: they are fixed for a given user and project
 	-- id once there is usage, and leaving indexed columns alone keeps the
 	-- update HOT (no index writes), which the reconciler's throughput needs.
-	INSERT INTO usage_daily AS r (day, user_id, project_id, username, project_name,
+	INSERT INTO usage_daily AS r (day, user_id, project_id, model, username, project_name,
 		requests, credits, allowance, pool, awarded, purchased)
-	SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, coalesce(project_id, 0),
-		max(username), coalesce(max(project_name), ''), count(*), sum(cost),
+	SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, coalesce(project_id, 0), coalesce(model, ''),
+		max(username), coalesce(max(project_name), ''), count(*) FILTER (WHERE kind = 'usage'),
+		coalesce(sum(cost) FILTER (WHERE kind = 'usage'), 0),
 		0 - sum(d_allowance), 0 - sum(d_pool), 0 - sum(d_awarded), 0 - sum(d_purchased)
-	FROM ins WHERE kind = 'usage' AND user_id IS NOT NULL
-	GROUP BY 1, 2, 3
-	ON CONFLICT (day, user_id, project_id) DO UPDATE SET
+	FROM ins WHERE kind IN ('usage', 'hold') AND user_id IS NOT NULL
+	GROUP BY 1, 2, 3, 4
+	ON CONFLICT (day, user_id, project_id, model) DO UPDATE SET
 		requests = r.requests + EXCLUDED.requests,
 		credits = r.credits + EXCLUDED.credits,
 		allowance = r.allowance + EXCLUDED.allowance,
@@ -86,7 +92,13 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) 
 				nullID(e.ProjectID), nullText(e.ProjectName), int64(e.Cost), int64(e.Allowance),
 				int64(e.Pool), int64(e.Awarded), int64(e.Purchased), int64(e.PoolUsed),
 				nullInt(e.AllowancePeriod, e.HasPeriod), nullInt(e.GrantMonth, e.HasGrant),
-				nullText(e.Request), nullText(e.Actor), nullText(e.Note)}, nil
+				nullText(e.Request), nullText(e.Actor), nullText(e.Note),
+				nullText(e.Model), nullInt(e.InputUnits, e.HasDetail && e.Kind == KindUsage),
+				nullInt(e.OutputUnits, e.HasDetail && e.Kind == KindUsage), nullInt(int64(e.Reserved), e.HasDetail),
+				nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage),
+				nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
+				nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
+				nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage)}, nil
 		}))
 	if err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)

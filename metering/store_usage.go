@@ -9,7 +9,7 @@ import (
 // usageReport sums the rollup rows of q. The WHERE clause holds only the
 // filters given, so each query shape gets a plan that uses its index.
 func usageReport(ctx context.Context, db querier, q UsageQuery) ([]UsageRow, error) {
-	key := map[UsageGroup]string{GroupDay: "day", GroupUser: "username", GroupProject: "project_name"}[q.GroupBy]
+	key := map[UsageGroup]string{GroupDay: "day", GroupUser: "username", GroupProject: "project_name", GroupModel: "model"}[q.GroupBy]
 	// Days go as text: a timestamptz cast to date would use the session's time zone.
 	args := []any{q.From.Format(time.DateOnly), q.To.Format(time.DateOnly)}
 	where := ` WHERE day >= $1::date AND day < $2::date`
@@ -20,6 +20,10 @@ func usageReport(ctx context.Context, db querier, q UsageQuery) ([]UsageRow, err
 	if q.Project != "" {
 		args = append(args, q.Project)
 		where += ` AND project_name = $` + strconv.Itoa(len(args))
+	}
+	if q.Model != "" {
+		args = append(args, q.Model)
+		where += ` AND model = $` + strconv.Itoa(len(args))
 	}
 	sel, tail := `NULL::text`, ``
 	if key != "" {
@@ -56,6 +60,8 @@ func usageReport(ctx context.Context, db querier, q UsageQuery) ([]UsageRow, err
 				r.User = *k
 			case GroupProject:
 				r.Project = *k
+			case GroupModel:
+				r.Model = *k
 			}
 		}
 		out = append(out, r)

@@ -94,6 +94,6 @@ func bumpUserVersion(ctx context.Context, q querier, id int64) (int64, error) {
 
 func userHasUsage(ctx context.Context, q querier, id int64) (bool, error) {
 	var has bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1 AND kind = 'usage')`, id).Scan(&has)
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1 AND kind IN ('usage', 'hold'))`, id).Scan(&has)
 	return has, err
 }

@@ -14,6 +14,7 @@ const (
 	GroupDay     UsageGroup = "day"
 	GroupUser    UsageGroup = "user"
 	GroupProject UsageGroup = "project"
+	GroupModel   UsageGroup = "model"
 )
 
 // UsageQuery selects a usage report. The rollup is kept per UTC day, so the
@@ -22,18 +23,21 @@ const (
 type UsageQuery struct {
 	User    string // username; "" for all
 	Project string // project name; "" for all
+	Model   string // priced model; "" for all (fixed-cost usage has no model)
 	From    time.Time
 	To      time.Time
 	GroupBy UsageGroup // "" means none
 }
 
 // UsageRow is one line of a usage report. Day, User and Project are set
-// according to the grouping; Project is "" for usage outside any project.
+// according to the grouping; Project is "" for usage outside any project,
+// Model "" for fixed-cost usage.
 // Charged amounts are positive.
 type UsageRow struct {
 	Day       time.Time // UTC midnight (GroupDay)
 	User      string    // GroupUser
 	Project   string    // GroupProject
+	Model     string    // GroupModel
 	Requests  int64
 	Credits   Credits
 	Allowance Credits
@@ -52,9 +56,12 @@ func (q *UsageQuery) validate() error {
 	switch q.GroupBy {
 	case "":
 		q.GroupBy = GroupNone
-	case GroupNone, GroupDay, GroupUser, GroupProject:
+	case GroupNone, GroupDay, GroupUser, GroupProject, GroupModel:
 	default:
-		return invalid("group_by", "must be day, user, project or none")
+		return invalid("group_by", "must be day, user, project, model or none")
+	}
+	if q.Model != "" && !ValidModel(q.Model) {
+		return invalid("model", "must be a model name")
 	}
 	if q.User != "" && !ValidName(q.User) {
 		return invalid("user", "must be a username")

@@ -12,18 +12,19 @@ import (
 )
 
 // rollupMismatches compares the daily rollup with the same sums computed
-// from the ledger's usage events; it returns the rows that differ.
+// from the ledger's usage and hold events (requests and credits from usage
+// events only, bucket columns netting both); it returns the rows that differ.
 func (w *world) rollupMismatches(t testing.TB) []string {
 	t.Helper()
 	rows, err := w.DB.Query(w.ctx, `
 		WITH from_events AS (
 			SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, user_id, coalesce(project_id, 0) AS project_id,
-				max(username) AS username, coalesce(max(project_name), '') AS project_name,
-				count(*) AS requests, sum(cost) AS credits, -sum(d_allowance) AS allowance,
-				-sum(d_pool) AS pool, -sum(d_awarded) AS awarded, -sum(d_purchased) AS purchased
-			FROM events WHERE kind = 'usage' GROUP BY 1, 2, 3),
+				coalesce(model, '') AS model, max(username) AS username, coalesce(max(project_name), '') AS project_name,
+				count(*) FILTER (WHERE kind = 'usage') AS requests, coalesce(sum(cost) FILTER (WHERE kind = 'usage'), 0) AS credits,
+				-sum(d_allowance) AS allowance, -sum(d_pool) AS pool, -sum(d_awarded) AS awarded, -sum(d_purchased) AS purchased
+			FROM events WHERE kind IN ('usage', 'hold') GROUP BY 1, 2, 3, 4),
 		rollup AS (
-			SELECT day, user_id, project_id, username, project_name, requests::numeric, credits::numeric,
+			SELECT day, user_id, project_id, model, username, project_name, requests::numeric, credits::numeric,
 				allowance::numeric, pool::numeric, awarded::numeric, purchased::numeric FROM usage_daily)
 		(SELECT 'events', * FROM (SELECT * FROM from_events EXCEPT SELECT * FROM rollup) a)
 		UNION ALL

@@ -32,10 +32,16 @@ type userEntry struct {
 type periodBounds struct {
 	allowanceStart string // Unix seconds, as a script argument
 	month          string // month index, as a script argument
+	allowanceEnd   int64  // Unix ms the allowance period ends; 0: no period
 	until          time.Time
 }
 
 func (u *userEntry) periodArgs(now time.Time) (allowanceStart, month string) {
+	b := u.periodBounds(now)
+	return b.allowanceStart, b.month
+}
+
+func (u *userEntry) periodBounds(now time.Time) *periodBounds {
 	b := u.bounds.Load()
 	if b == nil || !now.Before(b.until) {
 		until := periodEnd(PeriodMonthly, u.loc, now)
@@ -49,9 +55,12 @@ func (u *userEntry) periodArgs(now time.Time) (allowanceStart, month string) {
 			month:          strconv.FormatInt(MonthIndex(u.loc, now), 10),
 			until:          until,
 		}
+		if u.period != PeriodNone {
+			b.allowanceEnd = periodEnd(u.period, u.loc, now).UnixMilli()
+		}
 		u.bounds.Store(b)
 	}
-	return b.allowanceStart, b.month
+	return b
 }
 
 // userCache maps key hashes to entries, and remembers unknown hashes for a

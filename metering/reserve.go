@@ -1,0 +1,256 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Variable cost: Reserve takes an estimate before the request goes
+// upstream (charge.lua in "reserve" mode: a hold plus a reservation record
+// and a lease), Settle takes the real cost after it (settle.lua). A
+// gateway that dies in between leaves a lease the Sweeper settles.
+
+// BucketName names one of the four buckets a charge draws from.
+type BucketName string
+
+const (
+	BucketNameAllowance BucketName = "allowance"
+	BucketNamePool      BucketName = "pool"
+	BucketNameAwarded   BucketName = "awarded"
+	BucketNamePurchased BucketName = "purchased"
+)
+
+// bucketLetters are the scripts' one-letter bucket names.
+var bucketLetters = map[BucketName]byte{BucketNameAllowance: 'a', BucketNamePool: 'p',
+	BucketNameAwarded: 'w', BucketNamePurchased: 'r'}
+
+// BucketOrder is the buckets a route may draw from, in order. Nil: all
+// four in the usual order. Refunds go back in the reverse order.
+type BucketOrder []BucketName
+
+// ParseBucketOrder reads bucket names; each at most once.
+func ParseBucketOrder(s []string) (BucketOrder, error) {
+	if len(s) == 0 {
+		return nil, nil
+	}
+	out := make(BucketOrder, 0, len(s))
+	for _, name := range s {
+		b := BucketName(strings.ToLower(strings.TrimSpace(name)))
+		if _, ok := bucketLetters[b]; !ok {
+			return nil, invalid("buckets", fmt.Sprintf("unknown bucket %q (allowance, pool, awarded, purchased)", name))
+		}
+		for _, seen := range out {
+			if seen == b {
+				return nil, invalid("buckets", fmt.Sprintf("bucket %q named twice", name))
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// letters is the order as the scripts take it ("apwr" for nil).
+func (o BucketOrder) letters() (string, error) {
+	if len(o) == 0 {
+		return "apwr", nil
+	}
+	b := make([]byte, 0, 4)
+	for _, name := range o {
+		l, ok := bucketLetters[name]
+		if !ok || strings.IndexByte(string(b), l) >= 0 {
+			return "", invalid("buckets", fmt.Sprintf("bad bucket order %v", o))
+		}
+		b = append(b, l)
+	}
+	return string(b), nil
+}
+
+// UnknownModelPolicy says what to do with a model that has no price:
+// Reject it, or charge it at Default (whose Model may be "").
+type UnknownModelPolicy struct {
+	Reject  bool
+	Default Price
+}
+
+// ReserveRequest is one variable-cost request about to go upstream.
+type ReserveRequest struct {
+	Key      string
+	Model    string   // "" when the route has no model (cost_header mode)
+	Estimate Units    // estimated usage; priced with PriceFor
+	Fixed    *Credits // when set, reserve exactly this, ignoring Model/Estimate
+	Unknown  UnknownModelPolicy
+	Buckets  BucketOrder
+	Request  string        // "POST /v1/chat/completions"
+	Lease    time.Duration // how long before the sweeper may settle it; 0: DefaultLease
+}
+
+// DefaultLease is the lease of a reservation that names none.
+const DefaultLease = 15 * time.Minute
+
+// ReserveStatus is the outcome of a reservation: Reserved, Insufficient
+// (the allowed buckets cannot cover the estimate; nothing taken),
+// KeyRefused, or UnknownModel. It is ChargeStatus, so the names the two
+// share mean the same and handlers answer them the same way.
+type ReserveStatus = ChargeStatus
+
+const (
+	// Reserved: the estimate was taken; Settle must follow.
+	Reserved = Charged
+	// UnknownModel: no price for the model and the policy rejects it.
+	UnknownModel = KeyRefused + 1
+)
+
+// Reservation is an estimate held for one request.
+type Reservation struct {
+	ID        string // the hold event's id
+	Status    ReserveStatus
+	UserID    int64
+	Username  string
+	Project   string
+	Model     string
+	Price     Price // the price the estimate used; Settle uses the same
+	Reserved  Credits
+	Taken     Split
+	Remaining Credits // effective credits (of the allowed buckets) after, or when insufficient
+
+	userKey, projectKey, flightKey string
+	projectID                      int64
+}
+
+// Reserve authenticates the key, prices the estimate and takes it through
+// the allowed buckets in one atomic script call, or takes nothing.
+// Errors wrapping ErrUnavailable mean Redis could not be reached: fail closed.
+func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (*Reservation, error) {
+	if !WellFormedKey(r.Key) {
+		return &Reservation{Status: KeyRefused}, nil
+	}
+	order, err := r.Buckets.letters()
+	if err != nil {
+		return nil, err
+	}
+	if r.Lease < 0 {
+		return nil, invalid("lease", "must not be negative")
+	}
+	if r.Lease == 0 {
+		r.Lease = DefaultLease
+	}
+	h := e.hasher.Hash(r.Key)
+	var ent *userEntry
+	// As for charges: every retry follows a repair; one more allows for a
+	// price change between pricing and the script.
+	for attempt := 0; attempt < 4; attempt++ {
+		res := &Reservation{Model: r.Model}
+		version, err := e.priceEstimate(ctx, r, res)
+		if err != nil {
+			return nil, err
+		}
+		if res.Status == UnknownModel {
+			return res, nil
+		}
+		if ent, err = e.resolve(ctx, h); err != nil || ent == nil {
+			return &Reservation{Status: KeyRefused}, err
+		}
+		code, err := e.reserveCall(ctx, ent, h, r, order, version, res)
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case scriptOK, scriptInsufficient:
+			return res, nil
+		case scriptRefused:
+			return &Reservation{Status: KeyRefused}, nil
+		case scriptStalePrice:
+			if err := e.ReloadPrices(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		refused, err := e.repair(ctx, h, ent, code)
+		if err != nil {
+			return nil, err
+		}
+		if refused {
+			return &Reservation{Status: KeyRefused}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: reserve did not settle after repeated cache refreshes", ErrUnavailable)
+}
+
+// priceEstimate sets res.Price and res.Reserved; version is the price
+// version argument ("" for a fixed amount, which no price change affects).
+func (e *Engine) priceEstimate(ctx context.Context, r ReserveRequest, res *Reservation) (version string, err error) {
+	if r.Fixed != nil {
+		if *r.Fixed < 0 || *r.Fixed > MaxCredits {
+			return "", invalid("fixed", fmt.Sprintf("amount %d out of range", *r.Fixed))
+		}
+		res.Reserved = *r.Fixed
+		return "", nil
+	}
+	p, v, ok, err := e.PriceFor(ctx, r.Model)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		if r.Unknown.Reject {
+			res.Status = UnknownModel
+			return "", nil
+		}
+		p = r.Unknown.Default
+	}
+	res.Price, res.Reserved = p, p.Cost(r.Estimate)
+	return formatInt(v), nil
+}
+
+// reserveCall runs charge.lua's reserve mode once and fills res from a
+// final answer; it returns the script's status code.
+func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r ReserveRequest, order, version string, res *Reservation) (int64, error) {
+	now := e.cfg.Now()
+	b := ent.periodBounds(now)
+	id := e.ids.Next()
+	c := getCall(chargeScript)
+	defer putCall(c)
+	c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events(), ent.flightKey,
+		e.keys.Reservation(id), e.keys.Leases(), e.keys.PriceVersion())
+	c.args = append(c.args, "reserve", keyString(&h), ent.versionArg, ent.projectVer,
+		now.UnixMilli(), b.allowanceStart, b.month, int64(res.Reserved), id, r.Request, ent.userArg,
+		now.Add(r.Lease).UnixMilli(), order, version, r.Model, b.allowanceEnd)
+	if err := e.runner.run(ctx, c); err != nil {
+		return 0, err
+	}
+	a := c.res
+	if len(a) == 0 {
+		return 0, fmt.Errorf("reserve script answered nothing")
+	}
+	res.UserID, res.Username, res.Project = ent.userID, ent.username, ent.project
+	switch {
+	case a[0] == scriptOK && len(a) >= 6:
+		res.ID, res.Status, res.Remaining = id, Reserved, Credits(a[1])
+		res.Taken = Split{Credits(a[2]), Credits(a[3]), Credits(a[4]), Credits(a[5])}
+		res.userKey, res.projectKey, res.flightKey = ent.userKey, ent.projectKey, ent.flightKey
+		res.projectID = ent.projectID
+	case a[0] == scriptInsufficient && len(a) >= 2:
+		res.Status, res.Remaining = Insufficient, Credits(a[1])
+	}
+	return a[0], nil
+}
+
+// RenewLease moves an open reservation's deadline to now + d, so a long
+// stream is not swept while it runs. ErrNotFound: already settled or swept.
+func (e *Engine) RenewLease(ctx context.Context, r *Reservation, d time.Duration) error {
+	if r == nil || r.Status != Reserved || d <= 0 {
+		return invalid("reservation", "not an open reservation, or no lease duration")
+	}
+	c := getCall(renewScript)
+	defer putCall(c)
+	c.keys = append(c.keys, e.keys.Leases(), r.flightKey)
+	c.args = append(c.args, r.ID, e.cfg.Now().Add(d).UnixMilli())
+	if err := e.runner.run(ctx, c); err != nil {
+		return err
+	}
+	if len(c.res) == 0 || c.res[0] != 1 {
+		return fmt.Errorf("renew lease of %s: %w", r.ID, ErrNotFound)
+	}
+	return nil
+}
