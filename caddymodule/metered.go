@@ -72,11 +72,11 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 		return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
 	}
 	switch res.Status {
-	case metering.ReserveKeyRefused:
+	case metering.KeyRefused:
 		return writeKeyRefused(w)
-	case metering.ReserveInsufficient:
+	case metering.Insufficient:
 		return writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Remaining))
-	case metering.ReserveUnknownModel:
+	case metering.UnknownModel:
 		return writeJSON(w, http.StatusBadRequest, bodyUnknownModel)
 	}
 

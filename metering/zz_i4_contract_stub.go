@@ -1,87 +1,12 @@
 package metering
 
-// TEMPORARY: the issue-4 contract's signatures (reserve/settle/sweeper: engineer B) so the handler compiles before their
-// branches land. Deleted by the merge of i4-prices and i4-reserve.
+// TEMPORARY: the issue-4 contract's signatures (the sweeper: engineer B) so the handler compiles before their
+// branches land. Deleted by the merge of i4-reserve's sweeper.
 
 import (
 	"context"
-	"errors"
 	"time"
 )
-
-type BucketName string
-type BucketOrder []BucketName
-
-func ParseBucketOrder(s []string) (BucketOrder, error) {
-	var o BucketOrder
-	for _, b := range s {
-		switch b {
-		case "allowance", "pool", "awarded", "purchased":
-			o = append(o, BucketName(b))
-		default:
-			return nil, errors.New("unknown bucket " + b)
-		}
-	}
-	return o, nil
-}
-
-type UnknownModelPolicy struct {
-	Reject  bool
-	Default Price
-}
-
-type ReserveRequest struct {
-	Key      string
-	Model    string
-	Estimate Units
-	Fixed    *Credits
-	Unknown  UnknownModelPolicy
-	Buckets  BucketOrder
-	Request  string
-	Lease    time.Duration
-}
-
-type ReserveStatus int
-
-const (
-	Reserved ReserveStatus = iota
-	ReserveInsufficient
-	ReserveKeyRefused
-	ReserveUnknownModel
-)
-
-type Reservation struct {
-	ID                      string
-	Status                  ReserveStatus
-	UserID                  int64
-	Username, Project       string
-	Model                   string
-	Price                   Price
-	Reserved                Credits
-	Taken                   Split
-	Remaining               Credits
-}
-
-func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (*Reservation, error) {
-	return nil, errors.New("stub")
-}
-
-type Outcome struct {
-	Units    Units
-	Cost     *Credits
-	Refund   bool
-	Status   int
-	Duration time.Duration
-}
-
-type SettleResult struct{ Charged, Refunded, Overrun, Shortfall, Remaining Credits }
-
-func (e *Engine) Settle(ctx context.Context, r *Reservation, o Outcome) (SettleResult, error) {
-	return SettleResult{}, errors.New("stub")
-}
-func (e *Engine) RenewLease(ctx context.Context, r *Reservation, d time.Duration) error {
-	return errors.New("stub")
-}
 
 type SweepPolicy string
 type SweeperConfig struct {
