@@ -90,23 +90,31 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	cw := &capture{ResponseWriter: w, dropUsageChunk: est.Stream && !est.ClientWantsUsage, costHeader: h.CostHeader}
 	start := time.Now()
 	stopRenew := h.renewWhileServing(res)
-	settled := false
-	// A panicking upstream handler still settles: the estimate is charged.
+	var nextErr error
+	// Settled in a defer because reverse_proxy ends a response it cannot
+	// finish (client gone, upstream broken mid-body) by panicking with
+	// http.ErrAbortHandler; that is an outcome like any other. Any other
+	// panic charges the estimate; both panics go on up afterwards.
 	defer func() {
-		if !settled {
-			stopRenew()
-			h.settle(res, metering.Outcome{Units: est.Units, Status: cw.status, Duration: time.Since(start)})
+		p := recover()
+		stopRenew()
+		aborted := p == http.ErrAbortHandler //nolint:errorlint // a sentinel panic value, compared as net/http does
+		if p == nil {
+			cw.finishSSE()
+		}
+		cw.finishJSON()
+		clientGone := aborted || r.Context().Err() != nil || cw.writeErr != nil
+		o := metering.Outcome{Units: est.Units, Status: cw.status}
+		if p == nil || aborted {
+			o = h.outcome(est, cw, res, nextErr, clientGone)
+		}
+		o.Duration = time.Since(start)
+		h.settle(res, o)
+		if p != nil {
+			panic(p)
 		}
 	}()
-	nextErr := next.ServeHTTP(cw, r)
-	cw.finishSSE()
-	cw.finishJSON()
-	stopRenew()
-	clientGone := r.Context().Err() != nil || cw.writeErr != nil
-	o := h.outcome(est, cw, res, nextErr, clientGone)
-	o.Duration = time.Since(start)
-	settled = true
-	h.settle(res, o)
+	nextErr = next.ServeHTTP(cw, r)
 	return nextErr
 }
 
