@@ -19,7 +19,7 @@ func (a *api) usageRoutes() []route {
 
 // usageParams are the query parameters GET /usage understands; any other is
 // a 400, because a misspelt filter silently ignored would report the wrong numbers.
-var usageParams = []string{"user", "project", "from", "to", "group_by", "format"}
+var usageParams = []string{"user", "project", "model", "from", "to", "group_by", "format"}
 
 // usage: GET /usage → {"rows":[...]} or the same as CSV. The range is whole
 // UTC days, from inclusive and to exclusive; see parseUsageQuery.
@@ -58,7 +58,7 @@ func (a *api) usage(w http.ResponseWriter, r *http.Request) error {
 // (UTC), so the report runs through today. Missing from: the first day of
 // the month before to, so no parameters means the current month.
 func parseUsageQuery(q url.Values, now time.Time) (metering.UsageQuery, error) {
-	uq := metering.UsageQuery{User: q.Get("user"), Project: q.Get("project"),
+	uq := metering.UsageQuery{User: q.Get("user"), Project: q.Get("project"), Model: q.Get("model"),
 		GroupBy: metering.UsageGroup(q.Get("group_by"))}
 	if uq.GroupBy == "" {
 		uq.GroupBy = metering.GroupNone
@@ -68,6 +68,9 @@ func parseUsageQuery(q url.Values, now time.Time) (metering.UsageQuery, error) {
 	}
 	if uq.Project != "" && !metering.ValidName(uq.Project) {
 		return uq, invalidArg("project", "must be a project name")
+	}
+	if uq.Model != "" && !metering.ValidModel(uq.Model) {
+		return uq, invalidArg("model", "must be a model name")
 	}
 	var err error
 	y, m, _ := now.UTC().Date()
@@ -122,8 +125,9 @@ func onlyParams(q url.Values, allowed ...string) error {
 	return nil
 }
 
-// usageRowJSON prints a row with the grouping's key first: "day", "user", or
-// "project" (null for usage outside any project), then the sums.
+// usageRowJSON prints a row with the grouping's key first: "day", "user",
+// "project" (null for usage outside any project) or "model" (null for
+// fixed-cost usage), then the sums.
 type usageRowJSON struct {
 	group metering.UsageGroup
 	row   metering.UsageRow
@@ -148,6 +152,14 @@ func (u usageRowJSON) MarshalJSON() ([]byte, error) {
 			b = strconv.AppendQuote(b, u.row.Project)
 		}
 		b = append(b, ',')
+	case metering.GroupModel:
+		b = append(b, `"model":`...)
+		if u.row.Model == "" {
+			b = append(b, "null"...)
+		} else {
+			b = strconv.AppendQuote(b, u.row.Model)
+		}
+		b = append(b, ',')
 	}
 	b = append(b, `"requests":`...)
 	b = strconv.AppendInt(b, u.row.Requests, 10)
@@ -163,7 +175,8 @@ func (u usageRowJSON) MarshalJSON() ([]byte, error) {
 }
 
 // writeUsageCSV writes the report as CSV: a header naming the columns, the
-// grouping's key column first (empty for usage outside any project).
+// grouping's key column first (empty for usage outside any project, or
+// for fixed-cost usage by model).
 func writeUsageCSV(w http.ResponseWriter, group metering.UsageGroup, rows []metering.UsageRow) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="usage.csv"`)
@@ -178,6 +191,8 @@ func writeUsageCSV(w http.ResponseWriter, group metering.UsageGroup, rows []mete
 		key = func(r metering.UsageRow) []string { return []string{r.User} }
 	case metering.GroupProject:
 		key = func(r metering.UsageRow) []string { return []string{r.Project} }
+	case metering.GroupModel:
+		key = func(r metering.UsageRow) []string { return []string{r.Model} }
 	}
 	if group != metering.GroupNone {
 		header = append([]string{string(group)}, header...)

@@ -222,3 +222,31 @@ func TestUsageRollupReplayAndDeletion(t *testing.T) {
 	requireRows(t, e.admin(t, "GET", "/usage?user=ann&group_by=day", "").requireStatus(t, http.StatusOK),
 		with(usageSums{requests: 5, credits: 10 * metering.Micro, awarded: 10 * metering.Micro}, "day", "2026-05-04"))
 }
+
+// TestUsageByModel: variable-cost usage is reported per model (fixed-cost
+// usage under model null), and the model filter selects it.
+func TestUsageByModel(t *testing.T) {
+	t.Parallel()
+	e := setupAt(t, time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC))
+	key := e.createUserKey(t, `{"username":"ann","initial_credits":100}`)
+	_, err := e.Engine.PutPrice(e.ctx, "test", metering.Price{Model: "openai/gpt-4o", InputPerMillion: 2 * metering.Micro})
+	require.NoError(t, err)
+	res, err := e.Engine.Charge(e.ctx, key, 3*metering.Micro, "GET /x")
+	require.NoError(t, err)
+	require.Equal(t, metering.Charged, res.Status)
+	r, err := e.Engine.Reserve(e.ctx, metering.ReserveRequest{Key: key, Model: "openai/gpt-4o",
+		Estimate: metering.Units{InputTokens: 2_000_000}, Request: "POST /v1/chat/completions"})
+	require.NoError(t, err)
+	require.Equal(t, metering.Reserved, r.Status)
+	_, err = e.Engine.Settle(e.ctx, r, metering.Outcome{Units: metering.Units{InputTokens: 500_000}, Status: 200})
+	require.NoError(t, err)
+	e.Drain(t)
+	fixed := usageSums{requests: 1, credits: 3 * metering.Micro, awarded: 3 * metering.Micro}
+	priced := usageSums{requests: 1, credits: metering.Micro, awarded: metering.Micro}
+	requireRows(t, e.admin(t, "GET", "/usage?group_by=model", "").requireStatus(t, http.StatusOK),
+		with(fixed, "model", nil), with(priced, "model", "openai/gpt-4o"))
+	requireRows(t, e.admin(t, "GET", "/usage?model=openai/gpt-4o", "").requireStatus(t, http.StatusOK), priced.json())
+	_, _, body := e.raw(t, "/usage?group_by=model&format=csv")
+	require.Equal(t, "model,requests,credits,allowance,pool,awarded,purchased\n,"+fixed.csv()+"\nopenai/gpt-4o,"+priced.csv()+"\n", body)
+	e.admin(t, "GET", "/usage?model=a%20b", "").requireError(t, http.StatusBadRequest, "invalid_argument", "model")
+}

@@ -51,7 +51,7 @@ type Event struct {
 	InputUnits     int64
 	OutputUnits    int64
 	Reserved       Credits
-	UpstreamStatus int64
+	UpstreamStatus int64 // -1: none (hold events, sweeper settlements)
 	DurationMs     int64
 	Shortfall      Credits
 	Forfeited      Credits
@@ -89,10 +89,15 @@ func parseStreamEvent(values map[string]any) (Event, error) {
 		e.GrantMonth, e.HasGrant = num("gm"), true
 	}
 	e.Request, e.Actor, e.Note = str("rq"), str("ac"), str("no")
-	if _, ok := values["rs"]; ok {
+	// A hold always has detail (its estimate may be 0, which the script
+	// leaves out); a usage event has it when it settles a reservation.
+	if _, ok := values["rs"]; ok || e.Kind == KindHold {
 		e.HasDetail, e.Model = true, str("m")
 		e.InputUnits, e.OutputUnits = num("iu"), num("ou")
-		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), num("st"), num("ms")
+		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), -1, num("ms")
+		if _, ok := values["st"]; ok {
+			e.UpstreamStatus = num("st")
+		}
 		e.Shortfall, e.Forfeited = Credits(num("sf")), Credits(num("ff"))
 	}
 	if err == nil && (e.ID == "" || e.Kind == "") {

@@ -94,8 +94,9 @@ func (e *Engine) checkPrices(ctx context.Context, s *priceSnapshot) (*priceSnaps
 // ReloadPrices replaces the in-process copy with the table as Postgres has
 // it now (called when a script reports the version is stale). Concurrent
 // callers share one load: a load that began after this call is as good.
-// On failure the old copy stays but must be re-checked before further use,
-// so a lookup fails (closed) rather than charging by an outdated price.
+// On failure the old copy stays, marked for a re-check at the next lookup
+// (which reloads, or fails closed, while Redis says it is outdated); the
+// reserve script refuses reservations priced by it meanwhile.
 func (e *Engine) ReloadPrices(ctx context.Context) error {
 	_, err := e.loadPrices(ctx, e.prices.loads.Load())
 	if err != nil {

@@ -231,10 +231,13 @@ func runRandom(t *testing.T, seed int64, steps int) {
 	}
 
 	check(0, "start")
+	var open []*mRes
 	for step := 1; step <= steps; step++ {
 		var what string
 		switch op := rng.Intn(100); {
-		case op < 50: // charge
+		case op < 50 && op >= 36: // reserve or settle (variable cost)
+			what = w.randomReserveSettle(t, rng, engines, users, &open)
+		case op < 36: // charge
 			u := users[rng.Intn(len(users))]
 			var cost metering.Credits
 			switch rng.Intn(6) {
@@ -329,7 +332,11 @@ func runRandom(t *testing.T, seed int64, steps int) {
 		check(step, what)
 	}
 
+	for len(open) > 0 { // every reservation ends
+		w.settleOne(t, rng, engines, &open, 0)
+	}
 	w.drainAndCheck(t)
+	require.Empty(t, w.rollupMismatches(t))
 	for _, u := range users {
 		var a, ap, pu, aw, pr, gm int64
 		require.NoError(t, w.DB.QueryRow(w.ctx, `SELECT allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month

@@ -141,16 +141,17 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (*Reservation, e
 	// As for charges: every retry follows a repair; one more allows for a
 	// price change between pricing and the script.
 	for attempt := 0; attempt < 4; attempt++ {
-		res := &Reservation{Model: r.Model}
+		// The key first: an unknown client learns nothing about models.
+		if ent, err = e.resolve(ctx, h); err != nil || ent == nil {
+			return &Reservation{Status: KeyRefused}, err
+		}
+		res := &Reservation{Model: r.Model, UserID: ent.userID, Username: ent.username, Project: ent.project}
 		version, err := e.priceEstimate(ctx, r, res)
 		if err != nil {
 			return nil, err
 		}
 		if res.Status == UnknownModel {
 			return res, nil
-		}
-		if ent, err = e.resolve(ctx, h); err != nil || ent == nil {
-			return &Reservation{Status: KeyRefused}, err
 		}
 		code, err := e.reserveCall(ctx, ent, h, r, order, version, res)
 		if err != nil {

@@ -3,6 +3,7 @@ package metering
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -36,7 +37,7 @@ type settleArgs struct {
 	flightKey           string
 	cost                int64 // -1: the reserved amount
 	in, out             int64
-	status              int
+	status              int // < 0: unknown
 	duration            time.Duration
 	note                string
 }
@@ -76,7 +77,11 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 		c := getCall(settleScript)
 		c.keys = append(c.keys, a.userKey, a.projectKey, e.keys.Events(), a.flightKey,
 			e.keys.Reservation(a.id), e.keys.Leases())
-		c.args = append(c.args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, a.status,
+		status := ""
+		if a.status >= 0 {
+			status = strconv.Itoa(a.status)
+		}
+		c.args = append(c.args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, status,
 			a.duration.Milliseconds(), a.note, orphan)
 		err := e.runner.run(ctx, c)
 		res := append([]int64(nil), c.res...)

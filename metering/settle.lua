@@ -13,7 +13,8 @@
 -- KEYS[6] the deployment's lease set
 -- ARGV[1] now, Unix ms   ARGV[2] reservation id (the hold event's id)
 -- ARGV[3] cost in micro-credits, or -1: exactly the reserved amount
--- ARGV[4] input units   ARGV[5] output units   ARGV[6] upstream status
+-- ARGV[4] input units   ARGV[5] output units
+-- ARGV[6] upstream status ("" unknown: the sweeper settled it)
 -- ARGV[7] duration ms   ARGV[8] note ("" none)
 -- ARGV[9] "1" when Postgres has no such user any more: nothing to give back
 --         to or take from, the reservation just ends
@@ -126,7 +127,8 @@ if not orphan then
   if d.p ~= 0 then redis.call('HINCRBY', KEYS[2], 'pb', d.p) end
 end
 local f = {'id', ARGV[2] .. ':s', 'k', 'usage', 't', ARGV[1], 'u', r[1], 'un', r[3],
-  'rs', reserved, 'st', ARGV[6]}
+  'rs', reserved}
+if ARGV[6] ~= '' then f[#f + 1] = 'st'; f[#f + 1] = ARGV[6] end
 if pid ~= '0' then
   f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = r[4]
 end

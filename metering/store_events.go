@@ -95,7 +95,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) 
 				nullText(e.Request), nullText(e.Actor), nullText(e.Note),
 				nullText(e.Model), nullInt(e.InputUnits, e.HasDetail && e.Kind == KindUsage),
 				nullInt(e.OutputUnits, e.HasDetail && e.Kind == KindUsage), nullInt(int64(e.Reserved), e.HasDetail),
-				nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage),
+				nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage && e.UpstreamStatus >= 0),
 				nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
 				nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
 				nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage)}, nil

@@ -1,0 +1,211 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// SweepPolicy says what the sweeper does with a reservation whose gateway
+// never settled it.
+type SweepPolicy string
+
+const (
+	// SweepCharge charges the estimate: the request most likely ran.
+	SweepCharge SweepPolicy = "charge"
+	// SweepRefund gives the estimate back.
+	SweepRefund SweepPolicy = "refund"
+)
+
+// SweeperConfig configures a Sweeper.
+type SweeperConfig struct {
+	// Interval between sweeps. Default 30s.
+	Interval time.Duration
+	// Policy for expired reservations. Default SweepCharge.
+	Policy SweepPolicy
+	// Batch is how many expired leases one round reads. Default 100.
+	Batch int
+}
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c SweeperConfig) WithDefaults() SweeperConfig {
+	if c.Interval == 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.Policy == "" {
+		c.Policy = SweepCharge
+	}
+	if c.Batch == 0 {
+		c.Batch = 100
+	}
+	return c
+}
+
+func (c SweeperConfig) validate() error {
+	if c.Interval < 0 {
+		return invalid("interval", "must be positive")
+	}
+	if c.Policy != SweepCharge && c.Policy != SweepRefund {
+		return invalid("policy", `must be "charge" or "refund"`)
+	}
+	if c.Batch < 1 || c.Batch > 10000 {
+		return invalid("batch", "must be 1..10000")
+	}
+	return nil
+}
+
+// Sweeper settles reservations whose lease ran out (their gateway died or
+// lost Redis mid-request). Any number may run: a Postgres advisory lock,
+// named after the deployment's Redis prefix, lets one work at a time, so a
+// config reload's twin or a second gateway only waits its turn; settling
+// is idempotent besides.
+type Sweeper struct {
+	e       *Engine
+	cfg     SweeperConfig
+	lockKey int64
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewSweeper checks the config and builds a sweeper; Start runs it.
+func (e *Engine) NewSweeper(cfg SweeperConfig) (*Sweeper, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	h.Write([]byte("tollgate sweeper " + e.keys.tag))
+	return &Sweeper{e: e, cfg: cfg, lockKey: int64(h.Sum64())}, nil
+}
+
+// LockKey is the Postgres advisory lock the sweepers of this deployment
+// share (pg_locks shows who sweeps).
+func (s *Sweeper) LockKey() int64 { return s.lockKey }
+
+// Start runs a sweep every Interval until Stop or ctx ends. Starting a
+// running sweeper does nothing.
+func (s *Sweeper) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done != nil {
+		return nil
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	go s.loop(ctx, s.done)
+	return nil
+}
+
+// Stop ends the loop and waits for a sweep in progress. Idempotent.
+func (s *Sweeper) Stop() {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.cancel, s.done = nil, nil
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+func (s *Sweeper) loop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.RunOnce(ctx)
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			s.e.log.Warn("lease sweep failed", zap.Error(err))
+		case n > 0:
+			s.e.log.Info("settled expired reservations", zap.Int("settled", n), zap.String("policy", string(s.cfg.Policy)))
+		}
+	}
+}
+
+// RunOnce settles every reservation whose lease has passed, if no other
+// sweeper of this deployment is at work, and returns how many it settled.
+func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
+	// The lock belongs to a session: the connection is held for the sweep.
+	conn, err := s.e.db.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sweeper: %w", err)
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, s.lockKey).Scan(&locked); err != nil || !locked {
+		conn.Release()
+		return 0, err
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, s.lockKey); err != nil {
+			// A connection that may still hold the lock must not go back.
+			_ = conn.Hijack().Close(context.Background())
+			return
+		}
+		conn.Release()
+	}()
+	settled := 0
+	for {
+		n, more, err := s.sweepBatch(ctx)
+		settled += n
+		if err != nil || !more {
+			return settled, err
+		}
+	}
+}
+
+// sweepBatch settles up to Batch expired reservations; more reports
+// that the batch was full.
+func (s *Sweeper) sweepBatch(ctx context.Context) (settled int, more bool, err error) {
+	e := s.e
+	now := e.cfg.Now().UnixMilli()
+	ids, err := e.rdb.ZRangeByScore(ctx, e.keys.Leases(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now, 10), Count: int64(s.cfg.Batch)}).Result()
+	if err != nil {
+		return 0, false, unavailable(err)
+	}
+	cost, note := int64(-1), "lease expired: charged the estimate"
+	if s.cfg.Policy == SweepRefund {
+		cost, note = 0, "lease expired: refunded"
+	}
+	for _, id := range ids {
+		f, err := e.rdb.HMGet(ctx, e.keys.Reservation(id), "u", "p").Result()
+		if err != nil {
+			return settled, false, unavailable(err)
+		}
+		if f[0] == nil {
+			// Settled between the two reads, or a lease without its record.
+			e.rdb.ZRem(ctx, e.keys.Leases(), id)
+			continue
+		}
+		uid, err1 := strconv.ParseInt(f[0].(string), 10, 64)
+		pid, err2 := strconv.ParseInt(f[1].(string), 10, 64)
+		if err1 != nil || err2 != nil {
+			return settled, false, fmt.Errorf("reservation %s: bad user or project %v", id, f)
+		}
+		res, err := e.settle(ctx, settleArgs{id: id, userID: uid, projectID: pid,
+			userKey: e.keys.User(uid), projectKey: e.keys.Project(pid), flightKey: e.keys.InFlight(uid),
+			cost: cost, status: -1, note: note})
+		if err != nil {
+			return settled, false, err
+		}
+		if !res.AlreadySettled {
+			settled++
+		}
+	}
+	return settled, len(ids) == s.cfg.Batch, nil
+}
