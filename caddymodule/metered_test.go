@@ -356,3 +356,42 @@ func TestMeteredConcurrentStreams(t *testing.T) {
 	w.b.Drain(t)
 	w.b.AssertConsistent(t)
 }
+
+// A stream that outlives its lease keeps its reservation: the handler
+// renews the lease while the response runs, so a sweeper finds nothing to
+// settle; when the client leaves, the handler settles it itself.
+func TestMeteredLeaseRenewedDuringLongStream(t *testing.T) {
+	b := meteringtest.New(t, meteringtest.Options{})
+	ctx := context.Background()
+	p := testPrice
+	p.Model = "slow"
+	_, err := b.Engine.PutPrice(ctx, "test", p)
+	require.NoError(t, err)
+	up := newFakeOpenAI(t)
+	listen := freePort(t)
+	cfg := strings.Replace(meteredConfig(t, b, listen, up.Listener.Addr().String()), "lease 1m", "lease 900ms", 1)
+	startGateway(t, cfg)
+	w := &meteredWorld{b: b, up: up, base: "http://" + listen, http: &http.Client{}}
+	start := 10 * metering.Micro
+	c := w.client(w.user(t, "ann", start))
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := c.Chat.Completions.NewStreaming(sctx, chatParams("slow", 50))
+	<-up.slowStarted
+	sw, err := b.Engine.NewSweeper(metering.SweeperConfig{Interval: time.Hour})
+	require.NoError(t, err)
+	// Several lease lengths pass; a sweep after each finds the lease renewed.
+	for range 3 {
+		time.Sleep(900 * time.Millisecond)
+		n, err := sw.RunOnce(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "a live stream's reservation was swept")
+	}
+	cancel()
+	s.Close()
+	want := start - costOf(estInput, 3)
+	require.Eventually(t, func() bool { return w.effective(t, "ann") == want }, 10*time.Second, 5*time.Millisecond)
+	b.Drain(t)
+	b.AssertConsistent(t)
+}
