@@ -6,6 +6,15 @@
 
 local label = os.getenv("BENCH_LABEL") or "run"
 
+-- BENCH_BODY (environment), when set, makes every request a JSON POST
+-- with that body (the priced route estimates from it).
+local body = os.getenv("BENCH_BODY")
+if body and body ~= "" then
+   wrk.method = "POST"
+   wrk.body = body
+   wrk.headers["Content-Type"] = "application/json"
+end
+
 done = function(summary, latency, requests)
    local secs = summary.duration / 1e6
    local e = summary.errors

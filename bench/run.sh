@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: what does metering cost? One gateway (bench/Caddyfile) serves
-# the same route to the demo upstream twice, plain on :18081 and metered on
-# :18082; wrk loads GET /bench on both, at 64 connections (throughput) and at
+# the same route to the demo upstream three times: plain on :18081, metered
+# at a fixed cost on :18082, metered by price (reserve + settle, model "demo"
+# priced through the admin API) on :18084; wrk loads /bench on each (a POST
+# with a chat body on the priced port), at 64 connections (throughput) and at
 # 1 connection (latency), with the order alternating between rounds. The table
 # goes to the terminal and to bench/results/latest.txt.
 #
@@ -46,6 +48,9 @@ CONFIG="${BENCH_CADDYFILE:-$ROOT/bench/Caddyfile}"
 PLAIN_PORT=18081
 METERED_PORT=18082
 ADMIN_PORT=18083
+PRICED_PORT=18084
+# What the priced port is sent: a small chat request for the priced model.
+PRICED_BODY='{"model":"demo","max_tokens":16,"messages":[{"role":"user","content":"hello there"}]}'
 UPSTREAM=127.0.0.1:19090
 
 RESULTS="$ROOT/bench/results"
@@ -88,9 +93,9 @@ command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v wrk >/dev/null 2>&1 || die "wrk is not installed"
 command -v curl >/dev/null 2>&1 || apt_install curl
 
-for port in "$PLAIN_PORT" "$METERED_PORT" "$ADMIN_PORT" "${UPSTREAM##*:}"; do
+for port in "$PLAIN_PORT" "$METERED_PORT" "$ADMIN_PORT" "$PRICED_PORT" "${UPSTREAM##*:}"; do
 	if tcp_open 127.0.0.1 "$port"; then
-		die "port $port on 127.0.0.1 is in use (another bench still running?); the benchmark needs 18081-18083 and 19090"
+		die "port $port on 127.0.0.1 is in use (another bench still running?); the benchmark needs 18081-18084 and 19090"
 	fi
 done
 
@@ -151,6 +156,7 @@ ensure_admin_user \
 	bench-user \
 	'{"username":"bench-user","project":"bench","initial_credits":1000000000}'
 KEY="$API_KEY"
+ensure_price demo '{"input_per_million":1,"output_per_million":2}'
 
 # Both routes must answer before anything is measured; the metered one must
 # also refuse a request without a key, or the comparison means nothing.
@@ -159,6 +165,9 @@ for port in "$PLAIN_PORT" "$METERED_PORT"; do
 	code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $KEY" "http://127.0.0.1:$port/bench" || true)"
 	[[ "$code" == 200 ]] || die "GET http://127.0.0.1:$port/bench with the bench key answers HTTP $code, not 200 (log: $GW_LOG)"
 done
+code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+	-d "$PRICED_BODY" "http://127.0.0.1:$PRICED_PORT/bench" || true)"
+[[ "$code" == 200 ]] || die "POST http://127.0.0.1:$PRICED_PORT/bench with the bench key answers HTTP $code, not 200 (log: $GW_LOG)"
 code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$METERED_PORT/bench" || true)"
 if [[ "$code" != 401 ]]; then
 	WARNINGS+=("the metered port answered HTTP $code without an API key (expected 401): is metering really on?")
@@ -169,12 +178,14 @@ fi
 # Load
 
 # run_wrk NAME PORT CONNS THREADS DURATION: one wrk run; its output goes to
-# $RAW/NAME.txt and its BENCH_RESULT line to $RAW/results.txt.
+# $RAW/NAME.txt and its BENCH_RESULT line to $RAW/results.txt. The priced
+# port gets POSTs with PRICED_BODY.
 run_wrk() {
-	local name="$1" port="$2" conns="$3" threads="$4" dur="$5" out line
+	local name="$1" port="$2" conns="$3" threads="$4" dur="$5" out line body=""
 	out="$RAW/$name.txt"
+	[[ "$port" == "$PRICED_PORT" ]] && body="$PRICED_BODY"
 	log "bench: $name: wrk -t$threads -c$conns -d$dur http://127.0.0.1:$port/bench"
-	BENCH_LABEL="$name" wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s \
+	BENCH_BODY="$body" BENCH_LABEL="$name" wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s \
 		-s "$ROOT/bench/report.lua" -H "Authorization: Bearer $KEY" \
 		"http://127.0.0.1:$port/bench" >"$out" 2>&1 &
 	WRK_PID=$!
@@ -193,12 +204,14 @@ run_wrk() {
 log "bench: warm-up ($BENCH_WARMUP per port)"
 run_wrk warmup-plain "$PLAIN_PORT" "$BENCH_CONNECTIONS" "$BENCH_THREADS" "$BENCH_WARMUP"
 run_wrk warmup-metered "$METERED_PORT" "$BENCH_CONNECTIONS" "$BENCH_THREADS" "$BENCH_WARMUP"
+run_wrk warmup-priced "$PRICED_PORT" "$BENCH_CONNECTIONS" "$BENCH_THREADS" "$BENCH_WARMUP"
 
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
-	if ((round % 2 == 1)); then order=(plain metered); else order=(metered plain); fi
+	if ((round % 2 == 1)); then order=(plain metered priced); else order=(priced metered plain); fi
 	for target in "${order[@]}"; do
 		port="$PLAIN_PORT"
 		[[ "$target" == metered ]] && port="$METERED_PORT"
+		[[ "$target" == priced ]] && port="$PRICED_PORT"
 		run_wrk "r$round-$target-c$BENCH_CONNECTIONS" "$port" "$BENCH_CONNECTIONS" "$BENCH_THREADS" "$BENCH_DURATION"
 	done
 	# The latency runs go the other way round within the round.
@@ -206,6 +219,7 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
 		target="${order[i]}"
 		port="$PLAIN_PORT"
 		[[ "$target" == metered ]] && port="$METERED_PORT"
+		[[ "$target" == priced ]] && port="$PRICED_PORT"
 		run_wrk "r$round-$target-c1" "$port" 1 1 "$BENCH_DURATION"
 	done
 done
@@ -222,7 +236,7 @@ REPORT="$RESULTS/latest.txt"
 	printf 'commit %s, %s, %s cores, %s\n' \
 		"$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
 		"$("${GO:-go}" version 2>/dev/null | awk '{print $3}' || echo go?)" "$(nproc)" "$(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}')"
-	printf 'GET /bench via one gateway: plain :%s vs metered (cost 1) :%s; upstream bin/demo-upstream\n' "$PLAIN_PORT" "$METERED_PORT"
+	printf '/bench via one gateway: plain :%s vs metered (cost 1) :%s vs priced (price_by model, POST) :%s; upstream bin/demo-upstream\n' "$PLAIN_PORT" "$METERED_PORT" "$PRICED_PORT"
 	printf '%s rounds x %s per run (order alternating), warm-up %s; wrk, gateway, upstream and Redis share this machine\n\n' \
 		"$BENCH_ROUNDS" "$BENCH_DURATION" "$BENCH_WARMUP"
 	awk -v conns="$BENCH_CONNECTIONS" '
@@ -247,12 +261,16 @@ REPORT="$RESULTS/latest.txt"
 		END {
 			printf "%-10s %-8s %12s %10s %10s %8s\n", "load", "route", "req/s", "p50 ms", "p99 ms", "errors"
 			hi = "c" conns
-			row(hi, "plain"); row(hi, "metered"); row("c1", "plain"); row("c1", "metered")
+			row(hi, "plain"); row(hi, "metered"); row(hi, "priced"); row("c1", "plain"); row("c1", "metered"); row("c1", "priced")
 			printf "\n"
 			if (avg(rps, "plain-" hi) > 0)
 				printf "throughput ratio metered/plain at %d conns: %.3f\n", conns, avg(rps, "metered-" hi) / avg(rps, "plain-" hi)
 			if (avg(rps, "plain-c1") > 0)
 				printf "throughput ratio metered/plain at 1 conn:   %.3f\n", avg(rps, "metered-c1") / avg(rps, "plain-c1")
+			if (avg(rps, "metered-" hi) > 0)
+				printf "throughput ratio priced/metered at %d conns: %.3f\n", conns, avg(rps, "priced-" hi) / avg(rps, "metered-" hi)
+			if (avg(rps, "metered-c1") > 0)
+				printf "throughput ratio priced/metered at 1 conn:   %.3f\n", avg(rps, "priced-c1") / avg(rps, "metered-c1")
 			printf "added p50 latency at 1 conn: %.3f ms\n", (avg(p50, "metered-c1") - avg(p50, "plain-c1")) / 1000
 			printf "added p99 latency at 1 conn: %.3f ms\n", (avg(p99, "metered-c1") - avg(p99, "plain-c1")) / 1000
 			total = 0

@@ -42,11 +42,20 @@ type App struct {
 	// ReconcilerConsumer names this gateway in the stream consumer group.
 	// Default: the host name.
 	ReconcilerConsumer string `json:"reconciler_consumer,omitempty"`
+	// SweepPolicy is what the sweeper does with a reservation whose lease
+	// ran out (its gateway died): "charge" the estimate (default) or
+	// "refund" it.
+	SweepPolicy string `json:"sweep_policy,omitempty"`
+	// SweepInterval is how often the sweeper looks for expired leases.
+	// Default: the engine's (metering.SweeperConfig.WithDefaults).
+	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
 
-	engine *metering.Engine
-	shared *sharedStores
-	key    string
-	log    *zap.Logger
+	engine   *metering.Engine
+	shared   *sharedStores
+	key      string
+	sweepKey string
+	sweeper  *sharedSweeper
+	log      *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -93,8 +102,36 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if !a.SkipMigrations {
 		a.migrate(ctx)
 	}
-	a.engine, err = metering.NewEngine(a.shared.rdb, a.shared.db, cfg)
-	return err
+	if a.engine, err = metering.NewEngine(a.shared.rdb, a.shared.db, cfg); err != nil {
+		return err
+	}
+	return a.provisionSweeper()
+}
+
+// provisionSweeper finds or makes the sweeper for these stores and
+// settings. It is pooled like the stores, keyed by the settings too: a
+// reload with the same settings keeps the running sweeper; one with new
+// settings starts a new sweeper before the old config stops its own, and
+// the two briefly overlap, which the sweeper's advisory lock makes safe.
+func (a *App) provisionSweeper() error {
+	policy := metering.SweepPolicy(a.SweepPolicy)
+	if policy == "" {
+		policy = "charge"
+	}
+	scfg := metering.SweeperConfig{Policy: policy, Interval: time.Duration(a.SweepInterval)}
+	a.sweepKey = a.key + "\x00sweep\x00" + string(policy) + "\x00" + scfg.Interval.String()
+	v, _, err := sweepers.LoadOrNew(a.sweepKey, func() (caddy.Destructor, error) {
+		sw, err := a.shared.engine.NewSweeper(scfg)
+		if err != nil {
+			return nil, err
+		}
+		return &sharedSweeper{sweeper: sw}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("metering: sweeper: %w", err)
+	}
+	a.sweeper = v.(*sharedSweeper)
+	return nil
 }
 
 // migrate applies migrations; when Postgres is down the gateway still
@@ -112,8 +149,14 @@ func (a *App) migrate(ctx context.Context) {
 	}
 }
 
-// Start starts the shared reconciler (once, whatever the number of reloads).
-func (a *App) Start() error { return a.shared.startReconciler() }
+// Start starts the shared reconciler and sweeper (once each, whatever the
+// number of reloads).
+func (a *App) Start() error {
+	if err := a.shared.startReconciler(); err != nil {
+		return err
+	}
+	return a.sweeper.start()
+}
 
 // Stop does nothing: the shared stores outlive a reload and are released in Cleanup.
 func (a *App) Stop() error { return nil }
@@ -122,6 +165,12 @@ func (a *App) Stop() error { return nil }
 func (a *App) Cleanup() error {
 	if a.engine != nil {
 		a.engine.Close()
+	}
+	// The sweeper uses the stores' engine: released first.
+	if a.sweeper != nil {
+		if _, err := sweepers.Delete(a.sweepKey); err != nil {
+			return err
+		}
 	}
 	if a.shared != nil {
 		_, err := stores.Delete(a.key)

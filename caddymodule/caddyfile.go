@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"math"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -34,6 +35,8 @@ func init() {
 //		redis_prefix        <name>
 //		reconciler_consumer <name>
 //		skip_migrations
+//		sweep_policy        charge|refund
+//		sweep_interval      <duration>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -56,6 +59,31 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			target = &app.RedisPrefix
 		case "reconciler_consumer":
 			target = &app.ReconcilerConsumer
+		case "sweep_policy":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if v := d.Val(); v != "charge" && v != "refund" {
+				return nil, d.Errf("sweep_policy %q: charge or refund", v)
+			}
+			app.SweepPolicy = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			continue
+		case "sweep_interval":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("sweep_interval %q: must be a positive duration such as 30s", d.Val())
+			}
+			app.SweepInterval = caddy.Duration(dur)
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			continue
 		case "skip_migrations":
 			if d.NextArg() {
 				return nil, d.ArgErr()
@@ -82,6 +110,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	metering [<cost>] {
 //		cost <credits>
 //		in_flight_lease <duration>
+//		price_by model
+//		cost_header <name>
+//		buckets <bucket>...              (allowance pool awarded purchased: an ordered subset)
+//		unknown_model reject|<credits>
+//		max_output_tokens <n>
+//		audio_seconds <n>
+//		max_request_body <size>
+//		lease <duration>
 //	}
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
@@ -125,9 +161,97 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
+		case "price_by":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			if h.Val() != "model" {
+				return nil, h.Errf("price_by %q: only \"model\" is supported", h.Val())
+			}
+			m.PriceBy = h.Val()
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "cost_header":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			m.CostHeader = h.Val()
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "buckets":
+			m.Buckets = h.RemainingArgs()
+			if len(m.Buckets) == 0 {
+				return nil, h.ArgErr()
+			}
+			if _, err := metering.ParseBucketOrder(m.Buckets); err != nil {
+				return nil, h.Errf("buckets: %v", err)
+			}
+		case "unknown_model":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			if h.Val() != "reject" {
+				if c, err := metering.ParseCredits(h.Val()); err != nil || c < 0 {
+					return nil, h.Errf("unknown_model %q: reject or a credit amount", h.Val())
+				}
+			}
+			m.UnknownModel = h.Val()
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "max_output_tokens", "audio_seconds":
+			name := h.Val()
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			n, err := strconv.ParseInt(h.Val(), 10, 64)
+			if err != nil || n <= 0 || n > 1<<31 {
+				return nil, h.Errf("%s %q: must be a positive integer", name, h.Val())
+			}
+			if name == "max_output_tokens" {
+				m.MaxOutputTokens = n
+			} else {
+				m.AudioSeconds = n
+			}
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "max_request_body":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			size, err := humanize.ParseBytes(h.Val())
+			if err != nil || size == 0 || size > math.MaxInt64 {
+				return nil, h.Errf("max_request_body %q: must be a positive size such as 32MiB", h.Val())
+			}
+			m.MaxRequestBody = int64(size)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "lease":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			d, err := caddy.ParseDuration(h.Val())
+			if err != nil || d <= 0 {
+				return nil, h.Errf("lease %q: must be a positive duration such as 15m", h.Val())
+			}
+			m.Lease = caddy.Duration(d)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
 		default:
 			return nil, h.Errf("unknown metering subdirective %q", h.Val())
 		}
+	}
+	if m.PriceBy != "" && m.CostHeader != "" {
+		return nil, h.Err("price_by and cost_header exclude each other")
+	}
+	if m.PriceBy == "" && m.CostHeader == "" && (len(m.Buckets) > 0 || m.UnknownModel != "" ||
+		m.MaxOutputTokens != 0 || m.AudioSeconds != 0 || m.MaxRequestBody != 0 || m.Lease != 0) {
+		return nil, h.Err("buckets, unknown_model, max_output_tokens, audio_seconds, max_request_body and lease need price_by model or cost_header")
 	}
 	return m, nil
 }

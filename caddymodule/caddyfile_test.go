@@ -30,7 +30,7 @@ func TestParseHandler(t *testing.T) {
 		{in: `metering abc`, err: "cost"},
 		{in: `metering 0.0000001`, err: "cost"},
 		{in: "metering {\n cost\n}", err: "wrong argument count"},
-		{in: "metering {\n price_by model\n}", err: "unknown metering subdirective"},
+		{in: "metering {\n bogus\n}", err: "unknown metering subdirective"},
 	}
 	for _, c := range cases {
 		h, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(c.in)})
@@ -53,6 +53,8 @@ func TestParseGlobalOption(t *testing.T) {
 		redis_prefix school
 		reconciler_consumer gw1
 		skip_migrations
+		sweep_policy refund
+		sweep_interval 30s
 	}`), nil)
 	require.NoError(t, err)
 	app := v.(httpcaddyfile.App)
@@ -60,13 +62,19 @@ func TestParseGlobalOption(t *testing.T) {
 	var got App
 	require.NoError(t, json.Unmarshal(app.Value, &got))
 	require.Equal(t, App{Redis: "redis://r:6379/1", Postgres: "postgres://p/db", KeyPepper: "{env.PEPPER}",
-		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", SkipMigrations: true}, got)
+		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", SkipMigrations: true,
+		SweepPolicy: "refund", SweepInterval: caddy.Duration(30 * time.Second)}, got)
 
 	for in, msg := range map[string]string{
-		"metering {\n bogus 1\n}":           "unknown metering option",
-		"metering {\n redis a b\n}":         "wrong argument count",
-		"metering x":                        "wrong argument count",
-		"metering {\n skip_migrations x\n}": "wrong argument count",
+		"metering {\n bogus 1\n}":              "unknown metering option",
+		"metering {\n redis a b\n}":            "wrong argument count",
+		"metering x":                           "wrong argument count",
+		"metering {\n skip_migrations x\n}":    "wrong argument count",
+		"metering {\n sweep_policy keep\n}":    "sweep_policy",
+		"metering {\n sweep_policy\n}":         "wrong argument count",
+		"metering {\n sweep_interval 0s\n}":    "sweep_interval",
+		"metering {\n sweep_interval x\n}":     "sweep_interval",
+		"metering {\n sweep_interval 1s 2s\n}": "wrong argument count",
 	} {
 		_, err := parseGlobalOption(caddyfile.NewTestDispenser(in), nil)
 		require.ErrorContains(t, err, msg, in)
@@ -154,4 +162,69 @@ func TestParseHandlerInFlightLease(t *testing.T) {
 		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
 		require.Error(t, err, in)
 	}
+}
+
+func TestParseHandlerMetered(t *testing.T) {
+	t.Parallel()
+	h, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(`metering {
+		price_by model
+		buckets purchased awarded
+		unknown_model 0.5
+		max_output_tokens 2048
+		audio_seconds 120
+		max_request_body 8MiB
+		lease 5m
+	}`)})
+	require.NoError(t, err)
+	require.Equal(t, &Handler{PriceBy: "model", Buckets: []string{"purchased", "awarded"}, UnknownModel: "0.5",
+		MaxOutputTokens: 2048, AudioSeconds: 120, MaxRequestBody: 8 << 20, Lease: caddy.Duration(5 * time.Minute)}, h)
+
+	h, err = parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering 3 {\n cost_header X-Upstream-Cost\n unknown_model reject\n}")})
+	require.NoError(t, err)
+	require.Equal(t, &Handler{Cost: "3", CostHeader: "X-Upstream-Cost", UnknownModel: "reject"}, h)
+
+	for in, msg := range map[string]string{
+		"metering {\n price_by\n}":                               "wrong argument count",
+		"metering {\n price_by route\n}":                         "price_by",
+		"metering {\n price_by model model\n}":                   "wrong argument count",
+		"metering {\n cost_header\n}":                            "wrong argument count",
+		"metering {\n cost_header A B\n}":                        "wrong argument count",
+		"metering {\n price_by model\n cost_header X\n}":         "exclude each other",
+		"metering {\n price_by model\n buckets\n}":               "wrong argument count",
+		"metering {\n price_by model\n buckets wallet\n}":        "buckets",
+		"metering {\n price_by model\n unknown_model\n}":         "wrong argument count",
+		"metering {\n price_by model\n unknown_model free\n}":    "unknown_model",
+		"metering {\n price_by model\n unknown_model -1\n}":      "unknown_model",
+		"metering {\n price_by model\n max_output_tokens 0\n}":   "max_output_tokens",
+		"metering {\n price_by model\n max_output_tokens x\n}":   "max_output_tokens",
+		"metering {\n price_by model\n max_output_tokens\n}":     "wrong argument count",
+		"metering {\n price_by model\n audio_seconds -5\n}":      "audio_seconds",
+		"metering {\n price_by model\n max_request_body lots\n}": "max_request_body",
+		"metering {\n price_by model\n lease\n}":                 "wrong argument count",
+		"metering {\n price_by model\n lease soon\n}":            "lease",
+		"metering {\n price_by model\n lease 1m 2m\n}":           "wrong argument count",
+		"metering {\n buckets pool\n}":                           "need price_by",
+		"metering {\n lease 1m\n}":                               "need price_by",
+	} {
+		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		require.ErrorContains(t, err, msg, in)
+	}
+}
+
+func TestProvisionMeteredChecks(t *testing.T) {
+	t.Parallel()
+	ok := []Handler{{}, {PriceBy: "model"}, {CostHeader: "X-Cost", Cost: "2"}, {PriceBy: "model", UnknownModel: "0.25", Buckets: []string{"pool"}}}
+	for _, h := range ok {
+		require.NoError(t, h.provisionMetered(), "%+v", h)
+	}
+	bad := []Handler{{PriceBy: "route"}, {PriceBy: "model", CostHeader: "X"}, {Buckets: []string{"pool"}},
+		{PriceBy: "model", UnknownModel: "x"}, {PriceBy: "model", MaxOutputTokens: -1}, {PriceBy: "model", Lease: -1},
+		{PriceBy: "model", MaxRequestBody: -1}}
+	for _, h := range bad {
+		require.Error(t, h.provisionMetered(), "%+v", h)
+	}
+	h := Handler{PriceBy: "model"}
+	require.NoError(t, h.provisionMetered())
+	require.True(t, h.unknown.Reject, "unknown models are refused by default")
+	require.Equal(t, int64(DefaultMaxRequestBody), h.maxBody)
 }

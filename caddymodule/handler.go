@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,10 +31,43 @@ type Handler struct {
 	// gateway died. Longer than the longest upstream call. Default 15m.
 	InFlightLease caddy.Duration `json:"in_flight_lease,omitempty"`
 
-	lease  time.Duration
-	cost   metering.Credits
-	engine *metering.Engine
-	log    *zap.Logger
+	// PriceBy "model" meters by usage: the request is estimated from its
+	// body, reserved at the model's price, and settled from the usage the
+	// upstream reports (see metered.go).
+	PriceBy string `json:"price_by,omitempty"`
+	// CostHeader names an upstream response header carrying the request's
+	// actual cost in credits; Cost is then the amount reserved (a cap).
+	CostHeader string `json:"cost_header,omitempty"`
+	// Buckets restricts and orders the buckets this route draws from
+	// ("allowance", "pool", "awarded", "purchased"). Default: all four.
+	Buckets []string `json:"buckets,omitempty"`
+	// UnknownModel is "reject" (default: 400 unknown_model) or a credit
+	// amount charged per request for a model without a price.
+	UnknownModel string `json:"unknown_model,omitempty"`
+	// MaxOutputTokens is reserved when a request sets no max_tokens.
+	// Default 4096.
+	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+	// AudioSeconds is reserved for a transcription, whose duration is
+	// unknown until the upstream answers. Default 600.
+	AudioSeconds int64 `json:"audio_seconds,omitempty"`
+	// MaxRequestBody bounds the request body read for estimation, in
+	// bytes (413 beyond). Default 32 MiB (audio uploads are up to 25 MB).
+	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+	// Lease is how long a reservation may stay unsettled before the
+	// sweeper settles it; renewed while a response runs. Default:
+	// InFlightLease, else 15m.
+	Lease caddy.Duration `json:"lease,omitempty"`
+
+	lease        time.Duration
+	cost         metering.Credits
+	engine       *metering.Engine
+	log          *zap.Logger
+	metered      bool
+	priceByModel bool
+	buckets      metering.BucketOrder
+	unknown      metering.UnknownModelPolicy
+	estimateCfg  estimateConfig
+	maxBody      int64
 }
 
 // CaddyModule returns the Caddy module information.
@@ -59,11 +93,69 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.lease = time.Duration(h.InFlightLease)
 	}
+	if err := h.provisionMetered(); err != nil {
+		return err
+	}
 	app, err := appFrom(ctx, "the metering handler")
 	if err != nil {
 		return err
 	}
 	h.engine = app.Engine()
+	return nil
+}
+
+// DefaultMaxRequestBody is Handler.MaxRequestBody's default.
+const DefaultMaxRequestBody = 32 << 20
+
+// provisionMetered checks the variable-cost settings.
+func (h *Handler) provisionMetered() error {
+	switch h.PriceBy {
+	case "", "model":
+	default:
+		return fmt.Errorf("metering: price_by %q: only \"model\" is supported", h.PriceBy)
+	}
+	h.priceByModel = h.PriceBy == "model"
+	if h.priceByModel && h.CostHeader != "" {
+		return errors.New("metering: price_by and cost_header exclude each other")
+	}
+	h.metered = h.priceByModel || h.CostHeader != ""
+	if !h.metered {
+		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.MaxOutputTokens != 0 || h.AudioSeconds != 0 || h.MaxRequestBody != 0 || h.Lease != 0 {
+			return errors.New("metering: buckets, unknown_model, max_output_tokens, audio_seconds and lease need price_by or cost_header")
+		}
+		return nil
+	}
+	var err error
+	if h.buckets, err = metering.ParseBucketOrder(h.Buckets); err != nil {
+		return fmt.Errorf("metering: buckets: %w", err)
+	}
+	switch h.UnknownModel {
+	case "", "reject":
+		h.unknown = metering.UnknownModelPolicy{Reject: true}
+	default:
+		c, err := metering.ParseCredits(h.UnknownModel)
+		if err != nil || c < 0 {
+			return fmt.Errorf("metering: unknown_model %q: \"reject\" or a credit amount", h.UnknownModel)
+		}
+		h.unknown = metering.UnknownModelPolicy{Default: metering.Price{PerRequest: c}}
+	}
+	if h.MaxOutputTokens < 0 || h.MaxOutputTokens > maxTokensValue || h.AudioSeconds < 0 || h.AudioSeconds > 1<<31 {
+		return errors.New("metering: max_output_tokens and audio_seconds must be positive")
+	}
+	h.estimateCfg = estimateConfig{MaxOutputTokens: h.MaxOutputTokens, AudioSeconds: h.AudioSeconds}
+	h.maxBody = DefaultMaxRequestBody
+	if h.MaxRequestBody != 0 {
+		if h.MaxRequestBody < 0 {
+			return errors.New("metering: max_request_body must be positive")
+		}
+		h.maxBody = h.MaxRequestBody
+	}
+	if h.Lease != 0 {
+		if h.Lease < 0 {
+			return errors.New("metering: lease must be positive")
+		}
+		h.lease = time.Duration(h.Lease)
+	}
 	return nil
 }
 
@@ -74,6 +166,9 @@ var (
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.metered {
+		return h.serveMetered(w, r, next)
+	}
 	key := apiKey(r)
 	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, r.Method+" "+r.URL.Path, h.lease)
 	if err != nil {
@@ -84,32 +179,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	switch res.Status {
 	case metering.KeyRefused:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
-		return writeJSON(w, http.StatusUnauthorized, bodyInvalidKey)
+		return writeKeyRefused(w)
 	case metering.Insufficient:
 		return writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Remaining))
 	}
-
-	// The key is the client's credential for Tollgate, not for upstream.
-	r.Header.Del("Authorization")
-	r.Header.Del("X-Api-Key")
-	r.Header.Set("X-Tollgate-User", res.Username)
-	if res.Project != "" {
-		r.Header.Set("X-Tollgate-Project", res.Project)
-	} else {
-		r.Header.Del("X-Tollgate-Project")
-	}
-	remaining := res.Remaining.String()
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.metering.user", res.Username)
-		repl.Set("http.metering.project", res.Project)
-		repl.Set("http.metering.remaining", remaining)
-	}
-	w.Header().Set("X-Credits-Remaining", remaining)
+	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	// Queued, not awaited: the response is not held up by Redis. Deferred
 	// so a panicking upstream handler does not leave the lease to expire.
 	defer h.engine.Release(res.Lease)
 	return next.ServeHTTP(w, r)
+}
+
+// setIdentity removes the client's key from the request and tells the
+// upstream (headers), the config (placeholders) and the client
+// (X-Credits-Remaining) who pays and what is left.
+func setIdentity(r *http.Request, w http.ResponseWriter, user, project string, remaining metering.Credits) {
+	// The key is the client's credential for Tollgate, not for upstream.
+	r.Header.Del("Authorization")
+	r.Header.Del("X-Api-Key")
+	r.Header.Set("X-Tollgate-User", user)
+	if project != "" {
+		r.Header.Set("X-Tollgate-Project", project)
+	} else {
+		r.Header.Del("X-Tollgate-Project")
+	}
+	rem := remaining.String()
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.metering.user", user)
+		repl.Set("http.metering.project", project)
+		repl.Set("http.metering.remaining", rem)
+	}
+	w.Header().Set("X-Credits-Remaining", rem)
+}
+
+func writeKeyRefused(w http.ResponseWriter) error {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+	return writeJSON(w, http.StatusUnauthorized, bodyInvalidKey)
 }
 
 // DefaultInFlightLease is Handler.InFlightLease's default.

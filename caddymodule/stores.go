@@ -74,3 +74,24 @@ func (s *sharedStores) Destruct() error {
 	s.db.Close()
 	return s.rdb.Close()
 }
+
+// sweepers holds the lease sweepers across config reloads, keyed by the
+// stores' key and the sweeper settings.
+var sweepers = caddy.NewUsagePool()
+
+type sharedSweeper struct {
+	sweeper  *metering.Sweeper
+	once     sync.Once
+	startErr error
+}
+
+func (s *sharedSweeper) start() error {
+	s.once.Do(func() { s.startErr = s.sweeper.Start(context.Background()) })
+	return s.startErr
+}
+
+// Destruct runs when the last config using this sweeper is cleaned up.
+func (s *sharedSweeper) Destruct() error {
+	s.sweeper.Stop()
+	return nil
+}

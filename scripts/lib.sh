@@ -336,6 +336,15 @@ admin_call() {
 	return 0
 }
 
+# ensure_price MODEL PRICE_JSON: creates or replaces a model's price
+# through the admin API (PUT is idempotent).
+ensure_price() {
+	local model="$1" price_json="$2"
+	admin_call PUT "prices/$model" "$price_json"
+	[[ "$HTTP_CODE" == 200 || "$HTTP_CODE" == 201 ]] ||
+		die "setting the price of $model failed: PUT $ADMIN_URL/prices/$model -> HTTP $HTTP_CODE: $HTTP_BODY"
+}
+
 # ensure_admin_user PROJECT_JSON USERNAME USER_JSON: creates the project and
 # the user through the admin API (409 "exists" is fine; an existing user gets
 # a fresh key) and sets API_KEY.

@@ -144,6 +144,11 @@ ensure_admin_user \
 	'{"username":"demo-user","project":"demo","initial_credits":1000}'
 DEMO_KEY="$API_KEY"
 
+# Prices for the demo upstream's model, so the metered /v1 routes answer
+# (a model without a price gets 400 unknown_model): in credits per million
+# tokens, per character of speech, per second of audio, per image.
+ensure_price demo '{"input_per_million":1,"output_per_million":2,"per_character":0.00001,"per_second":0.0001,"per_image":0.02}'
+
 # One request through the gateway, to show at once whether it all works.
 smoke="$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$BASE_URL/v1/chat/completions" \
 	-H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' \
@@ -165,6 +170,11 @@ Tollgate is running.
 
 A chat completion through the gateway:
   curl -s $BASE_URL/v1/chat/completions -H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+
+Chat completions, embeddings, audio and images are charged by usage at
+the model's price (demo: 1 credit per million input tokens, 2 per million
+output tokens); see the prices with
+  curl -s $ADMIN_URL/prices -H "Authorization: Bearer $TOLLGATE_ADMIN_TOKEN"
 
 The demo user's balances:
   curl -s $ADMIN_URL/users/demo-user -H "Authorization: Bearer $TOLLGATE_ADMIN_TOKEN"

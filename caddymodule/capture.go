@@ -1,0 +1,372 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// Bounds on what the capture holds in memory.
+const (
+	// maxJSONCapture: a non-streamed JSON body is kept whole up to this
+	// size to read its usage; beyond it only the tail is kept, where
+	// OpenAI puts "usage" (large embedding responses end with it).
+	maxJSONCapture = 4 << 20
+	jsonTail       = 64 << 10
+	// maxSSEEvent: an SSE event longer than this is passed on unparsed.
+	maxSSEEvent = 1 << 20
+)
+
+// capture passes the upstream response to the client as it comes, and
+// reads what it needs for settlement on the way: the status, the usage
+// (from a JSON body or an SSE stream's final chunk) and, for streams, the
+// text delivered. It holds at most one SSE event (so it can drop the usage
+// chunk the client did not ask for) and a bounded JSON body.
+type capture struct {
+	http.ResponseWriter
+
+	// dropUsageChunk: remove the usage-only chunk ("choices": [] with
+	// "usage") from the stream; the gateway added include_usage itself.
+	dropUsageChunk bool
+	costHeader     string
+
+	status    int
+	sse       bool
+	json      bool
+	cost      string // the cost header's value, read at WriteHeader
+	written   int64  // bytes passed to the client
+	writeErr  error
+	pending   []byte // the SSE event being received
+	lineStart int    // where pending's current line starts
+	passEvent bool   // the pending event is too long to parse: passed through as it comes
+	body      []byte // the JSON body (or its tail once past maxJSONCapture)
+	overflow  bool
+
+	usage         usageInfo
+	streamedBytes int64 // text delivered in stream chunks
+	done          bool  // [DONE] or a terminal event was seen
+}
+
+// usageInfo is what an upstream reported it used.
+type usageInfo struct {
+	found                     bool
+	inputTokens, outputTokens int64
+	audioMillis               int64 // from a duration usage or the response's duration
+	images                    int64 // the response's data items
+	hasImages                 bool
+}
+
+func (c *capture) WriteHeader(code int) {
+	if c.status != 0 {
+		return
+	}
+	if code < 200 { // informational (103 Early Hints): pass it on, wait for the real one
+		c.ResponseWriter.WriteHeader(code)
+		return
+	}
+	c.status = code
+	h := c.ResponseWriter.Header()
+	if c.costHeader != "" {
+		c.cost = h.Get(c.costHeader)
+	}
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	switch {
+	case mt == "text/event-stream":
+		c.sse = true
+		if c.dropUsageChunk {
+			// The body shrinks by the dropped chunk.
+			h.Del("Content-Length")
+		}
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		c.json = true
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	switch {
+	case c.sse:
+		if err := c.writeSSE(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	case c.json:
+		c.keepJSON(p)
+	}
+	return c.pass(p)
+}
+
+func (c *capture) pass(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.written += int64(n)
+	if err != nil && c.writeErr == nil {
+		c.writeErr = err
+	}
+	return n, err
+}
+
+// Flush passes complete events on at once; a partial SSE event stays
+// until its end arrives (a client cannot use half an event anyway).
+func (c *capture) Flush() {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection underneath.
+func (c *capture) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+func (c *capture) keepJSON(p []byte) {
+	if !c.overflow && len(c.body)+len(p) <= maxJSONCapture {
+		c.body = append(c.body, p...)
+		return
+	}
+	c.overflow = true
+	c.body = append(c.body, p...)
+	if len(c.body) > jsonTail {
+		c.body = append(c.body[:0], c.body[len(c.body)-jsonTail:]...)
+	}
+}
+
+// writeSSE splits the stream into events (ended by a blank line) and
+// passes each on once complete, unless it is the usage chunk to drop.
+func (c *capture) writeSSE(p []byte) error {
+	for len(p) > 0 {
+		if c.passEvent {
+			// An oversized event: pass bytes through until its blank line.
+			i := bytes.Index(p, []byte("\n\n"))
+			end := len(p)
+			if i >= 0 {
+				end = i + 2
+				c.passEvent = false
+			}
+			if _, err := c.pass(p[:end]); err != nil {
+				return err
+			}
+			p = p[end:]
+			continue
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.pending = append(c.pending, p...)
+			if len(c.pending) > maxSSEEvent {
+				c.passEvent = true
+				ev := c.pending
+				c.pending, c.lineStart = c.pending[:0], 0
+				if _, err := c.pass(ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		c.pending = append(c.pending, p[:i+1]...)
+		p = p[i+1:]
+		line := bytes.TrimRight(c.pending[c.lineStart:], "\r\n")
+		c.lineStart = len(c.pending)
+		if len(line) == 0 {
+			if err := c.endEvent(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// endEvent parses the complete pending event and passes it on or drops it.
+func (c *capture) endEvent() error {
+	ev := c.pending
+	c.pending, c.lineStart = c.pending[:0], 0
+	var data []byte
+	for _, line := range bytes.Split(ev, []byte("\n")) {
+		line = bytes.TrimRight(line, "\r")
+		if d, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, bytes.TrimPrefix(d, []byte(" "))...)
+		}
+	}
+	if len(data) > 0 && c.readChunk(data) {
+		return nil // dropped
+	}
+	_, err := c.pass(ev)
+	return err
+}
+
+// sseChunk holds what settlement needs from one stream chunk, of chat and
+// legacy completions, and of the Responses API's events.
+type sseChunk struct {
+	Choices *[]struct {
+		Delta struct {
+			Content   string          `json:"content"`
+			Refusal   string          `json:"refusal"`
+			ToolCalls json.RawMessage `json:"tool_calls"`
+		} `json:"delta"`
+		Text string `json:"text"`
+	} `json:"choices"`
+	Usage    *usageJSON      `json:"usage"`
+	Type     string          `json:"type"`
+	Delta    json.RawMessage `json:"delta"`
+	Response *struct {
+		Usage *usageJSON `json:"usage"`
+	} `json:"response"`
+}
+
+// readChunk records one data payload; it answers true when the chunk is
+// the usage-only chunk to drop.
+func (c *capture) readChunk(data []byte) bool {
+	if bytes.Equal(data, []byte("[DONE]")) {
+		c.done = true
+		return false
+	}
+	var ch sseChunk
+	if json.Unmarshal(data, &ch) != nil {
+		return false
+	}
+	if ch.Choices != nil {
+		for _, choice := range *ch.Choices {
+			c.streamedBytes += int64(len(choice.Delta.Content) + len(choice.Delta.Refusal) + len(choice.Text))
+			if len(choice.Delta.ToolCalls) > 0 && string(choice.Delta.ToolCalls) != "null" {
+				c.streamedBytes += int64(len(choice.Delta.ToolCalls))
+			}
+		}
+	}
+	if ch.Type != "" && strings.HasSuffix(ch.Type, ".delta") {
+		c.streamedBytes += int64(len(jsonString(ch.Delta)))
+	}
+	if ch.Response != nil && ch.Response.Usage != nil {
+		c.usage.add(*ch.Response.Usage)
+		c.done = true
+	}
+	if ch.Usage != nil {
+		c.usage.add(*ch.Usage)
+		return c.dropUsageChunk && ch.Choices != nil && len(*ch.Choices) == 0
+	}
+	return false
+}
+
+// usageJSON is every usage shape OpenAI returns: chat/completions and
+// embeddings (prompt/completion tokens), Responses, images and token-billed
+// transcriptions (input/output tokens), duration-billed transcriptions.
+type usageJSON struct {
+	PromptTokens     *int64      `json:"prompt_tokens"`
+	CompletionTokens *int64      `json:"completion_tokens"`
+	InputTokens      *int64      `json:"input_tokens"`
+	OutputTokens     *int64      `json:"output_tokens"`
+	Type             string      `json:"type"`
+	Seconds          json.Number `json:"seconds"`
+}
+
+func (u *usageInfo) add(j usageJSON) {
+	val := func(p *int64) int64 {
+		if p == nil || *p < 0 || *p > maxTokensValue {
+			return 0
+		}
+		return *p
+	}
+	in, out := val(j.PromptTokens)+val(j.InputTokens), val(j.CompletionTokens)+val(j.OutputTokens)
+	ms, okMs := secondsToMillis(j.Seconds)
+	if j.PromptTokens == nil && j.InputTokens == nil && j.CompletionTokens == nil && j.OutputTokens == nil && !okMs {
+		return // "usage": {} tells nothing
+	}
+	u.found = true
+	u.inputTokens, u.outputTokens = in, out
+	if okMs {
+		u.audioMillis = ms
+	}
+}
+
+// finishJSON reads the usage of a non-streamed JSON body.
+func (c *capture) finishJSON() {
+	if !c.json || len(c.body) == 0 {
+		return
+	}
+	if !c.overflow {
+		var body struct {
+			Usage    *usageJSON        `json:"usage"`
+			Duration json.Number       `json:"duration"`
+			Data     []json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(c.body, &body) != nil {
+			return
+		}
+		if body.Usage != nil {
+			c.usage.add(*body.Usage)
+		}
+		if ms, ok := secondsToMillis(body.Duration); ok && c.usage.audioMillis == 0 {
+			c.usage.audioMillis, c.usage.found = ms, true
+		}
+		if body.Data != nil {
+			c.usage.images, c.usage.hasImages = int64(len(body.Data)), true
+		}
+		return
+	}
+	// Only the tail is left: decode the last "usage" object in it.
+	i := bytes.LastIndex(c.body, []byte(`"usage"`))
+	if i < 0 {
+		return
+	}
+	rest := bytes.TrimLeft(c.body[i+len(`"usage"`):], " \t\r\n")
+	rest, ok := bytes.CutPrefix(rest, []byte(":"))
+	if !ok {
+		return
+	}
+	var u usageJSON
+	if json.NewDecoder(bytes.NewReader(rest)).Decode(&u) == nil {
+		c.usage.add(u)
+	}
+}
+
+// finishSSE passes on an event left without its closing blank line.
+func (c *capture) finishSSE() {
+	if c.sse && len(c.pending) > 0 && c.writeErr == nil {
+		c.pending = append(c.pending, '\n')
+		_ = c.endEvent()
+	}
+}
+
+// secondsToMillis converts a JSON number of seconds ("8", "8.47",
+// "1e1") to whole milliseconds, rounded up, without going through a float.
+func secondsToMillis(n json.Number) (int64, bool) {
+	s := string(n)
+	if s == "" || strings.ContainsAny(s, "eE-+") {
+		return 0, false
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(whole) == 0 || len(whole) > 9 || !allDigits(whole) || !allDigits(frac) {
+		return 0, false
+	}
+	var ms int64
+	for _, d := range whole {
+		ms = ms*10 + int64(d-'0')
+	}
+	ms *= 1000
+	for i, d := range frac {
+		switch {
+		case i < 3:
+			ms += int64(d-'0') * [3]int64{100, 10, 1}[i]
+		case d != '0':
+			return ms + 1, true // a fraction of a millisecond rounds up
+		}
+	}
+	return ms, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	_ http.Flusher = (*capture)(nil)
+)

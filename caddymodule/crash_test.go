@@ -1,0 +1,139 @@
+package caddymodule_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
+)
+
+// goTool finds the go command that runs this test.
+func goTool(t *testing.T) string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	_, err := os.Stat(p)
+	require.NoError(t, err, "no go command to build bin/tollgate with")
+	return p
+}
+
+// A gateway killed (SIGKILL) with streams in flight leaves reservations
+// behind; once their lease ends a sweeper settles every one, and Redis and
+// Postgres agree.
+func TestKilledGatewayIsSwept(t *testing.T) {
+	b := meteringtest.New(t, meteringtest.Options{})
+	ctx := context.Background()
+	p := testPrice
+	p.Model = "slow"
+	_, err := b.Engine.PutPrice(ctx, "test", p)
+	require.NoError(t, err)
+	start := 10 * metering.Micro
+	_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: start})
+	require.NoError(t, err)
+	up := newFakeOpenAI(t)
+
+	bin := filepath.Join(t.TempDir(), "tollgate")
+	build := exec.Command(goTool(t), "build", "-o", bin, "../cmd/tollgate")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	listen := freePort(t)
+	const lease = 2 * time.Second
+	cfg := filepath.Join(t.TempDir(), "Caddyfile")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`{
+	admin off
+	metering {
+		redis %s
+		postgres "%s"
+		key_pepper test-pepper
+		redis_prefix %s
+		reconciler_consumer doomed
+	}
+}
+http://%s {
+	metering {
+		price_by model
+		lease %s
+	}
+	reverse_proxy %s
+}`, meteringtest.RedisURL(), dbURLWithSchema(t, b.Schema), b.Prefix, listen, lease, up.Listener.Addr())), 0o600))
+	gw := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	gw.Env = append(os.Environ(), "HOME="+t.TempDir())
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
+	require.NoError(t, err)
+	gw.Stdout, gw.Stderr = logFile, logFile
+	require.NoError(t, gw.Start())
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = gw.Process.Kill()
+			_ = gw.Wait()
+		}
+	})
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 60*time.Second, 20*time.Millisecond, "the gateway never listened")
+
+	const streams = 5
+	client := &http.Client{}
+	w := &meteredWorld{b: b, up: up, base: "http://" + listen, http: client}
+	c := w.client(key)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range streams {
+		go func() {
+			s := c.Chat.Completions.NewStreaming(sctx, chatParams("slow", 50))
+			for s.Next() {
+			}
+		}()
+	}
+	for range streams {
+		<-up.slowStarted
+	}
+	reservation := costOf(estInput, 50)
+	require.Equal(t, start-streams*reservation, w.effective(t, "ann"))
+	// Let the doomed gateway's reconciler acknowledge the hold events, so
+	// none is left pending with a consumer that will never come back.
+	require.Eventually(t, func() bool {
+		pend, err := b.Redis.XPending(ctx, b.Engine.Keys().Events(), "reconciler").Result()
+		return err == nil && pend.Count == 0
+	}, 30*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, gw.Process.Kill())
+	_ = gw.Wait()
+	killed = true
+
+	sw, err := b.Engine.NewSweeper(metering.SweeperConfig{Interval: time.Hour, Policy: "charge"})
+	require.NoError(t, err)
+	settled := 0
+	require.Eventually(t, func() bool {
+		n, err := sw.RunOnce(ctx)
+		require.NoError(t, err)
+		settled += n
+		return settled == streams
+	}, 60*time.Second, 100*time.Millisecond, "the sweeper settled %d of %d leases", settled, streams)
+	n, err := sw.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing left to sweep")
+
+	// Policy "charge": each dead request pays its reservation.
+	require.Equal(t, start-streams*reservation, w.effective(t, "ann"))
+	b.Drain(t)
+	b.AssertConsistent(t)
+}

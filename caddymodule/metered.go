@@ -1,0 +1,260 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+// The variable-cost path: estimate, reserve, proxy while capturing the
+// response, settle what was used.
+
+var (
+	bodyUnknownModel = []byte(`{"error":{"code":"unknown_model","type":"invalid_request_error","param":"model","message":"This route has no price for the requested model."}}`)
+	bodyNotJSON      = []byte(`{"error":{"code":"invalid_json","type":"invalid_request_error","message":"The request body is not valid JSON."}}`)
+	bodyTooLarge     = []byte(`{"error":{"code":"request_too_large","type":"invalid_request_error","message":"The request body is too large."}}`)
+)
+
+// settleTimeout bounds the settlement after the response; it runs on a
+// context detached from the request, which a client disconnect cancels.
+const settleTimeout = 10 * time.Second
+
+func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	key := apiKey(r)
+	// A malformed key is refused before the body is read: reading up to
+	// max_request_body for a request that will be refused anyway is waste.
+	if !metering.WellFormedKey(key) {
+		return writeKeyRefused(w)
+	}
+	var est estimate
+	if h.priceByModel {
+		body, err := readBody(r, h.maxBody)
+		if err != nil {
+			if errors.Is(err, errBodyTooLarge) {
+				return writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+			}
+			return err // the client went away while sending
+		}
+		est, err = estimateRequest(endpointOf(r.URL.Path), r.Header.Get("Content-Type"), body, h.estimateCfg)
+		if err != nil {
+			return writeJSON(w, http.StatusBadRequest, bodyNotJSON)
+		}
+		if est.Body != nil {
+			body = est.Body
+		}
+		if body != nil {
+			setBody(r, body)
+		}
+	}
+
+	req := metering.ReserveRequest{Key: key, Model: est.Model, Estimate: est.Units, Unknown: h.unknown,
+		Buckets: h.buckets, Request: r.Method + " " + r.URL.Path, Lease: h.lease}
+	if h.CostHeader != "" {
+		limit := h.cost
+		req.Fixed, req.Model = &limit, ""
+	}
+	res, err := h.engine.Reserve(r.Context(), req)
+	if err != nil {
+		if r.Context().Err() == nil {
+			h.log.Error("reserve failed; refusing the request (fail closed)", zap.Error(err))
+		}
+		return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
+	}
+	switch res.Status {
+	case metering.KeyRefused:
+		return writeKeyRefused(w)
+	case metering.Insufficient:
+		return writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Remaining))
+	case metering.UnknownModel:
+		return writeJSON(w, http.StatusBadRequest, bodyUnknownModel)
+	}
+
+	setIdentity(r, w, res.Username, res.Project, res.Remaining)
+	r.Header.Set("X-Tollgate-Reservation", res.ID)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.metering.model", res.Model)
+		repl.Set("http.metering.reserved", res.Reserved.String())
+	}
+
+	cw := &capture{ResponseWriter: w, dropUsageChunk: est.Stream && !est.ClientWantsUsage, costHeader: h.CostHeader}
+	start := time.Now()
+	stopRenew := h.renewWhileServing(res)
+	var nextErr error
+	// Settled in a defer because reverse_proxy ends a response it cannot
+	// finish (client gone, upstream broken mid-body) by panicking with
+	// http.ErrAbortHandler; that is an outcome like any other. Any other
+	// panic charges the estimate; both panics go on up afterwards.
+	defer func() {
+		p := recover()
+		stopRenew()
+		aborted := p == http.ErrAbortHandler //nolint:errorlint // a sentinel panic value, compared as net/http does
+		if p == nil {
+			cw.finishSSE()
+		}
+		cw.finishJSON()
+		clientGone := aborted || r.Context().Err() != nil || cw.writeErr != nil
+		o := metering.Outcome{Units: est.Units, Status: cw.status}
+		if p == nil || aborted {
+			o = h.outcome(est, cw, res, nextErr, clientGone)
+		}
+		o.Duration = time.Since(start)
+		h.settle(res, o)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	nextErr = next.ServeHTTP(cw, r)
+	return nextErr
+}
+
+// outcome decides what a finished request is charged.
+func (h *Handler) outcome(est estimate, cw *capture, res *metering.Reservation, nextErr error, clientGone bool) metering.Outcome {
+	o := metering.Outcome{Status: cw.status}
+	switch {
+	case cw.status >= 500:
+		// The upstream failed: nothing is charged.
+		o.Refund = true
+		return o
+	case cw.status == 0 && nextErr != nil && !clientGone:
+		// No response at all: the upstream could not be reached
+		// (reverse_proxy returned the error before writing anything).
+		o.Refund = true
+		return o
+	case cw.status == 0 && clientGone:
+		// The client left before the upstream answered: the upstream may
+		// have read the prompt, so the input is charged, not the output.
+		o.Units = metering.Units{InputTokens: est.Units.InputTokens, Characters: est.Units.Characters}
+		return o
+	}
+	if h.CostHeader != "" {
+		if c, err := metering.ParseCredits(cw.cost); err == nil && c >= 0 && c <= metering.MaxCredits {
+			o.Cost = &c
+		} else {
+			h.log.Warn("upstream cost header missing or not a credit amount; charging the reservation",
+				zap.String("header", h.CostHeader), zap.Int("status", cw.status), zap.Int("value_bytes", len(cw.cost)))
+			reserved := res.Reserved
+			o.Cost = &reserved
+		}
+		return o
+	}
+	o.Units = unitsUsed(est, cw)
+	if !cw.usage.found && !cw.sse && cw.status < 400 && est.Kind != epSpeech && est.Kind != epImages {
+		h.log.Debug("no usage in the upstream response; charging the estimate", zap.Int("status", cw.status))
+	}
+	return o
+}
+
+// unitsUsed is the usage of a response that was delivered (fully or in part).
+func unitsUsed(est estimate, cw *capture) metering.Units {
+	u := cw.usage
+	switch {
+	case est.Kind == epSpeech && cw.status < 400:
+		// Speech answers with audio, no usage: its input is exact.
+		return est.Units
+	case u.found:
+		used := metering.Units{InputTokens: u.inputTokens, OutputTokens: u.outputTokens, AudioMillis: u.audioMillis}
+		if est.Kind == epImages {
+			used.Images = est.Units.Images
+			if u.hasImages {
+				used.Images = u.images
+			}
+		}
+		return used
+	case cw.status >= 400:
+		// Refused by the upstream (bad request, rate limited): nothing used.
+		return metering.Units{}
+	case cw.sse:
+		// No usage chunk (client gone, or an upstream that ignores
+		// include_usage): the prompt, and the text delivered so far.
+		return metering.Units{InputTokens: est.Units.InputTokens, OutputTokens: tokensFor64(cw.streamedBytes)}
+	case est.Kind == epImages && u.hasImages:
+		return metering.Units{InputTokens: est.Units.InputTokens, Images: u.images}
+	}
+	return est.Units
+}
+
+func tokensFor64(n int64) int64 { return (n + bytesPerToken - 1) / bytesPerToken }
+
+// settle records what the request used; a failure is logged, and the
+// sweeper settles the reservation when its lease runs out.
+func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	sr, err := h.engine.Settle(ctx, res, o)
+	if err != nil {
+		h.log.Error("settle failed; the sweeper will settle the reservation when its lease ends",
+			zap.String("reservation", res.ID), zap.Error(err))
+		return
+	}
+	if sr.Shortfall > 0 {
+		h.log.Warn("usage exceeded the reservation and the balance: shortfall recorded",
+			zap.String("reservation", res.ID), zap.Stringer("shortfall", sr.Shortfall))
+	}
+}
+
+// renewWhileServing keeps the reservation's lease alive during a long
+// response (a stream can outlast any fixed lease) by renewing it every
+// third of the lease; the returned stop is idempotent.
+func (h *Handler) renewWhileServing(res *metering.Reservation) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(h.lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+				if err := h.engine.RenewLease(ctx, res, h.lease); err != nil {
+					h.log.Warn("could not renew a reservation's lease", zap.String("reservation", res.ID), zap.Error(err))
+				}
+				cancel()
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the whole request body, at most limit bytes.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, errBodyTooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errBodyTooLarge
+	}
+	return b, nil
+}
+
+// setBody restores (or replaces) the body sent upstream.
+func setBody(r *http.Request, b []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.ContentLength = int64(len(b))
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	r.Header.Del("Transfer-Encoding")
+	r.TransferEncoding = nil
+}
