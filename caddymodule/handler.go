@@ -172,16 +172,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	key := apiKey(r)
 	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, r.Method+" "+r.URL.Path, h.lease)
 	if err != nil {
-		if r.Context().Err() == nil {
-			h.log.Error("charge failed; refusing the request (fail closed)", zap.Error(err))
-		}
-		return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
+		return h.failClosed(w, r, "charge", err)
 	}
-	switch res.Status {
-	case metering.KeyRefused:
-		return writeKeyRefused(w)
-	case metering.Insufficient:
-		return writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Remaining))
+	if refused, werr := refuse(w, res.Status, res.Remaining); refused {
+		return werr
 	}
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	// Queued, not awaited: the response is not held up by Redis. Deferred
@@ -219,6 +213,29 @@ func writeKeyRefused(w http.ResponseWriter) error {
 
 // DefaultInFlightLease is Handler.InFlightLease's default.
 const DefaultInFlightLease = 15 * time.Minute
+
+// failClosed answers 503 when metering could not be done: no request
+// reaches upstream unmetered.
+func (h *Handler) failClosed(w http.ResponseWriter, r *http.Request, what string, err error) error {
+	if r.Context().Err() == nil {
+		h.log.Error(what+" failed; refusing the request (fail closed)", zap.Error(err))
+	}
+	return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
+}
+
+// refuse answers a charge or reservation that did not go through, and
+// reports whether it did; Charged (Reserved) is left to the caller.
+func refuse(w http.ResponseWriter, status metering.ChargeStatus, remaining metering.Credits) (bool, error) {
+	switch status {
+	case metering.KeyRefused:
+		return true, writeKeyRefused(w)
+	case metering.Insufficient:
+		return true, writeJSON(w, http.StatusPaymentRequired, insufficientBody(remaining))
+	case metering.UnknownModel:
+		return true, writeJSON(w, http.StatusBadRequest, bodyUnknownModel)
+	}
+	return false, nil
+}
 
 // apiKey reads "Authorization: Bearer <key>" or "X-API-Key: <key>".
 func apiKey(r *http.Request) string {

@@ -66,18 +66,10 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	res, err := h.engine.Reserve(r.Context(), req)
 	if err != nil {
-		if r.Context().Err() == nil {
-			h.log.Error("reserve failed; refusing the request (fail closed)", zap.Error(err))
-		}
-		return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
+		return h.failClosed(w, r, "reserve", err)
 	}
-	switch res.Status {
-	case metering.KeyRefused:
-		return writeKeyRefused(w)
-	case metering.Insufficient:
-		return writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Remaining))
-	case metering.UnknownModel:
-		return writeJSON(w, http.StatusBadRequest, bodyUnknownModel)
+	if refused, werr := refuse(w, res.Status, res.Remaining); refused {
+		return werr
 	}
 
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
