@@ -36,75 +36,24 @@ func BenchmarkCharge(b *testing.B) {
 		}
 		w.Engine.Release(res.Lease)
 	}
-	b.Run("serial_tracked", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			tracked()
-		}
-	})
-	b.Run("parallel_tracked", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(32)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				tracked()
+	for _, v := range []struct {
+		suffix string
+		op     func()
+	}{{"", charge}, {"_tracked", tracked}} {
+		b.Run("serial"+v.suffix, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				v.op()
 			}
 		})
-	})
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			charge()
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(32)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				charge()
-			}
+		b.Run("parallel"+v.suffix, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					v.op()
+				}
+			})
 		})
-	})
-}
-
-// BenchmarkReserveSettle measures a variable-cost request's two script
-// calls (reserve with a priced estimate, settle with the actual usage),
-// to compare with BenchmarkCharge's one.
-func BenchmarkReserveSettle(b *testing.B) {
-	w := meteringtest.New(b, meteringtest.Options{})
-	ctx := context.Background()
-	_, err := w.Engine.CreateProject(ctx, "bench", metering.ProjectSpec{Name: "p", AllowanceAmount: 10 * metering.Micro,
-		Period: metering.PeriodDaily, PoolEnabled: true, PoolBalance: 10 * metering.Micro})
-	require.NoError(b, err)
-	_, key, err := w.Engine.CreateUser(ctx, "bench", metering.UserSpec{Username: "u", Project: "p", InitialCredits: metering.MaxCredits / 2})
-	require.NoError(b, err)
-	_, err = w.Engine.PutPrice(ctx, "bench", metering.Price{Model: "m", InputPerMillion: 1, OutputPerMillion: 2})
-	require.NoError(b, err)
-	req := metering.ReserveRequest{Key: key, Model: "m", Estimate: metering.Units{InputTokens: 1000, OutputTokens: 4096},
-		Request: "POST /v1/chat/completions", Lease: time.Minute}
-	one := func() {
-		r, err := w.Engine.Reserve(ctx, req)
-		if err != nil || r.Status != metering.Reserved {
-			b.Fatalf("reserve: %+v %v", r, err)
-		}
-		if _, err := w.Engine.Settle(ctx, r, metering.Outcome{Units: metering.Units{InputTokens: 1000, OutputTokens: 300}, Status: 200}); err != nil {
-			b.Fatal(err)
-		}
 	}
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			one()
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(32)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				one()
-			}
-		})
-	})
 }
