@@ -197,27 +197,34 @@ func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) {
 
 // renewWhileServing keeps the reservation's lease alive during a long
 // response (a stream can outlast any fixed lease) by renewing it every
-// third of the lease; the returned stop is idempotent.
+// third of the lease. A timer, not a goroutine per request: most requests
+// end long before their first renewal is due. The returned stop is
+// idempotent, and no renewal starts after it returns.
 func (h *Handler) renewWhileServing(res *metering.Reservation) (stop func()) {
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(h.lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-				if err := h.engine.RenewLease(ctx, res, h.lease); err != nil {
-					h.log.Warn("could not renew a reservation's lease", zap.String("reservation", res.ID), zap.Error(err))
-				}
-				cancel()
-			}
+	every := h.lease / 3
+	var mu sync.Mutex
+	stopped := false
+	var timer *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	timer = time.AfterFunc(every, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		if err := h.engine.RenewLease(ctx, res, h.lease); err != nil {
+			h.log.Warn("could not renew a reservation's lease", zap.String("reservation", res.ID), zap.Error(err))
 		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
+		cancel()
+		mu.Lock()
+		if !stopped {
+			timer.Reset(every)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
+	}
 }
 
 var errBodyTooLarge = errors.New("request body too large")
