@@ -244,33 +244,31 @@ func importAudit(actor string, rows []ImportRow, projects map[string]Project) Au
 // mirrorUsers writes users into Redis with load.lua, as syncUserToRedis
 // does for one, in pipelined batches.
 func (e *Engine) mirrorUsers(ctx context.Context, users []User) error {
-	if err := loadScript.Load(ctx, e.rdb).Err(); err != nil {
-		return unavailable(err)
-	}
+	// Through the script runner, which pipelines the calls and resends any
+	// that meet a Redis that lost its scripts (restart, SCRIPT FLUSH).
 	for start := 0; start < len(users); start += redisImportBatch {
 		batch := users[start:min(start+redisImportBatch, len(users))]
-		cmds, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range batch {
-				u := &batch[i]
-				add := ""
-				if u.Key != nil {
-					add = string(u.Key.Hash[:])
-				}
-				config, balances := userConfigArgs(*u), userBalanceArgs(*u)
-				args := make([]any, 0, 5+len(config)+len(balances))
-				args = append(args, u.Version, add, u.ID, "", len(config)/2)
-				args = append(args, config...)
-				args = append(args, balances...)
-				loadScript.EvalSha(ctx, p, []string{e.keys.User(u.ID), e.keys.KeyIndex()}, args...)
+		calls := make([]*scriptCall, len(batch))
+		for i := range batch {
+			u := &batch[i]
+			add := ""
+			if u.Key != nil {
+				add = string(u.Key.Hash[:])
 			}
-			return nil
-		})
-		if err == nil {
-			for _, c := range cmds {
-				if err = c.Err(); err != nil {
-					break
-				}
+			config := userConfigArgs(*u)
+			c := getCall(loadScript)
+			c.keys = append(c.keys, e.keys.User(u.ID), e.keys.KeyIndex())
+			c.args = append(c.args, u.Version, add, u.ID, "", len(config)/2)
+			c.args = append(c.args, config...)
+			c.args = append(c.args, userBalanceArgs(*u)...)
+			calls[i] = c
+		}
+		err := e.runner.runAll(ctx, calls)
+		for _, c := range calls {
+			if err == nil {
+				err = c.err
 			}
+			putCall(c)
 		}
 		if err != nil {
 			return unavailable(fmt.Errorf("mirror imported users into Redis: %w", err))

@@ -12,6 +12,8 @@
 -- Postgres's version is not older than Redis's, so an admin change and a
 -- concurrent cold load cannot leave the older config behind. Balance fields
 -- are only set when absent: once in Redis, Redis owns them.
+--
+-- Answers {1} when the config was written, {0} when Redis had a newer one.
 
 local v = tonumber(ARGV[1])
 local cur = redis.call('HGET', KEYS[1], 'v')
@@ -31,4 +33,4 @@ for i = first_balance, #ARGV, 2 do
 end
 if ARGV[4] ~= '' then redis.call('HDEL', KEYS[2], ARGV[4]) end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
-return wrote
+return {wrote}
