@@ -168,6 +168,19 @@ func (w *meteredWorld) user(t *testing.T, name string, credits metering.Credits)
 	return key
 }
 
+// settled is the user's effective credits once none of its requests is in
+// flight: the handler settles after the client has the whole response, so
+// a balance read straight after a response may precede its settlement.
+func (w *meteredWorld) settled(t *testing.T, name string) metering.Credits {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		v, err := w.b.Engine.GetUser(context.Background(), name)
+		require.NoError(t, err)
+		return v.InFlight == 0
+	}, 10*time.Second, 2*time.Millisecond, "%s's requests are settled", name)
+	return w.effective(t, name)
+}
+
 func (w *meteredWorld) effective(t *testing.T, name string) metering.Credits {
 	v, err := w.b.Engine.GetUser(context.Background(), name)
 	require.NoError(t, err)
@@ -206,7 +219,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(fakeCompletion), resp.Usage.CompletionTokens)
 		spent += costOf(fakePrompt, fakeCompletion)
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	t.Run("stream without include_usage: usage chunk dropped, settled from it", func(t *testing.T) {
@@ -228,7 +241,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		require.Zero(t, usageChunks, "the client did not ask for usage")
 		require.Equal(t, before+1, w.up.includeUsageSeen.Load(), "the gateway asked upstream for usage")
 		spent += costOf(fakePrompt, fakeCompletion)
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	t.Run("stream with include_usage: the client gets the usage chunk", func(t *testing.T) {
@@ -247,7 +260,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		require.NotNil(t, usage)
 		require.Equal(t, int64(fakePrompt), usage.PromptTokens)
 		spent += costOf(fakePrompt, fakeCompletion)
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	t.Run("upstream 500 is refunded", func(t *testing.T) {
@@ -255,7 +268,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		var apiErr *openai.Error
 		require.ErrorAs(t, err, &apiErr)
 		require.Equal(t, 500, apiErr.StatusCode)
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	t.Run("unknown model: 400 unknown_model, nothing charged", func(t *testing.T) {
@@ -264,7 +277,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		require.ErrorAs(t, err, &apiErr)
 		require.Equal(t, 400, apiErr.StatusCode)
 		require.Equal(t, "unknown_model", apiErr.Code)
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	t.Run("overrun beyond the reservation is charged", func(t *testing.T) {
@@ -272,7 +285,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(500), resp.Usage.CompletionTokens)
 		spent += costOf(fakePrompt, 500)
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	t.Run("client disconnect mid-stream: the delivered text is charged", func(t *testing.T) {
@@ -293,7 +306,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		poor := w.client(w.user(t, "poor", costOf(estInput, 10)))
 		_, err := poor.Chat.Completions.New(ctx, chatParams("verbose", 10))
 		require.NoError(t, err)
-		require.Equal(t, metering.Credits(0), w.effective(t, "poor"))
+		require.Equal(t, metering.Credits(0), w.settled(t, "poor"))
 	})
 
 	t.Run("402 when the estimate is not covered", func(t *testing.T) {
@@ -309,7 +322,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		resp, body := gateway{base: w.base, client: w.http}.do(t, "GET", "/other", key)
 		require.Equal(t, 200, resp.StatusCode, body)
 		spent += metering.Micro
-		require.Equal(t, start-spent, w.effective(t, "ann"))
+		require.Equal(t, start-spent, w.settled(t, "ann"))
 	})
 
 	w.b.Drain(t)
@@ -350,7 +363,7 @@ func TestMeteredConcurrentStreams(t *testing.T) {
 	other.Range(func(k, _ any) bool { t.Errorf("unexpected error: %v", k); return true })
 	require.Equal(t, int64(200), ok.Load()+refused.Load())
 	require.GreaterOrEqual(t, ok.Load(), int64(50))
-	left := w.effective(t, "crowd")
+	left := w.settled(t, "crowd")
 	require.GreaterOrEqual(t, left, metering.Credits(0))
 	require.Equal(t, start-metering.Credits(ok.Load())*costOf(fakePrompt, fakeCompletion), left)
 	w.b.Drain(t)
