@@ -117,6 +117,11 @@ type api struct {
 	auth   *authenticator
 	mux    *http.ServeMux
 	base   string // BasePath without its trailing slash
+	// access holds each served pattern's route, for authorization before
+	// the handler runs; public holds the paths of public routes, which
+	// need no token whatever the method (a wrong one is a plain 405).
+	access map[string]route
+	public map[string]bool
 }
 
 // handlerFunc is a route's handler: it writes its answer, or returns an
@@ -129,6 +134,9 @@ type route struct {
 	path   string // below BasePath, with {wildcards}
 	h      handlerFunc
 	public bool // served without a token (only /health)
+	// adminOnly: a read that viewers may not make either, because it
+	// hands out a credential (revealing a key).
+	adminOnly bool
 }
 
 // New checks cfg and returns the admin API handler over engine.
@@ -141,9 +149,14 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	a := &api{engine: engine, cfg: cfg, log: cfg.Logger, auth: newAuthenticator(cfg.Tokens),
-		mux: http.NewServeMux(), base: strings.TrimSuffix(cfg.BasePath, "/")}
+		mux: http.NewServeMux(), base: strings.TrimSuffix(cfg.BasePath, "/"), access: map[string]route{}, public: map[string]bool{}}
 	for _, rt := range a.routes() {
-		a.mux.Handle(rt.method+" "+a.base+rt.path, a.wrap(rt))
+		pattern := rt.method + " " + a.base + rt.path
+		a.mux.Handle(pattern, a.wrap(rt))
+		a.access[pattern] = rt
+		if rt.public {
+			a.public[a.base+rt.path] = true
+		}
 	}
 	return a, nil
 }
@@ -167,7 +180,8 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Route first without running anything, so that public routes need no
 	// token and 404/405 come out as JSON.
 	handler, pattern := a.mux.Handler(r)
-	public := a.isPublic(r.URL.Path)
+	rt := a.access[pattern]
+	public := a.public[r.URL.Path]
 	var p principal
 	if !public {
 		var ok bool
@@ -182,15 +196,17 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.noRoute(w, r, handler)
 		return
 	}
-	if !public && p.role != RoleAdmin && !isRead(r.Method) {
+	if !public && p.role != RoleAdmin && (!isRead(r.Method) || rt.adminOnly) {
+		what := "which may only read"
+		if rt.adminOnly {
+			what = "and this route needs admin"
+		}
 		a.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden",
-			Message: fmt.Sprintf("token %q has the %s role, which may only read", p.name, p.role)})
+			Message: fmt.Sprintf("token %q has the %s role, %s", p.name, p.role, what)})
 		return
 	}
 	a.mux.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 }
-
-func (a *api) isPublic(path string) bool { return path == a.base+"/health" }
 
 func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 

@@ -25,7 +25,7 @@ func (a *api) userRoutes() []route {
 		{method: "POST", path: "/users/{username}/key/rotate", h: a.rotateKey},
 		{method: "PATCH", path: "/users/{username}", h: a.patchUser},
 		{method: "DELETE", path: "/users/{username}", h: a.deleteUser},
-		{method: "GET", path: "/users/{username}/key", h: a.revealKey},
+		{method: "GET", path: "/users/{username}/key", h: a.revealKey, adminOnly: true},
 	}
 }
 
@@ -270,8 +270,12 @@ func (a *api) rotateKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		APIKey string `json:"api_key"`
-	}{key})
+	writeJSON(w, http.StatusOK, apiKeyJSON{key})
 	return nil
+}
+
+// apiKeyJSON answers a rotation or a reveal: the key itself, shown to the
+// caller and never logged.
+type apiKeyJSON struct {
+	APIKey string `json:"api_key"`
 }

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/tollgate/tollgate/metering"
@@ -20,19 +19,13 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) error {
 
 // revealKey: GET /users/{username}/key → {"api_key": "tg_..."}, audited;
 // 409 reveal_disabled without a key-encryption key. The key is never logged.
-// A GET, but it hands out a credential: viewers may not.
+// A GET, but it hands out a credential: the route is adminOnly.
 func (a *api) revealKey(w http.ResponseWriter, r *http.Request) error {
-	if p, _ := r.Context().Value(principalKey{}).(principal); p.role != RoleAdmin {
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden",
-			Message: fmt.Sprintf("token %q has the %s role; revealing a key needs admin", p.name, p.role)}
-	}
 	key, err := a.engine.RevealKey(r.Context(), actor(r), r.PathValue("username"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		APIKey string `json:"api_key"`
-	}{key})
+	writeJSON(w, http.StatusOK, apiKeyJSON{key})
 	return nil
 }
 
