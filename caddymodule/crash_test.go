@@ -35,10 +35,7 @@ func goTool(t *testing.T) string {
 func TestKilledGatewayIsSwept(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{})
 	ctx := context.Background()
-	p := testPrice
-	p.Model = "slow"
-	_, err := b.Engine.PutPrice(ctx, "test", p)
-	require.NoError(t, err)
+	putTestPrices(t, b, "slow")
 	start := 10 * metering.Micro
 	_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: start})
 	require.NoError(t, err)
@@ -52,23 +49,13 @@ func TestKilledGatewayIsSwept(t *testing.T) {
 	listen := freePort(t)
 	const lease = 2 * time.Second
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`{
-	admin off
-	metering {
-		redis %s
-		postgres "%s"
-		key_pepper test-pepper
-		redis_prefix %s
-		reconciler_consumer doomed
-	}
-}
-http://%s {
+	require.NoError(t, os.WriteFile(cfg, []byte(globalOptions(t, b, meteringtest.RedisURL(), "doomed")+fmt.Sprintf(`http://%s {
 	metering {
 		price_by model
 		lease %s
 	}
 	reverse_proxy %s
-}`, meteringtest.RedisURL(), dbURLWithSchema(t, b.Schema), b.Prefix, listen, lease, up.Listener.Addr())), 0o600))
+}`, listen, lease, up.Listener.Addr())), 0o600))
 	gw := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
 	gw.Env = append(os.Environ(), "HOME="+t.TempDir())
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))

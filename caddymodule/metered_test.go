@@ -105,17 +105,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func meteredConfig(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr string) string {
-	return fmt.Sprintf(`{
-	admin off
-	metering {
-		redis %s
-		postgres "%s"
-		key_pepper test-pepper
-		redis_prefix %s
-		reconciler_consumer test
-	}
-}
-http://%s {
+	return globalOptions(t, b, meteringtest.RedisURL(), "test") + fmt.Sprintf(`http://%s {
 	handle /v1/* {
 		metering {
 			price_by model
@@ -128,7 +118,7 @@ http://%s {
 		metering 1
 		reverse_proxy %s
 	}
-}`, meteringtest.RedisURL(), dbURLWithSchema(t, b.Schema), b.Prefix, listen, upstreamAddr, upstreamAddr)
+}`, listen, upstreamAddr, upstreamAddr)
 }
 
 // Price of model "m" and friends: 1000 micro-credits per input token,
@@ -137,6 +127,16 @@ var testPrice = metering.Price{InputPerMillion: 1000 * metering.Micro, OutputPer
 
 func costOf(in, out int64) metering.Credits {
 	return metering.Credits(in*1000 + out*2000)
+}
+
+// putTestPrices gives each model testPrice.
+func putTestPrices(t *testing.T, b *meteringtest.Bundle, models ...string) {
+	for _, m := range models {
+		p := testPrice
+		p.Model = m
+		_, err := b.Engine.PutPrice(context.Background(), "test", p)
+		require.NoError(t, err)
+	}
 }
 
 type meteredWorld struct {
@@ -148,13 +148,7 @@ type meteredWorld struct {
 
 func setupMetered(t *testing.T) *meteredWorld {
 	b := meteringtest.New(t, meteringtest.Options{})
-	ctx := context.Background()
-	for _, m := range []string{"m", "fail", "verbose", "slow"} {
-		p := testPrice
-		p.Model = m
-		_, err := b.Engine.PutPrice(ctx, "test", p)
-		require.NoError(t, err)
-	}
+	putTestPrices(t, b, "m", "fail", "verbose", "slow")
 	up := newFakeOpenAI(t)
 	listen := freePort(t)
 	startGateway(t, meteredConfig(t, b, listen, up.Listener.Addr().String()))
@@ -376,10 +370,7 @@ func TestMeteredConcurrentStreams(t *testing.T) {
 func TestMeteredLeaseRenewedDuringLongStream(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{})
 	ctx := context.Background()
-	p := testPrice
-	p.Model = "slow"
-	_, err := b.Engine.PutPrice(ctx, "test", p)
-	require.NoError(t, err)
+	putTestPrices(t, b, "slow")
 	up := newFakeOpenAI(t)
 	listen := freePort(t)
 	cfg := strings.Replace(meteredConfig(t, b, listen, up.Listener.Addr().String()), "lease 1m", "lease 900ms", 1)

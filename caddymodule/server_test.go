@@ -81,7 +81,9 @@ func dbURLWithSchema(t *testing.T, schema string) string {
 	return u.String()
 }
 
-func gatewayConfig(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr, redisURL string) string {
+// globalOptions is a test gateway's global block: no Caddy admin API, and
+// the metering app on the bundle's Postgres schema and Redis prefix.
+func globalOptions(t *testing.T, b *meteringtest.Bundle, redisURL, consumer string) string {
 	return fmt.Sprintf(`{
 	admin off
 	metering {
@@ -89,10 +91,14 @@ func gatewayConfig(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr, r
 		postgres "%s"
 		key_pepper test-pepper
 		redis_prefix %s
-		reconciler_consumer test
+		reconciler_consumer %s
 	}
 }
-http://%s {
+`, redisURL, dbURLWithSchema(t, b.Schema), b.Prefix, consumer)
+}
+
+func gatewayConfig(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr, redisURL string) string {
+	return globalOptions(t, b, redisURL, "test") + fmt.Sprintf(`http://%s {
 	handle /admin/v1/* {
 		metering_admin {
 			token admin-secret ops admin
@@ -104,7 +110,7 @@ http://%s {
 			header_up X-Who {http.metering.user}
 		}
 	}
-}`, redisURL, dbURLWithSchema(t, b.Schema), b.Prefix, listen, upstreamAddr)
+}`, listen, upstreamAddr)
 }
 
 type gateway struct {
