@@ -250,18 +250,7 @@ func (e *Engine) mirrorUsers(ctx context.Context, users []User) error {
 		batch := users[start:min(start+redisImportBatch, len(users))]
 		calls := make([]*scriptCall, len(batch))
 		for i := range batch {
-			u := &batch[i]
-			add := ""
-			if u.Key != nil {
-				add = string(u.Key.Hash[:])
-			}
-			config := userConfigArgs(*u)
-			c := getCall(loadScript)
-			c.keys = append(c.keys, e.keys.User(u.ID), e.keys.KeyIndex())
-			c.args = append(c.args, u.Version, add, u.ID, "", len(config)/2)
-			c.args = append(c.args, config...)
-			c.args = append(c.args, userBalanceArgs(*u)...)
-			calls[i] = c
+			calls[i] = e.userLoadCall(&batch[i], nil)
 		}
 		err := e.runner.runAll(ctx, calls)
 		for _, c := range calls {

@@ -40,20 +40,31 @@ func projectConfigArgs(p Project) []any {
 	return []any{"n", p.Name, "amt", int64(p.AllowanceAmount), "per", string(p.Period), "pe", pe, "pl", pl, "tz", p.TimeZone}
 }
 
-// writeHash runs load.lua: config written unless Redis holds a newer
-// version, balances only where absent, and optional key-index changes.
-func (e *Engine) writeHash(ctx context.Context, key string, version int64, config, balances []any, indexAdd string, indexUser int64, indexDel string) error {
-	args := make([]any, 0, 5+len(config)+len(balances))
-	args = append(args, version, indexAdd, indexUser, indexDel, len(config)/2)
-	args = append(args, config...)
-	args = append(args, balances...)
-	err := loadScript.Run(ctx, e.rdb, []string{key, e.keys.KeyIndex()}, args...).Err()
-	return unavailable(err)
+// loadCall builds a load.lua call: config written unless Redis holds a
+// newer version, balances only where absent, and optional key-index
+// changes (indexAdd → indexUser added, indexDel removed; "" for none).
+func (e *Engine) loadCall(key string, version int64, config, balances []any, indexAdd string, indexUser int64, indexDel string) *scriptCall {
+	c := getCall(loadScript)
+	c.keys = append(c.keys, key, e.keys.KeyIndex())
+	c.args = append(c.args, version, indexAdd, indexUser, indexDel, len(config)/2)
+	c.args = append(c.args, config...)
+	c.args = append(c.args, balances...)
+	return c
 }
 
-// syncUserToRedis writes a user's Postgres state into Redis: config always
-// (if not older), balances only if Redis has none, plus the key-index entry.
-func (e *Engine) syncUserToRedis(ctx context.Context, u User, oldKey *KeyHash) error {
+// runLoad sends one load.lua call and gives the call back to the pool.
+func (e *Engine) runLoad(ctx context.Context, c *scriptCall) error {
+	defer putCall(c)
+	if err := e.runner.run(ctx, c); err != nil {
+		return unavailable(err)
+	}
+	return c.err
+}
+
+// userLoadCall builds the load.lua call that writes a user's Postgres
+// state into Redis: config (if not older), balances only if Redis has
+// none, and its key-index entry (oldKey's removed).
+func (e *Engine) userLoadCall(u *User, oldKey *KeyHash) *scriptCall {
 	add, del := "", ""
 	if u.Key != nil {
 		add = string(u.Key.Hash[:])
@@ -61,12 +72,17 @@ func (e *Engine) syncUserToRedis(ctx context.Context, u User, oldKey *KeyHash) e
 	if oldKey != nil {
 		del = string(oldKey[:])
 	}
-	return e.writeHash(ctx, e.keys.User(u.ID), u.Version, userConfigArgs(u), userBalanceArgs(u), add, u.ID, del)
+	return e.loadCall(e.keys.User(u.ID), u.Version, userConfigArgs(*u), userBalanceArgs(*u), add, u.ID, del)
+}
+
+// syncUserToRedis runs userLoadCall for one user.
+func (e *Engine) syncUserToRedis(ctx context.Context, u User, oldKey *KeyHash) error {
+	return e.runLoad(ctx, e.userLoadCall(&u, oldKey))
 }
 
 func (e *Engine) syncProjectToRedis(ctx context.Context, p Project) error {
-	return e.writeHash(ctx, e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
-		[]any{"pb", int64(p.PoolBalance)}, "", 0, "")
+	return e.runLoad(ctx, e.loadCall(e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
+		[]any{"pb", int64(p.PoolBalance)}, "", 0, ""))
 }
 
 // loadUser brings a user (and its project) from Postgres into Redis after

@@ -2,7 +2,6 @@ package metering
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,16 +15,6 @@ func insertKey(ctx context.Context, q querier, userID int64, k APIKeyInfo) error
 	_, err := q.Exec(ctx, `INSERT INTO api_keys (user_id, lookup_hash, display_prefix, sealed, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, userID, k.Hash[:], k.Prefix, k.Sealed, k.CreatedAt, k.ExpiresAt)
 	return err
-}
-
-// userIDByKeyHash finds the owner of a live key.
-func userIDByKeyHash(ctx context.Context, q querier, h KeyHash) (int64, error) {
-	var id int64
-	err := q.QueryRow(ctx, `SELECT user_id FROM api_keys WHERE lookup_hash = $1 AND revoked_at IS NULL`, h[:]).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	return id, err
 }
 
 // forEachLiveKey streams every live key hash with its user id.

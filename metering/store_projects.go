@@ -38,11 +38,7 @@ func scanProject(row pgx.Row) (Project, error) {
 }
 
 func insertProject(ctx context.Context, q querier, p Project) (Project, error) {
-	var limit *int64
-	if p.PoolPerUserLimit != nil {
-		l := int64(*p.PoolPerUserLimit)
-		limit = &l
-	}
+	limit := nullCredits(p.PoolPerUserLimit)
 	row := q.QueryRow(ctx, `WITH p AS (
 		INSERT INTO projects (name, allowance_amount, allowance_period, timezone, pool_enabled, pool_per_user_limit)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING *)
@@ -105,11 +101,7 @@ func lockProject(ctx context.Context, tx pgx.Tx, name string) (Project, error) {
 
 // updateProjectSettings writes the settings and bumps the version.
 func updateProjectSettings(ctx context.Context, q querier, p Project) (Project, error) {
-	var limit *int64
-	if p.PoolPerUserLimit != nil {
-		l := int64(*p.PoolPerUserLimit)
-		limit = &l
-	}
+	limit := nullCredits(p.PoolPerUserLimit)
 	row := q.QueryRow(ctx, `WITH p AS (
 		UPDATE projects SET allowance_amount = $2, allowance_period = $3, timezone = $4,
 			pool_enabled = $5, pool_per_user_limit = $6, version = version + 1, updated_at = now()
@@ -122,4 +114,13 @@ func updateProjectSettings(ctx context.Context, q querier, p Project) (Project, 
 // listProjectMembers returns the users assigned to a project.
 func listProjectMembers(ctx context.Context, q querier, projectID int64) ([]User, error) {
 	return queryUsers(ctx, q, `SELECT `+userColumns+userFrom+` WHERE u.project_id = $1 ORDER BY u.id`, projectID)
+}
+
+// nullCredits is an optional amount as a nullable bigint column value.
+func nullCredits(c *Credits) *int64 {
+	if c == nil {
+		return nil
+	}
+	v := int64(*c)
+	return &v
 }

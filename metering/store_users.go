@@ -92,12 +92,6 @@ func bumpUserVersion(ctx context.Context, q querier, id int64) (int64, error) {
 	return v, err
 }
 
-func userHasUsage(ctx context.Context, q querier, id int64) (bool, error) {
-	var has bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1 AND kind IN ('usage', 'hold'))`, id).Scan(&has)
-	return has, err
-}
-
 // queryUsers runs a query selecting userColumns and scans every row.
 func queryUsers(ctx context.Context, q querier, sql string, args ...any) ([]User, error) {
 	rows, err := q.Query(ctx, sql, args...)
