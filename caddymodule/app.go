@@ -4,7 +4,6 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -99,9 +98,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("metering: %w", err)
 	}
 	a.shared = v.(*sharedStores)
-	if !a.SkipMigrations {
-		a.migrate(ctx)
-	}
 	if a.engine, err = metering.NewEngine(a.shared.rdb, a.shared.db, cfg); err != nil {
 		return err
 	}
@@ -134,24 +130,15 @@ func (a *App) provisionSweeper() error {
 	return nil
 }
 
-// migrate applies migrations; when Postgres is down the gateway still
-// starts and serves from Redis, as it would if Postgres failed later.
-func (a *App) migrate(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	applied, err := metering.Migrate(ctx, a.shared.db)
-	if err != nil {
-		a.log.Error("could not apply migrations; serving from Redis, run `tollgate migrate` once Postgres is up", zap.Error(err))
-		return
-	}
-	if len(applied) > 0 {
-		a.log.Info("applied migrations", zap.Strings("migrations", applied))
-	}
-}
-
-// Start starts the shared reconciler and sweeper (once each, whatever the
-// number of reloads).
+// Start applies the migrations and starts the shared reconciler and
+// sweeper (once each, whatever the number of reloads). Migrations run here
+// and not in Provision, because `tollgate validate` and every reload's dry
+// run provision a config without starting it, and must not write to the
+// database.
 func (a *App) Start() error {
+	if !a.SkipMigrations {
+		a.shared.migrate(a.log)
+	}
 	if err := a.shared.startReconciler(); err != nil {
 		return err
 	}

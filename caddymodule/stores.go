@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +25,12 @@ type sharedStores struct {
 	reconciler *metering.Reconciler
 	once       sync.Once
 	startErr   error
+
+	// migrateOnce applies the migrations at the first start that asks
+	// for them; stop ends a retry loop left running by a failed attempt.
+	migrateOnce sync.Once
+	stop        chan struct{}
+	migrating   sync.WaitGroup
 }
 
 func openStores(redisURL, pgURL string, cfg metering.Config, consumer string, log *zap.Logger) (*sharedStores, error) {
@@ -45,7 +52,7 @@ func openStores(redisURL, pgURL string, cfg metering.Config, consumer string, lo
 		rdb.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &sharedStores{rdb: rdb, db: db}
+	s := &sharedStores{rdb: rdb, db: db, stop: make(chan struct{})}
 	if s.engine, err = metering.NewEngine(rdb, db, cfg); err != nil {
 		s.Destruct()
 		return nil, err
@@ -58,6 +65,51 @@ func openStores(redisURL, pgURL string, cfg metering.Config, consumer string, lo
 	return s, nil
 }
 
+// migrate applies the migrations once per set of stores. When Postgres is
+// down the gateway still starts and serves from Redis, as it would if
+// Postgres failed later, and the migrations are retried in the background
+// until they apply (the reconciler's writes fail meanwhile and are retried
+// too).
+func (s *sharedStores) migrate(log *zap.Logger) {
+	s.migrateOnce.Do(func() {
+		if s.migrateNow(log) {
+			return
+		}
+		log.Error("could not apply migrations; serving from Redis and retrying in the background (or run `tollgate migrate`)")
+		s.migrating.Add(1)
+		go func() {
+			defer s.migrating.Done()
+			wait := time.Second
+			for {
+				select {
+				case <-s.stop:
+					return
+				case <-time.After(wait):
+				}
+				if s.migrateNow(log) {
+					return
+				}
+				wait = min(2*wait, time.Minute)
+			}
+		}()
+	})
+}
+
+// migrateNow makes one bounded attempt and reports whether it succeeded.
+func (s *sharedStores) migrateNow(log *zap.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	applied, err := metering.Migrate(ctx, s.db)
+	if err != nil {
+		log.Warn("applying migrations failed", zap.Error(err))
+		return false
+	}
+	if len(applied) > 0 {
+		log.Info("applied migrations", zap.Strings("migrations", applied))
+	}
+	return true
+}
+
 func (s *sharedStores) startReconciler() error {
 	s.once.Do(func() { s.startErr = s.reconciler.Start(context.Background()) })
 	return s.startErr
@@ -65,6 +117,8 @@ func (s *sharedStores) startReconciler() error {
 
 // Destruct runs when the last config using these stores is cleaned up.
 func (s *sharedStores) Destruct() error {
+	close(s.stop)
+	s.migrating.Wait()
 	if s.reconciler != nil {
 		s.reconciler.Stop()
 	}
