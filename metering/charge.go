@@ -2,6 +2,7 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -73,35 +74,44 @@ func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, re
 		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events())
 		c.args = append(c.args, "charge", keyString(&h), ent.versionArg, ent.projectVer,
 			now.UnixMilli(), start, month, int64(cost), id, request, ent.userArg)
+		deadline := now.Add(lease).UnixMilli()
 		if lease > 0 {
-			// Only tracked charges pay for the extra key and argument.
-			c.keys = append(c.keys, ent.flightKey)
-			c.args = append(c.args, now.Add(lease).UnixMilli())
+			// Only tracked charges pay for the extra keys and argument.
+			c.keys = append(c.keys, ent.flightKey, e.keys.Reservation(id))
+			c.args = append(c.args, deadline)
 		}
 		err = e.runner.run(ctx, c)
 		res := c.res
 		if err != nil {
 			putCall(c)
+			if lease > 0 && errors.Is(err, ErrOutcomeUnknown) {
+				// The caller refuses the request: it must not stay charged.
+				e.cancelChargeLater(lostCharge{id: id, userID: ent.userID, projectID: ent.projectID,
+					userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey, deadline: deadline})
+			}
 			return ChargeResult{}, err
 		}
 		out := ChargeResult{UserID: ent.userID, Username: ent.username, Project: ent.project}
 		code := res[0]
 		switch {
-		case code == scriptOK && len(res) >= 6:
+		case code == scriptOK && len(res) >= 7:
 			out.Status, out.Remaining = Charged, Credits(res[1])
 			out.Taken = Split{Credits(res[2]), Credits(res[3]), Credits(res[4]), Credits(res[5])}
 			if lease > 0 {
-				out.Lease = Lease{flightKey: ent.flightKey, id: id}
+				out.Lease = Lease{flightKey: ent.flightKey, member: flightMember(id, ent.projectID, res[6], out.Taken)}
 			}
 		case code == scriptInsufficient && len(res) >= 2:
 			out.Status, out.Remaining = Insufficient, Credits(res[1])
-		case code == scriptRefused:
+		case code == scriptRefused, code == scriptDeleted:
 			out = ChargeResult{Status: KeyRefused}
 		}
 		putCall(c)
 		switch code {
-		case scriptOK, scriptInsufficient, scriptRefused:
+		case scriptOK, scriptInsufficient, scriptRefused, scriptDeleted:
 			return out, nil
+		case scriptCancelled:
+			// Only an event id reused after a cancel gets here: ids are unique.
+			return ChargeResult{}, fmt.Errorf("%w: charge %s was cancelled", ErrUnavailable, id)
 		}
 		refused, err := e.repair(ctx, h, ent, code)
 		if err != nil {
@@ -131,6 +141,14 @@ func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int
 		return false, fmt.Errorf("charge script answered status %d", code)
 	}
 	return false, nil
+}
+
+// flightMember is the in-flight set member a tracked charge writes (see
+// charge.lua): its id, project, allowance period and what it took from
+// each bucket, so a lost charge can be undone from the member alone.
+func flightMember(id string, projectID, period int64, t Split) string {
+	return fmt.Sprintf("%s|%d|%d|%d|%d|%d|%d", id, projectID, period,
+		int64(t.Allowance), int64(t.Pool), int64(t.Awarded), int64(t.Purchased))
 }
 
 // keyString views the hash as the raw 32-byte string the scripts compare.

@@ -4,6 +4,10 @@
 --
 -- KEYS[1] user hash   KEYS[2] project hash (ignored for unassigned users)
 -- KEYS[3] event stream   KEYS[4] the user's in-flight set (tracked charges only)
+-- KEYS[5] the operation's record, {p}:r:<event id> (tracked charges only):
+--         it must not exist; cancel_charge.lua creates it as a marker when
+--         it finds the charge has not run, so a charge whose answer the
+--         gateway lost and then cancelled can never run afterwards
 -- ARGV[1] mode:
 --   "charge" validate the key, take ARGV[8] through the waterfall
 --   "peek"   report balances as of now, refills applied in the answer only
@@ -20,14 +24,18 @@
 -- ARGV[12] bucket field "aw" or "pr" (adjust)   ARGV[13] event kind (adjust)
 -- ARGV[14] actor (adjust)   ARGV[15] note (adjust)
 -- ARGV[12] in charge mode: lease deadline, Unix ms; when given and > 0 the
---          charge is recorded in KEYS[4] as in flight (member: event id)
---          until release.lua removes it or the deadline passes
+--          charge is recorded in KEYS[4] as in flight until release.lua
+--          removes it or the deadline passes. The member is
+--          "<event id>|<project id>|<allowance period>|<a>|<p>|<w>|<r>": what
+--          was taken from each bucket, so cancel_charge.lua can give it back
+--          (flightMember in Go builds the same string).
 --
 -- "reserve" is charge with a hold instead of a final charge (variable cost;
 -- settle.lua finishes it): the same checks plus the price version, the
 -- amount taken only through the buckets ARGV[13] allows, a reservation
 -- record and a 'hold' event instead of 'usage'.
---   KEYS[5] reservation hash   KEYS[6] the deployment's lease set
+--   KEYS[5] reservation hash (must not exist yet; see KEYS[5] above)
+--   KEYS[6] the deployment's lease set
 --   KEYS[7] price version key
 --   ARGV[12] lease deadline, Unix ms (required)
 --   ARGV[13] bucket order: letters a(llowance) p(ool) w (awarded) r (purchased)
@@ -36,7 +44,8 @@
 --   ARGV[16] end of the current allowance period, Unix ms (0: no period)
 --
 -- Answers {status, ...}:
---   0  ok: charge {0, effective_after, allowance, pool, awarded, purchased} taken
+--   0  ok: charge {0, effective_after, allowance, pool, awarded, purchased,
+--                  allowance period} taken
 --          peek   {0, effective, allowance, pool_available, awarded, purchased,
 --                  pool_balance, pool_used}
 --          adjust {0, new bucket balance}
@@ -47,6 +56,8 @@
 --  -1  user not in Redis (load it)   -2 caller's cache is stale
 --  -3  key refused (inactive user or expired key)   -4 project not in Redis
 --  -5  reserve: the price version changed since the estimate (reload prices)
+--  -6  the operation was cancelled (KEYS[5] exists): nothing done
+--  -7  the user was deleted (a tombstone): nothing done
 --
 -- Every check and read happens before the first write: Redis does not roll
 -- back a script that fails half way. Numbers are Lua doubles, exact below
@@ -55,7 +66,8 @@
 local MAX = 9007199254740991
 local mode = ARGV[1]
 local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
-  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm')
+  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del')
+if u[14] then return {-7} end
 -- Balances are loaded from Postgres on demand; config fields may arrive first.
 if not u[7] or not u[2] then return {-1} end
 local now = tonumber(ARGV[5])
@@ -66,6 +78,7 @@ if charging then
   local exp = tonumber(u[4])
   if exp > 0 and now >= exp then return {-3} end
 end
+if charging and KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return {-6} end
 if mode == 'reserve' and ARGV[14] ~= '' then
   -- A missing version reads as 0, as the gateway's price table does.
   if (redis.call('GET', KEYS[7]) or '0') ~= ARGV[14] then return {-5} end
@@ -227,6 +240,7 @@ append(ARGV[9], 'usage', {'c', amount, 'a', 0 - ta, 'pl', 0 - tp, 'pu', tp,
 -- In-flight tracking: an admin deleting the user refuses while this
 -- member's lease is alive (delete_user.lua reads the same set).
 if ARGV[12] and tonumber(ARGV[12]) > 0 then
-  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[9])
+  redis.call('ZADD', KEYS[4], ARGV[12], string.format('%s|%s|%d|%d|%d|%d|%d',
+    ARGV[9], pid, ap, ta, tp, taw, tpr))
 end
-return {0, effective - amount, ta, tp, taw, tpr}
+return {0, effective - amount, ta, tp, taw, tpr, ap}

@@ -9,15 +9,16 @@
 --
 -- Answers {0} done, {1, n} refused: n requests in flight.
 --
--- The user hash becomes a tombstone rather than vanishing: no key hash,
--- inactive, and a version newer than what other readers of Postgres see,
+-- The user hash becomes a tombstone rather than vanishing: marked 'del'
+-- (every money script refuses it), no key hash, inactive, and a version
+-- newer than what other readers of Postgres see,
 -- so neither a charge nor a concurrent cold load (load.lua never writes
 -- an older config) can bring the key back before Postgres commits the
 -- delete. It expires by itself; by then Postgres has no such user.
 
 local n = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
 if n > 0 then return {1, n} end
-redis.call('HSET', KEYS[1], 'v', ARGV[3], 'kh', '', 'st', '0')
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'kh', '', 'st', '0', 'del', '1')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 if ARGV[2] ~= '' then redis.call('HDEL', KEYS[3], ARGV[2]) end

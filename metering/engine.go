@@ -31,7 +31,11 @@ type Config struct {
 	NegativeCacheSize int
 	// NegativeCacheTTL is how long an unknown key is remembered. Default 10s.
 	NegativeCacheTTL time.Duration
-	Logger           *zap.Logger
+	// ScriptTimeout bounds one pipeline of script calls. A call that times
+	// out after it was sent may still run: charges and reservations are
+	// then cancelled (cancel.go). Default 5s.
+	ScriptTimeout time.Duration
+	Logger        *zap.Logger
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -50,6 +54,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.NegativeCacheTTL == 0 {
 		c.NegativeCacheTTL = 10 * time.Second
+	}
+	if c.ScriptTimeout == 0 {
+		c.ScriptTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -73,6 +80,8 @@ type Engine struct {
 	runner *scriptRunner
 	// releases batches in-flight lease releases (inflight.go).
 	releases releases
+	// repairs retries idempotent Redis work through outages (repairs.go).
+	repairs *repairs
 	// keySync makes concurrent misses share one key-index sync.
 	keySync sync.Mutex
 	// prices is this gateway's copy of the price table (price_cache.go).
@@ -95,18 +104,22 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 	}
 	e := &Engine{cfg: cfg, rdb: rdb, db: db, keys: keys, hasher: hasher,
 		ids: NewEventIDs(), log: cfg.Logger,
-		cache: newUserCache(cfg.NegativeCacheSize, cfg.NegativeCacheTTL)}
+		cache:   newUserCache(cfg.NegativeCacheSize, cfg.NegativeCacheTTL),
+		repairs: newRepairs(cfg.Logger)}
 	if len(cfg.KeyEncryptionKey) > 0 {
 		if e.sealer, err = NewKeySealer(cfg.KeyEncryptionKey); err != nil {
 			return nil, err
 		}
 	}
-	e.runner = newScriptRunner(rdb)
+	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
 	return e, nil
 }
 
-// Close stops the engine's background script pipeline.
-func (e *Engine) Close() { e.runner.close() }
+// Close stops the engine's background script pipeline and retries.
+func (e *Engine) Close() {
+	e.runner.close()
+	e.repairs.close()
+}
 
 // Keys exposes the Redis key names (for tests and tools).
 func (e *Engine) Keys() RedisKeys { return e.keys }

@@ -17,6 +17,10 @@ const (
 	// KindHold is a reservation's estimate taken from the buckets; the
 	// usage event of its settlement gives back or takes the difference.
 	KindHold = "hold"
+	// KindVoid undoes a fixed-cost charge whose request the gateway
+	// refused after all (Redis's answer was lost; see cancel.go): the
+	// charge's amounts go back, and its cost is negative.
+	KindVoid = "void"
 )
 
 // Event is one balance change as appended to the stream by a Lua script and

@@ -1,8 +1,11 @@
 package metering
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // In-flight tracking: a tracked charge adds its event id to the user's
@@ -20,11 +23,11 @@ var (
 // nothing and releasing it is a no-op.
 type Lease struct {
 	flightKey string
-	id        string
+	member    string // see flightMember
 }
 
 // Tracked reports whether the lease marks a request in flight.
-func (l Lease) Tracked() bool { return l.id != "" }
+func (l Lease) Tracked() bool { return l.member != "" }
 
 // Release ends a tracked request's lease. It does not wait for Redis:
 // the lease joins a list that one queued script call takes whole when its
@@ -32,7 +35,7 @@ func (l Lease) Tracked() bool { return l.id != "" }
 // under load many releases share one call. If it never arrives (Redis
 // down, process killed), the lease's deadline ends it anyway.
 func (e *Engine) Release(l Lease) {
-	if l.id == "" {
+	if l.member == "" {
 		return
 	}
 	r := &e.releases
@@ -44,8 +47,35 @@ func (e *Engine) Release(l Lease) {
 	if start {
 		c := getCall(releaseScript)
 		c.prepare = e.fillRelease
+		c.failed = e.releaseFailed
 		e.runner.detach(c)
 	}
+}
+
+// releaseFailed hands the leases of a release call that failed (Redis
+// unreachable) to the repair queue, which sends them again until Redis
+// answers: releasing twice is harmless, never releasing keeps the user
+// undeletable until the leases run out.
+func (e *Engine) releaseFailed(c *scriptCall) {
+	if len(c.args) == 0 {
+		return // failed before it took any lease
+	}
+	leases := make([]Lease, len(c.keys))
+	for i, key := range c.keys {
+		leases[i] = Lease{flightKey: key, member: c.args[i+1].(string)}
+	}
+	e.log.Warn("releasing requests in flight failed; retrying until Redis answers",
+		zap.Int("requests", len(leases)), zap.Error(c.err))
+	e.repairs.add("release in-flight requests", func(ctx context.Context) error {
+		r := getCall(releaseScript)
+		defer putCall(r)
+		r.args = append(r.args, e.cfg.Now().UnixMilli())
+		for _, l := range leases {
+			r.keys = append(r.keys, l.flightKey)
+			r.args = append(r.args, l.member)
+		}
+		return e.runner.run(ctx, r)
+	})
 }
 
 // releases collects leases to release until a call is sent.
@@ -68,7 +98,7 @@ func (e *Engine) fillRelease(c *scriptCall) {
 	c.args = append(c.args, e.cfg.Now().UnixMilli())
 	for _, l := range batch {
 		c.keys = append(c.keys, l.flightKey)
-		c.args = append(c.args, l.id)
+		c.args = append(c.args, l.member)
 	}
 	clear(batch)
 	r.mu.Lock()

@@ -12,6 +12,10 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrInsufficient = errors.New("insufficient balance")
 	ErrUnavailable  = errors.New("metering unavailable")
+	// ErrOutcomeUnknown wraps a Redis error after which a script may or
+	// may not have run (its answer was lost to a timeout or a broken
+	// connection). Always together with ErrUnavailable.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // InvalidError names the input field that was rejected.

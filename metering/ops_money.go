@@ -79,7 +79,10 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		}
 		switch {
 		case res[0] == scriptNoUser && a.user != nil:
-			_, err = e.loadUser(ctx, a.user.ID)
+			var found bool
+			if found, err = e.loadUser(ctx, a.user.ID); err == nil && !found {
+				return fmt.Errorf("user %q: %w", a.user.Username, ErrNotFound)
+			}
 		case res[0] == scriptNoUser:
 			err = e.loadProject(ctx, a.project.ID)
 		case res[0] == scriptNoProject:
@@ -97,6 +100,9 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		return fmt.Errorf("%w: balance %s cannot change by %s", ErrInsufficient, Credits(res[1]), a.delta)
 	case scriptTooLarge:
 		return invalid("delta", fmt.Sprintf("balance %s plus %s would exceed the maximum %s", Credits(res[1]), a.delta, MaxCredits))
+	case scriptDeleted:
+		// Deleted after the caller read it from Postgres.
+		return fmt.Errorf("user %q: %w", a.user.Username, ErrNotFound)
 	default:
 		return fmt.Errorf("%w: balance not loaded into Redis", ErrUnavailable)
 	}

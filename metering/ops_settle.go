@@ -83,6 +83,8 @@ func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) 
 				err = c.err
 			case c.res[0] == scriptOK && len(c.res) >= 7:
 				events = append(events, refreshEvents(u, ids[i], now, c.res)...)
+			case c.res[0] == scriptDeleted:
+				// Deleted since the member list was read: nothing to refresh.
 			case c.res[0] == scriptNoUser:
 				if _, err = e.loadUser(ctx, u.ID); err == nil {
 					again = append(again, *u)

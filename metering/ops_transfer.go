@@ -44,6 +44,21 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 	if err != nil {
 		return UserView{}, UserView{}, err
 	}
+	if err := e.transfer(ctx, actor, src, dst, amount, note); err != nil {
+		return UserView{}, UserView{}, err
+	}
+	a, err := e.GetUser(ctx, from)
+	if err != nil {
+		return UserView{}, UserView{}, err
+	}
+	b, err := e.GetUser(ctx, to)
+	return a, b, err
+}
+
+// transfer moves the credits between two users as read from Postgres; the
+// script refuses either of them deleted since.
+func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amount Credits, note string) error {
+	from, to := src.Username, dst.Username
 	outID, inID, now := e.ids.Next(), e.ids.Next(), e.cfg.Now()
 	var res []int64
 	for attempt := 0; attempt < 3; attempt++ {
@@ -55,27 +70,38 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 		res = append(res[:0], c.res...)
 		putCall(c)
 		if err != nil {
-			return UserView{}, UserView{}, err
+			return err
 		}
 		if res[0] != scriptNoUser {
 			break
 		}
-		missing := src.ID
+		missing := src
 		if len(res) > 1 && res[1] == 2 {
-			missing = dst.ID
+			missing = dst
 		}
-		if _, err := e.loadUser(ctx, missing); err != nil {
-			return UserView{}, UserView{}, err
+		found, err := e.loadUser(ctx, missing.ID)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("user %q: %w", missing.Username, ErrNotFound)
 		}
 	}
 	switch res[0] {
 	case scriptOK:
 	case scriptInsufficient:
-		return UserView{}, UserView{}, fmt.Errorf("%w: %q has %s awarded credits, cannot transfer %s", ErrInsufficient, from, Credits(res[1]), amount)
+		return fmt.Errorf("%w: %q has %s awarded credits, cannot transfer %s", ErrInsufficient, from, Credits(res[1]), amount)
 	case scriptTooLarge:
-		return UserView{}, UserView{}, invalid("amount", fmt.Sprintf("would take %q's awarded credits above the maximum %s", to, MaxCredits))
+		return invalid("amount", fmt.Sprintf("would take %q's awarded credits above the maximum %s", to, MaxCredits))
+	case scriptDeleted:
+		// Deleted after it was read from Postgres.
+		name := from
+		if len(res) > 1 && res[1] == 2 {
+			name = to
+		}
+		return fmt.Errorf("user %q: %w", name, ErrNotFound)
 	default:
-		return UserView{}, UserView{}, fmt.Errorf("%w: user balances not loaded into Redis", ErrUnavailable)
+		return fmt.Errorf("%w: user balances not loaded into Redis", ErrUnavailable)
 	}
 	at := time.UnixMilli(now.UnixMilli()).UTC()
 	events := []Event{
@@ -85,7 +111,7 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 			ProjectName: dst.ProjectName, Awarded: amount, Actor: actor, Note: note},
 	}
 	details := map[string]any{"from": from, "to": to, "amount": amount, "note": note}
-	err = e.applyWithRetry(ctx, func(tx pgx.Tx) error {
+	err := e.applyWithRetry(ctx, func(tx pgx.Tx) error {
 		// Both rows locked in id order, so two transfers between the same
 		// users in opposite directions cannot deadlock.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE`,
@@ -104,15 +130,10 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 	if err != nil {
 		// Redis has moved the credits and both events are in the stream:
 		// the reconciler will record them, so a retry would move them twice.
-		return UserView{}, UserView{}, fmt.Errorf("%w: transfer %s applied but not yet recorded in Postgres (the reconciler will record it; do not retry): %v",
+		return fmt.Errorf("%w: transfer %s applied but not yet recorded in Postgres (the reconciler will record it; do not retry): %v",
 			ErrUnavailable, outID, err)
 	}
-	a, err := e.GetUser(ctx, from)
-	if err != nil {
-		return UserView{}, UserView{}, err
-	}
-	b, err := e.GetUser(ctx, to)
-	return a, b, err
+	return nil
 }
 
 // applyWithRetry runs fn in a transaction, again when Postgres aborted it as

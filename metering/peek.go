@@ -64,6 +64,8 @@ func (e *Engine) liveBalances(ctx context.Context, users []User) ([]Balances, er
 				r := c.res
 				out[i] = Balances{Effective: Credits(r[1]), Allowance: Credits(r[2]),
 					PoolAvailable: Credits(r[3]), Awarded: Credits(r[4]), Purchased: Credits(r[5])}
+			case c.res[0] == scriptDeleted:
+				// Deleted since the caller read it: nothing left.
 			case c.res[0] == scriptNoUser:
 				if _, err := e.loadUser(ctx, users[i].ID); err != nil {
 					putCall(c)

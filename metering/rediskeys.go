@@ -55,12 +55,20 @@ func (k RedisKeys) Prefix() string { return k.tag }
 //go:embed *.lua
 var luaFiles embed.FS
 
-func mustScript(name string) *redis.Script {
+// luaScript is an embedded script: go-redis's Script (EVALSHA, with its
+// hash) and the source, which the runner sends with EVAL when Redis has
+// lost its script cache.
+type luaScript struct {
+	*redis.Script
+	src string
+}
+
+func mustScript(name string) *luaScript {
 	src, err := luaFiles.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
-	return redis.NewScript(string(src))
+	return &luaScript{Script: redis.NewScript(string(src)), src: string(src)}
 }
 
 var (
@@ -82,4 +90,6 @@ const (
 	scriptRefused      = -3
 	scriptNoProject    = -4
 	scriptStalePrice   = -5
+	scriptCancelled    = -6
+	scriptDeleted      = -7
 )

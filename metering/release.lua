@@ -5,7 +5,7 @@
 --
 -- KEYS[i] a user's in-flight set (all under the deployment's hash tag)
 -- ARGV[1] now, Unix ms   ARGV[i+1] the member to remove from KEYS[i]
---         (the charge's event id)
+--         (as charge.lua wrote it; Lease.member)
 --
 -- Answers {members removed}.
 

@@ -2,6 +2,7 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -160,8 +161,11 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (*Reservation, e
 		switch code {
 		case scriptOK, scriptInsufficient:
 			return res, nil
-		case scriptRefused:
+		case scriptRefused, scriptDeleted:
 			return &Reservation{Status: KeyRefused}, nil
+		case scriptCancelled:
+			// Only an event id reused after a cancel gets here: ids are unique.
+			return nil, fmt.Errorf("%w: reservation was cancelled", ErrUnavailable)
 		case scriptStalePrice:
 			if err := e.ReloadPrices(ctx); err != nil {
 				return nil, err
@@ -218,6 +222,11 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r R
 		now.UnixMilli(), b.allowanceStart, b.month, int64(res.Reserved), id, r.Request, ent.userArg,
 		now.Add(r.Lease).UnixMilli(), order, version, r.Model, b.allowanceEnd)
 	if err := e.runner.run(ctx, c); err != nil {
+		if errors.Is(err, ErrOutcomeUnknown) {
+			// The caller refuses the request: it must not stay reserved.
+			e.cancelReserveLater(&Reservation{ID: id, Status: Reserved, UserID: ent.userID, projectID: ent.projectID,
+				userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey})
+		}
 		return 0, err
 	}
 	a := c.res

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ const runnerMaxBatch = 128
 var errRunnerClosed = errors.New("metering engine closed")
 
 type scriptCall struct {
-	script *redis.Script
+	script *luaScript
 	keys   []string
 	args   []any
 	res    []int64
@@ -62,6 +63,9 @@ type scriptCall struct {
 	// prepare, when set, fills keys and args just before the call is
 	// sent, so a detached call can carry what accumulated while it waited.
 	prepare func(*scriptCall)
+	// failed, when set on a detached call, is told of its error (nobody
+	// else would be).
+	failed func(*scriptCall)
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -69,8 +73,8 @@ var callPool = sync.Pool{New: func() any {
 		keys: make([]string, 0, 4), args: make([]any, 0, 12)}
 }}
 
-func newScriptRunner(rdb redis.UniversalClient) *scriptRunner {
-	return &scriptRunner{rdb: rdb, timeout: 5 * time.Second, maxSenders: 2,
+func newScriptRunner(rdb redis.UniversalClient, timeout time.Duration) *scriptRunner {
+	return &scriptRunner{rdb: rdb, timeout: timeout, maxSenders: 2,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
@@ -101,6 +105,10 @@ func (r *scriptRunner) detach(c *scriptCall) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
+		c.err = errRunnerClosed
+		if c.failed != nil {
+			c.failed(c)
+		}
 		putCall(c)
 		return
 	}
@@ -155,9 +163,9 @@ func (r *scriptRunner) flushTurn() bool {
 }
 
 // getCall returns a pooled call to fill; putCall returns it after its answer was read.
-func getCall(s *redis.Script) *scriptCall {
+func getCall(s *luaScript) *scriptCall {
 	c := callPool.Get().(*scriptCall)
-	c.script, c.keys, c.args, c.res, c.err, c.lead, c.detached, c.prepare = s, c.keys[:0], c.args[:0], c.res[:0], nil, false, false, nil
+	c.script, c.keys, c.args, c.res, c.err, c.lead, c.detached, c.prepare, c.failed = s, c.keys[:0], c.args[:0], c.res[:0], nil, false, false, nil, nil
 	return c
 }
 
@@ -254,6 +262,9 @@ func (r *scriptRunner) sendTurn(first *scriptCall) {
 	r.mu.Unlock()
 	for _, c := range batch {
 		if c.detached {
+			if c.err != nil && c.failed != nil {
+				c.failed(c)
+			}
 			putCall(c)
 			continue
 		}
@@ -277,33 +288,28 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 	for _, c := range batch {
 		if c.prepare != nil {
 			c.prepare(c)
-			c.prepare = nil // a NOSCRIPT resend keeps what it took
+			c.prepare = nil
 		}
 	}
+	cmds := r.send(ctx, batch, cmdBuf[:0], false)
 	// A NOSCRIPT answer means Redis restarted or its script cache was
-	// flushed; that call did nothing, while its neighbours in the pipeline
-	// ran. Only the NOSCRIPT calls are loaded and sent again, a few times
-	// in case the cache is flushed again meanwhile.
-	pending := batch
-	for round := 0; len(pending) > 0; round++ {
-		cmds := r.send(ctx, pending, cmdBuf[:0])
-		var retry []*scriptCall
-		for i, c := range pending {
-			if isNoScript(cmds[i].Err()) && round < noScriptRetries {
-				retry = append(retry, c)
-				continue
-			}
+	// flushed: that call did nothing, while its neighbours in the pipeline
+	// ran. Only those calls are sent again, with EVAL and the script's
+	// source, which cannot miss (and caches the script for the next
+	// EVALSHA).
+	var retry []*scriptCall
+	for i, c := range batch {
+		if isNoScript(cmds[i].Err()) {
+			retry = append(retry, c)
+			continue
+		}
+		c.res, c.err = int64Slice(cmds[i], c.res)
+	}
+	if len(retry) > 0 {
+		cmds = r.send(ctx, retry, cmdBuf[:0], true)
+		for i, c := range retry {
 			c.res, c.err = int64Slice(cmds[i], c.res)
 		}
-		for _, c := range retry {
-			if err := c.script.Load(ctx, r.rdb).Err(); err != nil {
-				for _, c := range retry {
-					c.err = unavailable(err)
-				}
-				return
-			}
-		}
-		pending = retry
 	}
 }
 
@@ -311,19 +317,49 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 // the flusher sends it alone.
 const detachedDelay = 2 * time.Millisecond
 
-// noScriptRetries bounds how often one batch reloads its scripts.
-const noScriptRetries = 3
-
-// send pipelines one EVALSHA per call; each command carries its own error.
-func (r *scriptRunner) send(ctx context.Context, batch []*scriptCall, cmds []*redis.Cmd) []*redis.Cmd {
+// send pipelines one EVALSHA (or, with source, EVAL) per call; each
+// command carries its own error.
+//
+// go-redis resends a pipeline whose answer it did not get (a read timeout,
+// a connection reset after the write) on a new connection. For a script
+// that moves money that would run it twice, so every command is marked as
+// one go-redis must not retry: a lost answer reaches the caller as
+// ErrOutcomeUnknown, and the engine finds out itself what happened.
+func (r *scriptRunner) send(ctx context.Context, batch []*scriptCall, cmds []*redis.Cmd, source bool) []*redis.Cmd {
 	cmds = cmds[:0]
 	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range batch {
-			cmds = append(cmds, c.script.EvalSha(ctx, p, c.keys, c.args...))
+			args := make([]any, 0, 3+len(c.keys)+len(c.args))
+			if source {
+				args = append(args, "eval", c.script.src)
+			} else {
+				args = append(args, "evalsha", c.script.Hash())
+			}
+			args = append(args, len(c.keys))
+			for _, k := range c.keys {
+				args = append(args, k)
+			}
+			args = append(args, c.args...)
+			cmd := redis.NewCmd(ctx, args...)
+			_ = p.Process(ctx, noRetryCmd{cmd})
+			cmds = append(cmds, cmd)
 		}
 		return nil
 	})
 	return cmds
+}
+
+// noRetryCmd is a command go-redis must never send twice (see send).
+type noRetryCmd struct{ *redis.Cmd }
+
+func (noRetryCmd) NoRetry() bool { return true }
+
+// notSent reports an error that proves the command never left the
+// gateway: no connection could be made or taken from the pool.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		(errors.As(err, &op) && op.Op == "dial")
 }
 
 func isNoScript(err error) bool {
@@ -334,10 +370,19 @@ func isNoScript(err error) bool {
 func int64Slice(cmd *redis.Cmd, dst []int64) ([]int64, error) {
 	v, err := cmd.Result()
 	if err != nil {
-		if redis.HasErrorPrefix(err, "ERR") {
+		var rerr redis.Error
+		switch {
+		case redis.HasErrorPrefix(err, "ERR"):
 			return dst, fmt.Errorf("metering script: %w", err)
+		case errors.As(err, &rerr):
+			// Redis answered (LOADING, BUSY, READONLY, OOM…): it did not
+			// run the script.
+			return dst, unavailable(err)
+		case notSent(err):
+			return dst, unavailable(err)
 		}
-		return dst, unavailable(err)
+		// The command may have reached Redis and run: nobody can say.
+		return dst, fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrOutcomeUnknown, err)
 	}
 	arr, ok := v.([]any)
 	if !ok {

@@ -27,8 +27,10 @@ local MAX = 9007199254740991
 local r = redis.call('HMGET', KEYS[5], 'u', 'p', 'un', 'pn', 'ap', 'ae', 'o',
   'rs', 'a', 'pl', 'w', 'r', 'm', 'rq')
 if not r[1] then return {1} end
-local orphan = ARGV[9] == '1'
-local u = redis.call('HMGET', KEYS[1], 'a', 'ap', 'pu', 'aw', 'pr', 'p')
+local u = redis.call('HMGET', KEYS[1], 'a', 'ap', 'pu', 'aw', 'pr', 'p', 'del')
+-- A deleted user (a tombstone, or gone from Postgres too) gets nothing
+-- back and pays nothing more: the reservation just ends.
+local orphan = ARGV[9] == '1' or u[7] ~= false
 if not u[1] and not orphan then return {-1} end
 
 local now = tonumber(ARGV[1])

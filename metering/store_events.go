@@ -47,10 +47,12 @@ WITH ins AS (
 		WHERE project_id IS NOT NULL AND d_pool <> 0 GROUP BY project_id) d
 	WHERE projects.id = d.project_id
 ), usage_rollup AS (
-	-- Only the usage and hold events inserted just now, so replays never
-	-- double count. A variable-cost request has both: the hold's deltas
-	-- count as spent, its usage event's refunds as given back, so the bucket
-	-- columns net them; requests and credits come from usage events only.
+	-- Only the usage, hold and void events inserted just now, so replays
+	-- never double count. A variable-cost request has a hold and a usage
+	-- event: the hold's deltas count as spent, its usage event's refunds as
+	-- given back, so the bucket columns net them. A void undoes a charge
+	-- whose request was refused after all: its negative cost and its
+	-- refunds net the charge's. Requests come from usage events only.
 	-- Grouping makes each key appear once, as ON CONFLICT DO UPDATE requires.
 	-- The names are not updated: they are fixed for a given user and project
 	-- id once there is usage, and leaving indexed columns alone keeps the
@@ -59,9 +61,9 @@ WITH ins AS (
 		requests, credits, allowance, pool, awarded, purchased)
 	SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, coalesce(project_id, 0), coalesce(model, ''),
 		max(username), coalesce(max(project_name), ''), count(*) FILTER (WHERE kind = 'usage'),
-		coalesce(sum(cost) FILTER (WHERE kind = 'usage'), 0),
+		coalesce(sum(cost) FILTER (WHERE kind IN ('usage', 'void')), 0),
 		0 - sum(d_allowance), 0 - sum(d_pool), 0 - sum(d_awarded), 0 - sum(d_purchased)
-	FROM ins WHERE kind IN ('usage', 'hold') AND user_id IS NOT NULL
+	FROM ins WHERE kind IN ('usage', 'hold', 'void') AND user_id IS NOT NULL
 	GROUP BY 1, 2, 3, 4
 	ON CONFLICT (day, user_id, project_id, model) DO UPDATE SET
 		requests = r.requests + EXCLUDED.requests,

@@ -11,11 +11,14 @@
 -- Answers {0, source awarded, destination awarded} after the move,
 -- {1, source awarded} when it lacks the amount, {2, destination awarded}
 -- when the destination would pass the bound, {-1, 1 or 2} when that user's
--- balances are not loaded. Everything is read and checked before the first
+-- balances are not loaded, {-7, 1 or 2} when that user was deleted (its
+-- hash is a tombstone). Everything is read and checked before the first
 -- write: Redis does not roll a script back.
 
-local a = redis.call('HMGET', KEYS[1], 'aw', 'n', 'p')
-local b = redis.call('HMGET', KEYS[2], 'aw', 'n', 'p')
+local a = redis.call('HMGET', KEYS[1], 'aw', 'n', 'p', 'del')
+local b = redis.call('HMGET', KEYS[2], 'aw', 'n', 'p', 'del')
+if a[4] then return {-7, 1} end
+if b[4] then return {-7, 2} end
 if not a[1] or not a[2] then return {-1, 1} end
 if not b[1] or not b[2] then return {-1, 2} end
 local amount = tonumber(ARGV[1])
