@@ -51,33 +51,54 @@ func isOpusHeader(p []byte) bool {
 	return bytes.HasPrefix(p, []byte("OpusHead")) || bytes.HasPrefix(p, []byte("OpusTags"))
 }
 
-// vorbisInfo is what an identification header says about durations.
+// vorbisInfo is what a stream's identification and setup headers say
+// about durations.
 type vorbisInfo struct {
-	rate      uint64
-	longBlock uint64 // blocksize_1, samples
+	rate, channels        uint64
+	shortBlock, longBlock uint64 // blocksize_0, blocksize_1, samples
+	long                  []bool // per mode: codes a long block; nil until a setup header is read
 }
 
-// parseVorbisID reads a Vorbis identification header packet.
+// parseVorbisID reads an identification header packet, with the checks a
+// decoder makes on the fields used here.
 func parseVorbisID(p []byte) (vorbisInfo, bool) {
 	if len(p) < 30 || !bytes.HasPrefix(p, []byte("\x01vorbis")) {
 		return vorbisInfo{}, false
 	}
-	v := vorbisInfo{rate: le32(p[12:]), longBlock: 1 << (p[28] >> 4)}
-	if v.rate == 0 || v.longBlock < 64 || v.longBlock > 8192 {
+	v := vorbisInfo{
+		rate: le32(p[12:]), channels: uint64(p[11]),
+		shortBlock: 1 << (p[28] & 0x0F), longBlock: 1 << (p[28] >> 4),
+	}
+	if v.rate == 0 || v.channels == 0 || v.shortBlock < 64 || v.longBlock > 8192 || v.shortBlock > v.longBlock {
 		return vorbisInfo{}, false
 	}
 	return v, true
 }
 
-// vorbisSamples bounds one Vorbis packet: an audio packet (first bit 0)
-// yields a quarter of the previous block plus a quarter of its own, at most
-// half a long block. Header packets (odd first byte) and empty packets
-// yield nothing. Counting every packet as long over-counts short blocks
-// (transients) rather than parsing the codebooks to learn each packet's
-// mode; it is a bound, and a close one for speech and music alike.
+// vorbisSamples bounds one packet's share of the output. A decoder outputs,
+// for each audio packet after the first, a quarter of the previous block
+// plus a quarter of its own; summed over a stream, every block counts at
+// most a quarter twice. So half of each packet's block size, summed over
+// the packets present, bounds the output whatever their order or which of
+// them a decoder drops, and exceeds it by at most one block per stream.
+// The block size is the packet's mode's (read from the setup header), or
+// the long block size when the modes are not known. Header packets (odd
+// first byte), empty packets and packets naming no mode decode to nothing.
 func (v vorbisInfo) vorbisSamples(p []byte) uint64 {
 	if len(p) == 0 || p[0]&1 != 0 {
 		return 0
 	}
-	return v.longBlock / 2
+	if v.long == nil {
+		return v.longBlock / 2
+	}
+	r := lsbReader{b: p}
+	r.read(1) // the packet type
+	mode := r.read(ilog(uint64(len(v.long) - 1)))
+	switch {
+	case r.short || mode >= uint64(len(v.long)):
+		return 0
+	case v.long[mode]:
+		return v.longBlock / 2
+	}
+	return v.shortBlock / 2
 }

@@ -33,6 +33,10 @@ type oggStream struct {
 	vorbis  vorbisInfo
 	granule uint64 // the largest granule position, in samples
 	samples uint64 // the packets' samples
+	// Vorbis setup header assembly, from the chain of pages only.
+	started int    // packets begun so far
+	setup   []byte // the third packet, while it is assembled
+	done    bool   // the setup header was parsed, or cannot be
 }
 
 func (s *oggStream) millis() millis {
@@ -73,21 +77,62 @@ func parseOggPage(p []byte) (oggPage, bool) {
 	}, true
 }
 
-// packets calls f with the start of each packet that begins on the page,
-// cut at the page's (or the file's) end; only a packet's first bytes are
-// read, and those are always on the page where it begins.
-func (pg oggPage) packets(f func([]byte)) {
+// segments calls f with each segment of the page (cut at the file's end)
+// and whether a packet begins with it.
+func (pg oggPage) segments(f func(seg []byte, begins bool)) {
 	off := 0
-	start := !pg.cont
+	begins := !pg.cont
 	for _, l := range pg.lacing {
-		if start {
-			f(pg.body[min(off, len(pg.body)):min(off+int(l), len(pg.body))])
-		}
-		// a packet continues while its segments are 255 bytes long; f saw
-		// its first segment, which holds its first 255 bytes.
+		f(pg.body[min(off, len(pg.body)):min(off+int(l), len(pg.body))], begins)
 		off += int(l)
-		start = l < 255
+		begins = l < 255 // a packet continues while its segments are 255 bytes long
 	}
+}
+
+// packets calls f with the first segment of each packet that begins on the
+// page: its first bytes, the only ones a packet's duration depends on.
+func (pg oggPage) packets(f func([]byte)) {
+	pg.segments(func(seg []byte, begins bool) {
+		if begins {
+			f(seg)
+		}
+	})
+}
+
+// length is the page's size as its header states it.
+func (pg oggPage) length() int {
+	n := 27 + len(pg.lacing)
+	for _, l := range pg.lacing {
+		n += int(l)
+	}
+	return n
+}
+
+// assemble feeds a Vorbis stream's setup header from a page of the chain;
+// a page off the chain while the header is incomplete gives up on it.
+func (s *oggStream) assemble(pg oggPage, inChain bool) {
+	if s.codec != oggVorbis || s.done {
+		return
+	}
+	if !inChain {
+		s.done = true
+		return
+	}
+	pg.segments(func(seg []byte, begins bool) {
+		if s.done {
+			return
+		}
+		if begins {
+			s.started++
+		}
+		if s.started == 3 {
+			s.setup = append(s.setup, seg...)
+			if len(seg) < 255 { // the packet ends here
+				s.vorbis.long, _ = vorbisModes(s.setup, s.vorbis.channels)
+				s.setup, s.done = nil, true
+			}
+		}
+	})
 }
 
 func oggDuration(b []byte) (millis, error) {
@@ -96,6 +141,7 @@ func oggDuration(b []byte) (millis, error) {
 	var orphanOpus, orphanVorbis uint64 // samples, packets
 	var opusSeen bool
 	var vorbisRate, vorbisLong uint64 // the lowest rate, the longest block
+	chainNext := 0                    // where a sequential reader looks for its next page
 	for i := 0; ; {
 		k := bytes.Index(b[i:], []byte("OggS"))
 		if k < 0 {
@@ -106,6 +152,13 @@ func oggDuration(b []byte) (millis, error) {
 		pg, ok := parseOggPage(b[pos:])
 		if !ok {
 			continue
+		}
+		// The chain is the pages a sequential reader that checks CRCs
+		// (libogg, FFmpeg) accepts; only its pages are trusted with the
+		// setup header a decoder will use.
+		inChain := pos >= chainNext && oggCRCOK(b[pos:], pg)
+		if inChain {
+			chainNext = pos + pg.length()
 		}
 		if pg.bos {
 			s, err := oggNewStream(pg)
@@ -146,6 +199,7 @@ func oggDuration(b []byte) (millis, error) {
 				}
 			})
 		case s.codec == oggVorbis:
+			s.assemble(pg, inChain)
 			pg.packets(func(p []byte) { s.samples = satAdd(s.samples, s.vorbis.vorbisSamples(p)) })
 		}
 		if s != nil && pg.granule < 1<<63 { // -1: no packet ends here; other negatives are invalid
@@ -189,3 +243,35 @@ func oggNewStream(pg oggPage) (*oggStream, error) {
 	}
 	return nil, unsupported("Ogg stream codec")
 }
+
+// oggCRCOK checks a whole page's CRC (CRC-32, polynomial 0x04C11DB7, not
+// reflected, computed with the CRC field zeroed).
+func oggCRCOK(p []byte, pg oggPage) bool {
+	n := pg.length()
+	if n > len(p) {
+		return false
+	}
+	var c uint32
+	for i, x := range p[:n] {
+		if i >= 22 && i < 26 {
+			x = 0
+		}
+		c = c<<8 ^ oggCRCTable[byte(c>>24)^x]
+	}
+	return c == uint32(le32(p[22:]))
+}
+
+var oggCRCTable = func() (t [256]uint32) {
+	for i := range t {
+		c := uint32(i) << 24
+		for range 8 {
+			if c&0x80000000 != 0 {
+				c = c<<1 ^ 0x04C11DB7
+			} else {
+				c <<= 1
+			}
+		}
+		t[i] = c
+	}
+	return t
+}()

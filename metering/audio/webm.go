@@ -74,7 +74,9 @@ type mkvTrack struct {
 	samples      uint64
 }
 
-func (t *mkvTrack) audio() bool { return t.kind == 2 || (t.kind == 0 && len(t.codecID) > 1 && t.codecID[:2] == "A_") }
+func (t *mkvTrack) audio() bool {
+	return t.kind == 2 || (t.kind == 0 && len(t.codecID) > 1 && t.codecID[:2] == "A_")
+}
 
 func (t *mkvTrack) millis() millis {
 	switch t.codec {
@@ -233,23 +235,38 @@ func (s *mkvSegment) index() error {
 	return nil
 }
 
-// vorbisFromPrivate reads the identification header from a Vorbis
-// CodecPrivate: the three header packets, Xiph-laced.
+// vorbisFromPrivate reads a Vorbis CodecPrivate: the identification,
+// comment and setup header packets, Xiph-laced. A setup header that cannot
+// be parsed leaves the modes unknown (every packet bounded as long).
 func vorbisFromPrivate(p []byte) (vorbisInfo, bool) {
-	if len(p) < 1 {
+	if len(p) < 1 || p[0] != 2 {
 		return vorbisInfo{}, false
 	}
+	var sizes [2]uint64
 	i := 1
-	for range int(p[0]) { // the lacing values of all but the last packet
+	for k := range sizes {
 		for i < len(p) && p[i] == 255 {
+			sizes[k] += 255
 			i++
 		}
+		if i == len(p) {
+			return vorbisInfo{}, false
+		}
+		sizes[k] += uint64(p[i])
 		i++
 	}
-	if i > len(p) {
+	rest := p[i:]
+	if sizes[0] > uint64(len(rest)) {
 		return vorbisInfo{}, false
 	}
-	return parseVorbisID(p[i:])
+	v, ok := parseVorbisID(rest[:sizes[0]])
+	if !ok {
+		return vorbisInfo{}, false
+	}
+	if setupAt := sizes[0] + sizes[1]; setupAt <= uint64(len(rest)) {
+		v.long, _ = vorbisModes(rest[setupAt:], v.channels)
+	}
+	return v, true
 }
 
 // webmBlocks is pass 2.
