@@ -20,7 +20,9 @@ func detect(b []byte) Format {
 	if bytes.HasPrefix(b[start:], []byte("fLaC")) {
 		return FormatFLAC
 	}
-	if mp3Sync(b, start) {
+	// MPEG audio: an ID3v2 tag (whose stated size may hide the frames, so
+	// it is not trusted to say where they are), or a run of frames anywhere.
+	if bytes.HasPrefix(b, []byte("ID3")) || mpegFirstFrame(b, start) >= 0 {
 		return FormatMP3
 	}
 	return FormatUnknown

@@ -98,6 +98,9 @@ func (f mpegFrame) units() uint64 { return f.samples * (mpegUnitsPerSecond / f.r
 // mp3Duration is max(claimed, measured) as described above.
 func mp3Duration(b []byte) (millis, error) {
 	measured := mpegBestChain(b)
+	if measured == 0 {
+		return 0, malformed("no MPEG audio frame")
+	}
 	claimed := mpegClaim(b)
 	return mulDivCeilMillis(max(measured, claimed), 1000, mpegUnitsPerSecond), nil
 }
@@ -158,13 +161,13 @@ func mpegClaim(b []byte) uint64 {
 	return satMul(frames, f.units())
 }
 
-// mpegFirstFrame is the first position at or after start, within a probe
-// window, where three consecutive valid frames (or fewer reaching the end
-// of b) begin; -1 when there is none. It identifies MPEG audio the way
-// decoders probe for it.
+// mpegFirstFrame is the first position at or after start where three
+// consecutive valid frames (or fewer reaching the end of b) begin; -1 when
+// there is none. It identifies MPEG audio the way decoders probe for it,
+// but over the whole file: junk before the frames must not make a file
+// unknown. Each position costs at most three header checks.
 func mpegFirstFrame(b []byte, start int) int {
-	const probe = 64 << 10
-	for i := start; i < len(b) && i <= start+probe; i++ {
+	for i := start; i < len(b); i++ {
 		if b[i] == 0xFF && mpegRun(b, i, 3) {
 			return i
 		}
@@ -188,6 +191,3 @@ func mpegRun(b []byte, i, n int) bool {
 	}
 	return true
 }
-
-// mp3Sync is true when b holds MPEG audio frames from start on.
-func mp3Sync(b []byte, start int) bool { return mpegFirstFrame(b, start) >= 0 }

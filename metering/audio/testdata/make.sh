@@ -18,7 +18,7 @@ ffmpeg -v error -y -i "$tmp/speech.wav" -t 1.2 -ar 16000 -ac 1 "$src"
 enc() { out=$1; shift; ffmpeg -v error -y -i "$src" -map_metadata -1 -fflags +bitexact -flags:a +bitexact "$@" "$out"; }
 enc speech.wav -ar 8000 -c:a pcm_u8
 enc speech.mp3 -ar 16000 -c:a libmp3lame -b:a 24k
-enc speech.flac -ar 8000 -sample_fmt s16 -c:a flac
+enc speech.flac -t 0.5 -ar 8000 -sample_fmt s16 -c:a flac
 enc speech.opus.ogg -c:a libopus -b:a 12k
 enc speech.vorbis.ogg -ar 8000 -c:a libvorbis -q:a 0
 enc speech.m4a -c:a aac -b:a 24k
@@ -35,3 +35,7 @@ for f in speech.wav speech.mp3 speech.flac speech.opus.ogg speech.vorbis.ogg spe
 	echo "$f $(( (bytes / 2 * 1000 + rate - 1) / rate ))" >> durations.txt
 done
 cat durations.txt
+
+# Unsupported codecs in supported containers: the result must be "unknown".
+ffmpeg -v error -y -i "$src" -t 0.3 -map_metadata -1 -fflags +bitexact -ar 8000 -c:a adpcm_ima_wav speech.adpcm.wav
+ffmpeg -v error -y -i "$src" -t 0.3 -map_metadata -1 -fflags +bitexact -ar 8000 -c:a alac speech.alac.m4a
