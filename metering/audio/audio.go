@@ -18,6 +18,7 @@ package audio
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Format is the container recognised from a file's content.
@@ -99,3 +100,7 @@ func unsupported(format string, args ...any) error {
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
+
+// quoted is a name taken from the file (a codec ID), cut short and quoted
+// in printable ASCII, for an error text.
+func quoted(s string) string { return strconv.QuoteToASCII(s[:min(len(s), 32)]) }

@@ -11,7 +11,9 @@ import (
 //   - a known duration lies in 0..MaxMillis with a recognised format; an
 //     unknown one is 0 with an error wrapping one of the three sentinels,
 //     whose text is printable ASCII (it goes into events);
-//   - two copies end to end never measure less than one;
+//   - two copies end to end never measure less than one (WAV, MP3, FLAC,
+//     Ogg: in MP4 and WebM an element cut short by the end of the file
+//     reads differently when more bytes follow it);
 //   - the MPEG bound is at least what a resynchronising frame parser (the
 //     way decoders read MPEG audio) finds in the same bytes.
 //
@@ -33,7 +35,9 @@ func FuzzDuration(f *testing.F) {
 		}
 		checkResult(t, m, err)
 
-		if err == nil && len(b) <= 1<<20 {
+		// For the stream formats (no box or element tree whose cut-short
+		// payloads read differently once more bytes follow).
+		if err == nil && len(b) <= 1<<20 && m.Format != FormatMP4 && m.Format != FormatWebM {
 			both := append(append(make([]byte, 0, 2*len(b)), b...), b...)
 			if m2, err := Duration(both); err == nil && m2.Millis < m.Millis {
 				t.Fatalf("two copies measure %d ms, one %d ms", m2.Millis, m.Millis)

@@ -295,7 +295,7 @@ func (t *mp4Track) sampleEntry(typ string, e []byte) {
 	default:
 		if mp4AudioFormats[typ] {
 			t.audioEntry = true
-			t.err = unsupported("MP4 audio format %q", typ)
+			t.err = unsupported("MP4 audio format %s", quoted(typ))
 		}
 		return
 	}

@@ -131,34 +131,42 @@ func mpegBestChain(b []byte) uint64 {
 	return next
 }
 
-// mpegClaim is the frame count a Xing/Info or VBRI header in the first
-// frame states, in duration units; 0 when there is none.
+// mpegClaim is what the Xing/Info and VBRI headers in the file claim, in
+// duration units: the sum over every valid frame that carries one (each
+// file of a concatenation has its own), so no choice of "first frame"
+// decides it. A chance tag needs four exact bytes at the exact offset
+// behind a valid header.
 func mpegClaim(b []byte) uint64 {
-	start := skipID3v2(b)
-	i := mpegFirstFrame(b, start)
-	if i < 0 {
-		return 0
-	}
-	f, _ := parseMPEGHeader(b[i:])
-	frame := b[i:min(len(b), i+max(f.length, 64))]
-	xing := 21 // side information length + 4-byte header
-	switch {
-	case f.mpeg1 && !f.mono:
-		xing = 36
-	case !f.mpeg1 && f.mono:
-		xing = 13
-	}
-	var frames uint64
-	if len(frame) >= xing+12 {
-		tag := string(frame[xing : xing+4])
-		if (tag == "Xing" || tag == "Info") && be32(frame[xing+4:])&1 != 0 {
-			frames = be32(frame[xing+8:])
+	var total uint64
+	for i := 0; i+4 <= len(b); i++ {
+		if b[i] != 0xFF {
+			continue
 		}
+		f, ok := parseMPEGHeader(b[i:])
+		if !ok {
+			continue
+		}
+		frame := b[i:min(len(b), i+max(f.length, 64))]
+		xing := 21 // 4-byte header + side information
+		switch {
+		case f.mpeg1 && !f.mono:
+			xing = 36
+		case !f.mpeg1 && f.mono:
+			xing = 13
+		}
+		var frames uint64
+		if len(frame) >= xing+12 {
+			tag := string(frame[xing : xing+4])
+			if (tag == "Xing" || tag == "Info") && be32(frame[xing+4:])&1 != 0 {
+				frames = be32(frame[xing+8:])
+			}
+		}
+		if len(frame) >= 36+18 && string(frame[36:40]) == "VBRI" {
+			frames = max(frames, be32(frame[36+14:]))
+		}
+		total = satAdd(total, satMul(frames, f.units()))
 	}
-	if len(frame) >= 36+18 && string(frame[36:40]) == "VBRI" {
-		frames = max(frames, be32(frame[36+14:]))
-	}
-	return satMul(frames, f.units())
+	return total
 }
 
 // mpegFirstFrame is the first position at or after start where three

@@ -222,7 +222,7 @@ func (s *mkvSegment) index() error {
 			}
 			t.codec, t.vorbis = mkvVorbis, v
 		default:
-			return unsupported("Matroska audio codec %q", t.codecID)
+			return unsupported("Matroska audio codec %s", quoted(t.codecID))
 		}
 		if t.encoded {
 			return unsupported("Matroska content encoding on an audio track")
