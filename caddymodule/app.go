@@ -98,6 +98,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("metering: %w", err)
 	}
 	a.shared = v.(*sharedStores)
+	cfg.Fence = a.shared.fence
 	if a.engine, err = metering.NewEngine(a.shared.rdb, a.shared.db, cfg); err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ var stores = caddy.NewUsagePool()
 
 type sharedStores struct {
 	rdb        *redis.Client
+	fence      *metering.RedisFence // checks every new Redis connection
 	db         *pgxpool.Pool
 	engine     *metering.Engine // for the reconciler only
 	reconciler *metering.Reconciler
@@ -46,13 +47,21 @@ func openStores(redisURL, pgURL string, cfg metering.Config, consumer string, lo
 	if err != nil {
 		return nil, fmt.Errorf("postgres URL: %w", err)
 	}
+	// Every new connection checks that Redis did not restart without
+	// being verified against the ledger (metering/fence.go).
+	fence, err := metering.NewRedisFence(cfg.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	ropt.OnConnect = fence.OnConnect
+	cfg.Fence = fence
 	rdb := redis.NewClient(ropt)
 	db, err := pgxpool.NewWithConfig(context.Background(), pcfg) // connects lazily
 	if err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &sharedStores{rdb: rdb, db: db, stop: make(chan struct{})}
+	s := &sharedStores{rdb: rdb, fence: fence, db: db, stop: make(chan struct{})}
 	if s.engine, err = metering.NewEngine(rdb, db, cfg); err != nil {
 		s.Destruct()
 		return nil, err

@@ -35,7 +35,12 @@ type Config struct {
 	// out after it was sent may still run: charges and reservations are
 	// then cancelled (cancel.go). Default 5s.
 	ScriptTimeout time.Duration
-	Logger        *zap.Logger
+	// Fence, when set, is the RedisFence whose OnConnect the Redis client
+	// runs on every new connection: the engine then never writes to a
+	// Redis that restarted until it is verified against the ledger
+	// (fence.go, heal.go). The gateway always sets it.
+	Fence  *RedisFence
+	Logger *zap.Logger
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -112,6 +117,12 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 		}
 	}
 	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
+	if cfg.Fence != nil {
+		if cfg.Fence.keys != keys {
+			return nil, fmt.Errorf("the Redis fence guards %s, not %s", cfg.Fence.keys.Prefix(), keys.Prefix())
+		}
+		e.runner.fence, e.runner.verify = cfg.Fence, e.VerifyRedis
+	}
 	return e, nil
 }
 
@@ -132,5 +143,5 @@ func unavailable(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

@@ -155,6 +155,14 @@ func (e *Engine) resolve(ctx context.Context, h KeyHash) (*userEntry, error) {
 		return ent, nil
 	}
 	ent, err := e.lookup(ctx, h)
+	if isFenced(err) {
+		// A new connection met a Redis that restarted: verify it (the
+		// runner would too) and look again.
+		if err := e.VerifyRedis(ctx); err != nil {
+			return nil, err
+		}
+		ent, err = e.lookup(ctx, h)
+	}
 	if err != nil {
 		return nil, err
 	}

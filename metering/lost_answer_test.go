@@ -33,6 +33,7 @@ func newLostAnswerWorld(t *testing.T) *lostAnswerWorld {
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	cfg := b.Config
+	cfg.Fence = nil // this client has no fence of its own
 	// Longer than the read timeout, as in production (5s against
 	// go-redis's 3s), so a go-redis retry after a read timeout would have
 	// time to run the script a second time.

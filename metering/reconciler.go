@@ -169,6 +169,11 @@ func (r *Reconciler) loop(ctx context.Context) {
 // entries abandoned by other consumers, then new ones (waiting up to Block).
 // It returns how many entries it acknowledged.
 func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
+	if r.e.cfg.Fence.Blocked() {
+		// Redis restarted and is being verified (heal.go): nothing may
+		// move between it and the ledger until then.
+		return 0, r.e.VerifyRedis(ctx)
+	}
 	stream := r.e.keys.Events()
 	if err := r.ensureGroup(ctx); err != nil {
 		return 0, err
@@ -235,9 +240,15 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 		}
 		events = append(events, ev)
 	}
+	var seq int64
 	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) error {
-		_, err := applyEvents(ctx, tx, events)
-		return err
+		if _, err := applyEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		// Every event numbered up to here was made by a script that had
+		// run before the number was drawn: Redis reflects them all (the
+		// checkpoint heal.go starts from).
+		return tx.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&seq)
 	})
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
@@ -263,7 +274,10 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	return unavailable(ackScript.Run(ctx, r.e.rdb, []string{stream}, args...).Err())
+	if err := ackScript.Run(ctx, r.e.rdb, []string{stream}, args...).Err(); err != nil {
+		return unavailable(err)
+	}
+	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
 }
 
 // ReconcileLag is the age of the oldest event not yet in Postgres: zero when

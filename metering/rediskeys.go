@@ -49,6 +49,14 @@ func (k RedisKeys) KeyIndex() string { return k.tag + ":keys" }
 // in Postgres, so a miss in the index needs no Postgres query.
 func (k RedisKeys) KeyIndexSynced() string { return k.tag + ":keys:synced" }
 
+// Epoch holds the run id of the Redis server Tollgate last verified
+// against the ledger (fence.go); a server with another run id restarted.
+func (k RedisKeys) Epoch() string { return k.tag + ":epoch" }
+
+// Checkpoint holds the ledger sequence number up to which Redis is known
+// to reflect every event in Postgres (heal.go).
+func (k RedisKeys) Checkpoint() string { return k.tag + ":ckpt" }
+
 // SweepLock and other cluster-wide coordination keys live under the same tag.
 func (k RedisKeys) Prefix() string { return k.tag }
 

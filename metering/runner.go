@@ -28,6 +28,10 @@ type scriptRunner struct {
 	rdb        redis.UniversalClient
 	timeout    time.Duration
 	maxSenders int
+	// fence, when set, keeps every call from a Redis that restarted until
+	// verify (Engine.VerifyRedis) has checked it against the ledger.
+	fence  *RedisFence
+	verify func(context.Context) error
 
 	mu      sync.Mutex
 	queue   []*scriptCall
@@ -291,7 +295,33 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 			c.prepare = nil
 		}
 	}
-	cmds := r.send(ctx, batch, cmdBuf[:0], false)
+	// A Redis that restarted is verified before anything is sent to it;
+	// a connection that meets one unverified refuses to carry the batch,
+	// which then goes once more after the verification.
+	pending := batch
+	for round := 0; len(pending) > 0; round++ {
+		if r.fence.Blocked() {
+			if err := r.verify(ctx); err != nil {
+				for _, c := range pending {
+					c.err = unavailable(err)
+				}
+				return
+			}
+		}
+		pending = r.sendBatch(ctx, pending, cmdBuf[:0])
+		if round == 1 {
+			for _, c := range pending {
+				c.err = fmt.Errorf("%w: %w", ErrUnavailable, errFenced)
+			}
+			return
+		}
+	}
+}
+
+// sendBatch sends the calls and reads their answers; it returns the calls
+// a fenced connection refused to send.
+func (r *scriptRunner) sendBatch(ctx context.Context, batch []*scriptCall, cmdBuf []*redis.Cmd) (fenced []*scriptCall) {
+	cmds := r.send(ctx, batch, cmdBuf, false)
 	// A NOSCRIPT answer means Redis restarted or its script cache was
 	// flushed: that call did nothing, while its neighbours in the pipeline
 	// ran. Only those calls are sent again, with EVAL and the script's
@@ -299,18 +329,26 @@ func (r *scriptRunner) exec(batch []*scriptCall) {
 	// EVALSHA).
 	var retry []*scriptCall
 	for i, c := range batch {
-		if isNoScript(cmds[i].Err()) {
+		switch err := cmds[i].Err(); {
+		case isNoScript(err):
 			retry = append(retry, c)
-			continue
+		case r.fence != nil && isFenced(err):
+			fenced = append(fenced, c)
+		default:
+			c.res, c.err = int64Slice(cmds[i], c.res)
 		}
-		c.res, c.err = int64Slice(cmds[i], c.res)
 	}
 	if len(retry) > 0 {
 		cmds = r.send(ctx, retry, cmdBuf[:0], true)
 		for i, c := range retry {
+			if r.fence != nil && isFenced(cmds[i].Err()) {
+				fenced = append(fenced, c)
+				continue
+			}
 			c.res, c.err = int64Slice(cmds[i], c.res)
 		}
 	}
+	return fenced
 }
 
 // detachedDelay is how long a detached call may wait for a sender before
@@ -358,7 +396,7 @@ func (noRetryCmd) NoRetry() bool { return true }
 // gateway: no connection could be made or taken from the pool.
 func notSent(err error) bool {
 	var op *net.OpError
-	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) || isFenced(err) ||
 		(errors.As(err, &op) && op.Op == "dial")
 }
 

@@ -88,18 +88,29 @@ func New(t testing.TB, opts Options) *Bundle {
 	t.Helper()
 	ctx := context.Background()
 	b := &Bundle{Schema: "t_" + randomHex(6), Prefix: "test-" + randomHex(6), Clock: opts.Clock}
-	b.Redis = Redis(t)
+	fence, err := metering.NewRedisFence(b.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the gateway does: every new connection checks that Redis did not
+	// restart unverified.
+	b.Redis = redisClient(t, func(o *redis.Options) { o.OnConnect = fence.OnConnect })
 	b.DB = Postgres(t, b.Schema)
 	if _, err := metering.Migrate(ctx, b.DB); err != nil {
 		t.Fatalf("migrate test schema: %v", err)
 	}
 	b.Config = metering.Config{RedisPrefix: b.Prefix, KeyPepper: []byte("test-pepper"),
-		KeyEncryptionKey: opts.KeyEncryptionKey, Logger: zaptest.NewLogger(t)}
+		KeyEncryptionKey: opts.KeyEncryptionKey, Fence: fence, Logger: zaptest.NewLogger(t)}
 	if b.Clock != nil {
 		b.Config.Now = b.Clock.Now
 	}
 	b.Engine = b.NewEngine(t)
 	t.Cleanup(func() { cleanRedis(b.Redis, b.Prefix) })
+	// A fresh prefix has never been verified: do it now, as a gateway's
+	// first request would.
+	if err := b.Engine.VerifyRedis(ctx); err != nil {
+		t.Fatalf("verify the test Redis: %v", err)
+	}
 	return b
 }
 
@@ -114,19 +125,29 @@ func (b *Bundle) NewEngine(t testing.TB) *metering.Engine {
 }
 
 // Redis connects to the test Redis or fails the test saying what to start.
-func Redis(t testing.TB) *redis.Client {
+func Redis(t testing.TB) *redis.Client { return redisClient(t, nil) }
+
+func redisClient(t testing.TB, configure func(*redis.Options)) *redis.Client {
 	t.Helper()
 	opt, err := redis.ParseURL(RedisURL())
 	if err != nil {
 		t.Fatalf("TOLLGATE_TEST_REDIS_URL: %v", err)
 	}
 	opt.PoolSize = 64
-	c := redis.NewClient(opt)
+	// Reachability first, on a plain connection: a fenced client's first
+	// connection is refused until its engine has verified the server.
+	plain := redis.NewClient(opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
+	err = plain.Ping(ctx).Err()
+	plain.Close()
+	if err != nil {
 		t.Fatalf("Redis at %s is not reachable (%v): start one (e.g. `redis-server --daemonize yes`) or set TOLLGATE_TEST_REDIS_URL; `make test` starts one for you", opt.Addr, err)
 	}
+	if configure != nil {
+		configure(opt)
+	}
+	c := redis.NewClient(opt)
 	t.Cleanup(func() { c.Close() })
 	return c
 }

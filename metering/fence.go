@@ -1,0 +1,101 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A Redis that restarts may come back without its last writes: with
+// appendfsync everysec an OS crash loses up to a second or two, a failover
+// to a replica loses what it had not received. Charges whose events the
+// reconciler had already copied to Postgres are then gone from Redis, and
+// their users could spend the same credits again. Tollgate notices every
+// restart, because every new connection checks the server's run id
+// against the one Tollgate last verified ({prefix}:epoch), and refuses to
+// use an unverified Redis: the fence. Verifying (heal.go) compares Redis
+// with the ledger, reloads what Redis lost, and records the new run id.
+// Until then every script call fails before it is sent, so nothing is
+// admitted beyond what the ledger says is left.
+
+// RedisFence guards one deployment (key prefix) on one Redis client. Give
+// its OnConnect to the client (redis.Options.OnConnect) and the fence to
+// the engines over that client (Config.Fence).
+type RedisFence struct {
+	keys RedisKeys
+	// unverified is set when a connection found the server unverified,
+	// and cleared once it is verified: while set, no script call is sent
+	// and the reconciler waits, even on connections the healer opened.
+	unverified atomic.Bool
+	// mu makes the engines over this client verify one at a time;
+	// lastErr and lastTry let callers fail fast while verifying fails
+	// (Postgres down), instead of each trying again.
+	mu      sync.Mutex
+	lastErr error
+	lastTry time.Time
+}
+
+// errFenced is what a connection to an unverified Redis fails with; such
+// a connection never carries a command, so nothing was sent.
+var errFenced = errors.New("Redis restarted and is not yet verified against the ledger")
+
+// NewRedisFence makes the fence for a key prefix.
+func NewRedisFence(prefix string) (*RedisFence, error) {
+	keys, err := NewRedisKeys(prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &RedisFence{keys: keys}, nil
+}
+
+type healerCtxKey struct{}
+
+// OnConnect checks a new connection: the server must be the one Tollgate
+// last verified. Connections made by the healer itself pass.
+func (f *RedisFence) OnConnect(ctx context.Context, cn *redis.Conn) error {
+	if ctx.Value(healerCtxKey{}) != nil {
+		return nil
+	}
+	runID, epoch, err := serverIdentity(ctx, cn, f.keys)
+	if err != nil {
+		return err
+	}
+	if epoch != runID {
+		f.unverified.Store(true)
+		return fmt.Errorf("%w (run id %s, verified %q)", errFenced, runID, epoch)
+	}
+	return nil
+}
+
+// Blocked reports whether Tollgate must not write to Redis now.
+func (f *RedisFence) Blocked() bool { return f != nil && f.unverified.Load() }
+
+// serverIdentity reads the server's run id and the last verified one.
+func serverIdentity(ctx context.Context, c redis.Cmdable, keys RedisKeys) (runID, epoch string, err error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			runID = v
+		}
+	}
+	if runID == "" {
+		return "", "", errors.New("INFO server has no run_id")
+	}
+	epoch, err = c.Get(ctx, keys.Epoch()).Result()
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	return runID, epoch, err
+}
+
+// isFenced reports an error from a connection the fence refused.
+func isFenced(err error) bool { return errors.Is(err, errFenced) }

@@ -1,0 +1,437 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Healing a Redis that restarted (see fence.go for how a restart is
+// noticed). Redis may have come back from an older state than it had:
+// writes of its last second lost. Some of them may already be in the
+// ledger (the reconciler copied their events), some only in Redis's lost
+// stream. What reached the ledger is the truth that survives, so:
+//
+//  1. everything the restored stream holds is applied to the ledger
+//     (idempotently, as the reconciler would), so the ledger holds every
+//     change either side knows of;
+//  2. every user and pool with a ledger event numbered after the
+//     checkpoint Redis came back with (Tollgate raises {p}:ckpt after each
+//     reconciled batch) gets its Redis balances overwritten from the
+//     ledger: exactly the ones a lost write could have touched (all of
+//     them when Redis lost everything);
+//  3. configuration Redis lost (a deactivation, a key rotation, a project
+//     change, a deletion) is written again where Redis holds an older
+//     version, and users Postgres no longer has are retired;
+//  4. reservations whose settlement is already in the ledger are removed,
+//     so the sweeper does not settle them twice;
+//  5. the checkpoint and the server's run id are recorded, which lifts the
+//     fence.
+//
+// The fence keeps every other Tollgate write away meanwhile, so nothing
+// races the overwrite. Events Redis lost before the reconciler copied them
+// are lost from both sides (their requests were served and not charged):
+// appendfsync always avoids that, at a cost; see docs/architecture.md.
+
+// healRetryAfter is how long callers fail fast after a failed verification
+// before one tries again.
+const healRetryAfter = time.Second
+
+// VerifyRedis makes sure the Redis server is one Tollgate has verified
+// against the ledger, healing it first if it restarted. Safe to call at
+// any time; cheap when nothing restarted. Engines call it themselves when
+// a connection meets an unverified server.
+func (e *Engine) VerifyRedis(ctx context.Context) error {
+	f := e.cfg.Fence
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.lastTry.IsZero() && f.lastErr != nil && time.Since(f.lastTry) < healRetryAfter {
+		return f.lastErr
+	}
+	f.lastTry, f.lastErr = time.Now(), nil
+	err := e.verifyRedis(context.WithValue(ctx, healerCtxKey{}, true))
+	if err != nil {
+		f.lastErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return f.lastErr
+	}
+	f.unverified.Store(false)
+	return nil
+}
+
+func (e *Engine) verifyRedis(ctx context.Context) error {
+	runID, epoch, err := serverIdentity(ctx, e.rdb, e.keys)
+	if err != nil || runID == epoch {
+		return err
+	}
+	// One healer at a time across gateways: a Postgres advisory lock on a
+	// connection held for the whole heal.
+	conn, err := e.db.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("verify Redis: postgres: %w", err)
+	}
+	defer conn.Release()
+	lock := `hashtextextended('tollgate.heal.' || $1, 0)`
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lock+`)`, e.keys.Prefix()); err != nil {
+		return fmt.Errorf("verify Redis: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`, e.keys.Prefix())
+	if runID, epoch, err = serverIdentity(ctx, e.rdb, e.keys); err != nil || runID == epoch {
+		return err // another gateway healed it meanwhile
+	}
+	ckpt, err := e.rdb.Get(ctx, e.keys.Checkpoint()).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	start := time.Now()
+	e.log.Warn("Redis restarted (new run id): verifying it against the ledger before using it",
+		zap.String("run_id", runID), zap.String("verified_run_id", epoch), zap.Int64("checkpoint", ckpt))
+	st, err := e.heal(ctx, ckpt)
+	if err != nil {
+		return fmt.Errorf("heal Redis: %w", err)
+	}
+	if err := e.rdb.Set(ctx, e.keys.Epoch(), runID, 0).Err(); err != nil {
+		return err
+	}
+	e.log.Warn("Redis verified against the ledger", zap.Duration("took", time.Since(start)),
+		zap.Int("events_applied", st.applied), zap.Int("users_reloaded", st.users),
+		zap.Int("pools_reloaded", st.pools), zap.Int("configs_reloaded", st.configs),
+		zap.Int("users_retired", st.retired), zap.Int("reservations_dropped", st.reservations))
+	return nil
+}
+
+// healStats is what a heal did, for the log.
+type healStats struct {
+	applied, users, pools, configs, retired, reservations int
+}
+
+var healBalancesScript = mustScript("heal_balances.lua")
+
+func (e *Engine) heal(ctx context.Context, ckpt int64) (healStats, error) {
+	var st healStats
+	var err error
+	if st.applied, err = e.drainStreamToLedger(ctx); err != nil {
+		return st, err
+	}
+	var last int64
+	if err := e.db.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&last); err != nil {
+		return st, err
+	}
+	if st.configs, st.retired, err = e.reloadConfigs(ctx); err != nil {
+		return st, err
+	}
+	if st.users, st.pools, err = e.reloadBalances(ctx, ckpt); err != nil {
+		return st, err
+	}
+	if st.reservations, err = e.dropSettledReservations(ctx); err != nil {
+		return st, err
+	}
+	// A key created in the lost second may be missing from the index.
+	if err := e.rdb.Del(ctx, e.keys.KeyIndexSynced()).Err(); err != nil {
+		return st, err
+	}
+	return st, raiseCheckpoint(ctx, e.rdb, e.keys, last)
+}
+
+// raiseCheckpoint records that Redis reflects every ledger event numbered
+// up to seq; it never lowers the mark.
+func raiseCheckpoint(ctx context.Context, rdb redis.UniversalClient, keys RedisKeys, seq int64) error {
+	return checkpointScript.Run(ctx, rdb, []string{keys.Checkpoint()}, seq).Err()
+}
+
+var checkpointScript = mustScript("checkpoint.lua")
+
+// drainStreamToLedger applies every event in the stream to the ledger. It
+// acknowledges nothing: the reconciler goes on as before and finds the
+// entries already applied.
+func (e *Engine) drainStreamToLedger(ctx context.Context) (int, error) {
+	applied, from := 0, "-"
+	for {
+		msgs, err := e.rdb.XRangeN(ctx, e.keys.Events(), from, "+", 5000).Result()
+		if err != nil {
+			return applied, err
+		}
+		events := make([]Event, 0, len(msgs))
+		for _, m := range msgs {
+			if ev, err := parseStreamEvent(m.Values); err == nil {
+				events = append(events, ev)
+			} // a malformed entry is the reconciler's to dead-letter
+		}
+		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+			_, err := applyEvents(ctx, tx, events)
+			return err
+		}); err != nil {
+			return applied, err
+		}
+		applied += len(events)
+		if len(msgs) < 5000 {
+			return applied, nil
+		}
+		from = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
+// reloadConfigs writes users' and projects' configuration again where
+// Redis holds an older version than Postgres, and retires users the key
+// index still knows but Postgres no longer has (deleted in the lost
+// second).
+func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err error) {
+	versions := func(sql string, key func(int64) string) (map[int64]int64, []int64, error) {
+		rows, err := e.db.Query(ctx, sql)
+		if err != nil {
+			return nil, nil, err
+		}
+		pg := map[int64]int64{}
+		var ids []int64
+		for rows.Next() {
+			var id, v int64
+			if err := rows.Scan(&id, &v); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			pg[id] = v
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+		var stale []int64
+		for i := 0; i < len(ids); i += 1000 {
+			batch := ids[i:min(i+1000, len(ids))]
+			cmds := make([]*redis.StringCmd, len(batch))
+			if _, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for j, id := range batch {
+					cmds[j] = p.HGet(ctx, key(id), "v")
+				}
+				return nil
+			}); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, nil, err
+			}
+			for j, id := range batch {
+				v, err := cmds[j].Int64()
+				if err == nil && v < pg[id] {
+					stale = append(stale, id)
+				}
+			}
+		}
+		return pg, stale, nil
+	}
+	_, staleProjects, err := versions(`SELECT id, version FROM projects`, e.keys.Project)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range staleProjects {
+		if err := e.healLoadProject(ctx, id); err != nil {
+			return reloaded, 0, err
+		}
+		reloaded++
+	}
+	users, staleUsers, err := versions(`SELECT id, version FROM users`, e.keys.User)
+	if err != nil {
+		return reloaded, 0, err
+	}
+	for _, id := range staleUsers {
+		u, err := getUserByID(ctx, e.db, id)
+		if err != nil {
+			return reloaded, 0, err
+		}
+		if err := e.healRun(ctx, e.userLoadCall(&u, nil)); err != nil {
+			return reloaded, 0, err
+		}
+		reloaded++
+	}
+	// Users Redis knows by key but Postgres has no more.
+	index, err := e.rdb.HGetAll(ctx, e.keys.KeyIndex()).Result()
+	if err != nil {
+		return reloaded, 0, err
+	}
+	for hash, uidStr := range index {
+		uid, err := strconv.ParseInt(uidStr, 10, 64)
+		if err != nil || users[uid] != 0 {
+			continue
+		}
+		c := getCall(deleteUserScript)
+		c.keys = append(c.keys, e.keys.User(uid), e.keys.InFlight(uid), e.keys.KeyIndex())
+		// "now" beyond every lease, so nothing counts as in flight, and a
+		// version no Postgres row will reach before the tombstone expires.
+		c.args = append(c.args, int64(MaxCredits), hash, int64(MaxCredits), int64(deleteTombstoneTTL/time.Second))
+		if err := e.healRun(ctx, c); err != nil {
+			return reloaded, retired, err
+		}
+		retired++
+	}
+	return reloaded, retired, nil
+}
+
+// healLoadProject writes a project's Postgres state into Redis.
+func (e *Engine) healLoadProject(ctx context.Context, id int64) error {
+	p, err := getProjectByID(ctx, e.db, id)
+	if err != nil {
+		return err
+	}
+	return e.healRun(ctx, e.loadCall(e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
+		[]any{"pb", int64(p.PoolBalance)}, "", 0, ""))
+}
+
+// healRun sends one script call on the healer's own connections (the
+// runner refuses to send while the fence is up) and returns it to the pool.
+func (e *Engine) healRun(ctx context.Context, c *scriptCall) error {
+	return e.healRunAll(ctx, []*scriptCall{c})
+}
+
+// healRunAll sends script calls in pipelines of a thousand, on the
+// healer's connections, and returns them to the pool. The heal is
+// idempotent, so any failure (a NOSCRIPT included) fails it, to be run
+// again as a whole.
+func (e *Engine) healRunAll(ctx context.Context, calls []*scriptCall) error {
+	defer func() {
+		for _, c := range calls {
+			putCall(c)
+		}
+	}()
+	loaded := map[*luaScript]bool{}
+	for _, c := range calls {
+		if !loaded[c.script] {
+			if err := c.script.Load(ctx, e.rdb).Err(); err != nil {
+				return err
+			}
+			loaded[c.script] = true
+		}
+	}
+	for i := 0; i < len(calls); i += 1000 {
+		batch := calls[i:min(i+1000, len(calls))]
+		cmds, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, c := range batch {
+				c.script.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, cmd := range cmds {
+			if err := cmd.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reloadBalances overwrites from the ledger the balances of every user and
+// pool a lost write could have touched: those with an event numbered after
+// the checkpoint, or all of them when Redis has no checkpoint.
+func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools int, err error) {
+	userSQL := `SELECT id, allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month FROM users`
+	poolSQL := `SELECT id, pool_balance FROM projects`
+	var args []any
+	if ckpt > 0 {
+		userSQL += ` WHERE id IN (SELECT DISTINCT user_id FROM events WHERE seq > $1 AND user_id IS NOT NULL)`
+		poolSQL += ` WHERE id IN (SELECT DISTINCT project_id FROM events WHERE seq > $1 AND project_id IS NOT NULL)`
+		args = []any{ckpt}
+	}
+	rows, err := e.db.Query(ctx, userSQL, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	var calls []*scriptCall
+	for rows.Next() {
+		var id, a, ap, pu, aw, pr, gm int64
+		if err := rows.Scan(&id, &a, &ap, &pu, &aw, &pr, &gm); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		c := getCall(healBalancesScript)
+		c.keys = append(c.keys, e.keys.User(id))
+		c.args = append(c.args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm)
+		calls = append(calls, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	nUsers := len(calls)
+	rows, err = e.db.Query(ctx, poolSQL, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	for rows.Next() {
+		var id, pb int64
+		if err := rows.Scan(&id, &pb); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		c := getCall(healBalancesScript)
+		c.keys = append(c.keys, e.keys.Project(id))
+		c.args = append(c.args, "pb", pb)
+		calls = append(calls, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if err := e.healRunAll(ctx, calls); err != nil {
+		return 0, 0, err
+	}
+	return nUsers, len(calls) - nUsers, nil
+}
+
+// dropSettledReservations removes reservations Redis restored although
+// the ledger already holds their settlement (or their cancellation), so
+// the sweeper does not settle them a second time.
+func (e *Engine) dropSettledReservations(ctx context.Context) (int, error) {
+	ids, err := e.rdb.ZRange(ctx, e.keys.Leases(), 0, -1).Result()
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	settled := make([]string, len(ids))
+	for i, id := range ids {
+		settled[i] = id + ":s"
+	}
+	rows, err := e.db.Query(ctx, `SELECT event_id, user_id FROM events WHERE event_id = ANY($1)`, settled)
+	if err != nil {
+		return 0, err
+	}
+	type done struct {
+		id  string
+		uid int64
+	}
+	var drop []done
+	for rows.Next() {
+		var eid string
+		var uid *int64
+		if err := rows.Scan(&eid, &uid); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		d := done{id: eid[:len(eid)-2]}
+		if uid != nil {
+			d.uid = *uid
+		}
+		drop = append(drop, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, d := range drop {
+			p.Del(ctx, e.keys.Reservation(d.id))
+			p.ZRem(ctx, e.keys.Leases(), d.id)
+			if d.uid != 0 {
+				p.ZRem(ctx, e.keys.InFlight(d.uid), d.id)
+			}
+		}
+		return nil
+	})
+	return len(drop), err
+}
