@@ -58,28 +58,6 @@ func newReconciler(t *testing.T, e *metering.Engine, cfg metering.ReconcilerConf
 	return r
 }
 
-// refuseInPostgres installs a trigger that makes Postgres refuse every
-// event whose note is note with SQLSTATE code, until the returned
-// function removes it.
-func (w *world) refuseInPostgres(t *testing.T, note, code string) (remove func()) {
-	t.Helper()
-	_, err := w.DB.Exec(w.ctx, fmt.Sprintf(`
-		CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			IF NEW.note = %s THEN
-				RAISE EXCEPTION 'refused for the test' USING ERRCODE = '%s';
-			END IF;
-			RETURN NEW;
-		END $$;
-		CREATE TRIGGER refuse_events BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_events();`,
-		"'"+note+"'", code))
-	require.NoError(t, err)
-	return func() {
-		_, err := w.DB.Exec(w.ctx, `DROP TRIGGER refuse_events ON events; DROP FUNCTION refuse_events()`)
-		require.NoError(t, err)
-	}
-}
-
 func (w *world) deadLetters(t *testing.T) []metering.DeadLetter {
 	t.Helper()
 	letters, next, err := w.Engine.ListDeadLetters(w.ctx, 1000, "")
@@ -143,7 +121,7 @@ func TestReconcilerDeadLettersWhatPostgresRefuses(t *testing.T) {
 	w.user(t, metering.UserSpec{Username: "b", InitialCredits: cr(10)})
 	uid := w.view(t, "b").ID
 	key := w.user(t, metering.UserSpec{Username: "c", Purchased: cr(50)})
-	removeTrigger := w.refuseInPostgres(t, "poison", "23514") // check_violation
+	removeTrigger := w.RefuseEvents(t, "NEW.note = 'poison'", "23514") // check_violation
 	for i := 0; i < 10; i++ {
 		w.charge(t, key, cr(1))
 	}
@@ -223,7 +201,7 @@ func TestReconcilerRetriesWhenPostgresIsUnavailable(t *testing.T) {
 	w.charge(t, key, cr(1))
 	w.xaddAdjust(t, uid, "busy-1", 1_000_000, "no", "busy")
 	w.charge(t, key, cr(1))
-	remove := w.refuseInPostgres(t, "busy", "53000") // insufficient_resources
+	remove := w.RefuseEvents(t, "NEW.note = 'busy'", "53000") // insufficient_resources
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "c"})
 	entries := w.streamLen(t)
 	_, err := r.RunOnce(w.ctx)
@@ -316,7 +294,7 @@ func TestReconcileLagGrowsWhileStalled(t *testing.T) {
 	key := w.user(t, metering.UserSpec{Username: "b", Purchased: cr(50)})
 	uid := w.view(t, "b").ID
 	w.xaddAdjust(t, uid, "busy-1", 1_000_000, "no", "busy")
-	remove := w.refuseInPostgres(t, "busy", "53000")
+	remove := w.RefuseEvents(t, "NEW.note = 'busy'", "53000")
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "stalled", MaxBackoff: 100 * time.Millisecond})
 	require.NoError(t, r.Start(context.Background()))
 	first, err := w.Engine.ReconcileLag(w.ctx)
