@@ -79,12 +79,11 @@ func isDataError(err error) bool {
 }
 
 // deadLetter moves letters to the dead-letter stream and acknowledges
-// them, and answers the ids it moved: a letter another consumer claimed
-// meanwhile is left to that consumer (deadletter.lua), and must not be
-// acknowledged here.
-func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) (map[string]bool, error) {
+// them, logging each it moved: a letter another consumer claimed meanwhile
+// is left to that consumer (deadletter.lua).
+func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 	if len(letters) == 0 {
-		return nil, nil
+		return nil
 	}
 	args := make([]any, 0, 2+2*len(letters))
 	args = append(args, r.cfg.Group, r.cfg.Consumer)
@@ -93,7 +92,7 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) (map[stri
 	}
 	ids, err := deadLetterScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events(), r.e.keys.DeadLetters()}, args...).StringSlice()
 	if err != nil {
-		return nil, unavailable(err)
+		return unavailable(err)
 	}
 	moved := make(map[string]bool, len(ids))
 	for _, id := range ids {
@@ -116,7 +115,7 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) (map[stri
 			r.log.Error("event dead-lettered", fields...)
 		}
 	}
-	return moved, nil
+	return nil
 }
 
 // DeadLetterCount is how many entries the dead-letter stream holds.

@@ -222,6 +222,8 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // applied again, which the event ids make harmless.
 func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	ids, events, letters := decodeBatch(msgs)
+	// Cleaned once here, so a retry below does not warn again.
+	events = r.e.storableTexts(events)
 	refused, err := r.store(ctx, ids, events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
@@ -236,14 +238,10 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 			letters = append(letters, l)
 		}
 	}
-	moved, err := r.deadLetter(ctx, letters)
-	if err != nil {
+	// Dead letters are acknowledged as they are moved; one another
+	// consumer claimed meanwhile is neither moved nor acknowledged here.
+	if err := r.deadLetter(ctx, letters); err != nil {
 		return err
-	}
-	for _, l := range letters {
-		if moved[l.id] {
-			ids = append(ids, l.id) // acknowledged already; harmless again
-		}
 	}
 	return r.ack(ctx, ids)
 }
