@@ -23,7 +23,10 @@ import (
 const (
 	DefaultBasePath      = "/admin/v1"
 	DefaultHealthTimeout = 2 * time.Second
-	DefaultMaxBodyBytes  = 1 << 20
+	// DefaultMaxReconcileLag: GET /health answers 503 once the oldest
+	// event not yet in Postgres is older than this.
+	DefaultMaxReconcileLag = 60 * time.Second
+	DefaultMaxBodyBytes    = 1 << 20
 	// DefaultMaxImportBytes bounds a CSV import: about 400,000 typical rows.
 	DefaultMaxImportBytes = 16 << 20
 )
@@ -41,6 +44,10 @@ type Config struct {
 	Logger *zap.Logger
 	// HealthTimeout bounds each dependency check of GET /health. Default 2s.
 	HealthTimeout time.Duration
+	// MaxReconcileLag is the age of the oldest unreconciled event past
+	// which GET /health answers 503 (the reconciler is stalled or far
+	// behind). Default 60s.
+	MaxReconcileLag time.Duration
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxImportBytes bounds the CSV body of POST /users/import, which is
@@ -59,6 +66,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = DefaultHealthTimeout
+	}
+	if c.MaxReconcileLag == 0 {
+		c.MaxReconcileLag = DefaultMaxReconcileLag
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
@@ -79,6 +89,9 @@ func (c Config) validate() error {
 	}
 	if c.HealthTimeout < 0 {
 		return fmt.Errorf("health_timeout: must not be negative, got %s", c.HealthTimeout)
+	}
+	if c.MaxReconcileLag < 0 {
+		return fmt.Errorf("max_reconcile_lag: must not be negative, got %s", c.MaxReconcileLag)
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("max_body_bytes: must not be negative, got %d", c.MaxBodyBytes)
@@ -102,9 +115,22 @@ func (c Config) validate() error {
 		if t.Name == "" {
 			return fmt.Errorf("tokens[%d].name: must not be empty (it is recorded as the actor of every write)", i)
 		}
+		if err := checkActor(t.Name); err != nil {
+			return fmt.Errorf("tokens[%d].name: %w", i, err)
+		}
 		if _, err := ParseRole(string(t.Role)); err != nil {
 			return fmt.Errorf("tokens[%d].role: %w", i, err)
 		}
+	}
+	return nil
+}
+
+// checkActor validates a token name, which every write records as its
+// actor in events and the audit log: one line of valid UTF-8 without
+// control characters, at most metering.MaxActorLength bytes.
+func checkActor(name string) error {
+	if metering.CleanText(name, metering.MaxActorLength) != name {
+		return fmt.Errorf("must be one line of valid UTF-8 without control characters, at most %d bytes", metering.MaxActorLength)
 	}
 	return nil
 }
@@ -166,7 +192,8 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 func (a *api) routes() []route {
 	var all []route
 	for _, table := range [][]route{a.healthRoutes(), a.openAPIRoutes(), a.projectRoutes(), a.userRoutes(),
-		a.csvRoutes(), a.usageRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes()} {
+		a.csvRoutes(), a.usageRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes(),
+		a.deadLetterRoutes()} {
 		all = append(all, table...)
 	}
 	return all

@@ -198,8 +198,14 @@ func TestNewValidatesConfig(t *testing.T) {
 		"unknown role":     {admin.Config{Tokens: []admin.Token{{Name: "z", Secret: "s", Role: "root"}}}, "tokens[0].role"},
 		"empty role":       {admin.Config{Tokens: []admin.Token{{Name: "z", Secret: "s"}}}, "tokens[0].role"},
 		"empty name":       {admin.Config{Tokens: []admin.Token{{Secret: "s", Role: admin.RoleAdmin}}}, "tokens[0].name"},
-		"relative base":    {admin.Config{BasePath: "admin", Tokens: []admin.Token{ok}}, "base_path"},
-		"negative body":    {admin.Config{MaxBodyBytes: -1, Tokens: []admin.Token{ok}}, "max_body_bytes"},
+		// The name is every write's actor, in events and the audit log.
+		"NUL in name":        {admin.Config{Tokens: []admin.Token{ok, {Name: "ev\x00il", Secret: "s2", Role: admin.RoleAdmin}}}, "tokens[1].name"},
+		"invalid UTF-8 name": {admin.Config{Tokens: []admin.Token{{Name: "b\xffd", Secret: "s2", Role: admin.RoleAdmin}}}, "tokens[0].name"},
+		"two-line name":      {admin.Config{Tokens: []admin.Token{{Name: "a\nb", Secret: "s2", Role: admin.RoleAdmin}}}, "tokens[0].name"},
+		"overlong name":      {admin.Config{Tokens: []admin.Token{{Name: strings.Repeat("n", metering.MaxActorLength+1), Secret: "s2", Role: admin.RoleAdmin}}}, "tokens[0].name"},
+		"negative lag limit": {admin.Config{MaxReconcileLag: -time.Second, Tokens: []admin.Token{ok}}, "max_reconcile_lag"},
+		"relative base":      {admin.Config{BasePath: "admin", Tokens: []admin.Token{ok}}, "base_path"},
+		"negative body":      {admin.Config{MaxBodyBytes: -1, Tokens: []admin.Token{ok}}, "max_body_bytes"},
 	} {
 		_, err := admin.New(b.Engine, tc.cfg)
 		require.Error(t, err, name)
@@ -210,6 +216,8 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.Error(t, err)
 	_, err = admin.New(b.Engine, admin.Config{Tokens: []admin.Token{ok}})
 	require.NoError(t, err)
+	_, err = admin.New(b.Engine, admin.Config{Tokens: []admin.Token{{Name: "Ops team — Ünïcode", Secret: "s", Role: admin.RoleAdmin}}})
+	require.NoError(t, err, "any one-line printable name is fine")
 
 	for s, want := range map[string]admin.Role{"admin": admin.RoleAdmin, "viewer": admin.RoleViewer} {
 		r, err := admin.ParseRole(s)
@@ -226,9 +234,11 @@ func TestHealth(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	r := e.do(t, "GET", base+"/health", "", "").requireStatus(t, http.StatusOK)
-	m := requireKeys(t, r.body, "redis", "postgres", "reconcile_lag_seconds")
+	m := requireKeys(t, r.body, "redis", "postgres", "reconciler", "reconcile_lag_seconds", "dead_letters")
 	require.Equal(t, "ok", m["redis"])
 	require.Equal(t, "ok", m["postgres"])
+	require.Equal(t, "ok", m["reconciler"])
+	require.Equal(t, num("0"), m["dead_letters"])
 	lag, ok := m["reconcile_lag_seconds"].(json.Number)
 	require.True(t, ok, "lag is a number: %s", r.raw)
 	f, err := lag.Float64()
@@ -260,7 +270,9 @@ func TestHealthReportsFailingRedis(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m))
 	require.True(t, strings.HasPrefix(m["redis"].(string), "error: "), "%v", m)
 	require.Equal(t, "ok", m["postgres"])
+	require.Equal(t, "unknown", m["reconciler"])
 	require.Contains(t, m, "reconcile_lag_seconds")
+	require.Nil(t, m["dead_letters"])
 
 	// Other routes fail closed with 503 unavailable, not 500.
 	rec = httptest.NewRecorder()

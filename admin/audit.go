@@ -58,13 +58,9 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if f.From != nil && f.To != nil && !f.To.After(*f.From) {
 		return invalidArg("to", "must be after from (to is exclusive)")
 	}
-	limit := defaultAuditLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxAuditLimit {
-			return invalidArg("limit", "must be a whole number from 1 to 1000")
-		}
-		limit = n
+	limit, err := pageLimit(q, defaultAuditLimit, maxAuditLimit)
+	if err != nil {
+		return err
 	}
 	if c := q.Get("cursor"); c != "" || q.Has("cursor") {
 		cur, err := metering.ParseAuditCursor(c)

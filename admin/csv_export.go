@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/csv"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,7 +53,7 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rc := http.NewResponseController(w)
-	cw := csv.NewWriter(w)
+	cw := NewCSVWriter(w)
 	started := false
 	record := make([]string, len(exportHeader))
 	err = a.forEachUserPage(r.Context(), uq, func(page []metering.UserView) error {

@@ -1,7 +1,7 @@
 package admin
 
 import (
-	"encoding/csv"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -127,51 +127,56 @@ func onlyParams(q url.Values, allowed ...string) error {
 
 // usageRowJSON prints a row with the grouping's key first: "day", "user",
 // "project" (null for usage outside any project) or "model" (null for
-// fixed-cost usage), then the sums.
+// fixed-cost usage), then the sums. Every value goes through
+// encoding/json, so any text in the ledger (an old row's model name with
+// control characters included) comes out as valid JSON.
 type usageRowJSON struct {
 	group metering.UsageGroup
 	row   metering.UsageRow
 }
 
+// usageSumsJSON is the part of a row after its key.
+type usageSumsJSON struct {
+	Requests  int64            `json:"requests"`
+	Credits   metering.Credits `json:"credits"`
+	Allowance metering.Credits `json:"allowance"`
+	Pool      metering.Credits `json:"pool"`
+	Awarded   metering.Credits `json:"awarded"`
+	Purchased metering.Credits `json:"purchased"`
+}
+
 func (u usageRowJSON) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
+	r := u.row
+	sums, err := json.Marshal(usageSumsJSON{Requests: r.Requests, Credits: r.Credits, Allowance: r.Allowance,
+		Pool: r.Pool, Awarded: r.Awarded, Purchased: r.Purchased})
+	if err != nil || u.group == metering.GroupNone {
+		return sums, err
+	}
+	var key any
 	switch u.group {
 	case metering.GroupDay:
-		b = append(b, `"day":"`...)
-		b = u.row.Day.AppendFormat(b, time.DateOnly)
-		b = append(b, `",`...)
+		key = r.Day.Format(time.DateOnly)
 	case metering.GroupUser:
-		b = append(b, `"user":`...)
-		b = strconv.AppendQuote(b, u.row.User)
-		b = append(b, ',')
+		key = r.User
 	case metering.GroupProject:
-		b = append(b, `"project":`...)
-		if u.row.Project == "" {
-			b = append(b, "null"...)
-		} else {
-			b = strconv.AppendQuote(b, u.row.Project)
-		}
-		b = append(b, ',')
+		key = nullIfEmpty(r.Project)
 	case metering.GroupModel:
-		b = append(b, `"model":`...)
-		if u.row.Model == "" {
-			b = append(b, "null"...)
-		} else {
-			b = strconv.AppendQuote(b, u.row.Model)
-		}
-		b = append(b, ',')
+		key = nullIfEmpty(r.Model)
 	}
-	b = append(b, `"requests":`...)
-	b = strconv.AppendInt(b, u.row.Requests, 10)
-	for _, f := range []struct {
-		name string
-		v    metering.Credits
-	}{{"credits", u.row.Credits}, {"allowance", u.row.Allowance}, {"pool", u.row.Pool},
-		{"awarded", u.row.Awarded}, {"purchased", u.row.Purchased}} {
-		b = append(b, `,"`+f.name+`":`...)
-		b = f.v.AppendText(b)
+	b, err := json.Marshal(map[string]any{string(u.group): key})
+	if err != nil {
+		return nil, err
 	}
-	return append(b, '}'), nil
+	// {"model":"x"} and {"requests":...} make {"model":"x","requests":...}.
+	return append(append(b[:len(b)-1], ','), sums[1:]...), nil
+}
+
+// nullIfEmpty is nil (JSON null) for "", else s.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // writeUsageCSV writes the report as CSV: a header naming the columns, the
@@ -181,7 +186,7 @@ func writeUsageCSV(w http.ResponseWriter, group metering.UsageGroup, rows []mete
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="usage.csv"`)
 	w.WriteHeader(http.StatusOK)
-	cw := csv.NewWriter(w)
+	cw := NewCSVWriter(w)
 	header := []string{"requests", "credits", "allowance", "pool", "awarded", "purchased"}
 	key := func(metering.UsageRow) []string { return nil }
 	switch group {

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -26,6 +27,9 @@ type AdminHandler struct {
 	BasePath string `json:"base_path,omitempty"`
 	// MaxImportBytes bounds the CSV body of POST /users/import. Default 16 MiB.
 	MaxImportBytes int64 `json:"max_import_bytes,omitempty"`
+	// MaxReconcileLag is the age of the oldest event not yet in Postgres
+	// past which GET /health answers 503 (reconciler stalled). Default 60s.
+	MaxReconcileLag caddy.Duration `json:"max_reconcile_lag,omitempty"`
 
 	handler http.Handler
 }
@@ -68,7 +72,7 @@ func (a *AdminHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("metering_admin: no usable token (set the admin token's secret, e.g. TOLLGATE_ADMIN_TOKEN)")
 	}
 	a.handler, err = admin.New(app.Engine(), admin.Config{BasePath: a.BasePath, Tokens: tokens, Logger: log,
-		MaxImportBytes: a.MaxImportBytes})
+		MaxImportBytes: a.MaxImportBytes, MaxReconcileLag: time.Duration(a.MaxReconcileLag)})
 	if err != nil {
 		return fmt.Errorf("metering_admin: %w", err)
 	}

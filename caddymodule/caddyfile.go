@@ -262,6 +262,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		token     <secret> <name> <admin|viewer>
 //		base_path <path>
 //		max_import_size <size>   (e.g. 16MiB, 500KB, 1048576)
+//		max_reconcile_lag <duration>   (e.g. 60s, 5m)
 //	}
 func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	a := new(AdminHandler)
@@ -296,6 +297,18 @@ func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 				return nil, h.Errf("max_import_size %q: must be a positive size such as 16MiB", h.Val())
 			}
 			a.MaxImportBytes = int64(size)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "max_reconcile_lag":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			d, err := caddy.ParseDuration(h.Val())
+			if err != nil || d <= 0 {
+				return nil, h.Errf("max_reconcile_lag %q: must be a positive duration such as 60s", h.Val())
+			}
+			a.MaxReconcileLag = caddy.Duration(d)
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}

@@ -88,11 +88,16 @@ func TestParseAdminHandler(t *testing.T) {
 		token s3cret reports viewer
 		base_path /api
 		max_import_size 2MiB
+		max_reconcile_lag 90s
 	}`)})
 	require.NoError(t, err)
 	a := h.(*AdminHandler)
 	require.Equal(t, "/api", a.BasePath)
 	require.Equal(t, int64(2<<20), a.MaxImportBytes)
+	require.Equal(t, caddy.Duration(90*time.Second), a.MaxReconcileLag)
+	raw, err := json.Marshal(a)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"max_reconcile_lag":90000000000`, "the JSON config carries it")
 	for in, want := range map[string]int64{"1048576": 1 << 20, "500KB": 500_000, "16mib": 16 << 20} {
 		h, err := parseAdminHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering_admin {\n max_import_size " + in + "\n}")})
 		require.NoError(t, err, in)
@@ -101,14 +106,18 @@ func TestParseAdminHandler(t *testing.T) {
 	require.Equal(t, []AdminToken{{Secret: "{env.A}", Name: "ops", Role: "admin"}, {Secret: "s3cret", Name: "reports", Role: "viewer"}}, a.Tokens)
 
 	for in, msg := range map[string]string{
-		"metering_admin {\n token a\n}":               "token takes",
-		"metering_admin {\n nope\n}":                  "unknown metering_admin subdirective",
-		"metering_admin {\n base_path\n}":             "wrong argument count",
-		"metering_admin arg":                          "wrong argument count",
-		"metering_admin {\n max_import_size\n}":       "wrong argument count",
-		"metering_admin {\n max_import_size lots\n}":  "max_import_size",
-		"metering_admin {\n max_import_size 0\n}":     "max_import_size",
-		"metering_admin {\n max_import_size 1MB 2\n}": "wrong argument count",
+		"metering_admin {\n token a\n}":                "token takes",
+		"metering_admin {\n nope\n}":                   "unknown metering_admin subdirective",
+		"metering_admin {\n base_path\n}":              "wrong argument count",
+		"metering_admin arg":                           "wrong argument count",
+		"metering_admin {\n max_import_size\n}":        "wrong argument count",
+		"metering_admin {\n max_import_size lots\n}":   "max_import_size",
+		"metering_admin {\n max_import_size 0\n}":      "max_import_size",
+		"metering_admin {\n max_import_size 1MB 2\n}":  "wrong argument count",
+		"metering_admin {\n max_reconcile_lag\n}":      "wrong argument count",
+		"metering_admin {\n max_reconcile_lag soon\n}": "max_reconcile_lag",
+		"metering_admin {\n max_reconcile_lag 0s\n}":   "max_reconcile_lag",
+		"metering_admin {\n max_reconcile_lag 1m 2\n}": "wrong argument count",
 	} {
 		_, err := parseAdminHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
 		require.ErrorContains(t, err, msg, in)

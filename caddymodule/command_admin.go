@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/tollgate/tollgate/admin"
 	"github.com/tollgate/tollgate/admin/adminclient"
 )
 
@@ -159,7 +159,7 @@ func runUsersImport(ctx context.Context, c *adminclient.Client, file string, dry
 	if err != nil {
 		return err
 	}
-	out := csv.NewWriter(stdout)
+	out := admin.NewCSVWriter(stdout) // cells are neutralised for spreadsheets
 	if dryRun {
 		out.Write([]string{"line", "username", "status", "error"})
 		for _, row := range res.Rows {

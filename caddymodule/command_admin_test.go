@@ -235,3 +235,26 @@ func TestCLIUsage(t *testing.T) {
 	_, _, err = runCLI(t, url, "usage", "stray")
 	require.Error(t, err)
 }
+
+// TestCLIImportResultsAreSafeCSV: the dry run's CSV echoes what the file
+// had; a cell that a spreadsheet would run as a formula is neutralised.
+func TestCLIImportResultsAreSafeCSV(t *testing.T) {
+	t.Parallel()
+	w := newCLIWorld(t)
+	file := writeFile(t, "username,project,initial_credits\nann,,1\n\"=HYPERLINK(\"\"http://x\"\")\",,1\n@sum,,-2\n")
+	out, _, err := runCLI(t, w.url, "users", "import", file, "--dry-run")
+	require.ErrorContains(t, err, "2 of 3 rows are invalid")
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 4, out)
+	require.Equal(t, []string{"2", "ann", "ok", ""}, recs[1])
+	require.Equal(t, `'=HYPERLINK("http://x")`, recs[2][1])
+	require.Equal(t, "'@sum", recs[3][1])
+	for _, rec := range recs[1:] {
+		for _, cell := range rec {
+			if cell != "" {
+				require.NotContains(t, "=+-@\t\r", cell[:1], "cell %q starts a formula", cell)
+			}
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -149,29 +148,24 @@ func raiseCheckpoint(ctx context.Context, rdb redis.UniversalClient, keys RedisK
 
 var checkpointScript = mustScript("checkpoint.lua")
 
-// drainStreamToLedger applies every event in the stream to the ledger. It
-// acknowledges nothing: the reconciler goes on as before and finds the
-// entries already applied.
+// drainStreamToLedger applies every event in the stream to the ledger, as
+// the reconciler does. It acknowledges nothing: the reconciler goes on as
+// before, finds the entries already applied, and dead-letters the ones
+// Postgres refused.
 func (e *Engine) drainStreamToLedger(ctx context.Context) (int, error) {
 	applied, from := 0, "-"
+	r := &Reconciler{e: e, log: e.log}
 	for {
 		msgs, err := e.rdb.XRangeN(ctx, e.keys.Events(), from, "+", 5000).Result()
 		if err != nil {
 			return applied, err
 		}
-		events := make([]Event, 0, len(msgs))
-		for _, m := range msgs {
-			if ev, err := parseStreamEvent(m.Values); err == nil {
-				events = append(events, ev)
-			} // a malformed entry is the reconciler's to dead-letter
-		}
-		if err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-			_, err := applyEvents(ctx, tx, events)
-			return err
-		}); err != nil {
+		ids, events, _ := decodeBatch(msgs)
+		refused, err := r.store(ctx, ids, e.storableTexts(events))
+		if err != nil {
 			return applied, err
 		}
-		applied += len(events)
+		applied += len(events) - len(refused)
 		if len(msgs) < 5000 {
 			return applied, nil
 		}

@@ -119,7 +119,7 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 		if err := insertKeysBulk(ctx, tx, userIDs, infos); err != nil {
 			return err
 		}
-		if _, err := applyEvents(ctx, tx, e.initialCreditEvents(actor, rows, users, now)); err != nil {
+		if _, err := e.applyEvents(ctx, tx, e.initialCreditEvents(actor, rows, users, now)); err != nil {
 			return err
 		}
 		if err := insertAudit(ctx, tx, importAudit(actor, rows, projects)); err != nil {

@@ -121,7 +121,7 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		ev.Pool = a.delta
 	}
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		if _, err := applyEvents(ctx, tx, []Event{ev}); err != nil {
+		if _, err := e.applyEvents(ctx, tx, []Event{ev}); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, a.audit)
@@ -148,6 +148,9 @@ func (e *Engine) AdjustCredits(ctx context.Context, actor, username string, buck
 	if delta == 0 {
 		return UserView{}, invalid("delta", "must not be zero")
 	}
+	if err := CheckText("note", note, MaxNoteLength); err != nil {
+		return UserView{}, err
+	}
 	u, err := getUserByName(ctx, e.db, username)
 	if err != nil {
 		return UserView{}, err
@@ -166,6 +169,9 @@ func (e *Engine) AdjustCredits(ctx context.Context, actor, username string, buck
 func (e *Engine) AdjustPool(ctx context.Context, actor, name string, delta Credits, note string) (Project, error) {
 	if delta == 0 {
 		return Project{}, invalid("delta", "must not be zero")
+	}
+	if err := CheckText("note", note, MaxNoteLength); err != nil {
+		return Project{}, err
 	}
 	p, err := getProjectByName(ctx, e.db, name)
 	if err != nil {

@@ -43,7 +43,7 @@ func (e *Engine) SettleProject(ctx context.Context, actor, name string) (Project
 	audit := AuditEntry{Actor: actor, Action: "project.settle", Target: p.Name,
 		Details: map[string]any{"members": len(members), "refills": refills, "grants": len(events) - refills}}
 	err = e.applyWithRetry(ctx, func(tx pgx.Tx) error {
-		if _, err := applyEvents(ctx, tx, events); err != nil {
+		if _, err := e.applyEvents(ctx, tx, events); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, audit)

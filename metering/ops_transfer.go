@@ -36,6 +36,9 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 	case amount > MaxCredits:
 		return UserView{}, UserView{}, invalid("amount", "must be at most 9007199254.740991")
 	}
+	if err := CheckText("note", note, MaxNoteLength); err != nil {
+		return UserView{}, UserView{}, err
+	}
 	src, err := getUserByName(ctx, e.db, from)
 	if err != nil {
 		return UserView{}, UserView{}, err
@@ -118,7 +121,7 @@ func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amou
 			[]int64{src.ID, dst.ID}); err != nil {
 			return err
 		}
-		if _, err := applyEvents(ctx, tx, events); err != nil {
+		if _, err := e.applyEvents(ctx, tx, events); err != nil {
 			return err
 		}
 		// One entry per user, so each user's audit trail shows the transfer.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -167,20 +166,28 @@ func (r *Reconciler) loop(ctx context.Context) {
 
 // RunOnce applies one batch: this consumer's pending entries first, then
 // entries abandoned by other consumers, then new ones (waiting up to Block).
-// It returns how many entries it acknowledged.
+// It returns how many entries it handled (recorded or dead-lettered).
 func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
 		// move between it and the ledger until then.
 		return 0, r.e.VerifyRedis(ctx)
 	}
-	stream := r.e.keys.Events()
-	if err := r.ensureGroup(ctx); err != nil {
+	msgs, err := r.next(ctx)
+	if err != nil || len(msgs) == 0 {
 		return 0, err
+	}
+	return len(msgs), r.apply(ctx, msgs)
+}
+
+// next reads the round's batch.
+func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
+	if err := r.ensureGroup(ctx); err != nil {
+		return nil, err
 	}
 	msgs, err := r.read(ctx, "0", -1)
 	if err == nil && len(msgs) == 0 {
-		msgs, _, err = r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: stream, Group: r.cfg.Group,
+		msgs, _, err = r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
 			Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.cfg.BatchSize)}).Result()
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
@@ -188,13 +195,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 	for wait := r.cfg.Block; err == nil && len(msgs) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
 		msgs, err = r.read(ctx, ">", min(wait, blockSlice))
 	}
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	if len(msgs) == 0 {
-		return 0, nil
-	}
-	return len(msgs), r.apply(ctx, msgs)
+	return msgs, unavailable(err)
 }
 
 const blockSlice = 100 * time.Millisecond
@@ -219,83 +220,110 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 	return nil
 }
 
+// apply records a batch: the events Postgres takes go to the ledger, the
+// entries it never can (malformed, or refused for what they contain) to
+// the dead-letter stream; then every entry handled is acknowledged. An
+// error (Postgres or Redis unavailable) leaves the batch pending, to be
+// applied again, which the event ids make harmless.
 func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
-	events := make([]Event, 0, len(msgs))
-	ids := make([]string, 0, len(msgs))
-	var bad []redis.XMessage
-	for _, m := range msgs {
-		ids = append(ids, m.ID)
-		if m.Values == nil {
-			// Deleted from the stream while pending: only an outside XDEL
-			// or XTRIM does that (ack.lua never trims pending entries).
-			r.log.Error("pending entry was deleted from the stream before it was reconciled; its event is lost",
-				zap.String("entry", m.ID))
-			continue
-		}
-		ev, err := parseStreamEvent(m.Values)
-		if err != nil {
-			bad = append(bad, m)
-			r.log.Error("malformed event moved to the dead-letter stream", zap.String("entry", m.ID), zap.Error(err))
-			continue
-		}
-		events = append(events, ev)
-	}
-	var seq int64
-	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) error {
-		if _, err := applyEvents(ctx, tx, events); err != nil {
-			return err
-		}
-		// Every event numbered up to here was made by a script that had
-		// run before the number was drawn: Redis reflects them all (the
-		// checkpoint heal.go starts from).
-		return tx.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&seq)
-	})
+	ids, events, letters := decodeBatch(msgs)
+	// Cleaned once here, so a retry below does not warn again.
+	events = r.e.storableTexts(events)
+	refused, err := r.store(ctx, ids, events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
 	}
-	stream := r.e.keys.Events()
-	if len(bad) > 0 {
-		_, err = r.e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, m := range bad {
-				p.XAdd(ctx, &redis.XAddArgs{Stream: stream + ":dead", Values: m.Values})
-			}
-			return nil
-		})
-		if err != nil {
-			return unavailable(err)
+	if len(refused) > 0 {
+		values := make(map[string]map[string]any, len(msgs))
+		for _, m := range msgs {
+			values[m.ID] = m.Values
+		}
+		for _, l := range refused {
+			l.values = values[l.id]
+			letters = append(letters, l)
 		}
 	}
-	// Acknowledge, then trim every entry that is now in Postgres so the
-	// stream's memory stays bounded and its first entry is always the
-	// oldest unreconciled event. One script, so no other consumer's read
-	// can fall between the pending check and the trim (see ack.lua).
+	// Every event numbered up to now in the ledger was made by a script
+	// that had run before its number was drawn: Redis reflects them all.
+	// Raised in Redis after the batch, it is where a heal starts from.
+	var seq int64
+	if err := r.e.db.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&seq); err != nil {
+		return fmt.Errorf("read the ledger sequence: %w", err)
+	}
+	// Dead letters are acknowledged as they are moved; one another
+	// consumer claimed meanwhile is neither moved nor acknowledged here.
+	if err := r.deadLetter(ctx, letters); err != nil {
+		return err
+	}
+	if err := r.ack(ctx, ids); err != nil {
+		return err
+	}
+	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
+}
+
+// decodeBatch splits a batch into the events to record (with their entry
+// ids) and the entries to dead-letter: deleted from the stream (only an
+// outside XDEL or XTRIM does that: ack.lua never trims pending entries),
+// malformed, or not storable (checkRow).
+func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters []letter) {
+	ids, events = make([]string, 0, len(msgs)), make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Values == nil {
+			letters = append(letters, letter{id: m.ID, reason: "deleted from the stream before it was reconciled"})
+			continue
+		}
+		ev, err := parseStreamEvent(m.Values)
+		if err == nil {
+			err = checkRow(&ev)
+		}
+		if err != nil {
+			letters = append(letters, letter{id: m.ID, reason: "malformed event: " + err.Error(), values: m.Values})
+			continue
+		}
+		ids, events = append(ids, m.ID), append(events, ev)
+	}
+	return ids, events, letters
+}
+
+// store writes events (their entry ids alongside) to Postgres. A batch
+// refused for a data reason is split in halves, each in its own
+// transaction, until the refused events stand alone: they are returned,
+// the others are recorded. A batch of n entries with k refused costs about
+// 2k·log2(n) extra transactions, once. Any other error is returned: the
+// batch stays pending and is retried.
+func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) error {
+		_, err := r.e.applyEvents(ctx, tx, events)
+		return err
+	})
+	if err == nil || !isDataError(err) {
+		return nil, err
+	}
+	if len(events) == 1 {
+		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, nil
+	}
+	mid := len(events) / 2
+	first, err := r.store(ctx, ids[:mid], events[:mid])
+	if err != nil {
+		return nil, err
+	}
+	second, err := r.store(ctx, ids[mid:], events[mid:])
+	return append(first, second...), err
+}
+
+// ack acknowledges entries now in Postgres (or dead-lettered) and trims
+// every entry that is done, so the stream's memory stays bounded and its
+// first entry is always the oldest unreconciled event. One script, so no
+// other consumer's read can fall between the pending check and the trim
+// (see ack.lua).
+func (r *Reconciler) ack(ctx context.Context, ids []string) error {
 	args := make([]any, 0, len(ids)+1)
 	args = append(args, r.cfg.Group)
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	if err := ackScript.Run(ctx, r.e.rdb, []string{stream}, args...).Err(); err != nil {
-		return unavailable(err)
-	}
-	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
-}
-
-// ReconcileLag is the age of the oldest event not yet in Postgres: zero when
-// the stream is drained.
-func (e *Engine) ReconcileLag(ctx context.Context) (time.Duration, error) {
-	stream := e.keys.Events()
-	first, err := e.rdb.XRangeN(ctx, stream, "-", "+", 1).Result()
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	if len(first) == 0 {
-		return 0, nil
-	}
-	// Entries are deleted once reconciled, so the stream's first entry is
-	// the oldest one not yet in Postgres.
-	ms, err := strconv.ParseInt(strings.SplitN(first[0].ID, "-", 2)[0], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stream id %q: %w", first[0].ID, err)
-	}
-	return max(time.Since(time.UnixMilli(ms)), 0), nil // Redis stamps ids with its real clock
+	return unavailable(ackScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events()}, args...).Err())
 }

@@ -3,9 +3,12 @@ package metering
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 )
 
 var eventCopyColumns = []string{"event_id", "kind", "occurred_at", "user_id", "username",
@@ -77,11 +80,13 @@ SELECT count(*) FROM ins`
 
 // applyEvents records events in the ledger and updates balances, in the
 // caller's transaction, each event at most once however often it is applied.
-// It returns how many were new.
-func applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) {
+// It returns how many were new. Texts Postgres would refuse are cleaned
+// first (storableTexts), so a text never costs the ledger a money event.
+func (e *Engine) applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	events = e.storableTexts(events)
 	// The staging table lives per connection and empties itself at commit.
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS event_staging
 		(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
@@ -131,4 +136,81 @@ func nullInt(v int64, ok bool) any {
 		return nil
 	}
 	return v
+}
+
+// Bounds of the texts only a corrupt event can exceed: names pass ValidName
+// (63 bytes), ids are made by EventIDs, kinds are constants.
+const (
+	maxStoredName = 200
+	maxEventID    = 128
+	maxEventKind  = 32
+)
+
+// storable reports whether Postgres takes s as text within max bytes: valid
+// UTF-8 without NUL. (Other control characters are storable; the texts
+// admins type keep their line breaks.)
+func storable(s string, max int) bool {
+	return len(s) <= max && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// checkRow refuses an event Postgres could never take for a reason other
+// than its texts (which storableTexts cleans): an id or kind that is not a
+// short printable text (the id is the ledger's idempotency key, so it is
+// never altered), a time outside Postgres's range, an upstream status that
+// does not fit its int column. Such an event is malformed; it is checked
+// in Go because pgx or Postgres would report it in ways hard to tell from
+// an outage.
+func checkRow(ev *Event) error {
+	switch {
+	case CleanText(ev.ID, maxEventID) != ev.ID:
+		return fmt.Errorf("event id %q is not a printable text of at most %d bytes", CleanText(ev.ID, maxEventID), maxEventID)
+	case CleanText(ev.Kind, maxEventKind) != ev.Kind:
+		return fmt.Errorf("kind %q is not a printable text of at most %d bytes", CleanText(ev.Kind, maxEventKind), maxEventKind)
+	case ev.At.Year() < 1970 || ev.At.Year() > 9999:
+		return fmt.Errorf("time %d ms is outside the years 1970 to 9999", ev.At.UnixMilli())
+	case ev.UpstreamStatus < math.MinInt32 || ev.UpstreamStatus > math.MaxInt32:
+		return fmt.Errorf("upstream status %d does not fit", ev.UpstreamStatus)
+	}
+	return nil
+}
+
+// eventText is one text field of an event, for storableTexts.
+type eventText struct {
+	name string
+	s    *string
+	max  int
+}
+
+// texts lists ev's text fields, pointing into ev.
+func (ev *Event) texts() [6]eventText {
+	return [...]eventText{{"username", &ev.Username, maxStoredName}, {"project_name", &ev.ProjectName, maxStoredName},
+		{"request", &ev.Request, MaxRequestLabel}, {"actor", &ev.Actor, MaxActorLength},
+		{"note", &ev.Note, MaxNoteLength}, {"model", &ev.Model, MaxModelName}}
+}
+
+// storableTexts returns events with every text Postgres would refuse made
+// storable by CleanText, logging a warning for each. Gateways and the admin
+// API clean or refuse texts before they reach Redis, so this only fires for
+// an event written by a buggy or older gateway, or straight into the
+// stream; without it one such text would make Postgres refuse the whole
+// batch. The caller's slice is left alone: it is copied when something
+// changes.
+func (e *Engine) storableTexts(events []Event) []Event {
+	out := events
+	for i := range events {
+		for j, f := range events[i].texts() {
+			if storable(*f.s, f.max) {
+				continue
+			}
+			if &out[0] == &events[0] {
+				out = append([]Event(nil), events...)
+			}
+			clean := CleanText(*f.s, f.max)
+			*out[i].texts()[j].s = clean
+			e.log.Warn("event text is not storable in Postgres; recorded cleaned",
+				zap.String("event", events[i].ID), zap.String("field", f.name), zap.Int("bytes", len(*f.s)),
+				zap.String("recorded", clean))
+		}
+	}
+	return out
 }

@@ -83,7 +83,7 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 	}
 	if len(events) > 0 {
 		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-			_, err := applyEvents(ctx, tx, events)
+			_, err := e.applyEvents(ctx, tx, events)
 			return err
 		})
 		if err != nil {

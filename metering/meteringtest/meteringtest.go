@@ -348,3 +348,35 @@ func (b *Bundle) AssertConsistent(t testing.TB) {
 		}
 	}
 }
+
+// RefuseEvents installs a trigger that makes Postgres refuse every event
+// row for which the PL/pgSQL condition holds (e.g. "NEW.note = 'x'", or
+// "true" for all) with SQLSTATE code, as a constraint (class 23), bad data
+// (22) or an outage (53000: insufficient resources) would. The returned
+// function removes it; the test's cleanup does too.
+func (b *Bundle) RefuseEvents(t testing.TB, condition, code string) (remove func()) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.DB.Exec(ctx, `
+		CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF `+condition+` THEN
+				RAISE EXCEPTION 'refused for the test' USING ERRCODE = '`+code+`';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_events BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_events();`)
+	if err != nil {
+		t.Fatalf("install refuse_events trigger: %v", err)
+	}
+	var once sync.Once
+	remove = func() {
+		once.Do(func() {
+			if _, err := b.DB.Exec(ctx, `DROP TRIGGER refuse_events ON events; DROP FUNCTION refuse_events()`); err != nil {
+				t.Errorf("remove refuse_events trigger: %v", err)
+			}
+		})
+	}
+	t.Cleanup(remove)
+	return remove
+}

@@ -1,0 +1,201 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Dead letters: stream entries the reconciler can never record in
+// Postgres (malformed, or refused by Postgres for what they contain) are
+// moved to a stream of their own with the reason, so that one bad entry
+// cannot stop the ledger for everyone. A dead-lettered entry that moves a
+// balance means Postgres lacks a change Redis has: an admin must look.
+
+// DeadLetters is the stream of entries the reconciler could not record.
+func (k RedisKeys) DeadLetters() string { return k.tag + ":events:dead" }
+
+var deadLetterScript = mustScript("deadletter.lua")
+
+// deadFieldPrefix marks a dead letter's copy of the entry's fields
+// (deadletter.lua), apart from its own fields entry, reason and consumer.
+const deadFieldPrefix = "f:"
+
+// DeadLetter is one entry of the dead-letter stream.
+type DeadLetter struct {
+	// ID is the dead letter's own stream id (the listing's cursor).
+	ID string
+	// At is when it was dead-lettered.
+	At time.Time
+	// Entry is the event stream id the entry had ("" for dead letters
+	// written before reasons were recorded).
+	Entry    string
+	Reason   string
+	Consumer string
+	// Fields are the entry's fields as written to the event stream.
+	Fields map[string]string
+	// Event is Fields decoded, nil when they do not decode.
+	Event *Event
+	// Money: the entry changes a balance, which Postgres therefore lacks.
+	Money bool
+}
+
+// letter is an entry to dead-letter: its id, why, and its fields (nil for
+// an entry deleted from the stream before it was read).
+type letter struct {
+	id     string
+	reason string
+	values map[string]any
+}
+
+// moneyFields are the stream fields of the balance deltas.
+var moneyFields = []string{"a", "pl", "aw", "pr", "pu"}
+
+// movesMoney reports whether an entry's fields change a balance.
+func movesMoney(values map[string]any) bool {
+	for _, f := range moneyFields {
+		if s, _ := values[f].(string); s != "" && s != "0" {
+			return true
+		}
+	}
+	return false
+}
+
+// isDataError reports whether Postgres refused rows for what they contain
+// (SQLSTATE class 22 data exception, 23 integrity constraint violation):
+// the same rows will be refused again, so retrying cannot help. Every
+// other error (connection, availability, locks, timeouts, a missing
+// migration) is retried with backoff, since it is no fault of the rows.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}
+
+// deadLetter moves letters to the dead-letter stream and acknowledges
+// them, logging each it moved: a letter another consumer claimed meanwhile
+// is left to that consumer (deadletter.lua).
+func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
+	if len(letters) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2+2*len(letters))
+	args = append(args, r.cfg.Group, r.cfg.Consumer)
+	for _, l := range letters {
+		args = append(args, l.id, CleanText(l.reason, MaxNoteLength))
+	}
+	ids, err := deadLetterScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events(), r.e.keys.DeadLetters()}, args...).StringSlice()
+	if err != nil {
+		return unavailable(err)
+	}
+	moved := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		moved[id] = true
+	}
+	for _, l := range letters {
+		if !moved[l.id] {
+			continue
+		}
+		fields := []zap.Field{zap.String("entry", l.id), zap.String("reason", l.reason),
+			zap.String("dead_letters", r.e.keys.DeadLetters())}
+		switch {
+		case l.values == nil:
+			r.log.Error("stream entry was deleted before it was reconciled; its event is lost", fields...)
+		case movesMoney(l.values):
+			ev, _ := l.values["id"].(string)
+			r.log.Error("balance change dead-lettered: Redis has it, the Postgres ledger does not; record it by hand",
+				append(fields, zap.String("event", CleanText(ev, maxEventID)))...)
+		default:
+			r.log.Error("event dead-lettered", fields...)
+		}
+	}
+	return nil
+}
+
+// DeadLetterCount is how many entries the dead-letter stream holds.
+func (e *Engine) DeadLetterCount(ctx context.Context) (int64, error) {
+	n, err := e.rdb.XLen(ctx, e.keys.DeadLetters()).Result()
+	return n, unavailable(err)
+}
+
+var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// ListDeadLetters returns up to limit dead letters, newest first, older
+// than the cursor before ("" for the newest), and the cursor of the next
+// page ("" when this is the last).
+func (e *Engine) ListDeadLetters(ctx context.Context, limit int, before string) ([]DeadLetter, string, error) {
+	if limit < 1 {
+		return nil, "", invalid("limit", "must be positive")
+	}
+	end := "+"
+	if before != "" {
+		if !streamID.MatchString(before) {
+			return nil, "", invalid("cursor", "is not a cursor this list returned")
+		}
+		end = "(" + before
+	}
+	msgs, err := e.rdb.XRevRangeN(ctx, e.keys.DeadLetters(), end, "-", int64(limit)+1).Result()
+	if err != nil {
+		return nil, "", unavailable(err)
+	}
+	next := ""
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		next = msgs[limit-1].ID
+	}
+	out := make([]DeadLetter, len(msgs))
+	for i, m := range msgs {
+		out[i] = decodeDeadLetter(m)
+	}
+	return out, next, nil
+}
+
+// decodeDeadLetter reads a dead letter. One written before dead letters
+// had a reason is a bare copy of a malformed entry's fields.
+func decodeDeadLetter(m redis.XMessage) DeadLetter {
+	d := DeadLetter{ID: m.ID, At: streamTime(m.ID), Fields: map[string]string{}}
+	_, current := m.Values["reason"]
+	values := make(map[string]any, len(m.Values))
+	for k, v := range m.Values {
+		s, _ := v.(string)
+		name, isField := strings.CutPrefix(k, deadFieldPrefix)
+		switch {
+		case !current:
+			name, isField = k, true
+		case k == "entry":
+			d.Entry = s
+		case k == "reason":
+			d.Reason = s
+		case k == "consumer":
+			d.Consumer = s
+		}
+		if isField {
+			d.Fields[name] = s
+			values[name] = s
+		}
+	}
+	if !current {
+		d.Reason = "malformed event (dead-lettered before reasons were recorded)"
+	}
+	if ev, err := parseStreamEvent(values); err == nil {
+		d.Event = &ev
+	}
+	d.Money = movesMoney(values)
+	return d
+}
+
+// streamTime is the time a stream id was assigned (Redis's clock); zero
+// for an id that is not one.
+func streamTime(id string) time.Time {
+	ms, err := strconv.ParseInt(strings.SplitN(id, "-", 2)[0], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
