@@ -94,7 +94,10 @@ func New(t testing.TB, opts Options) *Bundle {
 	}
 	// As the gateway does: every new connection checks that Redis did not
 	// restart unverified.
-	b.Redis = redisClient(t, func(o *redis.Options) { o.OnConnect = fence.OnConnect })
+	b.Redis = redisClient(t, func(o *redis.Options) {
+		o.OnConnect = fence.OnConnect
+		o.ClientName = b.Prefix // so RestartRedis can find its connections
+	})
 	b.DB = Postgres(t, b.Schema)
 	if _, err := metering.Migrate(ctx, b.DB); err != nil {
 		t.Fatalf("migrate test schema: %v", err)
@@ -105,7 +108,7 @@ func New(t testing.TB, opts Options) *Bundle {
 		b.Config.Now = b.Clock.Now
 	}
 	b.Engine = b.NewEngine(t)
-	t.Cleanup(func() { cleanRedis(b.Redis, b.Prefix) })
+	t.Cleanup(func() { cleanRedis(b.Prefix) })
 	// A fresh prefix has never been verified: do it now, as a gateway's
 	// first request would.
 	if err := b.Engine.VerifyRedis(ctx); err != nil {
@@ -239,15 +242,18 @@ func redact(u string) string {
 	return p.Redacted()
 }
 
-func cleanRedis(c *redis.Client, prefix string) {
+// cleanRedis removes a bundle's keys, on a connection of its own: the
+// bundle's client may be fenced if the test restarted Redis.
+func cleanRedis(prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	iter := c.Scan(ctx, 0, `\{`+prefix+`\}*`, 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
+	opt, err := redis.ParseURL(RedisURL())
+	if err != nil {
+		return
 	}
-	if len(keys) > 0 {
+	c := redis.NewClient(opt)
+	defer c.Close()
+	if keys := prefixKeys(ctx, c, prefix); len(keys) > 0 {
 		c.Del(ctx, keys...)
 	}
 }
@@ -379,4 +385,77 @@ func (b *Bundle) RefuseEvents(t testing.TB, condition, code string) (remove func
 	}
 	t.Cleanup(remove)
 	return remove
+}
+
+// RedisSnapshot is the bundle's Redis keys as they were at one moment.
+type RedisSnapshot map[string]string
+
+// SnapshotRedis saves every key of the bundle's prefix (DUMP).
+func (b *Bundle) SnapshotRedis(t testing.TB) RedisSnapshot {
+	t.Helper()
+	ctx := context.Background()
+	plain := Redis(t)
+	snap := RedisSnapshot{}
+	for _, key := range prefixKeys(ctx, plain, b.Prefix) {
+		v, err := plain.Dump(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("dump %s: %v", key, err)
+		}
+		snap[key] = v
+	}
+	return snap
+}
+
+// RestartRedisFrom emulates the bundle's Redis coming back from an older
+// state, as after an OS crash under appendfsync everysec: its keys become
+// exactly the snapshot's, and, as a restart would, the server is one
+// Tollgate has not verified (its run id no longer matches) and every
+// connection the bundle's client holds is closed.
+func (b *Bundle) RestartRedisFrom(t testing.TB, snap RedisSnapshot) {
+	t.Helper()
+	ctx := context.Background()
+	plain := Redis(t)
+	if keys := prefixKeys(ctx, plain, b.Prefix); len(keys) > 0 {
+		if err := plain.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, v := range snap {
+		if err := plain.RestoreReplace(ctx, key, 0, v).Err(); err != nil {
+			t.Fatalf("restore %s: %v", key, err)
+		}
+	}
+	// The shared test server cannot change its run id: forgetting the
+	// verified one has the same effect on the fence.
+	if err := plain.Del(ctx, b.Engine.Keys().Epoch()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := plain.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		var id string
+		mine := false
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			}
+			if f == "name="+b.Prefix {
+				mine = true
+			}
+		}
+		if mine && id != "" {
+			_ = plain.Do(ctx, "CLIENT", "KILL", "ID", id).Err()
+		}
+	}
+}
+
+func prefixKeys(ctx context.Context, c *redis.Client, prefix string) []string {
+	iter := c.Scan(ctx, 0, `\{`+prefix+`\}*`, 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys
 }
