@@ -21,9 +21,9 @@ type fault struct {
 }
 
 var catalogue = []*fault{
-	{name: "redis-kill", about: "Redis SIGKILLed, restarted from its AOF", inject: redisKill},
+	{name: "redis-kill", about: "Redis SIGKILLed, restarted from its AOF", mix: slowHalf, inject: redisKill},
 	{name: "redis-crash", about: "Redis SIGKILLed and its AOF cut back by one second of writes, as after an OS crash", inject: redisCrash},
-	{name: "redis-stall", about: "Redis SIGSTOPped longer than the gateway's 5 s script timeout", inject: redisStall},
+	{name: "redis-stall", about: "Redis SIGSTOPped longer than the gateway's 5 s script timeout", mix: slowHalf, inject: redisStall},
 	{name: "postgres-stop", about: "Postgres stopped for 30 s", inject: postgresStop},
 	{name: "gateway-kill-fixed", about: "a gateway SIGKILLed with fixed-cost requests in flight",
 		mix:    func(*rand.Rand) *mix { return &mix{weights: [3]int{8, 1, 1}, modes: []string{"slow"}, share: 0.7} },
@@ -47,6 +47,13 @@ var catalogue = []*fault{
 		},
 		inject: upstreamFault},
 	{name: "reconciler-kill", about: "a gateway SIGKILLed while its reconciler drains the backlog Postgres's absence left", inject: reconcilerKill},
+}
+
+// slowHalf makes half the requests slow at the upstream, so that many are
+// still being answered when Redis goes away and must release their lease
+// or settle their reservation once it is back.
+func slowHalf(*rand.Rand) *mix {
+	return &mix{weights: normalMix.weights, modes: []string{"slow"}, share: 0.5}
 }
 
 func faultNamed(name string) *fault {

@@ -51,7 +51,7 @@ type planned struct {
 
 // planCycles draws the run: every fault once in a shuffled order, then
 // again, and so on, each cycle with its own seed. -faults.cycle replays one.
-func planCycles(n int, seed int64, one, only string) ([]planned, error) {
+func planCycles(n int, seed int64, one, only, skip string) ([]planned, error) {
 	if one != "" {
 		name, s, ok := strings.Cut(one, ":")
 		f := faultNamed(name)
@@ -71,6 +71,18 @@ func planCycles(n int, seed int64, one, only string) ([]planned, error) {
 			}
 			kinds = append(kinds, f)
 		}
+	}
+	if skip != "" {
+		var kept []*fault
+		for _, f := range kinds {
+			if !strings.Contains(","+skip+",", ","+f.name+",") {
+				kept = append(kept, f)
+			}
+		}
+		kinds = kept
+	}
+	if len(kinds) == 0 {
+		return nil, fmt.Errorf("-faults.only and -faults.skip leave no fault to draw")
 	}
 	if seed == 0 {
 		seed = time.Now().UnixNano() % 1_000_000_000
@@ -130,8 +142,8 @@ func (c *cycle) pause(lo, hi time.Duration) time.Duration {
 // the service can be seen to recover) and others that run out at some
 // point, so admission at the balance is tested under each fault.
 const (
-	warmOK     = 40 // 2xx answers before the fault
-	recoveryOK = 40 // 2xx answers after it, proving the service is back
+	warmOK     = 100 // 2xx answers before the fault
+	recoveryOK = 40  // 2xx answers after it, proving the service is back
 )
 
 var smallCredits = []int64{3, 10, 30, 100, 300}
@@ -167,8 +179,8 @@ func (w *world) runCycle(i, of int, p planned) *cycle {
 	if err := w.setupCycle(c); err != nil {
 		w.t.Fatalf("cycle %d: setting up users: %v", i, err)
 	}
-	workers := 6 + c.rng.Intn(7)
-	pace := time.Duration(30+c.rng.Intn(50)) * time.Millisecond
+	workers := 8 + c.rng.Intn(7)
+	pace := time.Duration(20+c.rng.Intn(40)) * time.Millisecond
 	c.load = w.startLoad(c, workers, pace, normalMix)
 	c.note("%d clients, about %s between requests each", workers, pace)
 	if err := c.load.waitOK(warmOK, time.Minute, "2xx answers before the fault"); err != nil {

@@ -48,10 +48,10 @@ func (w *world) check(c *cycle) {
 	for i, u := range c.users {
 		names[i] = u.name
 	}
-	rows, err := w.userRows(names)
-	if err != nil {
-		w.t.Fatalf("cycle %d: reading users: %v", c.index, err)
-	}
+	// Postgres may have restarted: its first queries can meet dead
+	// connections, so each read is retried for a while.
+	var rows map[string]*userRow
+	w.retry(c, "reading users", func() (err error) { rows, err = w.userRows(names); return err })
 	ids := make([]int64, 0, len(rows))
 	for _, u := range c.users {
 		if r := rows[u.name]; r != nil {
@@ -59,15 +59,10 @@ func (w *world) check(c *cycle) {
 			ids = append(ids, r.id)
 		}
 	}
-	projectID, pool, err := w.projectRow(c.project)
-	if err != nil {
-		w.t.Fatalf("cycle %d: reading project: %v", c.index, err)
-	}
-	c.projectID = projectID
-	events, err := w.ledger(ids, projectID)
-	if err != nil {
-		w.t.Fatalf("cycle %d: reading the ledger: %v", c.index, err)
-	}
+	var pool int64
+	w.retry(c, "reading the project", func() (err error) { c.projectID, pool, err = w.projectRow(c.project); return err })
+	var events []*ledgerEvent
+	w.retry(c, "reading the ledger", func() (err error) { events, err = w.ledger(ids, c.projectID); return err })
 	byID := map[string]*ledgerEvent{}
 	byN := map[int64][]*ledgerEvent{}
 	for _, e := range events {
@@ -86,6 +81,18 @@ func (w *world) check(c *cycle) {
 	w.checkInFlight(c, byID, byN)
 	w.checkBalances(c, rows, events, pool)
 	w.checkDeadLetters(c)
+}
+
+// retry runs read until it succeeds, for up to a minute; then the run
+// cannot go on.
+func (w *world) retry(c *cycle, what string, read func() error) {
+	var last error
+	if err := waitFor(what, time.Minute, func() (bool, string) {
+		last = read()
+		return last == nil, fmt.Sprint(last)
+	}); err != nil {
+		w.t.Fatalf("cycle %d: %v", c.index, err)
+	}
 }
 
 func (c *cycle) recordByN() map[int64]*record {

@@ -24,6 +24,7 @@ var (
 	flagSeed   = flag.Int64("faults.seed", 0, "seed of the whole run (0: from the clock); the same seed draws the same cycles")
 	flagCycle  = flag.String("faults.cycle", "", "run one cycle again, as printed: <fault>:<seed>")
 	flagOnly   = flag.String("faults.only", "", "comma-separated faults to draw from (default: all)")
+	flagSkip   = flag.String("faults.skip", "", "comma-separated faults not to draw")
 	flagBin    = flag.String("faults.bin", "", "the tollgate binary to test (default: build ../cmd/tollgate)")
 	flagKeep   = flag.Bool("faults.keep", false, "keep the processes' logs and data when the run passes")
 )
@@ -46,7 +47,7 @@ type world struct {
 }
 
 func TestFaults(t *testing.T) {
-	plan, err := planCycles(*flagCycles, *flagSeed, *flagCycle, *flagOnly)
+	plan, err := planCycles(*flagCycles, *flagSeed, *flagCycle, *flagOnly, *flagSkip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,12 @@ func newPostgres(base string) (*pgCluster, error) {
 				return nil, err
 			}
 		}
+		// The postgres user must reach its directory through every parent.
+		for d := filepath.Dir(c.base); d != "/"; d = filepath.Dir(d) {
+			if st, err := os.Stat(d); err != nil || st.Mode().Perm()&0o001 == 0 {
+				return nil, fmt.Errorf("the postgres user cannot reach %s (%s is closed to other users): set TMPDIR to a directory it can reach, e.g. /tmp", c.base, d)
+			}
+		}
 	}
 	initLog := filepath.Join(base, "logs", "initdb.log")
 	p, err := startProc("initdb", initLog, os.Environ(), c.cred, filepath.Join(bindir, "initdb"),
