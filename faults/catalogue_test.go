@@ -131,7 +131,7 @@ func gatewayKill(w *world, c *cycle, kind string, atLeast int) error {
 	victim := c.rng.Intn(len(w.gws))
 	g := w.gws[victim]
 	inFlight := 0
-	err := waitFor(fmt.Sprintf("%d %s requests in flight on %s", atLeast, kind, g.name), 30*time.Second, func() (bool, string) {
+	err := waitFor(fmt.Sprintf("%d %s requests in flight on %s", atLeast, kind, g.name), time.Minute, func() (bool, string) {
 		inFlight = w.up.activeOn(g.name, kind)
 		return inFlight >= atLeast, fmt.Sprintf("%d now", inFlight)
 	})

@@ -227,6 +227,13 @@ func (c *cycle) report() {
 	}
 	c.note("%d requests: %d 2xx, %d refused, %d other answers [%s], %d not sent, %d lost (%d of them charged); %d 2xx settled by the sweeper; %d left in flight by killed gateways",
 		s.requests, s.ok, s.refused, s.other, strings.Join(st, " "), s.notSent, s.lost, s.lostCharged, s.sweptOK, s.inFlightKilled)
+	shown := 0
+	for _, r := range c.records {
+		if r.outcome == lost && shown < 3 {
+			c.note("  e.g. %s", r)
+			shown++
+		}
+	}
 	verdict := "all invariants hold"
 	if len(c.violations) > 0 {
 		verdict = fmt.Sprintf("%d VIOLATIONS", len(c.violations))

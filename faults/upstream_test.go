@@ -166,11 +166,9 @@ func (a answer) hang() {
 	a.reset()
 }
 
-// reset closes the connection with a TCP RST, mid-answer if one started.
+// reset closes the connection with a TCP RST: before the status line
+// unless a stream's chunks were already sent (and flushed).
 func (a answer) reset() {
-	if f, ok := a.w.(http.Flusher); ok {
-		f.Flush()
-	}
 	hj, ok := a.w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
@@ -191,18 +189,27 @@ func (a answer) fail() {
 	io.WriteString(a.w, `{"error":{"message":"the fake upstream fails on purpose","type":"server_error"}}`)
 }
 
-func (a answer) fixed() {
+// breakOff carries out a hang, reset or fail mode and reports whether it
+// did (the answer is then over).
+func (a answer) breakOff() bool {
 	switch a.mode {
 	case "hang":
 		a.hang()
-		return
 	case "reset":
 		a.reset()
-		return
 	case "fail":
 		a.fail()
+	default:
+		return false
+	}
+	return true
+}
+
+func (a answer) fixed() {
+	if a.breakOff() {
 		return
-	case "slow":
+	}
+	if a.mode == "slow" {
 		time.Sleep(a.slowDelay())
 	}
 	a.w.Header().Set("Content-Type", "application/json")
@@ -250,24 +257,13 @@ func (a answer) chat() {
 	}
 	prompt := (text + 3) / 4
 	words := min(max(req.MaxTokens, 1), 4+a.n%9)
-	switch a.mode {
-	case "fail":
-		a.fail()
+	// A stream breaks off after two chunks (see stream), other answers
+	// before anything is sent.
+	if (!req.Stream || a.mode == "fail") && a.breakOff() {
 		return
-	case "reset":
-		if !req.Stream {
-			a.reset()
-			return
-		}
-	case "hang":
-		if !req.Stream {
-			a.hang()
-			return
-		}
-	case "slow":
-		if !req.Stream {
-			time.Sleep(a.slowDelay())
-		}
+	}
+	if a.mode == "slow" && !req.Stream {
+		time.Sleep(a.slowDelay())
 	}
 	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, prompt, words, prompt+words)
 	if !req.Stream {
@@ -300,15 +296,8 @@ func (a answer) stream(req chatBody, words int64, usage string, prompt int64) {
 		usageField = `,"usage":null`
 	}
 	for i := int64(0); i < words; i++ {
-		if i == 2 {
-			switch a.mode {
-			case "hang":
-				a.hang()
-				return
-			case "reset":
-				a.reset()
-				return
-			}
+		if i == 2 && a.breakOff() {
+			return
 		}
 		if a.mode == "slow" {
 			select {
