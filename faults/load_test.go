@@ -46,7 +46,8 @@ const (
 type record struct {
 	n          int64
 	user       *cycleUser
-	gw         int
+	gw         int    // index in world.gws
+	gwName     string // for messages
 	kind       reqKind
 	mode       string
 	start, end time.Time
@@ -71,7 +72,7 @@ func (r *record) String() string {
 	case lost:
 		what = fmt.Sprintf("lost (status %d): %s", r.status, r.err)
 	}
-	return fmt.Sprintf("%s (%s, user %s, via gw %d) → %s", r.label(), r.kind, r.user.name, r.gw, strings.TrimSpace(what))
+	return fmt.Sprintf("%s (%s, user %s, via %s) → %s", r.label(), r.kind, r.user.name, r.gwName, strings.TrimSpace(what))
 }
 
 // mix is what the clients send: weights of fixed, chat and stream
@@ -146,6 +147,7 @@ func (l *load) worker(rng *rand.Rand, pace time.Duration) {
 		}
 		m := l.mix.Load()
 		r := &record{user: l.c.users[rng.Intn(len(l.c.users))], gw: rng.Intn(len(l.w.gws)), mode: "ok"}
+		r.gwName = l.w.gws[r.gw].name
 		pick := rng.Intn(m.weights[0] + m.weights[1] + m.weights[2])
 		switch {
 		case pick < m.weights[0]:

@@ -47,6 +47,9 @@ type world struct {
 }
 
 func TestFaults(t *testing.T) {
+	if *flagCycles < 1 {
+		t.Fatal("-faults.cycles must be at least 1")
+	}
 	plan, err := planCycles(*flagCycles, *flagSeed, *flagCycle, *flagOnly, *flagSkip)
 	if err != nil {
 		t.Fatal(err)
@@ -148,15 +151,15 @@ func newWorld(t *testing.T) *world {
 			t.Fatal(err)
 		}
 		w.gws = append(w.gws, g)
-		// One after the other: the first applies the migrations.
-		if err := g.start(); err != nil {
-			t.Fatal(err)
-		}
 		t.Cleanup(func() {
 			if g.up() {
 				g.p.kill()
 			}
 		})
+		// One after the other: the first applies the migrations.
+		if err := g.start(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.putPrice(); err != nil {
 		t.Fatal(err)
