@@ -238,6 +238,21 @@ func (c *cycle) report() {
 	if len(c.violations) > 0 {
 		verdict = fmt.Sprintf("%d VIOLATIONS", len(c.violations))
 	}
+	if len(c.violations) > 0 {
+		by := map[string]int{}
+		var kinds []string
+		for _, v := range c.violations {
+			kind := v[:strings.Index(v, "]")+1]
+			if by[kind] == 0 {
+				kinds = append(kinds, kind)
+			}
+			by[kind]++
+		}
+		for i, k := range kinds {
+			kinds[i] = fmt.Sprintf("%s ×%d", k, by[k])
+		}
+		verdict += ": " + strings.Join(kinds, ", ")
+	}
 	c.note("done in %s: %s", c.took.Round(time.Millisecond), verdict)
 	for i, v := range c.violations {
 		if i == 20 {
