@@ -3,7 +3,6 @@
 package faults
 
 import (
-	"context"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -152,8 +151,10 @@ func upstreamFault(w *world, c *cycle) error {
 }
 
 // reconcilerKill stops Postgres long enough for a backlog, starts it, and
-// SIGKILLs a gateway as soon as its reconciler has a transaction open (the
-// gateway's connections carry its name as application_name).
+// SIGKILLs the first gateway seen writing a batch of the backlog: a
+// transaction of its own open (its connections carry its name as
+// application_name) while it holds at least backlogBatch events read but
+// not acknowledged.
 func reconcilerKill(w *world, c *cycle) error {
 	c.pause(0, time.Second)
 	w.pg.stop()
@@ -161,29 +162,61 @@ func reconcilerKill(w *world, c *cycle) error {
 	if err := w.pg.start(); err != nil {
 		return err
 	}
-	victim := c.rng.Intn(len(w.gws))
+	victim, pending := -1, int64(0)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && victim < 0; time.Sleep(5 * time.Millisecond) {
+		victim, pending = w.gatewayMidBatch()
+	}
+	how := fmt.Sprintf("while writing a batch (%d events read, not yet acknowledged)", pending)
+	if victim < 0 {
+		victim, how = c.rng.Intn(len(w.gws)), "(no gateway was seen mid-batch within 30s)"
+	}
 	g := w.gws[victim]
-	midBatch := false
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && !midBatch; time.Sleep(5 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		var n int
-		err := w.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = $1 AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()`, g.name).Scan(&n)
-		cancel()
-		midBatch = err == nil && n > 0
-	}
-	pending := int64(-1)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	if p, err := w.redis.client.XPending(ctx, w.keys.Events(), "reconciler").Result(); err == nil {
-		pending = p.Consumers[g.name]
-	}
-	cancel()
 	w.killGateway(c, victim)
 	down := c.pause(300*time.Millisecond, 2*time.Second)
 	if err := g.start(); err != nil {
 		return err
 	}
-	c.note("Postgres stopped for %s; %s SIGKILLed after it came back (a transaction of its own open: %v; %d entries pending for it), restarted after %s",
-		backlog, g.name, midBatch, pending, down)
+	c.note("Postgres stopped for %s; %s SIGKILLed after it came back %s, restarted after %s", backlog, g.name, how, down)
 	return nil
+}
+
+// backlogBatch is how many pending events make a reconciler's open
+// transaction a batch of the backlog rather than a leftover.
+const backlogBatch = 50
+
+// gatewayMidBatch returns a gateway whose reconciler is writing a batch
+// of at least backlogBatch events now, and that batch's size; -1: none.
+func (w *world) gatewayMidBatch() (int, int64) {
+	ctx, cancel := ctxTimeout(time.Second)
+	defer cancel()
+	names := make([]string, len(w.gws))
+	for i, g := range w.gws {
+		names[i] = g.name
+	}
+	rows, err := w.db.Query(ctx, `SELECT DISTINCT application_name FROM pg_stat_activity
+		WHERE application_name = ANY($1) AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()`, names)
+	if err != nil {
+		return -1, 0
+	}
+	open := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) == nil {
+			open[name] = true
+		}
+	}
+	rows.Close()
+	if len(open) == 0 {
+		return -1, 0
+	}
+	p, err := w.redis.client.XPending(ctx, w.keys.Events(), "reconciler").Result()
+	if err != nil {
+		return -1, 0
+	}
+	for i, g := range w.gws {
+		if open[g.name] && p.Consumers[g.name] >= backlogBatch {
+			return i, p.Consumers[g.name]
+		}
+	}
+	return -1, 0
 }

@@ -72,7 +72,12 @@ func newPostgres(base string) (*pgCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	<-p.done
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Minute):
+		p.kill()
+		return nil, fmt.Errorf("initdb did not finish within 5 minutes: %s", p.tail(20))
+	}
 	if p.waitErr != nil {
 		return nil, fmt.Errorf("initdb failed (%v): %s", p.waitErr, p.tail(20))
 	}
