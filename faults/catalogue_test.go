@@ -72,16 +72,24 @@ func faultNames(fs []*fault) string {
 	return strings.Join(names, ", ")
 }
 
+// redisKill kills Redis while requests are being answered upstream, so
+// that they end (and must release their lease or settle) while it is down,
+// for longer than the Redis client's own retries last.
 func redisKill(w *world, c *cycle) error {
 	c.pause(0, time.Second)
+	busy := 0
+	err := waitFor("4 requests being answered upstream", time.Minute, func() (bool, string) {
+		busy = w.up.busy()
+		return busy >= 4, fmt.Sprintf("%d now", busy)
+	})
 	w.redis.p.kill()
-	down := c.pause(500*time.Millisecond, 3*time.Second)
+	down := c.pause(3*time.Second, 5*time.Second)
 	t0 := time.Now()
 	if err := w.redis.start(); err != nil {
 		return err
 	}
-	c.note("Redis SIGKILLed, down %s, restarted from its AOF in %s", down, time.Since(t0).Round(time.Millisecond))
-	return nil
+	c.note("Redis SIGKILLed with %d requests at the upstream, down %s, restarted from its AOF in %s", busy, down, time.Since(t0).Round(time.Millisecond))
+	return err
 }
 
 func redisCrash(w *world, c *cycle) error {

@@ -86,6 +86,17 @@ func (u *upstream) activeOn(gateway, kind string) int {
 	return u.active[gateway+"/"+kind]
 }
 
+// busy counts every request being answered now.
+func (u *upstream) busy() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, v := range u.active {
+		n += v
+	}
+	return n
+}
+
 // report returns what the upstream did with request n (nil: never saw it).
 func (u *upstream) report(n int64) *upSeen {
 	u.mu.Lock()
