@@ -6,6 +6,10 @@
 #                                and start private instances under .data/
 #   scripts/services.sh stop     stop the private instances started by "ensure"
 #   scripts/services.sh status   say what answers at the URLs
+#   scripts/services.sh install  install redis-server and PostgreSQL's server
+#                                programs if missing, start nothing (for suites
+#                                that run private servers of their own, such as
+#                                scripts/test-faults.sh)
 #
 # Environment:
 #   TOLLGATE_REDIS_URL     default redis://127.0.0.1:6379/0
@@ -208,17 +212,22 @@ install_postgresql() {
 	[[ "$rc" -eq 0 ]] || exit "$rc"
 }
 
+# ensure_postgres_user creates the postgres system user when it is missing:
+# as root, private clusters run as that user.
+ensure_postgres_user() {
+	id postgres >/dev/null 2>&1 && return 0
+	log "postgres: creating system user 'postgres' to own private clusters"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postgres ||
+		die "could not create the postgres system user"
+}
+
 # Commands for the cluster owner: root may not run initdb/pg_ctl itself.
 PG_RUNAS=()
 pg_setup_owner() {
 	local base="$1"
 	PG_RUNAS=()
 	[[ "$(id -u)" -eq 0 ]] || return 0
-	if ! id postgres >/dev/null 2>&1; then
-		log "postgres: creating system user 'postgres' to own the private cluster"
-		useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postgres ||
-			die "could not create the postgres system user"
-	fi
+	ensure_postgres_user
 	chown -R postgres: "$base"
 	if command -v runuser >/dev/null 2>&1; then
 		PG_RUNAS=(runuser -u postgres --)
@@ -353,6 +362,20 @@ stop_postgres() {
 	[[ "$stopped" -eq 1 ]] || log "postgres: no private instance running"
 }
 
+# install_programs installs what private servers need, starting nothing.
+install_programs() {
+	if ! command -v redis-server >/dev/null 2>&1; then
+		apt_install redis-server
+		command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after installing it"
+	fi
+	if ! find_pg_bindir; then
+		install_postgresql
+		find_pg_bindir || die "initdb/pg_ctl not found under /usr/lib/postgresql/*/bin after installing postgresql"
+	fi
+	[[ "$(id -u)" -ne 0 ]] || ensure_postgres_user
+	log "services: redis-server $(command -v redis-server), PostgreSQL programs in $PG_BINDIR"
+}
+
 status() {
 	local reply
 	parse_redis_url "$REDIS_URL"
@@ -380,5 +403,6 @@ stop)
 	stop_postgres
 	;;
 status) status ;;
+install) install_programs ;;
 *) usage ;;
 esac

@@ -1,0 +1,124 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// gateway is one tollgate process. Both gateways of the suite share Redis
+// and Postgres; each keeps its name (the reconciler's consumer name and the
+// X-Gateway header the upstream sees) across restarts, as an operator's
+// would, so a restarted gateway re-reads its own pending events first.
+type gateway struct {
+	name    string
+	port    int
+	bin     string
+	cfgPath string
+	logDir  string
+	p       *proc
+	starts  int
+}
+
+const (
+	redisPrefix = "faults"
+	// reservationLease is the priced route's lease: how long a reservation
+	// whose gateway died waits for the sweeper. Short, so a cycle that
+	// kills a gateway mid-stream does not wait long for its settlement.
+	reservationLease = 12 * time.Second
+)
+
+func (g *gateway) base() string { return fmt.Sprintf("http://127.0.0.1:%d", g.port) }
+
+// caddyfile is the gateway's configuration: the admin API, a fixed-cost
+// route (1 credit a request) and a route priced by model, both proxied to
+// the fake upstream with the gateway's name in X-Gateway.
+func (w *world) caddyfile(g *gateway) string {
+	return fmt.Sprintf(`{
+	admin off
+	metering {
+		redis %s
+		postgres "%s&application_name=%s"
+		key_pepper %s
+		redis_prefix %s
+		reconciler_consumer %s
+		sweep_interval 1s
+	}
+}
+
+http://127.0.0.1:%d {
+	handle /admin/v1/* {
+		metering_admin {
+			token %s faults admin
+		}
+	}
+	handle /f/* {
+		metering 1
+		reverse_proxy %s {
+			header_up X-Gateway %s
+		}
+	}
+	handle /c/* {
+		metering {
+			price_by model
+			max_output_tokens 256
+			lease %s
+		}
+		reverse_proxy %s {
+			header_up X-Gateway %s
+		}
+	}
+}
+`, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, g.name,
+		g.port, w.adminToken, w.up.addr(), g.name, reservationLease, w.up.addr(), g.name)
+}
+
+// buildGateway builds bin/tollgate from this tree into dir.
+func buildGateway(dir string) (string, error) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "tollgate")
+	cmd := exec.Command(goCmd, "build", "-o", bin, "../cmd/tollgate")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ../cmd/tollgate: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// start runs the gateway and waits until it answers HTTP (any status: its
+// health may be 503 while a store is down, which is not its fault).
+func (g *gateway) start() error {
+	g.starts++
+	logPath := filepath.Join(g.logDir, fmt.Sprintf("%s.log", g.name))
+	appendNote(logPath, fmt.Sprintf("=== start %d", g.starts))
+	home := filepath.Join(g.logDir, "..", "home-"+g.name)
+	env := append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
+	p, err := startProc(g.name, logPath, env, nil, g.bin, "run", "--config", g.cfgPath, "--adapter", "caddyfile")
+	if err != nil {
+		return err
+	}
+	g.p = p
+	client := &http.Client{Timeout: 2 * time.Second}
+	return waitFor(g.name+" answers HTTP", 90*time.Second, func() (bool, string) {
+		if p.exited() {
+			return false, g.name + " exited: " + oneLine(p.tail(15))
+		}
+		resp, err := client.Get(g.base() + "/admin/v1/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return true, ""
+	})
+}
+
+// up reports whether the gateway process runs.
+func (g *gateway) up() bool { return g.p != nil && !g.p.exited() }

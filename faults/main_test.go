@@ -1,0 +1,212 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+var (
+	flagCycles = flag.Int("faults.cycles", 20, "number of randomized fault cycles")
+	flagSeed   = flag.Int64("faults.seed", 0, "seed of the whole run (0: from the clock); the same seed draws the same cycles")
+	flagCycle  = flag.String("faults.cycle", "", "run one cycle again, as printed: <fault>:<seed>")
+	flagOnly   = flag.String("faults.only", "", "comma-separated faults to draw from (default: all)")
+	flagSkip   = flag.String("faults.skip", "", "comma-separated faults not to draw")
+	flagBin    = flag.String("faults.bin", "", "the tollgate binary to test (default: build ../cmd/tollgate)")
+	flagKeep   = flag.Bool("faults.keep", false, "keep the processes' logs and data when the run passes")
+)
+
+// world is everything the suite runs: private Redis and Postgres, the fake
+// upstream and two gateways sharing them.
+type world struct {
+	t          *testing.T
+	base       string
+	redis      *redisServer
+	pg         *pgCluster
+	db         *pgxpool.Pool // the suite's own connection, for checks
+	up         *upstream
+	gws        []*gateway
+	keys       metering.RedisKeys
+	pepper     string
+	adminToken string
+	nextN      atomic.Int64
+	deadSeen   int // entries of the dead-letter stream already reported
+}
+
+func TestFaults(t *testing.T) {
+	if *flagCycles < 1 {
+		t.Fatal("-faults.cycles must be at least 1")
+	}
+	plan, err := planCycles(*flagCycles, *flagSeed, *flagCycle, *flagOnly, *flagSkip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t)
+	start := time.Now()
+	var results []*cycle
+	for i, p := range plan {
+		c := w.runCycle(i+1, len(plan), p)
+		results = append(results, c)
+	}
+	printTotals(results, time.Since(start))
+	failed := 0
+	for _, c := range results {
+		for _, v := range c.violations {
+			failed++
+			if failed <= 200 {
+				t.Errorf("cycle %d (%s, rerun with -faults.cycle=%s:%d): %s", c.index, c.fault.name, c.fault.name, c.seed, v)
+			}
+		}
+	}
+	if failed > 200 {
+		t.Errorf("... and %d more violations", failed-200)
+	}
+}
+
+// say prints a progress line at once (go test -v shows it as it comes).
+func say(format string, args ...any) {
+	fmt.Printf("%s faults: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+func newWorld(t *testing.T) *world {
+	base, err := os.MkdirTemp("", "tollgate-faults-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PostgreSQL runs as another user, which must reach its directory.
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || *flagKeep {
+			say("logs and data kept in %s", base)
+			return
+		}
+		os.RemoveAll(base)
+	})
+	if err := os.MkdirAll(filepath.Join(base, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := metering.NewRedisKeys(redisPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, base: base, keys: keys, pepper: randomHex(16), adminToken: randomHex(16)}
+	say("starting private PostgreSQL, Redis, upstream and two gateways in %s", base)
+
+	if w.pg, err = newPostgres(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.pg.start(); err != nil {
+		w.pg.stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(w.pg.stop)
+	if w.db, err = pgxpool.New(context.Background(), w.pg.url(pgDatabase)+"&pool_max_conns=4"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.db.Close)
+
+	if w.redis, err = newRedis(base); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.redis.close)
+	if err := w.redis.start(); err != nil {
+		t.Fatal(err)
+	}
+
+	if w.up, err = newUpstream(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.up.close)
+
+	bin := *flagBin
+	if bin == "" {
+		say("building ../cmd/tollgate")
+		if bin, err = buildGateway(base); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"gw-a", "gw-b"} {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &gateway{name: name, port: port, bin: bin, logDir: filepath.Join(base, "logs"),
+			cfgPath: filepath.Join(base, name+".Caddyfile")}
+		if err := os.WriteFile(g.cfgPath, []byte(w.caddyfile(g)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.gws = append(w.gws, g)
+		t.Cleanup(func() {
+			if g.up() {
+				g.p.kill()
+			}
+		})
+		// One after the other: the first applies the migrations.
+		if err := g.start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.putPrice(); err != nil {
+		t.Fatal(err)
+	}
+	say("ready: redis %s, postgres 127.0.0.1:%d, upstream %s, gateways %s and %s",
+		w.redis.addr(), w.pg.port, w.up.addr(), w.gws[0].base(), w.gws[1].base())
+	return w
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// healAll brings back whatever a fault left down: Redis, Postgres, the
+// gateways. A failure to come back is a violation of the cycle.
+func (w *world) healAll(c *cycle) {
+	if w.redis.p.exited() {
+		c.violate("recovery", "Redis was down at the end of the cycle")
+		if err := w.redis.start(); err != nil {
+			w.t.Fatalf("cannot restart Redis: %v", err)
+		}
+	}
+	if w.pg.p.exited() {
+		c.violate("recovery", "Postgres was down at the end of the cycle")
+		if err := w.pg.start(); err != nil {
+			w.t.Fatalf("cannot restart Postgres: %v", err)
+		}
+	}
+	for i, g := range w.gws {
+		if !g.up() {
+			if g.p != nil && !c.killed(i) {
+				c.violate("recovery", fmt.Sprintf("%s died by itself: %s", g.name, oneLine(g.p.tail(20))))
+			}
+			if err := g.start(); err != nil {
+				w.t.Fatalf("cannot restart %s: %v", g.name, err)
+			}
+		}
+	}
+}
+
+func (w *world) gwIndex(name string) int {
+	for i, g := range w.gws {
+		if g.name == name {
+			return i
+		}
+	}
+	return -1
+}

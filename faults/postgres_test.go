@@ -1,0 +1,175 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgCluster is the suite's private PostgreSQL: initdb once, then the
+// postmaster run as a child (not daemonized by pg_ctl) so that the suite
+// can stop and restart it and a dead test process takes it along. As root
+// both run as the postgres system user, since PostgreSQL refuses root.
+type pgCluster struct {
+	bindir, base, data, sock, logPath string
+	port                              int
+	cred                              *syscall.Credential
+	p                                 *proc
+	starts                            int
+}
+
+const pgDatabase = "tollgate"
+
+func newPostgres(base string) (*pgCluster, error) {
+	bindir, err := pgBindir()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := &pgCluster{bindir: bindir, base: filepath.Join(base, "pg"), port: port,
+		logPath: filepath.Join(base, "logs", "postgres.log")}
+	c.data, c.sock = filepath.Join(c.base, "data"), filepath.Join(c.base, "run")
+	if err := os.MkdirAll(c.sock, 0o755); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root, PostgreSQL needs the postgres system user (installing the postgresql package creates it): %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		for _, d := range []string{c.base, c.sock} {
+			if err := os.Chown(d, uid, gid); err != nil {
+				return nil, err
+			}
+		}
+		// The postgres user must reach its directory through every parent.
+		for d := filepath.Dir(c.base); d != "/"; d = filepath.Dir(d) {
+			if st, err := os.Stat(d); err != nil || st.Mode().Perm()&0o001 == 0 {
+				return nil, fmt.Errorf("the postgres user cannot reach %s (%s is closed to other users): set TMPDIR to a directory it can reach, e.g. /tmp", c.base, d)
+			}
+		}
+	}
+	initLog := filepath.Join(base, "logs", "initdb.log")
+	p, err := startProc("initdb", initLog, os.Environ(), c.cred, filepath.Join(bindir, "initdb"),
+		"-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Minute):
+		p.kill()
+		return nil, fmt.Errorf("initdb did not finish within 5 minutes: %s", p.tail(20))
+	}
+	if p.waitErr != nil {
+		return nil, fmt.Errorf("initdb failed (%v): %s", p.waitErr, p.tail(20))
+	}
+	return c, nil
+}
+
+// pgBindir finds initdb and postgres: $TOLLGATE_PG_BINDIR, else the newest
+// /usr/lib/postgresql/*/bin (Debian), else initdb on PATH.
+func pgBindir() (string, error) {
+	ok := func(d string) bool {
+		for _, b := range []string{"initdb", "postgres"} {
+			if st, err := os.Stat(filepath.Join(d, b)); err != nil || st.IsDir() {
+				return false
+			}
+		}
+		return true
+	}
+	if d := os.Getenv("TOLLGATE_PG_BINDIR"); d != "" {
+		if ok(d) {
+			return d, nil
+		}
+		return "", fmt.Errorf("TOLLGATE_PG_BINDIR=%s holds no initdb and postgres", d)
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgVersion(dirs[i]) < pgVersion(dirs[j]) })
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if ok(dirs[i]) {
+			return dirs[i], nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil && ok(filepath.Dir(real)) {
+			return filepath.Dir(real), nil
+		}
+	}
+	return "", fmt.Errorf("PostgreSQL's initdb and postgres were not found (make test-faults installs them: apt-get install postgresql)")
+}
+
+func pgVersion(bindir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(bindir)))
+	return v
+}
+
+func (c *pgCluster) url(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// start runs the postmaster and waits until it accepts connections; the
+// first start also creates the database.
+func (c *pgCluster) start() error {
+	c.starts++
+	appendNote(c.logPath, fmt.Sprintf("=== start %d", c.starts))
+	p, err := startProc("postgres", c.logPath, os.Environ(), c.cred, filepath.Join(c.bindir, "postgres"),
+		"-D", c.data, "-p", strconv.Itoa(c.port), "-k", c.sock,
+		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=80", "-c", "shared_buffers=32MB")
+	if err != nil {
+		return err
+	}
+	c.p = p
+	if err := waitFor("postgres accepts connections", 120*time.Second, func() (bool, string) {
+		if p.exited() {
+			return false, "postgres exited: " + oneLine(p.tail(10))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.url("postgres"))
+		if err != nil {
+			return false, err.Error()
+		}
+		defer conn.Close(ctx)
+		return true, ""
+	}); err != nil {
+		return err
+	}
+	if c.starts > 1 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.url("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgDatabase)
+	return err
+}
+
+// stop shuts the cluster down the way `pg_ctl stop -m fast` does (SIGINT:
+// open transactions are rolled back, connections closed).
+func (c *pgCluster) stop() {
+	if c.p != nil {
+		c.p.stop(syscall.SIGINT, 60*time.Second)
+	}
+}
