@@ -94,10 +94,11 @@ func redisKill(w *world, c *cycle) error {
 
 func redisCrash(w *world, c *cycle) error {
 	c.pause(time.Second, 2*time.Second) // at least a second of writes to lose
-	cut, err := w.redis.crash(time.Second)
+	cut, keptUntil, err := w.redis.crash(time.Second)
 	if err != nil {
 		return err
 	}
+	c.lostAfter = keptUntil
 	down := c.pause(500*time.Millisecond, 2*time.Second)
 	t0 := time.Now()
 	if err := w.redis.start(); err != nil {

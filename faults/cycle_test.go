@@ -28,6 +28,9 @@ type cycle struct {
 	violations []string
 	took       time.Duration
 	stats      stats
+	// lostAfter, set when the cycle's fault cut Redis's AOF: writes made
+	// after it may be gone (appendfsync everysec after an OS crash).
+	lostAfter time.Time
 }
 
 type cycleUser struct {
@@ -212,6 +215,8 @@ type stats struct {
 	statuses                                                 map[int]int
 	sweptOK                                                  int // 2xx settled by the sweeper, not the handler
 	inFlightKilled                                           int // left in flight by a killed gateway (allowed)
+	refusedUndone                                            int // refused after a lost answer, the charge undone
+	okLostWithRedis                                          int // 2xx answered in the writes Redis lost (allowed)
 }
 
 func (c *cycle) report() {
@@ -225,8 +230,9 @@ func (c *cycle) report() {
 	for _, code := range codes {
 		st = append(st, fmt.Sprintf("%d×%d", code, s.statuses[code]))
 	}
-	c.note("%d requests: %d 2xx, %d refused, %d other answers [%s], %d not sent, %d lost (%d of them charged); %d 2xx settled by the sweeper; %d left in flight by killed gateways",
-		s.requests, s.ok, s.refused, s.other, strings.Join(st, " "), s.notSent, s.lost, s.lostCharged, s.sweptOK, s.inFlightKilled)
+	c.note("%d requests: %d 2xx, %d refused, %d other answers [%s], %d not sent, %d lost (%d of them charged); %d 2xx settled by the sweeper; %d left in flight by killed gateways; %d refused and undone; %d 2xx uncharged in the writes Redis lost",
+		s.requests, s.ok, s.refused, s.other, strings.Join(st, " "), s.notSent, s.lost, s.lostCharged, s.sweptOK, s.inFlightKilled,
+		s.refusedUndone, s.okLostWithRedis)
 	shown := 0
 	for _, r := range c.records {
 		if r.outcome == lost && shown < 3 {

@@ -117,8 +117,13 @@ func refusal(r *record) bool {
 
 // checkRequests: every request's ledger events match what its client saw.
 //
-//	2xx                        exactly one usage event (priced: settling its one hold)
-//	401/402/400/413, 503 metering_unavailable: no event at all
+//	2xx                        exactly one usage event (priced: settling its one hold);
+//	                           none allowed only when answered after the point
+//	                           a cut AOF kept (writes Redis lost, see lostAfter)
+//	401/402/400/413, 503 metering_unavailable: no event at all, or events
+//	                           that net to nothing (a charge whose answer was
+//	                           lost and that was undone: usage + void, or a
+//	                           hold settled as a refund)
 //	another answer (upstream failed): exactly one usage event; priced: charged 0
 //	not sent (no connection)   no event
 //	lost (error, cut, timeout) zero or one usage event, counted
@@ -136,9 +141,10 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 		evs := byN[r.n]
 		var usage, holds []*ledgerEvent
 		for _, e := range evs {
-			if e.kind == "usage" {
+			switch e.kind {
+			case "usage":
 				usage = append(usage, e)
-			} else {
+			case "hold":
 				holds = append(holds, e)
 			}
 		}
@@ -168,6 +174,10 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 			s.ok++
 			s.statuses[r.status]++
 			if len(usage) == 0 {
+				if !c.lostAfter.IsZero() && r.end.After(c.lostAfter) {
+					s.okLostWithRedis++ // charged in the writes Redis lost
+					continue
+				}
 				c.violate("2xx charged once", fmt.Sprintf("%s: no usage event in the ledger%s", r, holdNote(holds)))
 				continue
 			}
@@ -175,7 +185,11 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 		case refusal(r):
 			s.refused++
 			s.statuses[r.status]++
-			if len(evs) > 0 {
+			switch {
+			case len(evs) == 0:
+			case netZero(evs):
+				s.refusedUndone++
+			default:
 				c.violate("refused means not charged", fmt.Sprintf("%s: %s", r, eventList(evs)))
 			}
 		default:
@@ -188,6 +202,17 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 			}
 		}
 	}
+}
+
+// netZero reports events that together change no balance and cost
+// nothing: a charge undone after its answer was lost.
+func netZero(evs []*ledgerEvent) bool {
+	var cost, moved int64
+	for _, e := range evs {
+		cost += e.cost
+		moved += e.dAllowance + e.dPool + e.dAwarded + e.dPurchased
+	}
+	return cost == 0 && moved == 0
 }
 
 // checkUnits: a priced 2xx that its handler settled is charged the usage
@@ -224,7 +249,8 @@ func (w *world) checkUnits(c *cycle, r *record, u *ledgerEvent) {
 
 // checkInFlight: once quiet, no user has a request in flight, except
 // those a killed gateway was serving (they end with their lease). A
-// member is a charge's (or reservation's) event id.
+// member is a reservation's event id, or a fixed-cost charge's event id
+// followed by "|" and what it took.
 func (w *world) checkInFlight(c *cycle, byID map[string]*ledgerEvent, byN map[int64][]*ledgerEvent) {
 	records := c.recordByN()
 	var unexpected []string
@@ -236,7 +262,8 @@ func (w *world) checkInFlight(c *cycle, byID map[string]*ledgerEvent, byN map[in
 				return false, err.Error()
 			}
 			for _, m := range members {
-				e := byID[m]
+				id, _, _ := strings.Cut(m, "|")
+				e := byID[id]
 				if e == nil {
 					unexpected = append(unexpected, fmt.Sprintf("user %s: member %s has no event in the ledger", u.name, m))
 					continue

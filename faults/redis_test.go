@@ -152,42 +152,47 @@ func (r *redisServer) sample() {
 }
 
 // sizeAt is the INCR file's size as last sampled at or before t.
-func (r *redisServer) sizeAt(t time.Time) (int64, bool) {
+// sizeAt returns the last size sampled at or before t, and when.
+func (r *redisServer) sizeAt(t time.Time) (int64, time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.samples) - 1; i >= 0; i-- {
 		if !r.samples[i].at.After(t) {
-			return r.samples[i].size, true
+			return r.samples[i].size, r.samples[i].at, true
 		}
 	}
-	return 0, false
+	return 0, time.Time{}, false
 }
 
 // crash emulates an OS crash: SIGKILL, then the INCR file cut back to its
 // size `lose` before the kill, which is what a machine losing the writes
 // not yet fsynced (appendfsync everysec) comes back with. It does not
 // restart Redis.
-func (r *redisServer) crash(lose time.Duration) (string, error) {
+//
+// It returns the moment the kept part of the file ends: Redis writes a
+// command to the AOF before it answers, so every answer a client had
+// before that moment survives; later ones may not.
+func (r *redisServer) crash(lose time.Duration) (string, time.Time, error) {
 	killedAt := time.Now()
 	r.p.kill()
 	name, err := r.incrFile()
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	st, err := os.Stat(name)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	target, ok := r.sizeAt(killedAt.Add(-lose))
+	target, keptUntil, ok := r.sizeAt(killedAt.Add(-lose))
 	if !ok {
-		return "", fmt.Errorf("no AOF size sampled %s before the kill", lose)
+		return "", time.Time{}, fmt.Errorf("no AOF size sampled %s before the kill", lose)
 	}
 	target = min(target, st.Size())
 	if err := os.Truncate(name, target); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	return fmt.Sprintf("AOF %s cut from %d to %d bytes (%d bytes: the writes of the last %s)",
-		filepath.Base(name), st.Size(), target, st.Size()-target, lose), nil
+		filepath.Base(name), st.Size(), target, st.Size()-target, lose), keptUntil, nil
 }
 
 // stall freezes Redis (SIGSTOP); resume (SIGCONT) thaws it.

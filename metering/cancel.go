@@ -35,6 +35,7 @@ const cancelNote = "cancelled: the gateway lost Redis's answer and refused the r
 // lostCharge is a tracked charge whose answer did not arrive.
 type lostCharge struct {
 	id                  string
+	request             string // the charge's request label, for the void event
 	userID              int64
 	projectID           int64
 	userKey, projectKey string
@@ -58,7 +59,7 @@ func (e *Engine) cancelCharge(ctx context.Context, l lostCharge) error {
 		c := getCall(cancelChargeScript)
 		c.keys = append(c.keys, l.userKey, pkey, e.keys.Events(), l.flightKey, e.keys.Reservation(l.id))
 		c.args = append(c.args, l.id, l.deadline, e.cfg.Now().UnixMilli(), int64(cancelMarkerTTL/time.Second),
-			l.userID, cancelNote)
+			l.userID, cancelNote, l.request)
 		err := e.runner.run(ctx, c)
 		res := append([]int64(nil), c.res...)
 		putCall(c)

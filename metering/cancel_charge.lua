@@ -11,7 +11,8 @@
 -- KEYS[4] the user's in-flight set   KEYS[5] the charge's record key
 -- ARGV[1] the charge's event id   ARGV[2] its lease deadline (its score in
 -- KEYS[4])   ARGV[3] now, Unix ms   ARGV[4] seconds the marker lives
--- ARGV[5] user id   ARGV[6] note for the event
+-- ARGV[5] user id   ARGV[6] note for the event   ARGV[7] the charge's
+-- request label
 --
 -- Answers {0} it had not run (now it cannot), {2, given back} it ran and
 -- was undone, {-1} user not in Redis (load it), {-4} project not in Redis.
@@ -77,7 +78,7 @@ local f = {'id', id .. ':v', 'k', 'void', 't', ARGV[3], 'u', ARGV[5], 'un', u[7]
 if pid ~= '0' then
   f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = pname
 end
-local opt = {'a', da, 'pl', tp, 'pu', dpu, 'aw', tw, 'pr', tr, 'no', ARGV[6]}
+local opt = {'a', da, 'pl', tp, 'pu', dpu, 'aw', tw, 'pr', tr, 'no', ARGV[6], 'rq', ARGV[7]}
 for i = 1, #opt, 2 do
   if opt[i + 1] ~= 0 and opt[i + 1] ~= '' then
     f[#f + 1] = opt[i]

@@ -86,7 +86,7 @@ func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, re
 			putCall(c)
 			if lease > 0 && errors.Is(err, ErrOutcomeUnknown) {
 				// The caller refuses the request: it must not stay charged.
-				e.cancelChargeLater(lostCharge{id: id, userID: ent.userID, projectID: ent.projectID,
+				e.cancelChargeLater(lostCharge{id: id, request: request, userID: ent.userID, projectID: ent.projectID,
 					userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey, deadline: deadline})
 			}
 			return ChargeResult{}, err

@@ -29,7 +29,10 @@ import (
 //     change, a deletion) is written again where Redis holds an older
 //     version, and users Postgres no longer has are retired;
 //  4. reservations whose settlement is already in the ledger are removed,
-//     so the sweeper does not settle them twice;
+//     so the sweeper does not settle them twice, and reservations whose
+//     hold is in the ledger but which Redis lost are restored, so the
+//     request is settled (by its gateway or the sweeper) rather than left
+//     charged its estimate with nothing to settle;
 //  5. the checkpoint and the server's run id are recorded, which lifts the
 //     fence.
 //
@@ -103,13 +106,14 @@ func (e *Engine) verifyRedis(ctx context.Context) error {
 	e.log.Warn("Redis verified against the ledger", zap.Duration("took", time.Since(start)),
 		zap.Int("events_applied", st.applied), zap.Int("users_reloaded", st.users),
 		zap.Int("pools_reloaded", st.pools), zap.Int("configs_reloaded", st.configs),
-		zap.Int("users_retired", st.retired), zap.Int("reservations_dropped", st.reservations))
+		zap.Int("users_retired", st.retired), zap.Int("reservations_dropped", st.reservations),
+		zap.Int("open_holds_checked", st.restored))
 	return nil
 }
 
 // healStats is what a heal did, for the log.
 type healStats struct {
-	applied, users, pools, configs, retired, reservations int
+	applied, users, pools, configs, retired, reservations, restored int
 }
 
 var healBalancesScript = mustScript("heal_balances.lua")
@@ -131,6 +135,9 @@ func (e *Engine) heal(ctx context.Context, ckpt int64) (healStats, error) {
 		return st, err
 	}
 	if st.reservations, err = e.dropSettledReservations(ctx); err != nil {
+		return st, err
+	}
+	if st.restored, err = e.restoreLostReservations(ctx, ckpt); err != nil {
 		return st, err
 	}
 	// A key created in the lost second may be missing from the index.
@@ -428,4 +435,58 @@ func (e *Engine) dropSettledReservations(ctx context.Context) (int, error) {
 		return nil
 	})
 	return len(drop), err
+}
+
+var restoreReservationScript = mustScript("restore_reservation.lua")
+
+// restoreLostReservations recreates, from its hold event, each reservation
+// the ledger has a hold for and no settlement, that Redis no longer has.
+// The bucket order is not in the event: the buckets the hold took from,
+// in the usual order, stand in for it (it only decides which bucket a
+// partial refund reaches first). The allowance period is the user's
+// current one in the ledger; the lease is the default one.
+func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, error) {
+	rows, err := e.db.Query(ctx, `SELECT h.event_id, h.user_id, coalesce(h.username, ''),
+			coalesce(h.project_id, 0), coalesce(h.project_name, ''),
+			h.d_allowance, h.d_pool, h.d_awarded, h.d_purchased, coalesce(h.reserved, 0),
+			coalesce(h.model, ''), coalesce(h.request, ''), coalesce(u.allowance_period, -1)
+		FROM events h LEFT JOIN users u ON u.id = h.user_id
+		WHERE h.kind = 'hold' AND h.user_id IS NOT NULL AND ($1 = 0 OR h.seq > $1)
+			AND NOT EXISTS (SELECT 1 FROM events s WHERE s.event_id = h.event_id || ':s')`, ckpt)
+	if err != nil {
+		return 0, err
+	}
+	deadline := e.cfg.Now().Add(DefaultLease).UnixMilli()
+	var calls []*scriptCall
+	for rows.Next() {
+		var id, un, pn, model, request string
+		var uid, pid, a, p, w, r, reserved, ap int64
+		if err := rows.Scan(&id, &uid, &un, &pid, &pn, &a, &p, &w, &r, &reserved, &model, &request, &ap); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		order := ""
+		for _, b := range []struct {
+			letter string
+			taken  int64
+		}{{"a", a}, {"p", p}, {"w", w}, {"r", r}} {
+			if b.taken != 0 {
+				order += b.letter
+			}
+		}
+		if order == "" {
+			order = "apwr"
+		}
+		c := getCall(restoreReservationScript)
+		c.keys = append(c.keys, e.keys.Reservation(id), e.keys.Leases(), e.keys.InFlight(uid))
+		c.args = append(c.args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap, "ae", 0,
+			"o", order, "rs", reserved, "a", 0-a, "pl", 0-p, "w", 0-w, "r", 0-r, "m", model, "rq", request)
+		calls = append(calls, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := len(calls)
+	return n, e.healRunAll(ctx, calls)
 }

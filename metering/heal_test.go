@@ -22,7 +22,7 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{})
 	ctx := context.Background()
 	keys := map[string]string{}
-	for _, name := range []string{"ann", "dan", "eve", "fay"} {
+	for _, name := range []string{"ann", "dan", "eve", "fay", "gus"} {
 		_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: name, InitialCredits: 10 * metering.Micro})
 		require.NoError(t, err)
 		keys[name] = key
@@ -57,6 +57,10 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	require.NoError(t, err)
 	fayKey, err := b.Engine.RotateKey(ctx, "test", "fay")
 	require.NoError(t, err)
+	four := 4 * metering.Micro
+	lostHold, err := b.Engine.Reserve(ctx, metering.ReserveRequest{Key: keys["gus"], Fixed: &four, Request: "POST /lost-hold", Lease: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, metering.Reserved, lostHold.Status)
 	b.Drain(t)
 
 	b.RestartRedisFrom(t, snap)
@@ -80,6 +84,16 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, metering.Charged, res.Status, name)
 	}
+
+	// gus's reservation was lost with Redis but its hold is in the ledger:
+	// it is back, and settles with what the request used.
+	settled, err := b.Engine.Settle(ctx, lostHold, metering.Outcome{Cost: &one, Status: 200})
+	require.NoError(t, err)
+	require.False(t, settled.AlreadySettled, "the lost reservation was not restored: its hold stays charged")
+	require.Equal(t, 3*metering.Micro, settled.Refunded)
+	v, err := b.Engine.GetUser(ctx, "gus")
+	require.NoError(t, err)
+	require.Equal(t, 8*metering.Micro, v.Live.Effective)
 
 	leases, err := b.Redis.ZCard(ctx, b.Engine.Keys().Leases()).Result()
 	require.NoError(t, err)
