@@ -67,7 +67,7 @@ func (w *world) check(c *cycle) {
 	byN := map[int64][]*ledgerEvent{}
 	for _, e := range events {
 		byID[e.id] = e
-		if e.kind != "usage" && e.kind != "hold" {
+		if e.kind != "usage" && e.kind != "hold" && e.kind != "void" {
 			continue
 		}
 		n, ok := e.requestN()

@@ -122,12 +122,16 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 			return nil, fmt.Errorf("the Redis fence guards %s, not %s", cfg.Fence.keys.Prefix(), keys.Prefix())
 		}
 		e.runner.fence, e.runner.verify = cfg.Fence, e.VerifyRedis
+		cfg.Fence.watch(e, e.replayReleases)
 	}
 	return e, nil
 }
 
 // Close stops the engine's background script pipeline and retries.
 func (e *Engine) Close() {
+	if e.cfg.Fence != nil {
+		e.cfg.Fence.unwatch(e)
+	}
 	e.runner.close()
 	e.repairs.close()
 }

@@ -39,6 +39,31 @@ type RedisFence struct {
 	mu      sync.Mutex
 	lastErr error
 	lastTry time.Time
+	// restarted are told when a connection meets a server other than
+	// the last one seen: each engine sends its recent releases again
+	// (they may be among the writes a restart lost; the runner sends them
+	// once the server is verified). seen is that last run id. A mutex of
+	// their own: a connection made while mu is held for a verification
+	// must not wait for it.
+	watchMu   sync.Mutex
+	restarted map[*Engine]func()
+	seen      string
+}
+
+// watch registers an engine to be told of heals; unwatch forgets it.
+func (f *RedisFence) watch(e *Engine, fn func()) {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	if f.restarted == nil {
+		f.restarted = map[*Engine]func(){}
+	}
+	f.restarted[e] = fn
+}
+
+func (f *RedisFence) unwatch(e *Engine) {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	delete(f.restarted, e)
 }
 
 // errFenced is what a connection to an unverified Redis fails with; such
@@ -66,11 +91,38 @@ func (f *RedisFence) OnConnect(ctx context.Context, cn *redis.Conn) error {
 	if err != nil {
 		return err
 	}
+	// A server other than the last one seen, or one not verified, may
+	// have lost writes: the engines send their recent releases again.
+	restarted := f.noteServer(runID)
+	if epoch != runID && f.unverified.CompareAndSwap(false, true) {
+		restarted = true
+	}
+	if restarted {
+		f.replay()
+	}
 	if epoch != runID {
-		f.unverified.Store(true)
 		return fmt.Errorf("%w (run id %s, verified %q)", errFenced, runID, epoch)
 	}
 	return nil
+}
+
+// noteServer records the server's run id and reports whether it differs
+// from the one seen before.
+func (f *RedisFence) noteServer(runID string) bool {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	changed := f.seen != "" && f.seen != runID
+	f.seen = runID
+	return changed
+}
+
+// replay tells every engine to send its recent releases again.
+func (f *RedisFence) replay() {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	for _, fn := range f.restarted {
+		fn()
+	}
 }
 
 // Blocked reports whether Tollgate must not write to Redis now.

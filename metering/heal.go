@@ -60,8 +60,7 @@ func (e *Engine) VerifyRedis(ctx context.Context) error {
 		return f.lastErr
 	}
 	f.lastTry, f.lastErr = time.Now(), nil
-	err := e.verifyRedis(context.WithValue(ctx, healerCtxKey{}, true))
-	if err != nil {
+	if err := e.verifyRedis(context.WithValue(ctx, healerCtxKey{}, true)); err != nil {
 		f.lastErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		return f.lastErr
 	}
@@ -86,8 +85,11 @@ func (e *Engine) verifyRedis(ctx context.Context) error {
 		return fmt.Errorf("verify Redis: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`, e.keys.Prefix())
-	if runID, epoch, err = serverIdentity(ctx, e.rdb, e.keys); err != nil || runID == epoch {
-		return err // another gateway healed it meanwhile
+	if runID, epoch, err = serverIdentity(ctx, e.rdb, e.keys); err != nil {
+		return err
+	}
+	if runID == epoch {
+		return nil // another gateway healed it meanwhile
 	}
 	ckpt, err := e.rdb.Get(ctx, e.keys.Checkpoint()).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -439,12 +441,18 @@ func (e *Engine) dropSettledReservations(ctx context.Context) (int, error) {
 
 var restoreReservationScript = mustScript("restore_reservation.lua")
 
+// restoredLease is the lease of a reservation a heal brought back.
+const restoredLease = time.Minute
+
 // restoreLostReservations recreates, from its hold event, each reservation
 // the ledger has a hold for and no settlement, that Redis no longer has.
 // The bucket order is not in the event: the buckets the hold took from,
 // in the usual order, stand in for it (it only decides which bucket a
 // partial refund reaches first). The allowance period is the user's
-// current one in the ledger; the lease is the default one.
+// current one in the ledger. The lease is short (restoredLease): the
+// gateway still serving the request settles it or renews the lease (a
+// stream) before then; otherwise its settlement was among the lost writes
+// and the sweeper settles it by policy.
 func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, error) {
 	rows, err := e.db.Query(ctx, `SELECT h.event_id, h.user_id, coalesce(h.username, ''),
 			coalesce(h.project_id, 0), coalesce(h.project_name, ''),
@@ -456,7 +464,7 @@ func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, 
 	if err != nil {
 		return 0, err
 	}
-	deadline := e.cfg.Now().Add(DefaultLease).UnixMilli()
+	deadline := e.cfg.Now().Add(restoredLease).UnixMilli()
 	var calls []*scriptCall
 	for rows.Next() {
 		var id, un, pn, model, request string

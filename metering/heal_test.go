@@ -22,7 +22,7 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{})
 	ctx := context.Background()
 	keys := map[string]string{}
-	for _, name := range []string{"ann", "dan", "eve", "fay", "gus"} {
+	for _, name := range []string{"ann", "dan", "eve", "fay", "gus", "hal"} {
 		_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: name, InitialCredits: 10 * metering.Micro})
 		require.NoError(t, err)
 		keys[name] = key
@@ -37,6 +37,9 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	res, err := b.Engine.Charge(ctx, unknown, metering.Micro, "GET /unknown")
 	require.NoError(t, err)
 	require.Equal(t, metering.KeyRefused, res.Status)
+	hal, err := b.Engine.ChargeTracked(ctx, keys["hal"], metering.Micro, "GET /in-flight", time.Hour)
+	require.NoError(t, err)
+	halLease := hal.Lease
 	one := metering.Micro
 	reservation, err := b.Engine.Reserve(ctx, metering.ReserveRequest{Key: keys["fay"], Fixed: &one, Request: "POST /r", Lease: time.Hour})
 	require.NoError(t, err)
@@ -57,6 +60,10 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	require.NoError(t, err)
 	fayKey, err := b.Engine.RotateKey(ctx, "test", "fay")
 	require.NoError(t, err)
+	// hal's request was in flight at the snapshot and released after it:
+	// the release is among the lost writes.
+	b.Engine.Release(halLease)
+	require.Eventually(t, func() bool { return inFlight(t, b, "hal") == 0 }, 30*time.Second, 5*time.Millisecond)
 	four := 4 * metering.Micro
 	lostHold, err := b.Engine.Reserve(ctx, metering.ReserveRequest{Key: keys["gus"], Fixed: &four, Request: "POST /lost-hold", Lease: time.Hour})
 	require.NoError(t, err)
@@ -98,6 +105,9 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	leases, err := b.Redis.ZCard(ctx, b.Engine.Keys().Leases()).Result()
 	require.NoError(t, err)
 	require.Zero(t, leases, "a reservation settled in the ledger came back for the sweeper")
+	// The gateway sent its recent releases again.
+	require.NoError(t, b.Engine.WaitForRepairs(ctx))
+	require.Zero(t, inFlight(t, b, "hal"), "a release lost with Redis left the user in flight")
 
 	b.Drain(t)
 	b.AssertConsistent(t)
@@ -129,4 +139,10 @@ func TestRedisRestartWithoutLossIsVerified(t *testing.T) {
 	require.Equal(t, 8*metering.Micro, v.Live.Effective)
 	b.Drain(t)
 	b.AssertConsistent(t)
+}
+
+func inFlight(t *testing.T, b *meteringtest.Bundle, name string) int64 {
+	v, err := b.Engine.GetUser(context.Background(), name)
+	require.NoError(t, err)
+	return v.InFlight
 }

@@ -40,6 +40,7 @@ func (e *Engine) Release(l Lease) {
 	}
 	r := &e.releases
 	r.mu.Lock()
+	r.remember(l)
 	r.pending = append(r.pending, l)
 	start := !r.queued
 	r.queued = true
@@ -66,15 +67,20 @@ func (e *Engine) releaseFailed(c *scriptCall) {
 	}
 	e.log.Warn("releasing requests in flight failed; retrying until Redis answers",
 		zap.Int("requests", len(leases)), zap.Error(c.err))
-	e.repairs.add("release in-flight requests", func(ctx context.Context) error {
-		r := getCall(releaseScript)
-		defer putCall(r)
-		r.args = append(r.args, e.cfg.Now().UnixMilli())
+	e.releaseLater("release in-flight requests", leases)
+}
+
+// releaseLater queues releasing leases in the repair queue.
+func (e *Engine) releaseLater(what string, leases []Lease) {
+	e.repairs.add(what, func(ctx context.Context) error {
+		c := getCall(releaseScript)
+		defer putCall(c)
+		c.args = append(c.args, e.cfg.Now().UnixMilli())
 		for _, l := range leases {
-			r.keys = append(r.keys, l.flightKey)
-			r.args = append(r.args, l.member)
+			c.keys = append(c.keys, l.flightKey)
+			c.args = append(c.args, l.member)
 		}
-		return e.runner.run(ctx, r)
+		return e.runner.run(ctx, c)
 	})
 }
 
@@ -84,6 +90,39 @@ type releases struct {
 	pending []Lease
 	spare   []Lease
 	queued  bool // a release call waits in the runner's queue
+	// recent remembers the last releases (a ring), so they can be sent
+	// again after a Redis that came back without its last writes lost
+	// them (replayReleases).
+	recent []Lease
+	next   int
+}
+
+// recentReleases is how many releases a gateway remembers: several
+// seconds of traffic at high load, more than the writes an OS crash under
+// appendfsync everysec can lose. During a Redis outage no new charge
+// succeeds, so the ring keeps what was released before it.
+const recentReleases = 1 << 17
+
+func (r *releases) remember(l Lease) {
+	if len(r.recent) < recentReleases {
+		r.recent = append(r.recent, l)
+		return
+	}
+	r.recent[r.next] = l
+	r.next = (r.next + 1) % recentReleases
+}
+
+// replayReleases sends every remembered release again: after a heal
+// (heal.go), a release Redis lost would leave its user "in flight", and
+// undeletable, until the lease ran out. Releasing twice is harmless.
+func (e *Engine) replayReleases() {
+	r := &e.releases
+	r.mu.Lock()
+	leases := append([]Lease(nil), r.recent...)
+	r.mu.Unlock()
+	for i := 0; i < len(leases); i += 1000 {
+		e.releaseLater("release requests again after a heal", leases[i:min(i+1000, len(leases))])
+	}
 }
 
 // fillRelease runs as the release call is about to be sent: it takes
