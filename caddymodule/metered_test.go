@@ -197,8 +197,18 @@ func chatParams(model string, maxTokens int64) openai.ChatCompletionNewParams {
 	return p
 }
 
-// The estimate of chatParams: 3 + 4 + ceil(len("hi")/4) input tokens.
-const estInput = 8
+// chatInput is the gateway's input bound for chatParams(model, maxTokens):
+// the bytes the SDK sends (its JSON, plus "stream":true for a stream) and
+// the template's tokens, 3 per request and 4 per message.
+func chatInput(t *testing.T, model string, maxTokens int64, stream bool) int64 {
+	b, err := json.Marshal(chatParams(model, maxTokens))
+	require.NoError(t, err)
+	n := int64(len(b)) + 3 + 4
+	if stream {
+		n += int64(len(`,"stream":true`))
+	}
+	return n
+}
 
 func TestMeteredWithOpenAISDK(t *testing.T) {
 	w := setupMetered(t)
@@ -291,13 +301,13 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		cancel()
 		s.Close()
 		// 3 chunks of "abcd": 3 output tokens; no usage arrived.
-		spent += costOf(estInput, 3)
+		spent += costOf(chatInput(t, "slow", 50, true), 3)
 		require.Eventually(t, func() bool { return w.effective(t, "ann") == start-spent }, 10*time.Second, 5*time.Millisecond,
 			"want %s, have %s", start-spent, w.effective(t, "ann"))
 	})
 
 	t.Run("a shortfall never takes the balance below zero", func(t *testing.T) {
-		poor := w.client(w.user(t, "poor", costOf(estInput, 10)))
+		poor := w.client(w.user(t, "poor", costOf(chatInput(t, "verbose", 10, false), 10)))
 		_, err := poor.Chat.Completions.New(ctx, chatParams("verbose", 10))
 		require.NoError(t, err)
 		require.Equal(t, metering.Credits(0), w.settled(t, "poor"))
@@ -328,7 +338,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 func TestMeteredConcurrentStreams(t *testing.T) {
 	w := setupMetered(t)
 	ctx := context.Background()
-	reserve := costOf(estInput, 10)
+	reserve := costOf(chatInput(t, "m", 10, true), 10)
 	start := 50 * reserve
 	key := w.user(t, "crowd", start)
 	c := w.client(key)
@@ -394,7 +404,7 @@ func TestMeteredLeaseRenewedDuringLongStream(t *testing.T) {
 	}
 	cancel()
 	s.Close()
-	want := start - costOf(estInput, 3)
+	want := start - costOf(chatInput(t, "slow", 50, true), 3)
 	require.Eventually(t, func() bool { return w.effective(t, "ann") == want }, 10*time.Second, 5*time.Millisecond)
 	b.Drain(t)
 	b.AssertConsistent(t)
