@@ -24,13 +24,38 @@ import (
 
 // fakeOpenAI is an OpenAI-compatible upstream. Its behaviour follows the
 // model name: "fail" answers 500, "verbose" reports a large completion,
-// "slow" streams three chunks and then waits for the client to leave.
-// Every answer reports prompt_tokens 11 and completion_tokens 7 otherwise.
+// "slow" streams three chunks and then waits for the client to leave,
+// "slowstart" waits for the client to leave before answering anything,
+// "alias" answers as the model "dear". Every answer reports prompt_tokens
+// 11 and completion_tokens 7 otherwise. It records what reached it.
 type fakeOpenAI struct {
 	*httptest.Server
 	includeUsageSeen atomic.Int64 // streamed requests that reached it with include_usage
 	streams          atomic.Int64
 	slowStarted      chan struct{}
+	mu               sync.Mutex
+	received         []received
+}
+
+// received is one request as the upstream saw it.
+type received struct {
+	path   string
+	header http.Header
+	body   []byte
+}
+
+// last is the last request that reached the upstream.
+func (f *fakeOpenAI) last(t *testing.T) received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.NotEmpty(t, f.received, "nothing reached the upstream")
+	return f.received[len(f.received)-1]
+}
+
+func (f *fakeOpenAI) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.received)
 }
 
 const (
@@ -54,6 +79,9 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		} `json:"stream_options"`
 	}
 	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.received = append(f.received, received{path: r.URL.Path, header: r.Header.Clone(), body: body})
+	f.mu.Unlock()
 	if len(body) == 0 {
 		w.Write([]byte(`{"ok":true}`))
 		return
@@ -63,7 +91,14 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	completion := fakeCompletion
+	served := req.Model
 	switch req.Model {
+	case "slowstart":
+		f.slowStarted <- struct{}{}
+		<-r.Context().Done()
+		return
+	case "alias":
+		served = "dear"
 	case "fail":
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(500)
@@ -75,7 +110,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, fakePrompt, completion, fakePrompt+completion)
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"hello there"},"finish_reason":"stop"}],"usage":%s}`, req.Model, usage)
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"hello there"},"finish_reason":"stop"}],"usage":%s}`, served, usage)
 		return
 	}
 	f.streams.Add(1)
@@ -86,7 +121,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(200)
 	fl := w.(http.Flusher)
 	chunk := func(content string) {
-		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", req.Model, content)
+		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", served, content)
 		fl.Flush()
 	}
 	for range 3 {
@@ -98,7 +133,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.StreamOptions.IncludeUsage {
-		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", req.Model, usage)
+		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", served, usage)
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	fl.Flush()
