@@ -45,6 +45,7 @@ type capture struct {
 	pending   []byte // the SSE event being received
 	lineStart int    // where pending's current line starts
 	passEvent bool   // the pending event is too long to parse: passed through as it comes
+	passBlank bool   // while passing through: the current line is blank so far
 	body      []byte // the JSON body (or its tail once past maxJSONCapture)
 	overflow  bool
 
@@ -151,35 +152,23 @@ func (c *capture) keepJSON(p []byte) {
 }
 
 // writeSSE splits the stream into events (ended by a blank line) and
-// passes each on once complete, unless it is the usage chunk to drop.
+// passes each on once complete, unless it is the usage chunk to drop. An
+// event longer than maxSSEEvent is passed on as it comes, unparsed, so the
+// capture never holds more than that (plus the piece being written).
 func (c *capture) writeSSE(p []byte) error {
 	for len(p) > 0 {
 		if c.passEvent {
-			// An oversized event: pass bytes through until its blank line.
-			i := bytes.Index(p, []byte("\n\n"))
-			end := len(p)
-			if i >= 0 {
-				end = i + 2
-				c.passEvent = false
-			}
-			if _, err := c.pass(p[:end]); err != nil {
+			n := c.passThrough(p)
+			if _, err := c.pass(p[:n]); err != nil {
 				return err
 			}
-			p = p[end:]
+			p = p[n:]
 			continue
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			c.pending = append(c.pending, p...)
-			if len(c.pending) > maxSSEEvent {
-				c.passEvent = true
-				ev := c.pending
-				c.pending, c.lineStart = c.pending[:0], 0
-				if _, err := c.pass(ev); err != nil {
-					return err
-				}
-			}
-			return nil
+			return c.tooLong()
 		}
 		c.pending = append(c.pending, p[:i+1]...)
 		p = p[i+1:]
@@ -189,9 +178,57 @@ func (c *capture) writeSSE(p []byte) error {
 			if err := c.endEvent(); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := c.tooLong(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// tooLong switches to passing the pending event through unparsed once it
+// exceeds maxSSEEvent.
+func (c *capture) tooLong() error {
+	if len(c.pending) <= maxSSEEvent {
+		return nil
+	}
+	c.passEvent = true
+	c.passBlank = allCR(c.pending[c.lineStart:])
+	ev := c.pending
+	c.pending, c.lineStart = c.pending[:0], 0
+	_, err := c.pass(ev)
+	return err
+}
+
+// passThrough is how much of p belongs to the event being passed through:
+// up to and including the blank line that ends it (all of p when it does
+// not end in p), which ends pass-through.
+func (c *capture) passThrough(p []byte) int {
+	at := 0
+	for {
+		i := bytes.IndexByte(p[at:], '\n')
+		if i < 0 {
+			c.passBlank = c.passBlank && allCR(p[at:])
+			return len(p)
+		}
+		blank := c.passBlank && allCR(p[at:at+i])
+		at += i + 1
+		c.passBlank = true // a new line starts
+		if blank {
+			c.passEvent = false
+			return at
+		}
+	}
+}
+
+func allCR(b []byte) bool {
+	for _, c := range b {
+		if c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // endEvent parses the complete pending event and passes it on or drops it.
@@ -208,7 +245,9 @@ func (c *capture) endEvent() error {
 			data = append(data, bytes.TrimPrefix(d, []byte(" "))...)
 		}
 	}
-	if len(data) > 0 && c.readChunk(data) {
+	// An event past maxSSEEvent is never parsed, however it arrived, so
+	// what reaches the client does not depend on how the stream was cut.
+	if len(ev) <= maxSSEEvent && len(data) > 0 && c.readChunk(data) {
 		return nil // dropped
 	}
 	_, err := c.pass(ev)
