@@ -58,14 +58,18 @@ func endpointOf(path string) endpoint {
 // tool definitions, schemas, fields the gateway does not know. To that
 // come the chat template's tokens (per request and per message) and
 // images, which are billed by their size in pixels rather than their
-// bytes: each image part counts image_tokens instead of its data.
+// bytes: each image part counts image_tokens instead of its data, and so
+// does each image generated (token-priced image models bill its tokens).
 const (
 	perMessageOverhead  = 4 // OpenAI's documented per-message framing is 3-4 tokens
 	perRequestOverhead  = 3 // the reply's priming tokens
 	defaultMaxOutput    = 4096
 	defaultMinOutput    = 16
 	defaultAudioSeconds = 600
-	defaultImageTokens  = 4000
+	// defaultImageTokens: the largest per-image count OpenAI documents
+	// (gpt-image-1, high quality, 1536×1024: 6,240 output tokens); images
+	// read by tile- and patch-based vision models count fewer.
+	defaultImageTokens = 6240
 	// maxChoices bounds n and best_of (OpenAI allows at most 128).
 	maxChoices = 128
 )
@@ -78,7 +82,7 @@ const bytesPerToken = 4
 type estimateConfig struct {
 	MaxOutputTokens int64 // when the request sets no output limit
 	AudioSeconds    int64 // a transcription's reserved duration when it cannot be measured
-	ImageTokens     int64 // the input tokens of one image part
+	ImageTokens     int64 // the tokens of one image, read or generated
 	// ChatLimitField is the field a chat request's output limit is set in
 	// when the client sets none: "max_completion_tokens" or "max_tokens".
 	ChatLimitField string
@@ -388,7 +392,7 @@ func (r *reader) images() error {
 	if err != nil {
 		return err
 	}
-	r.est.Units.Images = n
+	r.est.Units.Images, r.est.Units.OutputTokens = n, n*r.cfg.ImageTokens
 	r.est.Units.InputTokens = r.bodyTokens(0, 0)
 	return nil
 }

@@ -122,6 +122,7 @@ func (e *estimate) readMultipart(contentType string, cfg estimateConfig) error {
 			e.Units.Images = 1
 		}
 		e.Units.InputTokens = promptBytes + images*cfg.ImageTokens
+		e.Units.OutputTokens = e.Units.Images * cfg.ImageTokens
 	}
 	return nil
 }

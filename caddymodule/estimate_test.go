@@ -82,7 +82,7 @@ func TestEstimateRequest(t *testing.T) {
 		{name: "embeddings", kind: epEmbeddings, body: embed, model: "e", units: metering.Units{InputTokens: in(embed, 0)}},
 		{name: "speech counts characters", kind: epSpeech, body: speech, model: "tts-1",
 			units: metering.Units{Characters: 5, InputTokens: in(speech, 0)}},
-		{name: "images n", kind: epImages, body: images, model: "dall-e-3", units: metering.Units{Images: 2, InputTokens: in(images, 0)}},
+		{name: "images n", kind: epImages, body: images, model: "dall-e-3", units: metering.Units{Images: 2, InputTokens: in(images, 0), OutputTokens: 2 * 500}},
 		{name: "responses with an image", kind: epResponses, body: resp, model: "m",
 			units: metering.Units{InputTokens: in(resp, 3+4) - int64(len(`"https://x/y.png"`)) + 500, OutputTokens: 9}},
 		{name: "generic: no limit added", kind: epGeneric, body: generic, model: "m",
@@ -323,7 +323,7 @@ func TestEstimateImageEdit(t *testing.T) {
 	est, err := estimateRequest(epImages, ct, body, estimateConfig{ImageTokens: 100})
 	require.NoError(t, err)
 	require.Equal(t, "gpt-image-1", est.Model)
-	require.Equal(t, metering.Units{Images: 3, InputTokens: 5 + 2*100}, est.Units)
+	require.Equal(t, metering.Units{Images: 3, InputTokens: 5 + 2*100, OutputTokens: 3 * 100}, est.Units)
 	ct, body = formBody(t, "image", "png", "n", "3.0")
 	_, err = estimateRequest(epImages, ct, body, estimateConfig{})
 	var re *requestError

@@ -55,8 +55,8 @@ type Handler struct {
 	// "max_completion_tokens" (default) or "max_tokens" (older
 	// OpenAI-compatible servers).
 	ChatLimitField string `json:"chat_limit_field,omitempty"`
-	// ImageTokens is reserved as input for each image in a request.
-	// Default 4000.
+	// ImageTokens is reserved for each image a request sends (input) or
+	// asks for (output), for models that bill images in tokens. Default 6240.
 	ImageTokens int64 `json:"image_tokens,omitempty"`
 	// AudioSeconds is reserved for a transcription, whose duration is
 	// unknown until the upstream answers. Default 600.
