@@ -262,15 +262,25 @@ func (r *reader) bodyTokens(imageBytes, images int64) int64 {
 	return int64(len(r.doc.b)) - imageBytes + images*r.cfg.ImageTokens
 }
 
+// top reads the body's own fields: the model (validated, see model) and
+// names, which it answers in order.
+func (r *reader) top(names ...string) ([]jval, error) {
+	f, err := r.doc.fields(r.doc.root, "", append([]string{"model"}, names...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.model(f[0]); err != nil {
+		return nil, err
+	}
+	return f[1:], nil
+}
+
 func (r *reader) chat() error {
-	f, err := r.doc.fields(r.doc.root, "", "model", "messages", "max_completion_tokens", "max_tokens", "n", "stream", "stream_options")
+	f, err := r.top("messages", "max_completion_tokens", "max_tokens", "n", "stream", "stream_options")
 	if err != nil {
 		return err
 	}
-	if err := r.model(f[0]); err != nil {
-		return err
-	}
-	msgs, err := r.array(f[1], "messages")
+	msgs, err := r.array(f[0], "messages")
 	if err != nil {
 		return err
 	}
@@ -291,34 +301,28 @@ func (r *reader) chat() error {
 		imageBytes, images = imageBytes+b, images+n
 	}
 	r.est.Units.InputTokens = perRequestOverhead + perMessageOverhead*int64(len(msgs)) + r.bodyTokens(imageBytes, images)
-	if err := r.output(r.cfg.ChatLimitField, []string{"max_completion_tokens", "max_tokens"}, f[2:4], f[4], jval{}); err != nil {
-		return err
-	}
-	return r.stream(f[5], f[6])
-}
-
-func (r *reader) completions() error {
-	f, err := r.doc.fields(r.doc.root, "", "model", "max_tokens", "n", "best_of", "stream", "stream_options")
-	if err != nil {
-		return err
-	}
-	if err := r.model(f[0]); err != nil {
-		return err
-	}
-	r.est.Units.InputTokens = perRequestOverhead + r.bodyTokens(0, 0)
-	if err := r.output("max_tokens", []string{"max_tokens"}, f[1:2], f[2], f[3]); err != nil {
+	if err := r.output(r.cfg.ChatLimitField, []string{"max_completion_tokens", "max_tokens"}, f[1:3], f[3], jval{}); err != nil {
 		return err
 	}
 	return r.stream(f[4], f[5])
 }
 
-func (r *reader) embeddings() error {
-	f, err := r.doc.fields(r.doc.root, "", "model")
+func (r *reader) completions() error {
+	f, err := r.top("max_tokens", "n", "best_of", "stream", "stream_options")
 	if err != nil {
 		return err
 	}
+	r.est.Units.InputTokens = perRequestOverhead + r.bodyTokens(0, 0)
+	if err := r.output("max_tokens", []string{"max_tokens"}, f[0:1], f[1], f[2]); err != nil {
+		return err
+	}
+	return r.stream(f[3], f[4])
+}
+
+func (r *reader) embeddings() error {
+	_, err := r.top()
 	r.est.Units.InputTokens = r.bodyTokens(0, 0)
-	return r.model(f[0])
+	return err
 }
 
 // responses reads the Responses API: input is a string or a list of items,
@@ -326,17 +330,14 @@ func (r *reader) embeddings() error {
 // Streams always end with the usage (response.completed), so nothing is
 // added for them.
 func (r *reader) responses() error {
-	f, err := r.doc.fields(r.doc.root, "", "model", "input", "max_output_tokens")
+	f, err := r.top("input", "max_output_tokens")
 	if err != nil {
-		return err
-	}
-	if err := r.model(f[0]); err != nil {
 		return err
 	}
 	items := int64(1)
 	var imageBytes, images int64
-	if f[1].kind == jsonArray {
-		list := r.doc.elements(f[1])
+	if f[0].kind == jsonArray {
+		list := r.doc.elements(f[0])
 		items = int64(len(list))
 		for i, it := range list {
 			if it.kind != jsonObject {
@@ -357,38 +358,32 @@ func (r *reader) responses() error {
 		}
 	}
 	r.est.Units.InputTokens = perRequestOverhead + perMessageOverhead*items + r.bodyTokens(imageBytes, images)
-	return r.output("max_output_tokens", []string{"max_output_tokens"}, f[2:3], jval{}, jval{})
+	return r.output("max_output_tokens", []string{"max_output_tokens"}, f[1:2], jval{}, jval{})
 }
 
 // speech is priced per character of input (and, for token-priced voices,
 // per input token): both are known before the call.
 func (r *reader) speech() error {
-	f, err := r.doc.fields(r.doc.root, "", "model", "input")
+	f, err := r.top("input")
 	if err != nil {
 		return err
 	}
-	if err := r.model(f[0]); err != nil {
-		return err
-	}
-	if f[1].present() && f[1].kind != jsonString {
+	if f[0].present() && f[0].kind != jsonString {
 		return badField("input", "The input must be a string.")
 	}
-	if f[1].present() {
-		r.est.Units.Characters = int64(utf8.RuneCountInString(r.doc.str(f[1])))
+	if f[0].present() {
+		r.est.Units.Characters = int64(utf8.RuneCountInString(r.doc.str(f[0])))
 	}
 	r.est.Units.InputTokens = r.bodyTokens(0, 0)
 	return nil
 }
 
 func (r *reader) images() error {
-	f, err := r.doc.fields(r.doc.root, "", "model", "n")
+	f, err := r.top("n")
 	if err != nil {
 		return err
 	}
-	if err := r.model(f[0]); err != nil {
-		return err
-	}
-	n, err := r.count(f[1], "n")
+	n, err := r.count(f[0], "n")
 	if err != nil {
 		return err
 	}
@@ -401,15 +396,12 @@ func (r *reader) images() error {
 // input and the client's limit or the route's cap as output; no limit is
 // added, since the gateway cannot know the endpoint's field.
 func (r *reader) generic() error {
-	f, err := r.doc.fields(r.doc.root, "", "model", "max_completion_tokens", "max_tokens", "max_output_tokens", "n")
+	f, err := r.top("max_completion_tokens", "max_tokens", "max_output_tokens", "n")
 	if err != nil {
 		return err
 	}
-	if err := r.model(f[0]); err != nil {
-		return err
-	}
 	r.est.Units.InputTokens = r.bodyTokens(0, 0)
-	return r.output("", []string{"max_completion_tokens", "max_tokens", "max_output_tokens"}, f[1:4], f[4], jval{})
+	return r.output("", []string{"max_completion_tokens", "max_tokens", "max_output_tokens"}, f[0:3], f[3], jval{})
 }
 
 // model reads the model name: absent or null is "" (the route's

@@ -182,11 +182,17 @@ type meteredWorld struct {
 }
 
 func setupMetered(t *testing.T) *meteredWorld {
+	return startWorld(t, meteredConfig, "m", "fail", "verbose", "slow")
+}
+
+// startWorld starts a gateway with config in front of a fake OpenAI
+// upstream, with testPrice for each of models.
+func startWorld(t *testing.T, config func(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr string) string, models ...string) *meteredWorld {
 	b := meteringtest.New(t, meteringtest.Options{})
-	putTestPrices(t, b, "m", "fail", "verbose", "slow")
+	putTestPrices(t, b, models...)
 	up := newFakeOpenAI(t)
 	listen := freePort(t)
-	startGateway(t, meteredConfig(t, b, listen, up.Listener.Addr().String()))
+	startGateway(t, config(t, b, listen, up.Listener.Addr().String()))
 	return &meteredWorld{b: b, up: up, base: "http://" + listen,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 }

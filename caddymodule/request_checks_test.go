@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -22,37 +21,19 @@ import (
 // checksConfig is meteredConfig plus a route that charges models without a
 // price a flat amount (so a model name is recorded whatever it is).
 func checksConfig(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr string) string {
-	return globalOptions(t, b, meteringtest.RedisURL(), "test") + fmt.Sprintf(`http://%s {
-	handle /v1/* {
-		metering {
-			price_by model
-			max_output_tokens 100
-			lease 1m
-		}
-		reverse_proxy %[2]s
-	}
-	handle /flat/* {
+	return strings.Replace(meteredConfig(t, b, listen, upstreamAddr), "\thandle {\n", `	handle /flat/* {
 		metering {
 			price_by model
 			unknown_model 0.5
 		}
-		reverse_proxy %[2]s
+		reverse_proxy `+upstreamAddr+`
 	}
 	handle {
-		metering 1
-		reverse_proxy %[2]s
-	}
-}`, listen, upstreamAddr)
+`, 1)
 }
 
 func setupChecks(t *testing.T) *meteredWorld {
-	b := meteringtest.New(t, meteringtest.Options{})
-	putTestPrices(t, b, "m", "verbose", "alias", "slowstart")
-	up := newFakeOpenAI(t)
-	listen := freePort(t)
-	startGateway(t, checksConfig(t, b, listen, up.Listener.Addr().String()))
-	return &meteredWorld{b: b, up: up, base: "http://" + listen,
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	return startWorld(t, checksConfig, "m", "verbose", "alias", "slowstart")
 }
 
 // apiError is an answer in the OpenAI error shape.

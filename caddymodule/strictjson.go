@@ -118,22 +118,18 @@ func (p *strictParser) value(depth int) (jval, error) {
 	}
 	start := p.i
 	switch c := p.b[p.i]; {
-	case c == '{':
+	case c == '{' || c == '[':
 		if depth >= maxJSONDepth {
 			return jval{}, p.fail("JSON nested too deeply")
 		}
-		if err := p.object(depth); err != nil {
+		kind, parse := jsonObject, p.object
+		if c == '[' {
+			kind, parse = jsonArray, p.array
+		}
+		if err := parse(depth); err != nil {
 			return jval{}, err
 		}
-		return jval{jsonObject, start, p.i}, nil
-	case c == '[':
-		if depth >= maxJSONDepth {
-			return jval{}, p.fail("JSON nested too deeply")
-		}
-		if err := p.array(depth); err != nil {
-			return jval{}, err
-		}
-		return jval{jsonArray, start, p.i}, nil
+		return jval{kind, start, p.i}, nil
 	case c == '"':
 		if _, err := p.str(false); err != nil {
 			return jval{}, err
@@ -213,20 +209,28 @@ func (p *strictParser) object(depth int) error {
 		if _, err := p.value(depth + 1); err != nil {
 			return err
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return p.fail("unexpected end of JSON in an object")
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return nil
-		default:
-			return p.fail("expected ',' or '}' in an object")
+		if done, err := p.next('}', "an object"); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows a member or an element: ',' (more follow) or
+// the closing byte (done).
+func (p *strictParser) next(closing byte, in string) (done bool, err error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return false, p.fail("unexpected end of JSON in " + in)
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return false, nil
+	case closing:
+		p.i++
+		return true, nil
+	}
+	return false, p.fail("expected ',' or '" + string(closing) + "' in " + in)
 }
 
 func (p *strictParser) dupKey(k []byte) error {
@@ -252,18 +256,8 @@ func (p *strictParser) array(depth int) error {
 		if _, err := p.value(depth + 1); err != nil {
 			return err
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return p.fail("unexpected end of JSON in an array")
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return nil
-		default:
-			return p.fail("expected ',' or ']' in an array")
+		if done, err := p.next(']', "an array"); done || err != nil {
+			return err
 		}
 	}
 }
