@@ -115,8 +115,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		buckets <bucket>...              (allowance pool awarded purchased: an ordered subset)
 //		unknown_model reject|<credits>
 //		max_output_tokens <n>
+//		min_output_tokens <n>
+//		chat_limit_field max_completion_tokens|max_tokens
+//		image_tokens <n>
 //		audio_seconds <n>
 //		max_request_body <size>
+//		max_multipart_body <size>
 //		lease <duration>
 //	}
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -201,7 +205,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
-		case "max_output_tokens", "audio_seconds":
+		case "max_output_tokens", "min_output_tokens", "image_tokens", "audio_seconds":
 			name := h.Val()
 			if !h.NextArg() {
 				return nil, h.ArgErr()
@@ -210,23 +214,36 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if err != nil || n <= 0 || n > 1<<31 {
 				return nil, h.Errf("%s %q: must be a positive integer", name, h.Val())
 			}
-			if name == "max_output_tokens" {
-				m.MaxOutputTokens = n
-			} else {
-				m.AudioSeconds = n
-			}
+			*map[string]*int64{"max_output_tokens": &m.MaxOutputTokens, "min_output_tokens": &m.MinOutputTokens,
+				"image_tokens": &m.ImageTokens, "audio_seconds": &m.AudioSeconds}[name] = n
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
-		case "max_request_body":
+		case "chat_limit_field":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			if v := h.Val(); v != "max_completion_tokens" && v != "max_tokens" {
+				return nil, h.Errf("chat_limit_field %q: max_completion_tokens or max_tokens", v)
+			}
+			m.ChatLimitField = h.Val()
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "max_request_body", "max_multipart_body":
+			name := h.Val()
 			if !h.NextArg() {
 				return nil, h.ArgErr()
 			}
 			size, err := humanize.ParseBytes(h.Val())
 			if err != nil || size == 0 || size > math.MaxInt64 {
-				return nil, h.Errf("max_request_body %q: must be a positive size such as 32MiB", h.Val())
+				return nil, h.Errf("%s %q: must be a positive size such as 4MiB", name, h.Val())
 			}
-			m.MaxRequestBody = int64(size)
+			if name == "max_request_body" {
+				m.MaxRequestBody = int64(size)
+			} else {
+				m.MaxMultipartBody = int64(size)
+			}
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
@@ -249,9 +266,9 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	if m.PriceBy != "" && m.CostHeader != "" {
 		return nil, h.Err("price_by and cost_header exclude each other")
 	}
-	if m.PriceBy == "" && m.CostHeader == "" && (len(m.Buckets) > 0 || m.UnknownModel != "" ||
-		m.MaxOutputTokens != 0 || m.AudioSeconds != 0 || m.MaxRequestBody != 0 || m.Lease != 0) {
-		return nil, h.Err("buckets, unknown_model, max_output_tokens, audio_seconds, max_request_body and lease need price_by model or cost_header")
+	if m.PriceBy == "" && m.CostHeader == "" && (len(m.Buckets) > 0 || m.UnknownModel != "" || m.Lease != 0 || m.hasEstimateOptions()) {
+		return nil, h.Err("buckets, unknown_model, lease and the estimate's options (max_output_tokens, min_output_tokens, " +
+			"chat_limit_field, image_tokens, audio_seconds, max_request_body, max_multipart_body) need price_by model or cost_header")
 	}
 	return m, nil
 }

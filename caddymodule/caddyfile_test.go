@@ -180,13 +180,18 @@ func TestParseHandlerMetered(t *testing.T) {
 		buckets purchased awarded
 		unknown_model 0.5
 		max_output_tokens 2048
+		min_output_tokens 32
+		chat_limit_field max_tokens
+		image_tokens 1200
 		audio_seconds 120
 		max_request_body 8MiB
+		max_multipart_body 30MiB
 		lease 5m
 	}`)})
 	require.NoError(t, err)
 	require.Equal(t, &Handler{PriceBy: "model", Buckets: []string{"purchased", "awarded"}, UnknownModel: "0.5",
-		MaxOutputTokens: 2048, AudioSeconds: 120, MaxRequestBody: 8 << 20, Lease: caddy.Duration(5 * time.Minute)}, h)
+		MaxOutputTokens: 2048, MinOutputTokens: 32, ChatLimitField: "max_tokens", ImageTokens: 1200, AudioSeconds: 120,
+		MaxRequestBody: 8 << 20, MaxMultipartBody: 30 << 20, Lease: caddy.Duration(5 * time.Minute)}, h)
 
 	h, err = parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering 3 {\n cost_header X-Upstream-Cost\n unknown_model reject\n}")})
 	require.NoError(t, err)
@@ -209,6 +214,12 @@ func TestParseHandlerMetered(t *testing.T) {
 		"metering {\n price_by model\n max_output_tokens\n}":     "wrong argument count",
 		"metering {\n price_by model\n audio_seconds -5\n}":      "audio_seconds",
 		"metering {\n price_by model\n max_request_body lots\n}": "max_request_body",
+		"metering {\n price_by model\n max_multipart_body 0\n}":  "max_multipart_body",
+		"metering {\n price_by model\n min_output_tokens 0\n}":   "min_output_tokens",
+		"metering {\n price_by model\n image_tokens x\n}":        "image_tokens",
+		"metering {\n price_by model\n chat_limit_field n\n}":    "chat_limit_field",
+		"metering {\n price_by model\n chat_limit_field\n}":      "wrong argument count",
+		"metering {\n min_output_tokens 5\n}":                    "need price_by",
 		"metering {\n price_by model\n lease\n}":                 "wrong argument count",
 		"metering {\n price_by model\n lease soon\n}":            "lease",
 		"metering {\n price_by model\n lease 1m 2m\n}":           "wrong argument count",
@@ -228,12 +239,16 @@ func TestProvisionMeteredChecks(t *testing.T) {
 	}
 	bad := []Handler{{PriceBy: "route"}, {PriceBy: "model", CostHeader: "X"}, {Buckets: []string{"pool"}},
 		{PriceBy: "model", UnknownModel: "x"}, {PriceBy: "model", MaxOutputTokens: -1}, {PriceBy: "model", Lease: -1},
-		{PriceBy: "model", MaxRequestBody: -1}}
+		{PriceBy: "model", MaxRequestBody: -1}, {PriceBy: "model", MaxMultipartBody: -1}, {PriceBy: "model", ChatLimitField: "n"},
+		{PriceBy: "model", MinOutputTokens: -1}, {PriceBy: "model", ImageTokens: -1}, {MinOutputTokens: 5}}
 	for _, h := range bad {
 		require.Error(t, h.provisionMetered(), "%+v", h)
 	}
 	h := Handler{PriceBy: "model"}
 	require.NoError(t, h.provisionMetered())
 	require.True(t, h.unknown.Reject, "unknown models are refused by default")
-	require.Equal(t, int64(DefaultMaxRequestBody), h.maxBody)
+	require.Equal(t, int64(4<<20), h.maxBody, "JSON bodies: 4 MiB by default")
+	require.Equal(t, int64(25<<20), h.maxMultipart, "uploads: 25 MiB by default")
+	require.Equal(t, int64(defaultMinOutput), h.minOutput)
+	require.Equal(t, "max_completion_tokens", h.estimateCfg.ChatLimitField)
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -26,13 +27,16 @@ const (
 // chunk the client did not ask for) and a bounded JSON body.
 type capture struct {
 	http.ResponseWriter
+	// ctx is the request's: canceled when the client left.
+	ctx context.Context
 
 	// dropUsageChunk: remove the usage-only chunk ("choices": [] with
 	// "usage") from the stream; the gateway added include_usage itself.
 	dropUsageChunk bool
 	costHeader     string
 
-	status    int
+	status    int  // the upstream's status; 0 until it answers
+	canceled  bool // reverse_proxy recorded its 499: the client left first
 	sse       bool
 	json      bool
 	cost      string // the cost header's value, read at WriteHeader
@@ -41,12 +45,14 @@ type capture struct {
 	pending   []byte // the SSE event being received
 	lineStart int    // where pending's current line starts
 	passEvent bool   // the pending event is too long to parse: passed through as it comes
+	passBlank bool   // while passing through: the current line is blank so far
 	body      []byte // the JSON body (or its tail once past maxJSONCapture)
 	overflow  bool
 
 	usage         usageInfo
-	streamedBytes int64 // text delivered in stream chunks
-	done          bool  // [DONE] or a terminal event was seen
+	model         string // the model the upstream says it served
+	streamedBytes int64  // text delivered in stream chunks
+	done          bool   // [DONE] or a terminal event was seen
 }
 
 // usageInfo is what an upstream reported it used.
@@ -63,6 +69,13 @@ func (c *capture) WriteHeader(code int) {
 		return
 	}
 	if code < 200 { // informational (103 Early Hints): pass it on, wait for the real one
+		c.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if code == statusClientClosed && c.ctx != nil && c.ctx.Err() != nil {
+		// reverse_proxy's own 499 when the client canceled: for the access
+		// log, not an answer of the upstream's.
+		c.canceled = true
 		c.ResponseWriter.WriteHeader(code)
 		return
 	}
@@ -86,7 +99,7 @@ func (c *capture) WriteHeader(code int) {
 }
 
 func (c *capture) Write(p []byte) (int, error) {
-	if c.status == 0 {
+	if c.status == 0 && !c.canceled {
 		c.WriteHeader(http.StatusOK)
 	}
 	switch {
@@ -113,7 +126,7 @@ func (c *capture) pass(p []byte) (int, error) {
 // Flush passes complete events on at once; a partial SSE event stays
 // until its end arrives (a client cannot use half an event anyway).
 func (c *capture) Flush() {
-	if c.status == 0 {
+	if c.status == 0 && !c.canceled {
 		c.WriteHeader(http.StatusOK)
 	}
 	_ = http.NewResponseController(c.ResponseWriter).Flush()
@@ -127,6 +140,10 @@ func (c *capture) keepJSON(p []byte) {
 		c.body = append(c.body, p...)
 		return
 	}
+	if !c.overflow {
+		// The head is about to go: the model is named near the start.
+		c.servedModel(headModel(c.body))
+	}
 	c.overflow = true
 	c.body = append(c.body, p...)
 	if len(c.body) > jsonTail {
@@ -135,35 +152,23 @@ func (c *capture) keepJSON(p []byte) {
 }
 
 // writeSSE splits the stream into events (ended by a blank line) and
-// passes each on once complete, unless it is the usage chunk to drop.
+// passes each on once complete, unless it is the usage chunk to drop. An
+// event longer than maxSSEEvent is passed on as it comes, unparsed, so the
+// capture never holds more than that (plus the piece being written).
 func (c *capture) writeSSE(p []byte) error {
 	for len(p) > 0 {
 		if c.passEvent {
-			// An oversized event: pass bytes through until its blank line.
-			i := bytes.Index(p, []byte("\n\n"))
-			end := len(p)
-			if i >= 0 {
-				end = i + 2
-				c.passEvent = false
-			}
-			if _, err := c.pass(p[:end]); err != nil {
+			n := c.passThrough(p)
+			if _, err := c.pass(p[:n]); err != nil {
 				return err
 			}
-			p = p[end:]
+			p = p[n:]
 			continue
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			c.pending = append(c.pending, p...)
-			if len(c.pending) > maxSSEEvent {
-				c.passEvent = true
-				ev := c.pending
-				c.pending, c.lineStart = c.pending[:0], 0
-				if _, err := c.pass(ev); err != nil {
-					return err
-				}
-			}
-			return nil
+			return c.tooLong()
 		}
 		c.pending = append(c.pending, p[:i+1]...)
 		p = p[i+1:]
@@ -173,9 +178,57 @@ func (c *capture) writeSSE(p []byte) error {
 			if err := c.endEvent(); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := c.tooLong(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// tooLong switches to passing the pending event through unparsed once it
+// exceeds maxSSEEvent.
+func (c *capture) tooLong() error {
+	if len(c.pending) <= maxSSEEvent {
+		return nil
+	}
+	c.passEvent = true
+	c.passBlank = allCR(c.pending[c.lineStart:])
+	ev := c.pending
+	c.pending, c.lineStart = c.pending[:0], 0
+	_, err := c.pass(ev)
+	return err
+}
+
+// passThrough is how much of p belongs to the event being passed through:
+// up to and including the blank line that ends it (all of p when it does
+// not end in p), which ends pass-through.
+func (c *capture) passThrough(p []byte) int {
+	at := 0
+	for {
+		i := bytes.IndexByte(p[at:], '\n')
+		if i < 0 {
+			c.passBlank = c.passBlank && allCR(p[at:])
+			return len(p)
+		}
+		blank := c.passBlank && allCR(p[at:at+i])
+		at += i + 1
+		c.passBlank = true // a new line starts
+		if blank {
+			c.passEvent = false
+			return at
+		}
+	}
+}
+
+func allCR(b []byte) bool {
+	for _, c := range b {
+		if c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // endEvent parses the complete pending event and passes it on or drops it.
@@ -192,7 +245,9 @@ func (c *capture) endEvent() error {
 			data = append(data, bytes.TrimPrefix(d, []byte(" "))...)
 		}
 	}
-	if len(data) > 0 && c.readChunk(data) {
+	// An event past maxSSEEvent is never parsed, however it arrived, so
+	// what reaches the client does not depend on how the stream was cut.
+	if len(ev) <= maxSSEEvent && len(data) > 0 && c.readChunk(data) {
 		return nil // dropped
 	}
 	_, err := c.pass(ev)
@@ -211,10 +266,12 @@ type sseChunk struct {
 		Text string `json:"text"`
 	} `json:"choices"`
 	Usage    *usageJSON      `json:"usage"`
+	Model    string          `json:"model"`
 	Type     string          `json:"type"`
 	Delta    json.RawMessage `json:"delta"`
 	Response *struct {
 		Usage *usageJSON `json:"usage"`
+		Model string     `json:"model"`
 	} `json:"response"`
 }
 
@@ -238,7 +295,14 @@ func (c *capture) readChunk(data []byte) bool {
 		}
 	}
 	if ch.Type != "" && strings.HasSuffix(ch.Type, ".delta") {
-		c.streamedBytes += int64(len(jsonString(ch.Delta)))
+		var s string
+		if json.Unmarshal(ch.Delta, &s) == nil {
+			c.streamedBytes += int64(len(s))
+		}
+	}
+	c.servedModel(ch.Model)
+	if ch.Response != nil {
+		c.servedModel(ch.Response.Model)
 	}
 	if ch.Response != nil && ch.Response.Usage != nil {
 		c.usage.add(*ch.Response.Usage)
@@ -290,12 +354,14 @@ func (c *capture) finishJSON() {
 	if !c.overflow {
 		var body struct {
 			Usage    *usageJSON        `json:"usage"`
+			Model    string            `json:"model"`
 			Duration json.Number       `json:"duration"`
 			Data     []json.RawMessage `json:"data"`
 		}
 		if json.Unmarshal(c.body, &body) != nil {
 			return
 		}
+		c.servedModel(body.Model)
 		if body.Usage != nil {
 			c.usage.add(*body.Usage)
 		}
@@ -307,19 +373,34 @@ func (c *capture) finishJSON() {
 		}
 		return
 	}
-	// Only the tail is left: decode the last "usage" object in it.
-	i := bytes.LastIndex(c.body, []byte(`"usage"`))
-	if i < 0 {
-		return
-	}
-	rest := bytes.TrimLeft(c.body[i+len(`"usage"`):], " \t\r\n")
-	rest, ok := bytes.CutPrefix(rest, []byte(":"))
-	if !ok {
-		return
-	}
+	// Only the tail is left: decode the last "usage" object in it, and
+	// the last "model" (an embeddings list ends with both).
 	var u usageJSON
-	if json.NewDecoder(bytes.NewReader(rest)).Decode(&u) == nil {
+	if tailValue(c.body, "usage", &u) {
 		c.usage.add(u)
+	}
+	var m string
+	if c.model == "" && tailValue(c.body, "model", &m) {
+		c.servedModel(m)
+	}
+}
+
+// tailValue decodes the value of the last member named key in a JSON
+// fragment into v.
+func tailValue(b []byte, key string, v any) bool {
+	i := bytes.LastIndex(b, []byte(`"`+key+`"`))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(b[i+len(key)+2:], " \t\r\n")
+	rest, ok := bytes.CutPrefix(rest, []byte(":"))
+	return ok && json.NewDecoder(bytes.NewReader(rest)).Decode(v) == nil
+}
+
+// servedModel records the first model the upstream names.
+func (c *capture) servedModel(m string) {
+	if c.model == "" && m != "" {
+		c.model = m
 	}
 }
 
@@ -365,6 +446,37 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// statusClientClosed is the status reverse_proxy records when the client
+// cancels (nginx's 499).
+const statusClientClosed = 499
+
+// headModel reads the top-level "model" string of a JSON object's first
+// bytes, stopping at the first key named so.
+func headModel(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if t == "model" {
+			var m string
+			if dec.Decode(&m) != nil {
+				return ""
+			}
+			return m
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 var (

@@ -93,7 +93,7 @@ func TestKilledGatewayIsSwept(t *testing.T) {
 	for range streams {
 		<-up.slowStarted
 	}
-	reservation := costOf(estInput, 50)
+	reservation := costOf(chatInput(t, "slow", 50, true), 50)
 	require.Equal(t, start-streams*reservation, w.effective(t, "ann"))
 	// Let the doomed gateway's reconciler acknowledge the hold events, so
 	// none is left pending with a consumer that will never come back.

@@ -44,15 +44,29 @@ type Handler struct {
 	// UnknownModel is "reject" (default: 400 unknown_model) or a credit
 	// amount charged per request for a model without a price.
 	UnknownModel string `json:"unknown_model,omitempty"`
-	// MaxOutputTokens is reserved when a request sets no max_tokens.
-	// Default 4096.
+	// MaxOutputTokens is reserved, and sent upstream as the request's
+	// output limit, when a request sets none. Default 4096.
 	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+	// MinOutputTokens: when the user cannot afford MaxOutputTokens, the
+	// largest output they can afford is reserved and sent instead, down to
+	// this many tokens per choice (402 below). Default 16.
+	MinOutputTokens int64 `json:"min_output_tokens,omitempty"`
+	// ChatLimitField is the chat field that output limit is sent in:
+	// "max_completion_tokens" (default) or "max_tokens" (older
+	// OpenAI-compatible servers).
+	ChatLimitField string `json:"chat_limit_field,omitempty"`
+	// ImageTokens is reserved for each image a request sends (input) or
+	// asks for (output), for models that bill images in tokens. Default 6240.
+	ImageTokens int64 `json:"image_tokens,omitempty"`
 	// AudioSeconds is reserved for a transcription, whose duration is
 	// unknown until the upstream answers. Default 600.
 	AudioSeconds int64 `json:"audio_seconds,omitempty"`
-	// MaxRequestBody bounds the request body read for estimation, in
-	// bytes (413 beyond). Default 32 MiB (audio uploads are up to 25 MB).
+	// MaxRequestBody bounds a JSON request body, in bytes (413 beyond).
+	// Default 4 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+	// MaxMultipartBody bounds a multipart/form-data body (audio and image
+	// uploads), in bytes (413 beyond). Default 25 MiB, OpenAI's own limit.
+	MaxMultipartBody int64 `json:"max_multipart_body,omitempty"`
 	// Lease is how long a reservation may stay unsettled before the
 	// sweeper settles it; renewed while a response runs. Default:
 	// InFlightLease, else 15m.
@@ -68,6 +82,8 @@ type Handler struct {
 	unknown      metering.UnknownModelPolicy
 	estimateCfg  estimateConfig
 	maxBody      int64
+	maxMultipart int64
+	minOutput    int64
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,8 +120,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// DefaultMaxRequestBody is Handler.MaxRequestBody's default.
-const DefaultMaxRequestBody = 32 << 20
+// Defaults of Handler.MaxRequestBody and MaxMultipartBody.
+const (
+	DefaultMaxRequestBody   = 4 << 20
+	DefaultMaxMultipartBody = 25 << 20
+)
 
 // provisionMetered checks the variable-cost settings.
 func (h *Handler) provisionMetered() error {
@@ -120,8 +139,8 @@ func (h *Handler) provisionMetered() error {
 	}
 	h.metered = h.priceByModel || h.CostHeader != ""
 	if !h.metered {
-		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.MaxOutputTokens != 0 || h.AudioSeconds != 0 || h.MaxRequestBody != 0 || h.Lease != 0 {
-			return errors.New("metering: buckets, unknown_model, max_output_tokens, audio_seconds and lease need price_by or cost_header")
+		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.Lease != 0 || h.hasEstimateOptions() {
+			return errors.New("metering: buckets, unknown_model, lease and the estimate's options need price_by or cost_header")
 		}
 		return nil
 	}
@@ -139,22 +158,56 @@ func (h *Handler) provisionMetered() error {
 		}
 		h.unknown = metering.UnknownModelPolicy{Default: metering.Price{PerRequest: c}}
 	}
-	if h.MaxOutputTokens < 0 || h.MaxOutputTokens > maxTokensValue || h.AudioSeconds < 0 || h.AudioSeconds > 1<<31 {
-		return errors.New("metering: max_output_tokens and audio_seconds must be positive")
-	}
-	h.estimateCfg = estimateConfig{MaxOutputTokens: h.MaxOutputTokens, AudioSeconds: h.AudioSeconds}
-	h.maxBody = DefaultMaxRequestBody
-	if h.MaxRequestBody != 0 {
-		if h.MaxRequestBody < 0 {
-			return errors.New("metering: max_request_body must be positive")
-		}
-		h.maxBody = h.MaxRequestBody
+	if err := h.provisionEstimate(); err != nil {
+		return err
 	}
 	if h.Lease != 0 {
 		if h.Lease < 0 {
 			return errors.New("metering: lease must be positive")
 		}
 		h.lease = time.Duration(h.Lease)
+	}
+	return nil
+}
+
+// hasEstimateOptions reports whether any option of the estimate is set.
+func (h *Handler) hasEstimateOptions() bool {
+	return h.MaxOutputTokens != 0 || h.MinOutputTokens != 0 || h.ChatLimitField != "" || h.ImageTokens != 0 ||
+		h.AudioSeconds != 0 || h.MaxRequestBody != 0 || h.MaxMultipartBody != 0
+}
+
+// provisionEstimate checks the estimate's options and the body limits.
+func (h *Handler) provisionEstimate() error {
+	for _, v := range []int64{h.MaxOutputTokens, h.MinOutputTokens, h.ImageTokens} {
+		if v < 0 || v > maxTokensValue {
+			return errors.New("metering: max_output_tokens, min_output_tokens and image_tokens must be positive token counts")
+		}
+	}
+	if h.AudioSeconds < 0 || h.AudioSeconds > 1<<31 {
+		return errors.New("metering: audio_seconds must be positive")
+	}
+	switch h.ChatLimitField {
+	case "", "max_completion_tokens", "max_tokens":
+	default:
+		return fmt.Errorf("metering: chat_limit_field %q: max_completion_tokens or max_tokens", h.ChatLimitField)
+	}
+	// The transcription's measured duration (metering/audio) plugs in as
+	// estimateConfig.AudioDuration; until then it is unknown.
+	h.estimateCfg = estimateConfig{MaxOutputTokens: h.MaxOutputTokens, AudioSeconds: h.AudioSeconds,
+		ImageTokens: h.ImageTokens, ChatLimitField: h.ChatLimitField}.withDefaults()
+	h.minOutput = defaultMinOutput
+	if h.MinOutputTokens != 0 {
+		h.minOutput = h.MinOutputTokens
+	}
+	h.maxBody, h.maxMultipart = DefaultMaxRequestBody, DefaultMaxMultipartBody
+	if h.MaxRequestBody < 0 || h.MaxMultipartBody < 0 {
+		return errors.New("metering: max_request_body and max_multipart_body must be positive")
+	}
+	if h.MaxRequestBody != 0 {
+		h.maxBody = h.MaxRequestBody
+	}
+	if h.MaxMultipartBody != 0 {
+		h.maxMultipart = h.MaxMultipartBody
 	}
 	return nil
 }
@@ -170,7 +223,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveMetered(w, r, next)
 	}
 	key := apiKey(r)
-	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, r.Method+" "+r.URL.Path, h.lease)
+	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, requestLabel(r), h.lease)
 	if err != nil {
 		return h.failClosed(w, r, "charge", err)
 	}
@@ -184,13 +237,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// setIdentity removes the client's key from the request and tells the
-// upstream (headers), the config (placeholders) and the client
-// (X-Credits-Remaining) who pays and what is left.
+// requestLabel is the request as its event records it ("POST /v1/…"):
+// the path is the client's choice, so it is made safe for the ledger.
+func requestLabel(r *http.Request) string {
+	return metering.CleanText(r.Method+" "+r.URL.Path, metering.MaxRequestLabel)
+}
+
+// setIdentity removes the client's key and every X-Tollgate-* header it
+// sent from the request, and tells the upstream (headers), the config
+// (placeholders) and the client (X-Credits-Remaining) who pays and what is
+// left.
 func setIdentity(r *http.Request, w http.ResponseWriter, user, project string, remaining metering.Credits) {
 	// The key is the client's credential for Tollgate, not for upstream.
 	r.Header.Del("Authorization")
 	r.Header.Del("X-Api-Key")
+	dropTollgateHeaders(r.Header)
 	r.Header.Set("X-Tollgate-User", user)
 	if project != "" {
 		r.Header.Set("X-Tollgate-Project", project)
@@ -204,6 +265,32 @@ func setIdentity(r *http.Request, w http.ResponseWriter, user, project string, r
 		repl.Set("http.metering.remaining", rem)
 	}
 	w.Header().Set("X-Credits-Remaining", rem)
+}
+
+// dropTollgateHeaders removes every header a client could pass off as the
+// gateway's: any name starting "X-Tollgate-" in any case, with "_" read as
+// "-" (CGI-style servers map both to HTTP_X_TOLLGATE_…).
+func dropTollgateHeaders(h http.Header) {
+	const prefix = "x-tollgate-"
+	for name := range h {
+		if len(name) < len(prefix) {
+			continue
+		}
+		match := true
+		for i := 0; i < len(prefix) && match; i++ {
+			c := name[i]
+			switch {
+			case c == '_':
+				c = '-'
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			match = c == prefix[i]
+		}
+		if match {
+			delete(h, name)
+		}
+	}
 }
 
 func writeKeyRefused(w http.ResponseWriter) error {

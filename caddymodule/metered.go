@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +24,6 @@ import (
 
 var (
 	bodyUnknownModel = []byte(`{"error":{"code":"unknown_model","type":"invalid_request_error","param":"model","message":"This route has no price for the requested model."}}`)
-	bodyNotJSON      = []byte(`{"error":{"code":"invalid_json","type":"invalid_request_error","message":"The request body is not valid JSON."}}`)
 	bodyTooLarge     = []byte(`{"error":{"code":"request_too_large","type":"invalid_request_error","message":"The request body is too large."}}`)
 )
 
@@ -37,34 +38,30 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	if !metering.WellFormedKey(key) {
 		return writeKeyRefused(w)
 	}
-	var est estimate
+	est := &estimate{}
 	if h.priceByModel {
-		body, err := readBody(r, h.maxBody)
+		// So is a well-formed key that is unknown, inactive or expired:
+		// from the local key cache, before a byte of the body is read.
+		ok, err := h.engine.KeyUsable(r.Context(), key)
 		if err != nil {
-			if errors.Is(err, errBodyTooLarge) {
-				return writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
-			}
-			return err // the client went away while sending
+			return h.failClosed(w, r, "key check", err)
 		}
-		est, err = estimateRequest(endpointOf(r.URL.Path), r.Header.Get("Content-Type"), body, h.estimateCfg)
-		if err != nil {
-			return writeJSON(w, http.StatusBadRequest, bodyNotJSON)
+		if !ok {
+			return writeKeyRefused(w)
 		}
-		if est.Body != nil {
-			body = est.Body
-		}
-		if body != nil {
-			setBody(r, body)
+		var done bool
+		if est, done, err = h.readEstimate(w, r); done {
+			return err
 		}
 	}
 
-	req := metering.ReserveRequest{Key: key, Model: est.Model, Estimate: est.Units, Unknown: h.unknown,
-		Buckets: h.buckets, Request: r.Method + " " + r.URL.Path, Lease: h.lease}
+	req := metering.ReserveRequest{Key: key, Model: est.Model, Unknown: h.unknown,
+		Buckets: h.buckets, Request: requestLabel(r), Lease: h.lease}
 	if h.CostHeader != "" {
 		limit := h.cost
 		req.Fixed, req.Model = &limit, ""
 	}
-	res, err := h.engine.Reserve(r.Context(), req)
+	res, err := h.reserve(r.Context(), req, est)
 	if err != nil {
 		return h.failClosed(w, r, "reserve", err)
 	}
@@ -72,6 +69,15 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 		return werr
 	}
 
+	if h.priceByModel {
+		// The upstream gets the body the estimate read, with the output
+		// limit that was reserved and include_usage where the gateway set them.
+		if b := est.upstreamBody(); b != nil {
+			setBody(r, b, est.contentType)
+		} else if est.body != nil {
+			setBody(r, est.body, "")
+		}
+	}
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	r.Header.Set("X-Tollgate-Reservation", res.ID)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -79,7 +85,7 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 		repl.Set("http.metering.reserved", res.Reserved.String())
 	}
 
-	cw := &capture{ResponseWriter: w, dropUsageChunk: est.Stream && !est.ClientWantsUsage, costHeader: h.CostHeader}
+	cw := &capture{ResponseWriter: w, ctx: r.Context(), dropUsageChunk: est.Stream && !est.ClientWantsUsage, costHeader: h.CostHeader}
 	start := time.Now()
 	stopRenew := h.renewWhileServing(res)
 	var nextErr error
@@ -95,6 +101,8 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 			cw.finishSSE()
 		}
 		cw.finishJSON()
+		// The request's context, not the status, tells a client that left:
+		// reverse_proxy writes a 499 of its own when the client cancels.
 		clientGone := aborted || r.Context().Err() != nil || cw.writeErr != nil
 		o := metering.Outcome{Units: est.Units, Status: cw.status}
 		if p == nil || aborted {
@@ -110,9 +118,31 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	return nextErr
 }
 
+// readEstimate reads and estimates the body (bounded by the route's limit
+// for its type); done is true when it answered the request itself.
+func (h *Handler) readEstimate(w http.ResponseWriter, r *http.Request) (est *estimate, done bool, err error) {
+	ct := r.Header.Get("Content-Type")
+	limit := h.maxBody
+	if isMultipart(ct) {
+		limit = h.maxMultipart
+	}
+	body, err := readBody(r, limit)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			return nil, true, writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+		}
+		return nil, true, err // the client went away while sending
+	}
+	est, err = estimateRequest(endpointOf(r.URL.Path), ct, body, h.estimateCfg)
+	if err != nil {
+		return nil, true, writeRequestError(w, err)
+	}
+	return est, false, nil
+}
+
 // outcome decides what a finished request is charged.
-func (h *Handler) outcome(est estimate, cw *capture, res *metering.Reservation, nextErr error, clientGone bool) metering.Outcome {
-	o := metering.Outcome{Status: cw.status}
+func (h *Handler) outcome(est *estimate, cw *capture, res *metering.Reservation, nextErr error, clientGone bool) metering.Outcome {
+	o := metering.Outcome{Status: cw.status, ServedModel: cw.model}
 	switch {
 	case cw.status >= 500:
 		// The upstream failed: nothing is charged.
@@ -126,7 +156,9 @@ func (h *Handler) outcome(est estimate, cw *capture, res *metering.Reservation, 
 	case cw.status == 0 && clientGone:
 		// The client left before the upstream answered: the upstream may
 		// have read the prompt, so the input is charged, not the output.
+		// There was no upstream status to record.
 		o.Units = metering.Units{InputTokens: est.Units.InputTokens, Characters: est.Units.Characters}
+		o.Status = -1
 		return o
 	}
 	if h.CostHeader != "" {
@@ -148,7 +180,7 @@ func (h *Handler) outcome(est estimate, cw *capture, res *metering.Reservation, 
 }
 
 // unitsUsed is the usage of a response that was delivered (fully or in part).
-func unitsUsed(est estimate, cw *capture) metering.Units {
+func unitsUsed(est *estimate, cw *capture) metering.Units {
 	u := cw.usage
 	switch {
 	case est.Kind == epSpeech && cw.status < 400:
@@ -189,9 +221,14 @@ func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) {
 			zap.String("reservation", res.ID), zap.Error(err))
 		return
 	}
-	if sr.Shortfall > 0 {
-		h.log.Warn("usage exceeded the reservation and the balance: shortfall recorded",
-			zap.String("reservation", res.ID), zap.Stringer("shortfall", sr.Shortfall))
+	if sr.Overrun > 0 {
+		// The reservation is an upper bound of what the request allows, so
+		// this means the upstream reported more than its limits (or served
+		// a dearer model); the event shows cost above reserved.
+		h.log.Warn("the settled cost exceeded the reservation",
+			zap.String("reservation", res.ID), zap.String("model", res.Model), zap.String("served_model", o.ServedModel),
+			zap.Int64("input_units", o.Units.InputTokens), zap.Int64("output_units", o.Units.OutputTokens),
+			zap.Stringer("reserved", res.Reserved), zap.Stringer("overrun", sr.Overrun), zap.Stringer("shortfall", sr.Shortfall))
 	}
 }
 
@@ -248,12 +285,21 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// setBody restores (or replaces) the body sent upstream.
-func setBody(r *http.Request, b []byte) {
+// setBody restores (or replaces) the body sent upstream, and its
+// Content-Type when the body was rebuilt ("" keeps it).
+func setBody(r *http.Request, b []byte, contentType string) {
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	r.ContentLength = int64(len(b))
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	r.Header.Del("Transfer-Encoding")
 	r.TransferEncoding = nil
+}
+
+func isMultipart(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return strings.HasPrefix(mt, "multipart/")
 }

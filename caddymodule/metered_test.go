@@ -24,13 +24,38 @@ import (
 
 // fakeOpenAI is an OpenAI-compatible upstream. Its behaviour follows the
 // model name: "fail" answers 500, "verbose" reports a large completion,
-// "slow" streams three chunks and then waits for the client to leave.
-// Every answer reports prompt_tokens 11 and completion_tokens 7 otherwise.
+// "slow" streams three chunks and then waits for the client to leave,
+// "slowstart" waits for the client to leave before answering anything,
+// "alias" answers as the model "dear". Every answer reports prompt_tokens
+// 11 and completion_tokens 7 otherwise. It records what reached it.
 type fakeOpenAI struct {
 	*httptest.Server
 	includeUsageSeen atomic.Int64 // streamed requests that reached it with include_usage
 	streams          atomic.Int64
 	slowStarted      chan struct{}
+	mu               sync.Mutex
+	received         []received
+}
+
+// received is one request as the upstream saw it.
+type received struct {
+	path   string
+	header http.Header
+	body   []byte
+}
+
+// last is the last request that reached the upstream.
+func (f *fakeOpenAI) last(t *testing.T) received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.NotEmpty(t, f.received, "nothing reached the upstream")
+	return f.received[len(f.received)-1]
+}
+
+func (f *fakeOpenAI) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.received)
 }
 
 const (
@@ -54,6 +79,9 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		} `json:"stream_options"`
 	}
 	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.received = append(f.received, received{path: r.URL.Path, header: r.Header.Clone(), body: body})
+	f.mu.Unlock()
 	if len(body) == 0 {
 		w.Write([]byte(`{"ok":true}`))
 		return
@@ -63,7 +91,14 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	completion := fakeCompletion
+	served := req.Model
 	switch req.Model {
+	case "slowstart":
+		f.slowStarted <- struct{}{}
+		<-r.Context().Done()
+		return
+	case "alias":
+		served = "dear"
 	case "fail":
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(500)
@@ -75,7 +110,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, fakePrompt, completion, fakePrompt+completion)
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"hello there"},"finish_reason":"stop"}],"usage":%s}`, req.Model, usage)
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"hello there"},"finish_reason":"stop"}],"usage":%s}`, served, usage)
 		return
 	}
 	f.streams.Add(1)
@@ -86,7 +121,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(200)
 	fl := w.(http.Flusher)
 	chunk := func(content string) {
-		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", req.Model, content)
+		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", served, content)
 		fl.Flush()
 	}
 	for range 3 {
@@ -98,7 +133,7 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.StreamOptions.IncludeUsage {
-		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", req.Model, usage)
+		fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", served, usage)
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	fl.Flush()
@@ -147,11 +182,17 @@ type meteredWorld struct {
 }
 
 func setupMetered(t *testing.T) *meteredWorld {
+	return startWorld(t, meteredConfig, "m", "fail", "verbose", "slow")
+}
+
+// startWorld starts a gateway with config in front of a fake OpenAI
+// upstream, with testPrice for each of models.
+func startWorld(t *testing.T, config func(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr string) string, models ...string) *meteredWorld {
 	b := meteringtest.New(t, meteringtest.Options{})
-	putTestPrices(t, b, "m", "fail", "verbose", "slow")
+	putTestPrices(t, b, models...)
 	up := newFakeOpenAI(t)
 	listen := freePort(t)
-	startGateway(t, meteredConfig(t, b, listen, up.Listener.Addr().String()))
+	startGateway(t, config(t, b, listen, up.Listener.Addr().String()))
 	return &meteredWorld{b: b, up: up, base: "http://" + listen,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 }
@@ -197,8 +238,18 @@ func chatParams(model string, maxTokens int64) openai.ChatCompletionNewParams {
 	return p
 }
 
-// The estimate of chatParams: 3 + 4 + ceil(len("hi")/4) input tokens.
-const estInput = 8
+// chatInput is the gateway's input bound for chatParams(model, maxTokens):
+// the bytes the SDK sends (its JSON, plus "stream":true for a stream) and
+// the template's tokens, 3 per request and 4 per message.
+func chatInput(t *testing.T, model string, maxTokens int64, stream bool) int64 {
+	b, err := json.Marshal(chatParams(model, maxTokens))
+	require.NoError(t, err)
+	n := int64(len(b)) + 3 + 4
+	if stream {
+		n += int64(len(`,"stream":true`))
+	}
+	return n
+}
 
 func TestMeteredWithOpenAISDK(t *testing.T) {
 	w := setupMetered(t)
@@ -291,13 +342,13 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 		cancel()
 		s.Close()
 		// 3 chunks of "abcd": 3 output tokens; no usage arrived.
-		spent += costOf(estInput, 3)
+		spent += costOf(chatInput(t, "slow", 50, true), 3)
 		require.Eventually(t, func() bool { return w.effective(t, "ann") == start-spent }, 10*time.Second, 5*time.Millisecond,
 			"want %s, have %s", start-spent, w.effective(t, "ann"))
 	})
 
 	t.Run("a shortfall never takes the balance below zero", func(t *testing.T) {
-		poor := w.client(w.user(t, "poor", costOf(estInput, 10)))
+		poor := w.client(w.user(t, "poor", costOf(chatInput(t, "verbose", 10, false), 10)))
 		_, err := poor.Chat.Completions.New(ctx, chatParams("verbose", 10))
 		require.NoError(t, err)
 		require.Equal(t, metering.Credits(0), w.settled(t, "poor"))
@@ -328,7 +379,7 @@ func TestMeteredWithOpenAISDK(t *testing.T) {
 func TestMeteredConcurrentStreams(t *testing.T) {
 	w := setupMetered(t)
 	ctx := context.Background()
-	reserve := costOf(estInput, 10)
+	reserve := costOf(chatInput(t, "m", 10, true), 10)
 	start := 50 * reserve
 	key := w.user(t, "crowd", start)
 	c := w.client(key)
@@ -394,7 +445,7 @@ func TestMeteredLeaseRenewedDuringLongStream(t *testing.T) {
 	}
 	cancel()
 	s.Close()
-	want := start - costOf(estInput, 3)
+	want := start - costOf(chatInput(t, "slow", 50, true), 3)
 	require.Eventually(t, func() bool { return w.effective(t, "ann") == want }, 10*time.Second, 5*time.Millisecond)
 	b.Drain(t)
 	b.AssertConsistent(t)

@@ -59,6 +59,9 @@ type Event struct {
 	DurationMs     int64
 	Shortfall      Credits
 	Forfeited      Credits
+	// ServedModel is the model the upstream said it served, on a usage
+	// event whose upstream named another model than Model ("" otherwise).
+	ServedModel string
 }
 
 // parseStreamEvent decodes the field/value pairs written by the scripts.
@@ -103,6 +106,7 @@ func parseStreamEvent(values map[string]any) (Event, error) {
 			e.UpstreamStatus = num("st")
 		}
 		e.Shortfall, e.Forfeited = Credits(num("sf")), Credits(num("ff"))
+		e.ServedModel = str("rm")
 	}
 	if err == nil && (e.ID == "" || e.Kind == "") {
 		err = fmt.Errorf("event without id or kind")

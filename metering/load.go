@@ -200,7 +200,7 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 		return nil, fmt.Errorf("key index holds %q: %w", uidStr, err)
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		f, err := e.rdb.HMGet(ctx, e.keys.User(uid), "kh", "v", "p", "n", "a").Result()
+		f, err := e.rdb.HMGet(ctx, e.keys.User(uid), "kh", "v", "p", "n", "a", "st", "exp").Result()
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -216,6 +216,10 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 		}
 		ent := &userEntry{userID: uid, userArg: uidStr, userKey: e.keys.User(uid), flightKey: e.keys.InFlight(uid),
 			versionArg: f[1].(string), username: f[3].(string), period: PeriodNone, loc: time.UTC}
+		ent.active = f[5] == "1"
+		if exp, ok := f[6].(string); ok {
+			ent.expiresMs, _ = strconv.ParseInt(exp, 10, 64)
+		}
 		pid, _ := strconv.ParseInt(f[2].(string), 10, 64)
 		ent.projectKey = e.keys.Project(pid) // the script ignores it for pid 0
 		if pid != 0 {

@@ -12,8 +12,12 @@ type Outcome struct {
 	Units    Units    // actual usage (from upstream usage or counted)
 	Cost     *Credits // when set, the actual cost (cost_header); else Price.Cost(Units)
 	Refund   bool     // upstream failed: refund everything
-	Status   int      // upstream HTTP status (0: connection failure)
+	Status   int      // upstream HTTP status (0: connection failure; < 0: none, e.g. the client left first)
 	Duration time.Duration
+	// ServedModel is the model the upstream says it served ("" unknown).
+	// When it differs from the reserved model and has a price, the usage
+	// is charged at the higher of the two prices; the event records it.
+	ServedModel string
 }
 
 // SettleResult is what a settlement did. Charged is what the request cost
@@ -40,6 +44,7 @@ type settleArgs struct {
 	status              int // < 0: unknown
 	duration            time.Duration
 	note                string
+	servedModel         string // "" when the same as the reserved model, or unknown
 }
 
 // Settle finishes a reservation with the request's outcome. Settling a
@@ -47,6 +52,11 @@ type settleArgs struct {
 func (e *Engine) Settle(ctx context.Context, r *Reservation, o Outcome) (SettleResult, error) {
 	if r == nil || r.Status != Reserved || r.ID == "" {
 		return SettleResult{}, invalid("reservation", "not a reservation that was taken")
+	}
+	// The upstream names the model it served, which is its text, not ours.
+	served := CleanText(o.ServedModel, MaxModelName)
+	if served == r.Model {
+		served = ""
 	}
 	var cost Credits
 	switch {
@@ -58,6 +68,16 @@ func (e *Engine) Settle(ctx context.Context, r *Reservation, o Outcome) (SettleR
 		}
 	default:
 		cost = r.Price.Cost(o.Units)
+		if served != "" && ValidModel(served) {
+			// Served something else than was priced: the dearer price.
+			p, _, ok, err := e.PriceFor(ctx, served)
+			if err != nil {
+				return SettleResult{}, err
+			}
+			if ok {
+				cost = max(cost, p.Cost(o.Units))
+			}
+		}
 	}
 	u := o.Units
 	return e.settle(ctx, settleArgs{id: r.ID, userID: r.UserID, projectID: r.projectID, userKey: r.userKey,
@@ -65,7 +85,7 @@ func (e *Engine) Settle(ctx context.Context, r *Reservation, o Outcome) (SettleR
 		// The model says which unit applies; a request uses one kind of each.
 		in:     u.InputTokens + u.Characters + u.AudioMillis,
 		out:    u.OutputTokens + u.Images,
-		status: o.Status, duration: o.Duration})
+		status: o.Status, duration: o.Duration, servedModel: served})
 }
 
 // settle runs settle.lua, loading the user when Redis lacks it; a user
@@ -82,7 +102,7 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 			status = strconv.Itoa(a.status)
 		}
 		c.args = append(c.args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, status,
-			a.duration.Milliseconds(), a.note, orphan)
+			a.duration.Milliseconds(), a.note, orphan, a.servedModel)
 		err := e.runner.run(ctx, c)
 		res := append([]int64(nil), c.res...)
 		putCall(c)

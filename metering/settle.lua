@@ -18,6 +18,8 @@
 -- ARGV[7] duration ms   ARGV[8] note ("" none)
 -- ARGV[9] "1" when Postgres has no such user any more: nothing to give back
 --         to or take from, the reservation just ends
+-- ARGV[10] the model the upstream served when it differs from the reserved
+--         one ("" none)
 --
 -- Answers {0, charged, refunded, overrun, shortfall, remaining, forfeited}
 -- or {1} already settled, {-1} user not in Redis (load it, or ARGV[9]),
@@ -136,7 +138,7 @@ if pid ~= '0' then
 end
 local opt = {'c', charged, 'a', d.a, 'pl', d.p, 'pu', dpu, 'aw', d.w, 'pr', d.r,
   'm', r[13], 'rq', r[14], 'iu', ARGV[4], 'ou', ARGV[5], 'ms', ARGV[7],
-  'sf', shortfall, 'ff', forfeited, 'no', ARGV[8]}
+  'sf', shortfall, 'ff', forfeited, 'no', ARGV[8], 'rm', ARGV[10] or ''}
 for i = 1, #opt, 2 do
   local v = opt[i + 1]
   if v ~= 0 and v ~= '' and v ~= '0' then

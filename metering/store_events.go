@@ -15,7 +15,7 @@ var eventCopyColumns = []string{"event_id", "kind", "occurred_at", "user_id", "u
 	"project_id", "project_name", "cost", "d_allowance", "d_pool", "d_awarded", "d_purchased",
 	"d_pool_used", "allowance_period", "grant_month", "request", "actor", "note",
 	"model", "input_units", "output_units", "reserved", "upstream_status", "duration_ms",
-	"shortfall", "forfeited"}
+	"shortfall", "forfeited", "served_model"}
 
 var eventColumnList = strings.Join(eventCopyColumns, ", ")
 
@@ -105,7 +105,7 @@ func (e *Engine) applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (in
 				nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage && e.UpstreamStatus >= 0),
 				nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
 				nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
-				nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage)}, nil
+				nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage), nullText(e.ServedModel)}, nil
 		}))
 	if err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)

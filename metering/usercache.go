@@ -24,7 +24,11 @@ type userEntry struct {
 	project    string
 	period     Period
 	loc        *time.Location
-	bounds     atomic.Pointer[periodBounds]
+	// active and expiresMs (0: never) as read with the entry, for
+	// KeyUsable's pre-check only: the scripts check them atomically.
+	active    bool
+	expiresMs int64
+	bounds    atomic.Pointer[periodBounds]
 }
 
 // periodBounds caches the period starts until the next boundary, so the

@@ -171,9 +171,10 @@ Tollgate is running.
 A chat completion through the gateway:
   curl -s $BASE_URL/v1/chat/completions -H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
 
-Chat completions, embeddings, audio and images are charged by usage at
-the model's price (demo: 1 credit per million input tokens, 2 per million
-output tokens); see the prices with
+Chat completions, responses, embeddings, audio and images are charged by
+usage at the model's price (demo: 1 credit per million input tokens, 2 per
+million output tokens); /v1/models and /v1/moderations cost 1 credit; every
+other endpoint is refused (see Caddyfile). See the prices with
   curl -s $ADMIN_URL/prices -H "Authorization: Bearer $TOLLGATE_ADMIN_TOKEN"
 
 The demo user's balances:
