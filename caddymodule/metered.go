@@ -210,14 +210,15 @@ func unitsUsed(est *estimate, cw *capture) metering.Units {
 
 func tokensFor64(n int64) int64 { return (n + bytesPerToken - 1) / bytesPerToken }
 
-// settle records what the request used; a failure is logged, and the
-// sweeper settles the reservation when its lease runs out.
+// settle records what the request used. When Redis cannot be reached
+// the settlement is retried in the background until it is recorded (the
+// sweeper would charge the estimate when the lease ran out).
 func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	sr, err := h.engine.Settle(ctx, res, o)
+	sr, err := h.engine.SettleEventually(ctx, res, o)
 	if err != nil {
-		h.log.Error("settle failed; the sweeper will settle the reservation when its lease ends",
+		h.log.Error("settle failed; retrying while Redis is unavailable, else the sweeper settles the reservation when its lease ends",
 			zap.String("reservation", res.ID), zap.Error(err))
 		return
 	}

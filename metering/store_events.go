@@ -182,10 +182,11 @@ type eventText struct {
 }
 
 // texts lists ev's text fields, pointing into ev.
-func (ev *Event) texts() [6]eventText {
+func (ev *Event) texts() [7]eventText {
 	return [...]eventText{{"username", &ev.Username, maxStoredName}, {"project_name", &ev.ProjectName, maxStoredName},
 		{"request", &ev.Request, MaxRequestLabel}, {"actor", &ev.Actor, MaxActorLength},
-		{"note", &ev.Note, MaxNoteLength}, {"model", &ev.Model, MaxModelName}}
+		{"note", &ev.Note, MaxNoteLength}, {"model", &ev.Model, MaxModelName},
+		{"served_model", &ev.ServedModel, MaxModelName}}
 }
 
 // storableTexts returns events with every text Postgres would refuse made
