@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/audio"
 )
 
 // endpoint is the kind of OpenAI-style call a request is, which decides
@@ -91,12 +92,19 @@ type estimateConfig struct {
 	AudioDuration audioDurationFunc
 }
 
-// audioDurationFunc is the seam for the transcription's measured duration:
-// the uploaded file's duration in whole milliseconds rounded up, or ok
-// false when it cannot be told (then the route's audio_seconds is
-// reserved). What it answers is reserved as an upper bound, so it must not
-// be less than what the upstream bills.
-type audioDurationFunc func(filename, contentType string, audio []byte) (millis int64, ok bool)
+// audioDurationFunc measures a transcription's uploaded file: its
+// duration in whole milliseconds rounded up, or an error saying why it
+// cannot be told (then the route's audio_seconds is reserved, and the
+// settlement says so). What it answers is reserved as an upper bound, so
+// it must not be less than what the upstream bills; measureAudio
+// (metering/audio) is the gateway's.
+type audioDurationFunc func(filename, contentType string, audio []byte) (millis int64, err error)
+
+// measureAudio measures by the file's content, never its name or type.
+func measureAudio(_, _ string, b []byte) (int64, error) {
+	m, err := audio.Duration(b)
+	return m.Millis, err
+}
 
 func (c estimateConfig) withDefaults() estimateConfig {
 	if c.MaxOutputTokens <= 0 {
@@ -126,6 +134,9 @@ type estimate struct {
 	// ClientWantsUsage: the client itself set stream_options.include_usage,
 	// so the usage chunk is the client's to see.
 	ClientWantsUsage bool
+	// AudioUnknown says why a transcription's duration could not be
+	// measured, when Units.AudioMillis is the route's cap ("" measured).
+	AudioUnknown string
 
 	// Output: Units.OutputTokens is perChoice × choices.
 	choices, perChoice int64

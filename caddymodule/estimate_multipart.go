@@ -111,10 +111,16 @@ func (e *estimate) readMultipart(contentType string, cfg estimateConfig) error {
 	e.body, e.contentType = out.Bytes(), mw.FormDataContentType()
 	switch e.Kind {
 	case epTranscription:
-		e.Units.AudioMillis = cfg.AudioSeconds * 1000
-		if cfg.AudioDuration != nil && audio.end > audio.start {
-			if ms, ok := cfg.AudioDuration(audio.filename, audio.contentType, e.body[audio.start:audio.end]); ok && ms >= 0 {
-				e.Units.AudioMillis = ms
+		e.Units.AudioMillis, e.AudioUnknown = cfg.AudioSeconds*1000, "no file part"
+		if cfg.AudioDuration == nil {
+			e.AudioUnknown = "not measured"
+		} else if audio.end > audio.start {
+			ms, err := cfg.AudioDuration(audio.filename, audio.contentType, e.body[audio.start:audio.end])
+			switch {
+			case err != nil:
+				e.AudioUnknown = err.Error()
+			case ms >= 0:
+				e.Units.AudioMillis, e.AudioUnknown = ms, ""
 			}
 		}
 	case epImages:

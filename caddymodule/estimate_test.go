@@ -262,7 +262,13 @@ func TestEstimateTranscription(t *testing.T) {
 
 	// The measured duration, when the seam knows it, is reserved instead.
 	var seen []byte
-	measure := func(filename, _ string, a []byte) (int64, bool) { seen = a; return 12_345, filename == "clip.mp3" }
+	measure := func(filename, _ string, a []byte) (int64, error) {
+		seen = a
+		if filename != "clip.mp3" {
+			return 0, errors.New("not this one")
+		}
+		return 12_345, nil
+	}
 	est, err = estimateRequest(epTranscription, ct, body, estimateConfig{AudioSeconds: 90, AudioDuration: measure})
 	require.NoError(t, err)
 	require.Equal(t, int64(12_345), est.Units.AudioMillis)

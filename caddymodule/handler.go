@@ -191,10 +191,8 @@ func (h *Handler) provisionEstimate() error {
 	default:
 		return fmt.Errorf("metering: chat_limit_field %q: max_completion_tokens or max_tokens", h.ChatLimitField)
 	}
-	// The transcription's measured duration (metering/audio) plugs in as
-	// estimateConfig.AudioDuration; until then it is unknown.
 	h.estimateCfg = estimateConfig{MaxOutputTokens: h.MaxOutputTokens, AudioSeconds: h.AudioSeconds,
-		ImageTokens: h.ImageTokens, ChatLimitField: h.ChatLimitField}.withDefaults()
+		ImageTokens: h.ImageTokens, ChatLimitField: h.ChatLimitField, AudioDuration: measureAudio}.withDefaults()
 	h.minOutput = defaultMinOutput
 	if h.MinOutputTokens != 0 {
 		h.minOutput = h.MinOutputTokens

@@ -175,6 +175,11 @@ func (h *Handler) outcome(est *estimate, cw *capture, res *metering.Reservation,
 	o.Units = unitsUsed(est, cw)
 	if !cw.usage.found && !cw.sse && cw.status < 400 && est.Kind != epSpeech && est.Kind != epImages {
 		h.log.Debug("no usage in the upstream response; charging the estimate", zap.Int("status", cw.status))
+		if est.AudioUnknown != "" {
+			// A transcription answered without usage (text, srt, vtt)
+			// whose file could not be measured: the route's cap.
+			o.Note = metering.CleanText("audio duration unknown, charged audio_seconds: "+est.AudioUnknown, metering.MaxNoteLength)
+		}
 	}
 	return o
 }

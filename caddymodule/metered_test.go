@@ -86,6 +86,12 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"ok":true}`))
 		return
 	}
+	if strings.HasSuffix(r.URL.Path, "/audio/transcriptions") {
+		// response_format=text: the transcript alone, no usage.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("hello there\n"))
+		return
+	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		http.Error(w, `{"error":{"message":"bad json"}}`, 400)
 		return

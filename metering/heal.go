@@ -96,7 +96,12 @@ func (e *Engine) verifyRedis(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	e.log.Warn("Redis restarted (new run id): verifying it against the ledger before using it",
+	// A deployment's first start verifies too: that is not news.
+	logf := e.log.Warn
+	if epoch == "" && ckpt == 0 {
+		logf = e.log.Info
+	}
+	logf("Redis restarted (new run id): verifying it against the ledger before using it",
 		zap.String("run_id", runID), zap.String("verified_run_id", epoch), zap.Int64("checkpoint", ckpt))
 	st, err := e.heal(ctx, ckpt)
 	if err != nil {
@@ -105,7 +110,7 @@ func (e *Engine) verifyRedis(ctx context.Context) error {
 	if err := e.rdb.Set(ctx, e.keys.Epoch(), runID, 0).Err(); err != nil {
 		return err
 	}
-	e.log.Warn("Redis verified against the ledger", zap.Duration("took", time.Since(start)),
+	logf("Redis verified against the ledger", zap.Duration("took", time.Since(start)),
 		zap.Int("events_applied", st.applied), zap.Int("users_reloaded", st.users),
 		zap.Int("pools_reloaded", st.pools), zap.Int("configs_reloaded", st.configs),
 		zap.Int("users_retired", st.retired), zap.Int("reservations_dropped", st.reservations),

@@ -18,6 +18,9 @@ type Outcome struct {
 	// When it differs from the reserved model and has a price, the usage
 	// is charged at the higher of the two prices; the event records it.
 	ServedModel string
+	// Note is recorded with the settlement (CleanText it first): e.g. why
+	// a transcription was charged the route's cap.
+	Note string
 }
 
 // SettleResult is what a settlement did. Charged is what the request cost
@@ -85,7 +88,7 @@ func (e *Engine) Settle(ctx context.Context, r *Reservation, o Outcome) (SettleR
 		// The model says which unit applies; a request uses one kind of each.
 		in:     u.InputTokens + u.Characters + u.AudioMillis,
 		out:    u.OutputTokens + u.Images,
-		status: o.Status, duration: o.Duration, servedModel: served})
+		status: o.Status, duration: o.Duration, servedModel: served, note: CleanText(o.Note, MaxNoteLength)})
 }
 
 // settle runs settle.lua, loading the user when Redis lacks it; a user
