@@ -257,27 +257,28 @@ func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err 
 		}
 		reloaded++
 	}
-	// Users Redis knows by key but Postgres has no more.
+	// Users Redis knows by key but Postgres has no more (deleted in the
+	// lost writes): gone from Redis too. No tombstone is needed, unlike a
+	// live delete: the deletion is committed, so a cold load finds nothing
+	// to bring back, and a user created meanwhile (its id is new) loads
+	// from Postgres on its first request.
 	index, err := e.rdb.HGetAll(ctx, e.keys.KeyIndex()).Result()
 	if err != nil {
 		return reloaded, 0, err
 	}
-	for hash, uidStr := range index {
-		uid, err := strconv.ParseInt(uidStr, 10, 64)
-		if err != nil || users[uid] != 0 {
-			continue
+	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for hash, uidStr := range index {
+			uid, err := strconv.ParseInt(uidStr, 10, 64)
+			if err != nil || users[uid] != 0 {
+				continue
+			}
+			p.Del(ctx, e.keys.User(uid), e.keys.InFlight(uid))
+			p.HDel(ctx, e.keys.KeyIndex(), hash)
+			retired++
 		}
-		c := getCall(deleteUserScript)
-		c.keys = append(c.keys, e.keys.User(uid), e.keys.InFlight(uid), e.keys.KeyIndex())
-		// "now" beyond every lease, so nothing counts as in flight, and a
-		// version no Postgres row will reach before the tombstone expires.
-		c.args = append(c.args, int64(MaxCredits), hash, int64(MaxCredits), int64(deleteTombstoneTTL/time.Second))
-		if err := e.healRun(ctx, c); err != nil {
-			return reloaded, retired, err
-		}
-		retired++
-	}
-	return reloaded, retired, nil
+		return nil
+	})
+	return reloaded, retired, err
 }
 
 // healLoadProject writes a project's Postgres state into Redis.
