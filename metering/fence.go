@@ -36,9 +36,10 @@ type RedisFence struct {
 	// mu makes the engines over this client verify one at a time;
 	// lastErr and lastTry let callers fail fast while verifying fails
 	// (Postgres down), instead of each trying again.
-	mu      sync.Mutex
-	lastErr error
-	lastTry time.Time
+	mu        sync.Mutex
+	verifying chan struct{} // closed when the running verification ends
+	lastErr   error
+	lastTry   time.Time
 	// restarted are told when a connection meets a server other than
 	// the last one seen: each engine sends its recent releases again
 	// (they may be among the writes a restart lost; the runner sends them

@@ -45,27 +45,57 @@ import (
 // before one tries again.
 const healRetryAfter = time.Second
 
+// healTimeout bounds one verification, heal included: draining a long
+// backlog and reloading many users can take a while.
+const healTimeout = 10 * time.Minute
+
 // VerifyRedis makes sure the Redis server is one Tollgate has verified
 // against the ledger, healing it first if it restarted. Safe to call at
 // any time; cheap when nothing restarted. Engines call it themselves when
 // a connection meets an unverified server.
+//
+// One verification runs at a time per client, in the background with its
+// own deadline, so a long heal is not cut short by the request that found
+// the fence; callers wait for it as long as their context allows.
 func (e *Engine) VerifyRedis(ctx context.Context) error {
 	f := e.cfg.Fence
 	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
+	done := f.verifying
+	if done == nil {
+		if f.lastErr != nil && time.Since(f.lastTry) < healRetryAfter {
+			err := f.lastErr
+			f.mu.Unlock()
+			return err
+		}
+		done = make(chan struct{})
+		f.verifying, f.lastTry, f.lastErr = done, time.Now(), nil
+		go func() {
+			vctx, cancel := context.WithTimeout(context.WithValue(context.Background(), healerCtxKey{}, true), healTimeout)
+			err := e.verifyRedis(vctx)
+			cancel()
+			f.mu.Lock()
+			if err != nil {
+				f.lastErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			} else {
+				f.unverified.Store(false)
+			}
+			f.verifying = nil
+			close(done)
+			f.mu.Unlock()
+		}()
+	}
+	f.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: Redis is being verified against the ledger: %w", ErrUnavailable, ctx.Err())
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.lastTry.IsZero() && f.lastErr != nil && time.Since(f.lastTry) < healRetryAfter {
-		return f.lastErr
-	}
-	f.lastTry, f.lastErr = time.Now(), nil
-	if err := e.verifyRedis(context.WithValue(ctx, healerCtxKey{}, true)); err != nil {
-		f.lastErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		return f.lastErr
-	}
-	f.unverified.Store(false)
-	return nil
+	return f.lastErr
 }
 
 func (e *Engine) verifyRedis(ctx context.Context) error {
