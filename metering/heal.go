@@ -99,45 +99,74 @@ func (e *Engine) VerifyRedis(ctx context.Context) error {
 }
 
 func (e *Engine) verifyRedis(ctx context.Context) error {
-	runID, epoch, err := serverIdentity(ctx, e.rdb, e.keys)
+	h, done := e.healer()
+	defer done()
+	return h.verify(ctx)
+}
+
+// healer is the engine seen through the healer's own Redis connections.
+// They are its alone: while the server is unverified no other Tollgate
+// work may reach it, and a connection from the shared pool could carry
+// some (the fence checks connections only when they are made).
+type healer struct {
+	*Engine
+	rdb redis.UniversalClient
+}
+
+// healer returns the engine with a Redis client of its own (the shared
+// client's settings, without the fence's check), and a func to close it.
+// For a client kind it cannot copy, it shares the client and marks its
+// own requests so the fence lets their connections through.
+func (e *Engine) healer() (healer, func()) {
+	if c, ok := e.rdb.(*redis.Client); ok {
+		o := *c.Options()
+		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
+		rdb := redis.NewClient(&o)
+		return healer{Engine: e, rdb: rdb}, func() { rdb.Close() }
+	}
+	return healer{Engine: e, rdb: e.rdb}, func() {}
+}
+
+func (h healer) verify(ctx context.Context) error {
+	runID, epoch, err := serverIdentity(ctx, h.rdb, h.keys)
 	if err != nil || runID == epoch {
 		return err
 	}
 	// One healer at a time across gateways: a Postgres advisory lock on a
 	// connection held for the whole heal.
-	conn, err := e.db.Acquire(ctx)
+	conn, err := h.db.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("verify Redis: postgres: %w", err)
 	}
 	defer conn.Release()
 	lock := `hashtextextended('tollgate.heal.' || $1, 0)`
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lock+`)`, e.keys.Prefix()); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lock+`)`, h.keys.Prefix()); err != nil {
 		return fmt.Errorf("verify Redis: lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`, e.keys.Prefix())
-	if runID, epoch, err = serverIdentity(ctx, e.rdb, e.keys); err != nil {
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`, h.keys.Prefix())
+	if runID, epoch, err = serverIdentity(ctx, h.rdb, h.keys); err != nil {
 		return err
 	}
 	if runID == epoch {
 		return nil // another gateway healed it meanwhile
 	}
-	ckpt, err := e.rdb.Get(ctx, e.keys.Checkpoint()).Int64()
+	ckpt, err := h.rdb.Get(ctx, h.keys.Checkpoint()).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
 	start := time.Now()
 	// A deployment's first start verifies too: that is not news.
-	logf := e.log.Warn
+	logf := h.log.Warn
 	if epoch == "" && ckpt == 0 {
-		logf = e.log.Info
+		logf = h.log.Info
 	}
 	logf("Redis restarted (new run id): verifying it against the ledger before using it",
 		zap.String("run_id", runID), zap.String("verified_run_id", epoch), zap.Int64("checkpoint", ckpt))
-	st, err := e.heal(ctx, ckpt)
+	st, err := h.heal(ctx, ckpt)
 	if err != nil {
 		return fmt.Errorf("heal Redis: %w", err)
 	}
-	if err := e.rdb.Set(ctx, e.keys.Epoch(), runID, 0).Err(); err != nil {
+	if err := h.rdb.Set(ctx, h.keys.Epoch(), runID, 0).Err(); err != nil {
 		return err
 	}
 	logf("Redis verified against the ledger", zap.Duration("took", time.Since(start)),
@@ -155,33 +184,33 @@ type healStats struct {
 
 var healBalancesScript = mustScript("heal_balances.lua")
 
-func (e *Engine) heal(ctx context.Context, ckpt int64) (healStats, error) {
+func (h healer) heal(ctx context.Context, ckpt int64) (healStats, error) {
 	var st healStats
 	var err error
-	if st.applied, err = e.drainStreamToLedger(ctx); err != nil {
+	if st.applied, err = h.drainStreamToLedger(ctx); err != nil {
 		return st, err
 	}
 	var last int64
-	if err := e.db.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&last); err != nil {
+	if err := h.db.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&last); err != nil {
 		return st, err
 	}
-	if st.configs, st.retired, err = e.reloadConfigs(ctx); err != nil {
+	if st.configs, st.retired, err = h.reloadConfigs(ctx); err != nil {
 		return st, err
 	}
-	if st.users, st.pools, err = e.reloadBalances(ctx, ckpt); err != nil {
+	if st.users, st.pools, err = h.reloadBalances(ctx, ckpt); err != nil {
 		return st, err
 	}
-	if st.reservations, err = e.dropSettledReservations(ctx); err != nil {
+	if st.reservations, err = h.dropSettledReservations(ctx); err != nil {
 		return st, err
 	}
-	if st.restored, err = e.restoreLostReservations(ctx, ckpt); err != nil {
+	if st.restored, err = h.restoreLostReservations(ctx, ckpt); err != nil {
 		return st, err
 	}
 	// A key created in the lost second may be missing from the index.
-	if err := e.rdb.Del(ctx, e.keys.KeyIndexSynced()).Err(); err != nil {
+	if err := h.rdb.Del(ctx, h.keys.KeyIndexSynced()).Err(); err != nil {
 		return st, err
 	}
-	return st, raiseCheckpoint(ctx, e.rdb, e.keys, last)
+	return st, raiseCheckpoint(ctx, h.rdb, h.keys, last)
 }
 
 // raiseCheckpoint records that Redis reflects every ledger event numbered
@@ -196,16 +225,16 @@ var checkpointScript = mustScript("checkpoint.lua")
 // the reconciler does. It acknowledges nothing: the reconciler goes on as
 // before, finds the entries already applied, and dead-letters the ones
 // Postgres refused.
-func (e *Engine) drainStreamToLedger(ctx context.Context) (int, error) {
+func (h healer) drainStreamToLedger(ctx context.Context) (int, error) {
 	applied, from := 0, "-"
-	r := &Reconciler{e: e, log: e.log}
+	r := &Reconciler{e: h.Engine, log: h.log}
 	for {
-		msgs, err := e.rdb.XRangeN(ctx, e.keys.Events(), from, "+", 5000).Result()
+		msgs, err := h.rdb.XRangeN(ctx, h.keys.Events(), from, "+", 5000).Result()
 		if err != nil {
 			return applied, err
 		}
 		ids, events, _ := decodeBatch(msgs)
-		refused, err := r.store(ctx, ids, e.storableTexts(events))
+		refused, err := r.store(ctx, ids, h.storableTexts(events))
 		if err != nil {
 			return applied, err
 		}
@@ -221,9 +250,9 @@ func (e *Engine) drainStreamToLedger(ctx context.Context) (int, error) {
 // Redis holds an older version than Postgres, and retires users the key
 // index still knows but Postgres no longer has (deleted in the lost
 // second).
-func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err error) {
+func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err error) {
 	versions := func(sql string, key func(int64) string) (map[int64]int64, []int64, error) {
-		rows, err := e.db.Query(ctx, sql)
+		rows, err := h.db.Query(ctx, sql)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -246,7 +275,7 @@ func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err 
 		for i := 0; i < len(ids); i += 1000 {
 			batch := ids[i:min(i+1000, len(ids))]
 			cmds := make([]*redis.StringCmd, len(batch))
-			if _, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if _, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, id := range batch {
 					cmds[j] = p.HGet(ctx, key(id), "v")
 				}
@@ -263,26 +292,26 @@ func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err 
 		}
 		return pg, stale, nil
 	}
-	_, staleProjects, err := versions(`SELECT id, version FROM projects`, e.keys.Project)
+	_, staleProjects, err := versions(`SELECT id, version FROM projects`, h.keys.Project)
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, id := range staleProjects {
-		if err := e.healLoadProject(ctx, id); err != nil {
+		if err := h.healLoadProject(ctx, id); err != nil {
 			return reloaded, 0, err
 		}
 		reloaded++
 	}
-	users, staleUsers, err := versions(`SELECT id, version FROM users`, e.keys.User)
+	users, staleUsers, err := versions(`SELECT id, version FROM users`, h.keys.User)
 	if err != nil {
 		return reloaded, 0, err
 	}
 	for _, id := range staleUsers {
-		u, err := getUserByID(ctx, e.db, id)
+		u, err := getUserByID(ctx, h.db, id)
 		if err != nil {
 			return reloaded, 0, err
 		}
-		if err := e.healRun(ctx, e.userLoadCall(&u, nil)); err != nil {
+		if err := h.healRun(ctx, h.userLoadCall(&u, nil)); err != nil {
 			return reloaded, 0, err
 		}
 		reloaded++
@@ -292,18 +321,18 @@ func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err 
 	// live delete: the deletion is committed, so a cold load finds nothing
 	// to bring back, and a user created meanwhile (its id is new) loads
 	// from Postgres on its first request.
-	index, err := e.rdb.HGetAll(ctx, e.keys.KeyIndex()).Result()
+	index, err := h.rdb.HGetAll(ctx, h.keys.KeyIndex()).Result()
 	if err != nil {
 		return reloaded, 0, err
 	}
-	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for hash, uidStr := range index {
 			uid, err := strconv.ParseInt(uidStr, 10, 64)
 			if err != nil || users[uid] != 0 {
 				continue
 			}
-			p.Del(ctx, e.keys.User(uid), e.keys.InFlight(uid))
-			p.HDel(ctx, e.keys.KeyIndex(), hash)
+			p.Del(ctx, h.keys.User(uid), h.keys.InFlight(uid))
+			p.HDel(ctx, h.keys.KeyIndex(), hash)
 			retired++
 		}
 		return nil
@@ -312,26 +341,26 @@ func (e *Engine) reloadConfigs(ctx context.Context) (reloaded, retired int, err 
 }
 
 // healLoadProject writes a project's Postgres state into Redis.
-func (e *Engine) healLoadProject(ctx context.Context, id int64) error {
-	p, err := getProjectByID(ctx, e.db, id)
+func (h healer) healLoadProject(ctx context.Context, id int64) error {
+	p, err := getProjectByID(ctx, h.db, id)
 	if err != nil {
 		return err
 	}
-	return e.healRun(ctx, e.loadCall(e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
+	return h.healRun(ctx, h.loadCall(h.keys.Project(p.ID), p.Version, projectConfigArgs(p),
 		[]any{"pb", int64(p.PoolBalance)}, "", 0, ""))
 }
 
 // healRun sends one script call on the healer's own connections (the
 // runner refuses to send while the fence is up) and returns it to the pool.
-func (e *Engine) healRun(ctx context.Context, c *scriptCall) error {
-	return e.healRunAll(ctx, []*scriptCall{c})
+func (h healer) healRun(ctx context.Context, c *scriptCall) error {
+	return h.healRunAll(ctx, []*scriptCall{c})
 }
 
 // healRunAll sends script calls in pipelines of a thousand, on the
 // healer's connections, and returns them to the pool. The heal is
 // idempotent, so any failure (a NOSCRIPT included) fails it, to be run
 // again as a whole.
-func (e *Engine) healRunAll(ctx context.Context, calls []*scriptCall) error {
+func (h healer) healRunAll(ctx context.Context, calls []*scriptCall) error {
 	defer func() {
 		for _, c := range calls {
 			putCall(c)
@@ -340,7 +369,7 @@ func (e *Engine) healRunAll(ctx context.Context, calls []*scriptCall) error {
 	loaded := map[*luaScript]bool{}
 	for _, c := range calls {
 		if !loaded[c.script] {
-			if err := c.script.Load(ctx, e.rdb).Err(); err != nil {
+			if err := c.script.Load(ctx, h.rdb).Err(); err != nil {
 				return err
 			}
 			loaded[c.script] = true
@@ -348,7 +377,7 @@ func (e *Engine) healRunAll(ctx context.Context, calls []*scriptCall) error {
 	}
 	for i := 0; i < len(calls); i += 1000 {
 		batch := calls[i:min(i+1000, len(calls))]
-		cmds, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, c := range batch {
 				c.script.EvalSha(ctx, p, c.keys, c.args...)
 			}
@@ -369,7 +398,7 @@ func (e *Engine) healRunAll(ctx context.Context, calls []*scriptCall) error {
 // reloadBalances overwrites from the ledger the balances of every user and
 // pool a lost write could have touched: those with an event numbered after
 // the checkpoint, or all of them when Redis has no checkpoint.
-func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools int, err error) {
+func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools int, err error) {
 	userSQL := `SELECT id, allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month FROM users`
 	poolSQL := `SELECT id, pool_balance FROM projects`
 	var args []any
@@ -378,7 +407,7 @@ func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools i
 		poolSQL += ` WHERE id IN (SELECT DISTINCT project_id FROM events WHERE seq > $1 AND project_id IS NOT NULL)`
 		args = []any{ckpt}
 	}
-	rows, err := e.db.Query(ctx, userSQL, args...)
+	rows, err := h.db.Query(ctx, userSQL, args...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -390,7 +419,7 @@ func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools i
 			return 0, 0, err
 		}
 		c := getCall(healBalancesScript)
-		c.keys = append(c.keys, e.keys.User(id))
+		c.keys = append(c.keys, h.keys.User(id))
 		c.args = append(c.args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm)
 		calls = append(calls, c)
 	}
@@ -399,7 +428,7 @@ func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools i
 		return 0, 0, err
 	}
 	nUsers := len(calls)
-	rows, err = e.db.Query(ctx, poolSQL, args...)
+	rows, err = h.db.Query(ctx, poolSQL, args...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -410,7 +439,7 @@ func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools i
 			return 0, 0, err
 		}
 		c := getCall(healBalancesScript)
-		c.keys = append(c.keys, e.keys.Project(id))
+		c.keys = append(c.keys, h.keys.Project(id))
 		c.args = append(c.args, "pb", pb)
 		calls = append(calls, c)
 	}
@@ -418,7 +447,7 @@ func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools i
 	if err := rows.Err(); err != nil {
 		return 0, 0, err
 	}
-	if err := e.healRunAll(ctx, calls); err != nil {
+	if err := h.healRunAll(ctx, calls); err != nil {
 		return 0, 0, err
 	}
 	return nUsers, len(calls) - nUsers, nil
@@ -427,8 +456,8 @@ func (e *Engine) reloadBalances(ctx context.Context, ckpt int64) (users, pools i
 // dropSettledReservations removes reservations Redis restored although
 // the ledger already holds their settlement (or their cancellation), so
 // the sweeper does not settle them a second time.
-func (e *Engine) dropSettledReservations(ctx context.Context) (int, error) {
-	ids, err := e.rdb.ZRange(ctx, e.keys.Leases(), 0, -1).Result()
+func (h healer) dropSettledReservations(ctx context.Context) (int, error) {
+	ids, err := h.rdb.ZRange(ctx, h.keys.Leases(), 0, -1).Result()
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
@@ -436,7 +465,7 @@ func (e *Engine) dropSettledReservations(ctx context.Context) (int, error) {
 	for i, id := range ids {
 		settled[i] = id + ":s"
 	}
-	rows, err := e.db.Query(ctx, `SELECT event_id, user_id FROM events WHERE event_id = ANY($1)`, settled)
+	rows, err := h.db.Query(ctx, `SELECT event_id, user_id FROM events WHERE event_id = ANY($1)`, settled)
 	if err != nil {
 		return 0, err
 	}
@@ -462,12 +491,12 @@ func (e *Engine) dropSettledReservations(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, d := range drop {
-			p.Del(ctx, e.keys.Reservation(d.id))
-			p.ZRem(ctx, e.keys.Leases(), d.id)
+			p.Del(ctx, h.keys.Reservation(d.id))
+			p.ZRem(ctx, h.keys.Leases(), d.id)
 			if d.uid != 0 {
-				p.ZRem(ctx, e.keys.InFlight(d.uid), d.id)
+				p.ZRem(ctx, h.keys.InFlight(d.uid), d.id)
 			}
 		}
 		return nil
@@ -489,8 +518,8 @@ const restoredLease = time.Minute
 // gateway still serving the request settles it or renews the lease (a
 // stream) before then; otherwise its settlement was among the lost writes
 // and the sweeper settles it by policy.
-func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, error) {
-	rows, err := e.db.Query(ctx, `SELECT h.event_id, h.user_id, coalesce(h.username, ''),
+func (h healer) restoreLostReservations(ctx context.Context, ckpt int64) (int, error) {
+	rows, err := h.db.Query(ctx, `SELECT h.event_id, h.user_id, coalesce(h.username, ''),
 			coalesce(h.project_id, 0), coalesce(h.project_name, ''),
 			h.d_allowance, h.d_pool, h.d_awarded, h.d_purchased, coalesce(h.reserved, 0),
 			coalesce(h.model, ''), coalesce(h.request, ''), coalesce(u.allowance_period, -1)
@@ -500,7 +529,7 @@ func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, 
 	if err != nil {
 		return 0, err
 	}
-	deadline := e.cfg.Now().Add(restoredLease).UnixMilli()
+	deadline := h.cfg.Now().Add(restoredLease).UnixMilli()
 	var calls []*scriptCall
 	for rows.Next() {
 		var id, un, pn, model, request string
@@ -522,7 +551,7 @@ func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, 
 			order = "apwr"
 		}
 		c := getCall(restoreReservationScript)
-		c.keys = append(c.keys, e.keys.Reservation(id), e.keys.Leases(), e.keys.InFlight(uid))
+		c.keys = append(c.keys, h.keys.Reservation(id), h.keys.Leases(), h.keys.InFlight(uid))
 		c.args = append(c.args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap, "ae", 0,
 			"o", order, "rs", reserved, "a", 0-a, "pl", 0-p, "w", 0-w, "r", 0-r, "m", model, "rq", request)
 		calls = append(calls, c)
@@ -532,5 +561,5 @@ func (e *Engine) restoreLostReservations(ctx context.Context, ckpt int64) (int, 
 		return 0, err
 	}
 	n := len(calls)
-	return n, e.healRunAll(ctx, calls)
+	return n, h.healRunAll(ctx, calls)
 }
