@@ -163,7 +163,7 @@ func requireKeys(t *testing.T, obj any, keys ...string) map[string]any {
 func num(s string) json.Number { return json.Number(s) }
 
 var userKeys = []string{"username", "project", "status", "personal_credits", "awarded", "purchased",
-	"allowance_remaining", "pool_available", "effective_credits", "monthly_grant", "partner", "key",
+	"allowance_remaining", "pool_available", "effective_credits", "monthly_grant", "partner", "next_grant_at", "key",
 	"has_usage", "in_flight", "last_activity_at", "created_at"}
 
 var projectKeys = []string{"name", "allowance", "pool", "users", "created_at"}
@@ -469,15 +469,19 @@ func TestCreateAndGetUser(t *testing.T) {
 	require.Equal(t, "teacher-smith", u["username"])
 	require.Equal(t, "teachers", u["project"])
 	require.Equal(t, "active", u["status"])
-	// This month's grant of 10 is due and shows in purchased at once.
-	require.Equal(t, num("4910.5"), u["personal_credits"])
+	// The monthly grant of 10 is first paid on the next 1st, not at creation.
+	require.Equal(t, num("4900.5"), u["personal_credits"])
 	require.Equal(t, num("4900"), u["awarded"])
-	require.Equal(t, num("10.5"), u["purchased"])
+	require.Equal(t, num("0.5"), u["purchased"])
 	require.Equal(t, num("75"), u["allowance_remaining"])
 	require.Equal(t, num("5000"), u["pool_available"])
-	require.Equal(t, num("9985.5"), u["effective_credits"])
+	require.Equal(t, num("9975.5"), u["effective_credits"])
 	require.Equal(t, num("10"), u["monthly_grant"])
 	require.Equal(t, true, u["partner"])
+	// next_grant_at: the 1st of the month after creation (the project's zone is UTC).
+	next, created := requireRFC3339(t, u["next_grant_at"]), requireRFC3339(t, u["created_at"])
+	cy, cm, _ := created.UTC().Date()
+	require.True(t, time.Date(cy, cm+1, 1, 0, 0, 0, 0, time.UTC).Equal(next), "next_grant_at %v, created_at %v", next, created)
 	k := requireKeys(t, u["key"], "prefix", "created_at", "expires_at")
 	require.Equal(t, key[:7], k["prefix"])
 	requireRFC3339(t, k["created_at"])
@@ -495,7 +499,7 @@ func TestCreateAndGetUser(t *testing.T) {
 	r = e.admin(t, "GET", "/users/teacher-smith", "").requireStatus(t, http.StatusOK)
 	u = requireKeys(t, r.body, userKeys...)
 	require.Equal(t, num("70"), u["allowance_remaining"])
-	require.Equal(t, num("9980.5"), u["effective_credits"])
+	require.Equal(t, num("9970.5"), u["effective_credits"])
 	require.NotContains(t, string(r.raw), key, "the key is shown only once")
 
 	// An unassigned user with defaults.
@@ -505,6 +509,7 @@ func TestCreateAndGetUser(t *testing.T) {
 	require.Equal(t, num("0"), u["effective_credits"])
 	require.Nil(t, u["key"].(map[string]any)["expires_at"])
 	require.Equal(t, false, u["partner"])
+	require.Nil(t, u["next_grant_at"], "no grant runs")
 
 	e.admin(t, "POST", "/users", `{"username":"solo"}`).requireError(t, http.StatusConflict, "conflict", "")
 	e.admin(t, "GET", "/users/nobody", "").requireError(t, http.StatusNotFound, "not_found", "")

@@ -177,9 +177,9 @@ func TestImportCreatesUsers(t *testing.T) {
 	u := e.admin(t, "GET", "/users/ann", "").requireStatus(t, http.StatusOK).body
 	require.Equal(t, "teachers", u["project"])
 	require.Equal(t, num("4900"), u["awarded"])
-	require.Equal(t, num("10.5"), u["purchased"], "this month's grant is due at once")
+	require.Equal(t, num("0.5"), u["purchased"], "the grant starts on the next 1st")
 	require.Equal(t, num("75"), u["allowance_remaining"])
-	require.Equal(t, num("9985.5"), u["effective_credits"])
+	require.Equal(t, num("9975.5"), u["effective_credits"])
 	require.Equal(t, true, u["partner"])
 	require.Equal(t, keys["ann"][:7], u["key"].(map[string]any)["prefix"])
 	u = e.admin(t, "GET", "/users/bob", "").requireStatus(t, http.StatusOK).body
@@ -220,7 +220,7 @@ func TestImportCreatesUsers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, metering.Insufficient, res.Status, "bob had 12.345678")
 	u = e.admin(t, "GET", "/users/ann", "").requireStatus(t, http.StatusOK).body
-	require.Equal(t, num("9905.5"), u["effective_credits"])
+	require.Equal(t, num("9895.5"), u["effective_credits"])
 
 	// Importing the same names again: all rows taken, nothing written.
 	before := e.worldCounts(t)
@@ -368,7 +368,7 @@ func TestExportFilters(t *testing.T) {
 		"4900", "0.000001", "75", "5000", "0", "false"}, smith[:12])
 	_, err = time.Parse(time.RFC3339, smith[12])
 	require.NoError(t, err)
-	require.Equal(t, []string{"kid-a", "kids", "2.5", "2.5", "active", "", "0.5", "2", "0", "0", "2", "true"}, all[1][:12])
+	require.Equal(t, []string{"kid-a", "kids", "0.5", "0.5", "active", "", "0.5", "0", "0", "0", "2", "true"}, all[1][:12])
 	require.Equal(t, "inactive", all[3][4])
 	require.Equal(t, "9.5", all[0][2])
 	last, err := time.Parse(time.RFC3339, all[0][5])

@@ -98,9 +98,9 @@ func TestSettleProject(t *testing.T) {
 	t.Parallel()
 	e := setupAt(t, time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC))
 	e.admin(t, "POST", "/projects", `{"name":"s","allowance":{"amount":5,"period":"daily"}}`).requireStatus(t, http.StatusCreated)
-	key := e.createUserKey(t, `{"username":"a","project":"s","monthly_grant":2}`)
+	key := e.createUserKey(t, `{"username":"a","project":"s","monthly_grant":2,"partner":true}`)
 	e.createUserKey(t, `{"username":"b","project":"s"}`)
-	e.createUserKey(t, `{"username":"c","monthly_grant":3}`)
+	e.createUserKey(t, `{"username":"c","monthly_grant":3,"partner":true}`)
 	res, err := e.Engine.Charge(e.ctx, key, metering.Micro, "GET /x")
 	require.NoError(t, err)
 	require.Equal(t, metering.Charged, res.Status)
@@ -114,8 +114,8 @@ func TestSettleProject(t *testing.T) {
 	}
 	march, april := int64(2026*12+2), int64(2026*12+3)
 	mar2 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC).Unix()
-	require.Equal(t, fmt.Sprint(4_000_000, mar2, 2_000_000, march), pg("a"))
-	require.Equal(t, fmt.Sprint(0, -1, 0, march-1), pg("b"), "b never used its key: nothing refilled yet")
+	require.Equal(t, fmt.Sprint(4_000_000, mar2, 0, march), pg("a"), "the grant starts on April 1st")
+	require.Equal(t, fmt.Sprint(0, -1, 0, march), pg("b"), "b never used its key: nothing refilled yet")
 
 	// April 1st: the settle refills both members and pays a's grant, in
 	// Postgres before the answer (no reconciler ran).
@@ -124,9 +124,9 @@ func TestSettleProject(t *testing.T) {
 	requireKeys(t, r.body, projectKeys...)
 	require.Equal(t, "s", r.body["name"])
 	apr1 := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC).Unix()
-	require.Equal(t, fmt.Sprint(5_000_000, apr1, 4_000_000, april), pg("a"))
-	require.Equal(t, fmt.Sprint(5_000_000, apr1, 0, march-1), pg("b"))
-	require.Equal(t, fmt.Sprint(0, -1, 0, march-1), pg("c"), "not a member")
+	require.Equal(t, fmt.Sprint(5_000_000, apr1, 2_000_000, april), pg("a"))
+	require.Equal(t, fmt.Sprint(5_000_000, apr1, 0, march), pg("b"))
+	require.Equal(t, fmt.Sprint(0, -1, 0, march), pg("c"), "not a member")
 	var action string
 	var details map[string]any
 	require.NoError(t, e.DB.QueryRow(e.ctx, `SELECT action, details FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&action, &details))

@@ -43,6 +43,7 @@ type userJSON struct {
 	EffectiveCredits   metering.Credits `json:"effective_credits"`
 	MonthlyGrant       metering.Credits `json:"monthly_grant"`
 	Partner            bool             `json:"partner"`
+	NextGrantAt        *time.Time       `json:"next_grant_at"` // null while no grant runs
 	Key                *keyJSON         `json:"key"`
 	HasUsage           bool             `json:"has_usage"`
 	InFlight           int64            `json:"in_flight"`
@@ -69,6 +70,7 @@ func userOut(v metering.UserView) userJSON {
 		EffectiveCredits:   v.Live.Effective,
 		MonthlyGrant:       v.MonthlyGrant,
 		Partner:            v.Partner,
+		NextGrantAt:        optionalTimeJSON(v.NextGrantAt),
 		HasUsage:           v.HasUsage,
 		InFlight:           v.InFlight,
 		LastActivityAt:     optionalTimeJSON(v.LastActivityAt),

@@ -168,7 +168,8 @@ func TestPatchUserFields(t *testing.T) {
 	require.Equal(t, num("5"), u["monthly_grant"])
 	require.Equal(t, true, u["partner"])
 	require.True(t, expires.Equal(requireRFC3339(t, u["key"].(map[string]any)["expires_at"])))
-	require.Equal(t, num("5"), u["purchased"], "this month's grant is due at once")
+	require.Equal(t, num("0"), u["purchased"], "the grant starts on the next 1st")
+	require.NotNil(t, u["next_grant_at"])
 	require.Equal(t, metering.Charged, e.charge(t, bobKey, 1).Status, "the key still works")
 	r = e.admin(t, "PATCH", "/users/bob", `{"key_expires_at":null}`).requireStatus(t, http.StatusOK)
 	require.Nil(t, r.body["key"].(map[string]any)["expires_at"])
@@ -282,29 +283,29 @@ func TestDeleteUser(t *testing.T) {
 }
 
 // Changing a monthly grant pays what is due at the old amount first, and a
-// grant switched on pays from the current month, not for the months when
-// there was none.
+// grant switched on pays from the next 1st, not for the months when there
+// was none.
 func TestPatchMonthlyGrant(t *testing.T) {
 	t.Parallel()
 	clock := meteringtest.NewClock(time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC))
 	e := setupWith(t, meteringtest.Options{Clock: clock})
-	e.admin(t, "POST", "/users", `{"username":"ann","monthly_grant":10}`).requireStatus(t, http.StatusCreated)
-	e.admin(t, "POST", "/users", `{"username":"bob"}`).requireStatus(t, http.StatusCreated)
+	e.admin(t, "POST", "/users", `{"username":"ann","monthly_grant":10,"partner":true}`).requireStatus(t, http.StatusCreated)
+	e.admin(t, "POST", "/users", `{"username":"bob","partner":true}`).requireStatus(t, http.StatusCreated)
 
 	clock.Set(time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)) // neither seen since January
 	r := e.admin(t, "PATCH", "/users/ann", `{"monthly_grant":20}`).requireStatus(t, http.StatusOK)
-	require.Equal(t, num("30"), r.body["purchased"], "January to March at the old 10")
+	require.Equal(t, num("20"), r.body["purchased"], "February and March at the old 10")
 	r = e.admin(t, "PATCH", "/users/bob", `{"monthly_grant":5}`).requireStatus(t, http.StatusOK)
-	require.Equal(t, num("5"), r.body["purchased"], "March only: no grant ran before")
+	require.Equal(t, num("0"), r.body["purchased"], "nothing yet: no grant ran before")
 	var grants int
 	require.NoError(t, e.DB.QueryRow(e.ctx, `SELECT count(*) FROM events WHERE kind = 'grant' AND username = 'ann'`).Scan(&grants))
 	require.Equal(t, 1, grants, "the grant paid at the old amount is in the ledger before PATCH answers")
 
 	clock.Set(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
 	r = e.admin(t, "GET", "/users/ann", "").requireStatus(t, http.StatusOK)
-	require.Equal(t, num("50"), r.body["purchased"], "April at the new 20")
+	require.Equal(t, num("40"), r.body["purchased"], "April at the new 20")
 	r = e.admin(t, "GET", "/users/bob", "").requireStatus(t, http.StatusOK)
-	require.Equal(t, num("10"), r.body["purchased"])
+	require.Equal(t, num("5"), r.body["purchased"])
 	e.Drain(t)
 	e.AssertConsistent(t)
 }

@@ -150,7 +150,8 @@ func TestCLIUsersExportAndCreate(t *testing.T) {
 	require.True(t, metering.WellFormedKey(created.APIKey))
 	require.Equal(t, "teachers", created.User["project"])
 	require.Equal(t, json.Number("12.345678"), created.User["awarded"], "amounts sent exactly")
-	require.Equal(t, json.Number("1.5"), created.User["purchased"], "purchased plus this month's grant")
+	require.Equal(t, json.Number("1"), created.User["purchased"], "the grant starts on the next 1st")
+	require.Equal(t, json.Number("0.5"), created.User["monthly_grant"], "amounts sent exactly")
 	require.Equal(t, true, created.User["partner"])
 
 	_, _, err = runCLI(t, w.url, "users", "create", "ann")
@@ -170,7 +171,7 @@ func TestCLIUsersExportAndCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, recs, 3)
 	require.Equal(t, []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at"}, recs[0][:6])
-	require.Equal(t, []string{"ann", "teachers", "13.845678", "13.845678", "active", ""}, recs[1][:6])
+	require.Equal(t, []string{"ann", "teachers", "13.345678", "13.345678", "active", ""}, recs[1][:6])
 
 	out, _, err = runCLI(t, w.url, "users", "export", "--project", "none")
 	require.NoError(t, err)

@@ -47,7 +47,7 @@
 --   0  ok: charge {0, effective_after, allowance, pool, awarded, purchased,
 --                  allowance period} taken
 --          peek   {0, effective, allowance, pool_available, awarded, purchased,
---                  pool_balance, pool_used}
+--                  pool_balance, pool_used, grant month after due grants}
 --          adjust {0, new bucket balance}
 --          refresh {0, refilled 0|1, allowance delta, pool-used delta,
 --                   period start, grant, grant month}
@@ -66,10 +66,12 @@
 local MAX = 9007199254740991
 local mode = ARGV[1]
 local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
-  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del')
+  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del', 'pt')
 if u[14] then return {-7} end
--- Balances are loaded from Postgres on demand; config fields may arrive first.
-if not u[7] or not u[2] then return {-1} end
+-- Balances are loaded from Postgres on demand; config fields may arrive
+-- first. A hash without the partner flag ('pt') was written before grants
+-- depended on it: loading the user again adds it (same config version).
+if not u[7] or not u[2] or not u[15] then return {-1} end
 local now = tonumber(ARGV[5])
 local charging = mode == 'charge' or mode == 'reserve'
 if charging then
@@ -107,10 +109,13 @@ if pid ~= '0' and per ~= 'none' and ap < pstart then
   alw, pu, ap = amt, 0, pstart
 end
 
--- Lazy monthly grants into purchased, one per month missed, exactly once.
+-- Lazy monthly grants into purchased, one per month begun since the last
+-- one paid, exactly once, and only while the user is a partner. 'gm' is
+-- the last month paid or owed nothing (a grant starts with the current
+-- month owed nothing: patch_user.lua), and only ever grows.
 local month = tonumber(ARGV[7])
 local grant = 0
-if mg > 0 and gm < month then
+if u[15] == '1' and mg > 0 and gm < month then
   local months = month - gm
   if gm <= 0 then months = 1 end
   grant = mg * months
@@ -130,7 +135,7 @@ local effective = alw + pool_avail + aw + pr
 if effective > MAX then effective = MAX end
 
 if mode == 'peek' then
-  return {0, effective, alw, pool_avail, aw, pr, pb, pu}
+  return {0, effective, alw, pool_avail, aw, pr, pb, pu, gm}
 end
 
 -- Writing. Every argument a script passes to Redis costs a conversion,

@@ -103,8 +103,7 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 				u.ProjectID, u.ProjectName = p.ID, p.Name
 				loc, _ = LoadLocation(p.TimeZone)
 			}
-			// As in CreateUser: this month's grant is paid at the first request.
-			u.GrantMonth = MonthIndex(loc, now) - 1
+			u.GrantMonth = grantStartMonth(loc, now) // as CreateUser does
 			users[i] = u
 		}
 		ids, err := insertUsersBulk(ctx, tx, users)

@@ -16,11 +16,8 @@ func userConfigArgs(u User) []any {
 	if u.Key != nil {
 		kh, exp = string(u.Key.Hash[:]), expiresMillis(u.Key.ExpiresAt)
 	}
-	st := "0"
-	if u.Active {
-		st = "1"
-	}
-	return []any{"kh", kh, "st", st, "exp", exp, "p", u.ProjectID, "n", u.Username, "mg", int64(u.MonthlyGrant)}
+	return []any{"kh", kh, "st", flag(u.Active), "exp", exp, "p", u.ProjectID, "n", u.Username,
+		"mg", int64(u.MonthlyGrant), "pt", flag(u.Partner)}
 }
 
 // userBalanceArgs are written only when Redis has no balances for the user yet.

@@ -10,8 +10,12 @@
 --
 -- Config fields (name, key hash, status, project, settings) are written when
 -- Postgres's version is not older than Redis's, so an admin change and a
--- concurrent cold load cannot leave the older config behind. Balance fields
--- are only set when absent: once in Redis, Redis owns them.
+-- concurrent cold load cannot leave the older config behind. A config field
+-- the hash lacks altogether is written whatever the versions (Redis cannot
+-- hold a newer value of a field it never had): that is how a field added by
+-- an upgrade, such as the partner flag 'pt', reaches hashes written before
+-- it. Balance fields are only set when absent: once in Redis, Redis owns
+-- them.
 --
 -- Answers {1} when the config was written, {0} when Redis had a newer one.
 
@@ -27,6 +31,10 @@ if not cur or tonumber(cur) <= v then
     redis.call('HSET', KEYS[1], 'v', v)
   end
   wrote = 1
+elseif redis.call('HEXISTS', KEYS[1], 'del') == 0 then
+  for i = 6, first_balance - 1, 2 do
+    redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
 for i = first_balance, #ARGV, 2 do
   redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])

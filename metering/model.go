@@ -99,4 +99,7 @@ type UserView struct {
 	Live     Balances
 	HasUsage bool
 	InFlight int64
+	// NextGrantAt is when the next monthly grant is paid; nil while no
+	// grant runs (not a partner, or no amount).
+	NextGrantAt *time.Time
 }

@@ -78,9 +78,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor string, spec UserSpec) (U
 			rec.ProjectID = p.ID
 			loc, _ = LoadLocation(p.TimeZone)
 		}
-		// The month before this one was the last paid, so this month's
-		// grant is paid at the first request.
-		rec.GrantMonth = MonthIndex(loc, now) - 1
+		rec.GrantMonth = grantStartMonth(loc, now)
 		id, err := insertUser(ctx, tx, rec)
 		if err != nil {
 			return err
@@ -148,9 +146,13 @@ func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := e.cfg.Now()
 	out := make([]UserView, len(users))
 	for i, u := range users {
-		out[i] = UserView{User: u, Live: bal[i], HasUsage: u.LastActivityAt != nil, InFlight: flights[i]}
+		out[i] = UserView{User: u, Live: bal[i].Balances, HasUsage: u.LastActivityAt != nil, InFlight: flights[i]}
+		if loc, err := LoadLocation(u.projectTZ); err == nil {
+			out[i].NextGrantAt = nextGrantAt(&u, bal[i].grantMonth, loc, now)
+		}
 	}
 	return out, nil
 }

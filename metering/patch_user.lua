@@ -13,11 +13,19 @@
 -- ARGV[6] "1": the project changed; the user starts the new project with
 --         its full allowance and no pool drawn this period
 -- ARGV[7] start of the new project's allowance period, Unix seconds
--- ARGV[8] current month index (year*12+month-1) in the user's time zone
--- ARGV[9] "1": the monthly grant changed; grants due at the old amount are
---         paid first, so a new amount applies from the next month unpaid
+-- ARGV[8] current month index (year*12+month-1) in the time zone of the
+--         user's project after the change (UTC for none)
+-- ARGV[9] "1": the grant schedule changed (monthly grant or partner flag):
+--         grants due under the old schedule are paid first, then the
+--         current month counts as settled, so the new schedule pays from
+--         the next 1st (a grant switched on mid-month starts on the 1st
+--         after, a grant switched off pays nothing more)
 -- ARGV[10] user id
--- ARGV[11] number C of config field/value pairs that follow (load.lua's)
+-- ARGV[11] current month index in the time zone of the project before the
+--         change: a move or a schedule change first pays the grants due
+--         there, so a grant the admin saw due is never taken back by a
+--         move to a zone where that month has not begun
+-- ARGV[12] number C of config field/value pairs that follow (load.lua's)
 --
 -- Answers {0, d_allowance, d_pool_used, allowance_period, grant_month,
 --          grant_paid, config_event (0/1), config_event_has_grant_month}
@@ -31,15 +39,16 @@
 -- project's current one still refills at the new project's next boundary.
 
 local MAX = 9007199254740991
-local u = redis.call('HMGET', KEYS[1], 'v', 'a', 'ap', 'pu', 'pr', 'mg', 'gm')
-if not u[1] or not u[2] then return {-1} end
+local u = redis.call('HMGET', KEYS[1], 'v', 'a', 'ap', 'pu', 'pr', 'mg', 'gm', 'pt')
+-- Without 'pt' the hash predates partner-dependent grants: load it again.
+if not u[1] or not u[2] or not u[8] then return {-1} end
 if tonumber(u[1]) > tonumber(ARGV[1]) then return {-2} end
 local uid = ARGV[10]
 
-local c = tonumber(ARGV[11])
-local last = 11 + 2 * c
+local c = tonumber(ARGV[12])
+local last = 12 + 2 * c
 local cfg = {}
-for i = 12, last, 2 do cfg[ARGV[i]] = ARGV[i + 1] end
+for i = 13, last, 2 do cfg[ARGV[i]] = ARGV[i + 1] end
 local pid, uname = cfg['p'], cfg['n']
 
 if ARGV[5] == '1' then
@@ -82,23 +91,25 @@ if reassign then
   end
 end
 
-local month = tonumber(ARGV[8])
+-- A grant runs while the user is a partner with a monthly grant: the same
+-- rule as charge.lua's, on the schedule and in the zone before this change.
+local month, old_month = tonumber(ARGV[8]), tonumber(ARGV[11])
+local schedule = ARGV[9] == '1'
 local grant, ngm = 0, gm
-if ARGV[9] == '1' then
-  if omg > 0 and gm < month then
-    local months = month - gm
-    if gm <= 0 then months = 1 end
-    grant = omg * months
-    if pr + grant > MAX then grant = MAX - pr end
-    ngm = month
-  elseif gm < month - 1 then
-    -- No grant was running: months before this one owe nothing.
-    ngm = month - 1
-  end
+if (schedule or reassign) and u[8] == '1' and omg > 0 and gm < old_month then
+  local months = old_month - gm
+  if gm <= 0 then months = 1 end
+  grant = omg * months
+  if pr + grant > MAX then grant = MAX - pr end
+  ngm = old_month
 end
+-- Paid up to this month, or owed nothing for it: the new schedule's first
+-- grant is on the next 1st. 'gm' never goes back (a month paid in a zone
+-- ahead of the new one stays paid).
+if schedule and ngm < month then ngm = month end
 
 -- All checks done; writes from here on.
-redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 12, last))
+redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 13, last))
 redis.call('HSET', KEYS[1], 'a', na, 'ap', nap, 'pu', npu, 'pr', pr + grant, 'gm', ngm)
 
 local t = ARGV[2]

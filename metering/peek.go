@@ -33,10 +33,17 @@ func (e *Engine) peekCall(u *User) (*scriptCall, error) {
 	return c, nil
 }
 
-// liveBalances returns each user's live balances, loading cold ones from
+// livePosition is a user's live balances and grant month (due grants
+// applied), as a peek reports them.
+type livePosition struct {
+	Balances
+	grantMonth int64
+}
+
+// liveBalances returns each user's live position, loading cold ones from
 // Postgres, with one pipelined round trip for the lot when Redis is warm.
-func (e *Engine) liveBalances(ctx context.Context, users []User) ([]Balances, error) {
-	out := make([]Balances, len(users))
+func (e *Engine) liveBalances(ctx context.Context, users []User) ([]livePosition, error) {
+	out := make([]livePosition, len(users))
 	pending := make([]int, len(users))
 	for i := range pending {
 		pending[i] = i
@@ -60,10 +67,10 @@ func (e *Engine) liveBalances(ctx context.Context, users []User) ([]Balances, er
 			case c.err != nil:
 				putCall(c)
 				return nil, c.err
-			case c.res[0] == scriptOK && len(c.res) >= 6:
+			case c.res[0] == scriptOK && len(c.res) >= 9:
 				r := c.res
-				out[i] = Balances{Effective: Credits(r[1]), Allowance: Credits(r[2]),
-					PoolAvailable: Credits(r[3]), Awarded: Credits(r[4]), Purchased: Credits(r[5])}
+				out[i] = livePosition{Balances: Balances{Effective: Credits(r[1]), Allowance: Credits(r[2]),
+					PoolAvailable: Credits(r[3]), Awarded: Credits(r[4]), Purchased: Credits(r[5])}, grantMonth: r[8]}
 			case c.res[0] == scriptDeleted:
 				// Deleted since the caller read it: nothing left.
 			case c.res[0] == scriptNoUser:

@@ -272,56 +272,59 @@ func TestPeriodNoneNeverRefills(t *testing.T) {
 	require.Equal(t, int64(-1), w.pgInt(t, `SELECT allowance_period FROM users WHERE username = 'u'`))
 }
 
-// TestMonthlyGrantsFollowProjectTimeZone: grants go to purchased, the
-// creation month's at first sight, missed months all at once and exactly
-// once, with the month boundary of the project's zone (UTC when unassigned).
+// TestMonthlyGrantsFollowProjectTimeZone: a partner's grant goes to
+// purchased from the 1st after creation, missed months all at once and
+// exactly once, with the month boundary of the project's zone (UTC when
+// unassigned).
 func TestMonthlyGrantsFollowProjectTimeZone(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, utc(2026, 3, 10, 12, 0, 0))
 	w.project(t, metering.ProjectSpec{Name: "berlin", TimeZone: "Europe/Berlin"})
-	bk := w.user(t, metering.UserSpec{Username: "b", Project: "berlin", MonthlyGrant: cr(10)})
-	uk := w.user(t, metering.UserSpec{Username: "solo", MonthlyGrant: cr(10)})
+	bk := w.user(t, metering.UserSpec{Username: "b", Project: "berlin", MonthlyGrant: cr(10), Partner: true})
+	uk := w.user(t, metering.UserSpec{Username: "solo", MonthlyGrant: cr(10), Partner: true})
 	bid, uid := w.view(t, "b").ID, w.view(t, "solo").ID
 	march := metering.MonthIndex(time.UTC, utc(2026, 3, 10, 0, 0, 0))
 
-	// A peek shows the creation month's grant without paying it.
+	// Nothing at creation: March owes nothing, April 1st pays first.
+	require.Equal(t, metering.Credits(0), w.view(t, "b").Live.Purchased)
+	require.Equal(t, utc(2026, 3, 31, 22, 0, 0), w.view(t, "b").NextGrantAt.UTC(), "April 1st in Berlin")
+	require.Equal(t, utc(2026, 4, 1, 0, 0, 0), w.view(t, "solo").NextGrantAt.UTC())
+	require.Equal(t, march, w.redisUser(t, bid)["gm"])
+
+	// April begins in Berlin two hours before UTC. A peek shows the grant
+	// without paying it; the first charge pays it, once.
+	w.Clock.Set(utc(2026, 3, 31, 22, 0, 1))
 	for i := 0; i < 2; i++ {
 		require.Equal(t, cr(10), w.view(t, "b").Live.Purchased)
-		require.Equal(t, cr(10), w.view(t, "solo").Live.Purchased)
 	}
-	require.Equal(t, march-1, w.redisUser(t, bid)["gm"], "a peek writes nothing")
-	require.Equal(t, int64(0), w.redisUser(t, bid)["pr"])
+	require.Equal(t, march, w.redisUser(t, bid)["gm"], "a peek writes nothing")
+	res := w.charge(t, bk, cr(1))
+	require.Equal(t, metering.Split{Purchased: cr(1)}, res.Taken)
+	require.Equal(t, cr(9), res.Remaining)
+	require.Equal(t, cr(8), w.charge(t, bk, cr(1)).Remaining, "the same month pays nothing more")
+	require.Equal(t, metering.Insufficient, w.charge(t, uk, cr(1)).Status, "still March in UTC")
+	w.Clock.Set(utc(2026, 4, 1, 0, 0, 1))
+	require.Equal(t, cr(9), w.charge(t, uk, cr(1)).Remaining, "April in UTC")
+	require.Equal(t, cr(8), w.charge(t, uk, cr(1)).Remaining)
+	require.Equal(t, cr(7), w.charge(t, bk, cr(1)).Remaining, "no second April grant when UTC rolls")
 
-	// First charge pays it, once.
-	for _, k := range []string{bk, uk} {
-		res := w.charge(t, k, cr(1))
-		require.Equal(t, metering.Split{Purchased: cr(1)}, res.Taken)
-		require.Equal(t, cr(9), res.Remaining)
-		res = w.charge(t, k, cr(1))
-		require.Equal(t, cr(8), res.Remaining, "the same month pays nothing more")
-	}
-
-	// Skip three months: April, May and June are paid together, once.
-	w.Clock.Set(utc(2026, 6, 15, 12, 0, 0))
-	require.Equal(t, cr(38), w.view(t, "b").Live.Purchased)
-	for _, k := range []string{bk, uk} {
-		require.Equal(t, cr(37), w.charge(t, k, cr(1)).Remaining)
-		require.Equal(t, cr(36), w.charge(t, k, cr(1)).Remaining)
-	}
+	// May and June are paid together, once.
+	w.Clock.Set(utc(2026, 6, 30, 21, 59, 59))
+	require.Equal(t, cr(27), w.view(t, "b").Live.Purchased)
+	require.Equal(t, cr(26), w.charge(t, bk, cr(1)).Remaining)
+	require.Equal(t, cr(27), w.charge(t, uk, cr(1)).Remaining)
 	require.Equal(t, march+3, w.redisUser(t, bid)["gm"])
 
 	// July starts at 22:00 UTC on June 30 in Berlin (CEST), 00:00 in UTC.
-	w.Clock.Set(utc(2026, 6, 30, 21, 59, 59))
-	require.Equal(t, cr(36), w.view(t, "b").Live.Purchased)
-	require.Equal(t, cr(35), w.charge(t, bk, cr(1)).Remaining)
 	w.Clock.Set(utc(2026, 6, 30, 22, 0, 1))
-	require.Equal(t, cr(45), w.view(t, "b").Live.Purchased, "July has begun in Berlin")
-	require.Equal(t, cr(36), w.view(t, "solo").Live.Purchased, "but not in UTC")
-	require.Equal(t, cr(44), w.charge(t, bk, cr(1)).Remaining)
-	require.Equal(t, cr(35), w.charge(t, uk, cr(1)).Remaining)
+	require.Equal(t, cr(36), w.view(t, "b").Live.Purchased, "July has begun in Berlin")
+	require.Equal(t, cr(27), w.view(t, "solo").Live.Purchased, "but not in UTC")
+	require.Equal(t, utc(2026, 7, 31, 22, 0, 0), w.view(t, "b").NextGrantAt.UTC(), "August 1st in Berlin")
+	require.Equal(t, cr(35), w.charge(t, bk, cr(1)).Remaining)
+	require.Equal(t, cr(26), w.charge(t, uk, cr(1)).Remaining)
 	w.Clock.Set(utc(2026, 7, 1, 0, 0, 1))
-	require.Equal(t, cr(43), w.charge(t, bk, cr(1)).Remaining, "no second July grant when UTC rolls")
-	require.Equal(t, cr(44), w.charge(t, uk, cr(1)).Remaining, "the unassigned user's July grant")
+	require.Equal(t, cr(34), w.charge(t, bk, cr(1)).Remaining, "no second July grant when UTC rolls")
+	require.Equal(t, cr(35), w.charge(t, uk, cr(1)).Remaining, "the unassigned user's July grant")
 
 	w.drainAndCheck(t)
 	for _, c := range []struct {
@@ -329,25 +332,26 @@ func TestMonthlyGrantsFollowProjectTimeZone(t *testing.T) {
 		grants int64
 	}{{bid, 3}, {uid, 3}} {
 		require.Equal(t, c.grants, w.pgInt(t, `SELECT count(*) FROM events WHERE kind = 'grant' AND user_id = $1`, c.id))
-		require.Equal(t, int64(cr(50)), w.pgInt(t, `SELECT coalesce(sum(d_purchased), 0) FROM events WHERE kind = 'grant' AND user_id = $1`, c.id),
-			"March, April to June, and July: five grants of 10")
+		require.Equal(t, int64(cr(40)), w.pgInt(t, `SELECT coalesce(sum(d_purchased), 0) FROM events WHERE kind = 'grant' AND user_id = $1`, c.id),
+			"April, May and June, and July: four grants of 10")
 		require.Equal(t, march+4, w.pgInt(t, `SELECT grant_month FROM users WHERE id = $1`, c.id))
 	}
 }
 
-// TestMonthlyGrantPaidOnceAfterManyMonths: first seen four months after
-// creation, a user gets the creation month and the three after it.
+// TestMonthlyGrantPaidOnceAfterManyMonths: a partner first seen fourteen
+// months after creation, across a new year, gets the fourteen 1sts since
+// then, each once.
 func TestMonthlyGrantPaidOnceAfterManyMonths(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, utc(2026, 3, 31, 23, 30, 0)) // April in Auckland already
 	w.project(t, metering.ProjectSpec{Name: "nz", TimeZone: "Pacific/Auckland"})
-	key := w.user(t, metering.UserSpec{Username: "u", Project: "nz", MonthlyGrant: cr(5)})
-	w.Clock.Set(utc(2026, 7, 10, 0, 0, 0)) // July 10 in Auckland: April..July
-	require.Equal(t, cr(20), w.view(t, "u").Live.Purchased)
-	require.Equal(t, cr(19), w.charge(t, key, cr(1)).Remaining)
-	require.Equal(t, cr(18), w.charge(t, key, cr(1)).Remaining)
+	key := w.user(t, metering.UserSpec{Username: "u", Project: "nz", MonthlyGrant: cr(5), Partner: true})
+	w.Clock.Set(utc(2027, 6, 10, 0, 0, 0)) // June 10, 2027 in Auckland: May 2026..June 2027
+	require.Equal(t, cr(70), w.view(t, "u").Live.Purchased)
+	require.Equal(t, cr(69), w.charge(t, key, cr(1)).Remaining)
+	require.Equal(t, cr(68), w.charge(t, key, cr(1)).Remaining)
 	w.drainAndCheck(t)
-	require.Equal(t, int64(cr(20)), w.pgInt(t, `SELECT coalesce(sum(d_purchased), 0) FROM events WHERE kind = 'grant'`))
+	require.Equal(t, int64(cr(70)), w.pgInt(t, `SELECT coalesce(sum(d_purchased), 0) FROM events WHERE kind = 'grant'`))
 }
 
 // TestNegativeAdjustmentCoversDueGrant: the admin view counts a grant that
@@ -357,7 +361,8 @@ func TestMonthlyGrantPaidOnceAfterManyMonths(t *testing.T) {
 func TestNegativeAdjustmentCoversDueGrant(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, utc(2026, 3, 10, 12, 0, 0))
-	w.user(t, metering.UserSpec{Username: "u", MonthlyGrant: cr(10)})
+	w.user(t, metering.UserSpec{Username: "u", MonthlyGrant: cr(10), Partner: true})
+	w.Clock.Set(utc(2026, 4, 2, 0, 0, 0))
 	require.Equal(t, cr(10), w.view(t, "u").Live.Purchased, "the admin sees 10 purchased")
 	v, err := w.Engine.AdjustCredits(w.ctx, "test", "u", metering.BucketPurchased, -cr(10), "take back")
 	require.Falsef(t, errors.Is(err, metering.ErrInsufficient),

@@ -31,12 +31,13 @@ type mUser struct {
 	id        int64
 	proj      *mProject // nil: unassigned
 	// Stored balances, as Redis must hold them.
-	a      metering.Credits
-	ap     int64
-	pu     metering.Credits
-	aw, pr metering.Credits
-	mg     metering.Credits
-	gm     int64
+	a       metering.Credits
+	ap      int64
+	pu      metering.Credits
+	aw, pr  metering.Credits
+	mg      metering.Credits
+	partner bool // grants run only for partners
+	gm      int64
 }
 
 func (u *mUser) loc() *time.Location {
@@ -64,7 +65,7 @@ func (u *mUser) live(now time.Time) live {
 			l.a, l.pu, l.ap = p.amt, 0, start // unused allowance does not roll over
 		}
 	}
-	if month := metering.MonthIndex(u.loc(), now); u.mg > 0 && l.gm < month {
+	if month := metering.MonthIndex(u.loc(), now); u.partner && u.mg > 0 && l.gm < month {
 		l.pr += u.mg * metering.Credits(month-l.gm) // every missed month, once
 		l.gm = month
 	}
@@ -181,13 +182,14 @@ func runRandom(t *testing.T, seed int64, steps int) {
 		if rng.Intn(2) == 0 {
 			u.mg = cr(1 + rng.Int63n(3))
 		}
-		spec := metering.UserSpec{Username: u.name, InitialCredits: u.aw, Purchased: u.pr, MonthlyGrant: u.mg}
+		u.partner = rng.Intn(3) > 0
+		spec := metering.UserSpec{Username: u.name, InitialCredits: u.aw, Purchased: u.pr, MonthlyGrant: u.mg, Partner: u.partner}
 		if proj != nil {
 			spec.Project = proj.name
 		}
 		u.key = w.user(t, spec)
 		u.id = w.view(t, u.name).ID
-		u.gm = metering.MonthIndex(u.loc(), start) - 1
+		u.gm = metering.MonthIndex(u.loc(), start) // the first grant is on the next 1st
 		users = append(users, u)
 	}
 
@@ -214,7 +216,7 @@ func runRandom(t *testing.T, seed int64, steps int) {
 			}
 			// Redis may or may not have written a due refill or grant yet
 			// (they are lazy), so compare positions as of now.
-			r := &mUser{proj: redisPools[u.proj], mg: u.mg, a: metering.Credits(raw["a"]), ap: raw["ap"],
+			r := &mUser{proj: redisPools[u.proj], mg: u.mg, partner: u.partner, a: metering.Credits(raw["a"]), ap: raw["ap"],
 				pu: metering.Credits(raw["pu"]), aw: metering.Credits(raw["aw"]), pr: metering.Credits(raw["pr"]), gm: raw["gm"]}
 			require.Equal(t, u.live(now), r.live(now), "%s: Redis position of %s", ctx, u.name)
 			require.Equal(t, u.aw, r.aw, "%s: awarded of %s", ctx, u.name)

@@ -161,6 +161,9 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 	_, rename := changes["username"]
 	_, reassign := changes["project"]
 	_, grantChange := changes["monthly_grant"]
+	if _, partner := changes["partner"]; partner {
+		grantChange = true // grants run only while the user is a partner
+	}
 	if u.ProjectID != 0 {
 		// Redis may never have seen the new project.
 		if err := e.loadProject(ctx, u.ProjectID); err != nil {
@@ -171,6 +174,10 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 	if err != nil {
 		return nil, err
 	}
+	oldLoc, err := LoadLocation(old.projectTZ)
+	if err != nil {
+		return nil, err
+	}
 	id := e.ids.Next()
 	config := userConfigArgs(u)
 	var res []int64
@@ -178,7 +185,8 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		c := getCall(patchUserScript)
 		c.keys = append(c.keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
 		c.args = append(c.args, u.Version, now.UnixMilli(), id, actor, flag(rename), flag(reassign),
-			PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), flag(grantChange), u.ID, len(config)/2)
+			PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), flag(grantChange), u.ID,
+			MonthIndex(oldLoc, now), len(config)/2)
 		c.args = append(c.args, config...)
 		err := e.runner.run(ctx, c)
 		res = append(res[:0], c.res...)
