@@ -70,7 +70,7 @@ func TestRevealKey(t *testing.T) {
 
 func TestPatchUserProject(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e := setupAt(t, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)) // one period of a throughout
 	e.admin(t, "POST", "/projects", `{"name":"a","allowance":{"amount":100,"period":"daily"},
 		"pool":{"enabled":true,"balance":1000}}`).requireStatus(t, http.StatusCreated)
 	e.admin(t, "POST", "/projects", `{"name":"b","allowance":{"amount":30,"period":"monthly"},
@@ -105,12 +105,12 @@ func TestPatchUserProject(t *testing.T) {
 	require.Equal(t, "", res.Project)
 	require.Equal(t, metering.Split{Awarded: metering.Micro}, res.Taken)
 
-	// Back to a, whose allowance period already began: full allowance again.
+	// Back to a within the same period: ann resumes what she left there
+	// (the allowance spent, 50 drawn from the pool), not a second allowance.
 	r = e.admin(t, "PATCH", "/users/ann", `{"project":"a"}`).requireStatus(t, http.StatusOK)
-	require.Equal(t, num("100"), r.body["allowance_remaining"])
-	require.Equal(t, metering.Charged, e.charge(t, key, 100).Status)
-	r = e.admin(t, "GET", "/users/ann", "").requireStatus(t, http.StatusOK)
-	require.Equal(t, num("0"), r.body["allowance_remaining"], "no second refill in the same period")
+	require.Equal(t, num("0"), r.body["allowance_remaining"], "no second allowance in the same period")
+	require.Equal(t, num("950"), r.body["pool_available"])
+	require.Equal(t, metering.Split{Pool: 100 * metering.Micro}, e.charge(t, key, 100).Taken)
 
 	require.Equal(t, 3, e.auditCount(t, "user.update"))
 	var from, to string

@@ -399,7 +399,8 @@ func (h healer) healRunAll(ctx context.Context, calls []*scriptCall) error {
 // pool a lost write could have touched: those with an event numbered after
 // the checkpoint, or all of them when Redis has no checkpoint.
 func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools int, err error) {
-	userSQL := `SELECT id, allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month FROM users`
+	userSQL := `SELECT id, allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month, ` +
+		parkedSQL + ` FROM users u`
 	poolSQL := `SELECT id, pool_balance FROM projects`
 	var args []any
 	if ckpt > 0 {
@@ -414,13 +415,14 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 	var calls []*scriptCall
 	for rows.Next() {
 		var id, a, ap, pu, aw, pr, gm int64
-		if err := rows.Scan(&id, &a, &ap, &pu, &aw, &pr, &gm); err != nil {
+		var parked string
+		if err := rows.Scan(&id, &a, &ap, &pu, &aw, &pr, &gm, &parked); err != nil {
 			rows.Close()
 			return 0, 0, err
 		}
 		c := getCall(healBalancesScript)
 		c.keys = append(c.keys, h.keys.User(id))
-		c.args = append(c.args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm)
+		c.args = append(c.args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm, "x", parked)
 		calls = append(calls, c)
 	}
 	rows.Close()

@@ -20,10 +20,13 @@ func userConfigArgs(u User) []any {
 		"mg", int64(u.MonthlyGrant), "pt", flag(u.Partner)}
 }
 
-// userBalanceArgs are written only when Redis has no balances for the user yet.
+// userBalanceArgs are written only when Redis has no balances for the user
+// yet. 'x' is present in every hash written since moves park allowances
+// (patch_user.lua writes it with the move's events), so an absent 'x' never
+// hides an entry Postgres has.
 func userBalanceArgs(u User) []any {
 	return []any{"a", int64(u.AllowanceRemaining), "ap", u.AllowancePeriod, "pu", int64(u.PoolUsed),
-		"aw", int64(u.Awarded), "pr", int64(u.Purchased), "gm", u.GrantMonth}
+		"aw", int64(u.Awarded), "pr", int64(u.Purchased), "gm", u.GrantMonth, "x", u.parked}
 }
 
 func projectConfigArgs(p Project) []any {

@@ -71,6 +71,9 @@ type User struct {
 	// The project's allowance rule, read along for computing period starts.
 	projectPeriod Period
 	projectTZ     string
+	// What the user left in projects it moved out of, as the user hash's
+	// field 'x' holds it (parked.go).
+	parked string
 }
 
 // APIKeyInfo describes a user's live key; the key itself is never stored in clear.

@@ -10,8 +10,7 @@
 --         this user not yet in Postgres (Postgres's own history is checked
 --         by the caller, who holds the user row locked so the reconciler
 --         cannot move events out of the stream meanwhile)
--- ARGV[6] "1": the project changed; the user starts the new project with
---         its full allowance and no pool drawn this period
+-- ARGV[6] "1": the project changed (see Moves below)
 -- ARGV[7] start of the new project's allowance period, Unix seconds
 -- ARGV[8] current month index (year*12+month-1) in the time zone of the
 --         user's project after the change (UTC for none)
@@ -25,10 +24,32 @@
 --         change: a move or a schedule change first pays the grants due
 --         there, so a grant the admin saw due is never taken back by a
 --         move to a zone where that month has not begun
--- ARGV[12] number C of config field/value pairs that follow (load.lua's)
+-- ARGV[12] id of the project before the change, as Postgres has it
+-- ARGV[13] its name (recorded on the park event)
+-- ARGV[14] number C of config field/value pairs that follow (load.lua's)
+--
+-- Moves. The user hash's field 'x' holds what the user left in each
+-- project it moved out of: entries "<project id>:<allowance>:<allowance
+-- period start>:<pool drawn>" separated by ',' ('' for none; Postgres:
+-- parked_allowances). Leaving a project parks the user's allowance, period
+-- and pool draw there (a 'park' event). Entering a project takes its entry
+-- back (a 'resume' event): within the same period (the entry's period
+-- start is not before the project's current one, or the project has no
+-- period) the user resumes that allowance and pool draw where it left
+-- them; if the period rolled meanwhile it starts fresh, as the refill it
+-- would have had; a project the user never left starts with its full
+-- allowance and nothing drawn, as before. So each project gives its
+-- allowance once per period, and no sequence of moves creates credits.
+-- The values parked are the stored ones, even when a refill is due: such
+-- an entry's period start is older than the project's current period, so
+-- coming back gets the refill then.
 --
 -- Answers {0, d_allowance, d_pool_used, allowance_period, grant_month,
---          grant_paid, config_event (0/1), config_event_has_grant_month}
+--          grant_paid, config_event (0/1), config_event_has_grant_month,
+--          parked project id (0: nothing parked), parked allowance,
+--          parked period start, parked pool drawn, resumed (0/1),
+--          resumed allowance, resumed pool drawn,
+--          config_event_has_allowance_period}
 --   3 rename refused (unreconciled usage)
 --   4 rename refused for now: the stream backlog is too long to scan
 --  -1 user not loaded
@@ -39,16 +60,16 @@
 -- project's current one still refills at the new project's next boundary.
 
 local MAX = 9007199254740991
-local u = redis.call('HMGET', KEYS[1], 'v', 'a', 'ap', 'pu', 'pr', 'mg', 'gm', 'pt')
+local u = redis.call('HMGET', KEYS[1], 'v', 'a', 'ap', 'pu', 'pr', 'mg', 'gm', 'pt', 'p', 'x')
 -- Without 'pt' the hash predates partner-dependent grants: load it again.
 if not u[1] or not u[2] or not u[8] then return {-1} end
 if tonumber(u[1]) > tonumber(ARGV[1]) then return {-2} end
 local uid = ARGV[10]
 
-local c = tonumber(ARGV[12])
-local last = 12 + 2 * c
+local c = tonumber(ARGV[14])
+local last = 14 + 2 * c
 local cfg = {}
-for i = 13, last, 2 do cfg[ARGV[i]] = ARGV[i + 1] end
+for i = 15, last, 2 do cfg[ARGV[i]] = ARGV[i + 1] end
 local pid, uname = cfg['p'], cfg['n']
 
 if ARGV[5] == '1' then
@@ -81,13 +102,37 @@ end
 local alw, ap, pu = tonumber(u[2]), tonumber(u[3]), tonumber(u[4])
 local pr, omg, gm = tonumber(u[5]), tonumber(u[6]), tonumber(u[7])
 local na, nap, npu = alw, ap, pu
-local reassign = ARGV[6] == '1'
+-- Where the user was, as Redis has it. Already in the new project means an
+-- earlier attempt of this move wrote Redis but its Postgres transaction
+-- did not commit: its balance changes are not made twice.
+local from = u[9] or '0'
+local reassign = ARGV[6] == '1' and from ~= pid
+local x = u[10] or ''
+local nx = x
+local parked, resumed = false, nil
 if reassign then
+  local keep = {}
+  for e, ea, eap, epu in string.gmatch(x, '(%d+):(%-?%d+):(%-?%d+):(%-?%d+)') do
+    if e == pid then
+      resumed = {tonumber(ea), tonumber(eap), tonumber(epu)}
+    else
+      keep[#keep + 1] = e .. ':' .. ea .. ':' .. eap .. ':' .. epu
+    end
+  end
+  if from ~= '0' then
+    keep[#keep + 1] = string.format('%s:%d:%d:%d', from, alw, ap, pu)
+    parked = true
+  end
+  nx = table.concat(keep, ',')
   na, npu = 0, 0
-  if pid ~= '0' and per ~= 'none' then
-    na = amt
+  if pid ~= '0' then
     local ps = tonumber(ARGV[7])
-    if ps > nap then nap = ps end
+    if resumed and (per == 'none' or resumed[2] >= ps) then
+      na, npu = resumed[1], resumed[3]
+    elseif per ~= 'none' then
+      na = amt
+    end
+    if per ~= 'none' and ps > nap then nap = ps end
   end
 end
 
@@ -109,20 +154,40 @@ end
 if schedule and ngm < month then ngm = month end
 
 -- All checks done; writes from here on.
-redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 13, last))
-redis.call('HSET', KEYS[1], 'a', na, 'ap', nap, 'pu', npu, 'pr', pr + grant, 'gm', ngm)
+redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 15, last))
+redis.call('HSET', KEYS[1], 'a', na, 'ap', nap, 'pu', npu, 'pr', pr + grant, 'gm', ngm, 'x', nx)
 
 local t = ARGV[2]
-if grant > 0 then
-  redis.call('XADD', KEYS[3], '*', 'id', ARGV[3] .. ':g', 'k', 'grant', 't', t,
-    'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'pr', grant, 'gm', ngm)
+-- An event of this user; amounts of 0 are left out, as charge.lua does
+-- (not a period start: a parked entry always has one).
+local function append(id, kind, p, pn, fields)
+  local f = {'id', id, 'k', kind, 't', t, 'u', uid, 'un', uname, 'p', p, 'pn', pn}
+  for i = 1, #fields, 2 do
+    if fields[i + 1] ~= 0 or fields[i] == 'ap' then
+      f[#f + 1] = fields[i]
+      f[#f + 1] = fields[i + 1]
+    end
+  end
+  redis.call('XADD', KEYS[3], '*', unpack(f))
 end
-local config_event, with_gm = 0, 0
+if grant > 0 then
+  append(ARGV[3] .. ':g', 'grant', pid, pname, {'pr', grant, 'gm', ngm})
+end
+if parked then
+  local fpn = ''
+  if from == ARGV[12] then fpn = ARGV[13] end
+  append(ARGV[3] .. ':park', 'park', from, fpn, {'a', alw, 'pu', pu, 'ap', ap})
+end
+if resumed then
+  append(ARGV[3] .. ':resume', 'resume', pid, pname, {'a', 0 - resumed[1], 'pu', 0 - resumed[3]})
+end
+local config_event, with_gm, with_ap = 0, 0, 0
 if reassign or (grant == 0 and ngm ~= gm) then
   config_event = 1
   local ev = {'XADD', KEYS[3], '*', 'id', ARGV[3], 'k', 'config', 't', t,
     'u', uid, 'un', uname, 'p', pid, 'pn', pname, 'a', na - alw, 'pu', npu - pu, 'ac', ARGV[4]}
   if reassign then
+    with_ap = 1
     table.insert(ev, 'ap'); table.insert(ev, nap)
   end
   if grant == 0 and ngm ~= gm then
@@ -131,4 +196,8 @@ if reassign or (grant == 0 and ngm ~= gm) then
   end
   redis.call(unpack(ev))
 end
-return {0, na - alw, npu - pu, nap, ngm, grant, config_event, with_gm}
+local park_pid, res_flag, res_a, res_pu = 0, 0, 0, 0
+if parked then park_pid = tonumber(from) end
+if resumed then res_flag, res_a, res_pu = 1, resumed[1], resumed[3] end
+return {0, na - alw, npu - pu, nap, ngm, grant, config_event, with_gm,
+  park_pid, alw, ap, pu, res_flag, res_a, res_pu, with_ap}

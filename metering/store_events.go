@@ -42,8 +42,26 @@ WITH ins AS (
 	FROM (SELECT user_id, sum(d_allowance) a, sum(d_awarded) aw, sum(d_purchased) pr,
 			sum(d_pool_used) pu, max(allowance_period) ap, max(grant_month) gm,
 			max(occurred_at) FILTER (WHERE kind IN ('usage', 'hold')) last_use
-		FROM ins WHERE user_id IS NOT NULL GROUP BY user_id) d
+		FROM ins WHERE user_id IS NOT NULL AND kind NOT IN ('park', 'resume') GROUP BY user_id) d
 	WHERE users.id = d.user_id
+), parked AS (
+	-- What users left in projects they moved out of (parked.go): park
+	-- events add to the entry of their project, resume events take it
+	-- back; sums and greatest(), so the order within a batch is
+	-- irrelevant. Only for users that still exist (no foreign key: an
+	-- event replayed after a deletion must not fail the batch).
+	INSERT INTO parked_allowances AS s (user_id, project_id, allowance_remaining, allowance_period, pool_used, parked)
+	SELECT d.user_id, d.project_id, d.a, d.ap, d.pu, d.n
+	FROM (SELECT user_id, project_id, sum(d_allowance) a, coalesce(max(allowance_period), -1) ap,
+			sum(d_pool_used) pu, sum(CASE WHEN kind = 'park' THEN 1 ELSE -1 END) n
+		FROM ins WHERE kind IN ('park', 'resume') AND user_id IS NOT NULL AND project_id IS NOT NULL
+		GROUP BY user_id, project_id) d
+	WHERE EXISTS (SELECT 1 FROM users WHERE users.id = d.user_id)
+	ON CONFLICT (user_id, project_id) DO UPDATE SET
+		allowance_remaining = s.allowance_remaining + EXCLUDED.allowance_remaining,
+		allowance_period = greatest(s.allowance_period, EXCLUDED.allowance_period),
+		pool_used = s.pool_used + EXCLUDED.pool_used,
+		parked = s.parked + EXCLUDED.parked
 ), pool_deltas AS (
 	UPDATE projects SET pool_balance = projects.pool_balance + d.pl
 	FROM (SELECT project_id, sum(d_pool) pl FROM ins

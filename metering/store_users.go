@@ -13,7 +13,7 @@ const userColumns = `u.id, u.username, coalesce(u.project_id, 0), coalesce(p.nam
 	u.awarded, u.purchased, u.allowance_remaining, u.allowance_period, u.pool_used,
 	u.monthly_grant, u.grant_month, u.partner, u.version, u.last_activity_at, u.created_at,
 	k.lookup_hash, k.display_prefix, k.sealed, k.created_at, k.expires_at,
-	coalesce(p.allowance_period, 'none'), coalesce(p.timezone, 'UTC')`
+	coalesce(p.allowance_period, 'none'), coalesce(p.timezone, 'UTC'), ` + parkedSQL
 
 const userFrom = ` FROM users u
 	LEFT JOIN projects p ON p.id = u.project_id
@@ -29,7 +29,7 @@ func scanUser(row pgx.Row) (User, error) {
 	err := row.Scan(&u.ID, &u.Username, &u.ProjectID, &u.ProjectName, &u.Active,
 		&u.Awarded, &u.Purchased, &u.AllowanceRemaining, &u.AllowancePeriod, &u.PoolUsed,
 		&u.MonthlyGrant, &u.GrantMonth, &u.Partner, &u.Version, &u.LastActivityAt, &u.CreatedAt,
-		&hash, &prefix, &sealed, &keyCreated, &expires, &u.projectPeriod, &u.projectTZ)
+		&hash, &prefix, &sealed, &keyCreated, &expires, &u.projectPeriod, &u.projectTZ, &u.parked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, ErrNotFound
 	}

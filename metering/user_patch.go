@@ -12,8 +12,9 @@ import (
 var patchUserScript = mustScript("patch_user.lua")
 
 // KindConfig is an event that moves balance fields because of a
-// configuration change: a project reassignment (fresh allowance, no pool
-// drawn) or a monthly grant schedule change.
+// configuration change: a project reassignment (the allowance and pool draw
+// of the new project: resumed or fresh, see parked.go) or a monthly grant
+// schedule change (the grant month).
 const KindConfig = "config"
 
 // UserPatch is a partial update of a user; nil or unset fields stay.
@@ -48,10 +49,11 @@ func (p *UserPatch) validate(now time.Time) error {
 // PatchUser changes a user's name, project, monthly grant, partner flag or
 // key expiry. Every change bumps the user's version so gateways refresh
 // their cached entry on the next request. A new project takes effect from
-// the next request with its full allowance and a fresh pool draw; the
-// balance fields that moves change in patch_user.lua with an event, like
-// every balance change, and the event is recorded in Postgres before this
-// returns.
+// the next request: the allowance and pool draw the user left there in the
+// same period, or else its full allowance and a fresh pool draw (see
+// patch_user.lua); the balance fields that moves change in patch_user.lua
+// with their events, like every balance change, and the events are
+// recorded in Postgres before this returns.
 func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPatch) (UserView, error) {
 	now := e.cfg.Now()
 	if err := p.validate(now); err != nil {
@@ -186,7 +188,7 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		c.keys = append(c.keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
 		c.args = append(c.args, u.Version, now.UnixMilli(), id, actor, flag(rename), flag(reassign),
 			PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), flag(grantChange), u.ID,
-			MonthIndex(oldLoc, now), len(config)/2)
+			MonthIndex(oldLoc, now), old.ProjectID, old.ProjectName, len(config)/2)
 		c.args = append(c.args, config...)
 		err := e.runner.run(ctx, c)
 		res = append(res[:0], c.res...)
@@ -215,9 +217,15 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		return nil, fmt.Errorf("%w: the ledger is catching up on a long backlog; renaming %q must wait until it has (try again shortly)", ErrConflict, old.Username)
 	case res[0] == scriptStale:
 		return nil, fmt.Errorf("%w: user %q changed concurrently; try again", ErrConflict, old.Username)
-	case res[0] != scriptOK || len(res) < 8:
+	case res[0] != scriptOK || len(res) < 16:
 		return nil, fmt.Errorf("%w: patch script answered %v", ErrUnavailable, res)
 	}
+	return patchEvents(id, actor, &old, &u, now, res), nil
+}
+
+// patchEvents rebuilds the events patch_user.lua appended from its answer,
+// with the same ids, so whichever copy reaches Postgres first is counted.
+func patchEvents(id, actor string, old, u *User, now time.Time, res []int64) []Event {
 	at := time.UnixMilli(now.UnixMilli()).UTC()
 	base := Event{At: at, UserID: u.ID, Username: u.Username, ProjectID: u.ProjectID, ProjectName: u.ProjectName}
 	var events []Event
@@ -226,19 +234,18 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		ev.ID, ev.Kind, ev.Purchased, ev.GrantMonth, ev.HasGrant = id+":g", KindGrant, grant, res[4], true
 		events = append(events, ev)
 	}
+	events = append(events, moveEvents(id, base, old, res[8:15])...)
 	if res[6] == 1 {
 		ev := base
 		ev.ID, ev.Kind, ev.Actor = id, KindConfig, actor
 		ev.Allowance, ev.PoolUsed = Credits(res[1]), Credits(res[2])
-		if reassign {
-			ev.AllowancePeriod, ev.HasPeriod = res[3], true
-		}
+		ev.AllowancePeriod, ev.HasPeriod = res[3], res[15] == 1
 		if res[7] == 1 {
 			ev.GrantMonth, ev.HasGrant = res[4], true
 		}
 		events = append(events, ev)
 	}
-	return events, nil
+	return events
 }
 
 func flag(b bool) string {

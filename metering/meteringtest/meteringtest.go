@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -317,18 +318,23 @@ func (b *Bundle) AssertConsistent(t testing.TB) {
 	if rows.Err() != nil {
 		t.Fatal(rows.Err())
 	}
+	parked := b.parkedInLedger(t)
 	for _, u := range users {
-		f, err := b.Redis.HMGet(ctx, b.Engine.Keys().User(u.id), "aw", "pr", "a", "ap", "pu", "gm").Result()
+		f, err := b.Redis.HMGet(ctx, b.Engine.Keys().User(u.id), "aw", "pr", "a", "ap", "pu", "gm", "x").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if f[0] == nil {
 			continue // never loaded into Redis: Postgres is the whole truth
 		}
-		got := fmt.Sprintln(f...)
+		got := fmt.Sprintln(f[:6]...)
 		want := fmt.Sprintln(u.aw, u.pr, u.a, u.ap, u.pu, u.gm)
 		if got != want {
 			t.Errorf("user %s: Redis [aw pr a ap pu gm] = %s, Postgres = %s", u.name, got, want)
+		}
+		x, _ := f[6].(string)
+		if got, want := ParkedEntries(x), parked[u.id]; strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("user %s: what it left in other projects: Redis %q, Postgres %q", u.name, got, want)
 		}
 	}
 	prow, err := b.DB.Query(ctx, `SELECT id, name, pool_balance FROM projects`)
@@ -353,6 +359,52 @@ func (b *Bundle) AssertConsistent(t testing.TB) {
 			t.Errorf("project %s: Redis pool %d, Postgres %d", name, v, bal)
 		}
 	}
+}
+
+// ParkedEntries splits a user hash's field 'x' (what the user left in
+// projects it moved out of: "<project>:<allowance>:<period>:<pool drawn>"
+// entries joined by ',') into its entries, sorted.
+func ParkedEntries(x string) []string {
+	var out []string
+	for _, e := range strings.Split(x, ",") {
+		if e != "" {
+			out = append(out, e)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parkedInLedger reads parked_allowances: each user's held entries, as
+// ParkedEntries gives Redis's. A row no longer held must be empty.
+func (b *Bundle) parkedInLedger(t testing.TB) map[int64][]string {
+	t.Helper()
+	rows, err := b.DB.Query(context.Background(), `SELECT user_id, project_id, allowance_remaining,
+		allowance_period, pool_used, parked FROM parked_allowances`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64][]string{}
+	for rows.Next() {
+		var uid, pid, a, ap, pu, n int64
+		if err := rows.Scan(&uid, &pid, &a, &ap, &pu, &n); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n == 1:
+			out[uid] = append(out[uid], fmt.Sprintf("%d:%d:%d:%d", pid, a, ap, pu))
+		case n != 0 || a != 0 || pu != 0:
+			t.Errorf("user %d, project %d: parked allowance row (%d %d %d, parked %d) is neither held nor empty", uid, pid, a, ap, pu, n)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for uid := range out {
+		sort.Strings(out[uid])
+	}
+	return out
 }
 
 // RefuseEvents installs a trigger that makes Postgres refuse every event
