@@ -41,7 +41,7 @@ func TestRandomMovesNeverCreateCredits(t *testing.T) {
 					t.Logf("reproduce with TOLLGATE_RANDOM_SEED=%d go test -run 'TestRandomMovesNeverCreateCredits/seed=%d' ./admin/", seed, seed)
 				}
 			})
-			runRandomMoves(t, seed, 200)
+			runRandomMoves(t, seed, 300)
 		})
 	}
 }
@@ -182,6 +182,7 @@ func runRandomMoves(t *testing.T, seed int64, steps int) {
 	}
 
 	check(0, "start")
+	var moves, returns, charges, refused int
 	for step := 1; step <= steps; step++ {
 		var what string
 		switch op := rng.Intn(100); {
@@ -201,6 +202,12 @@ func runRandomMoves(t *testing.T, seed int64, steps int) {
 			what = fmt.Sprintf("move %s to %s", u.name, name)
 			e.admin(t, "PATCH", "/users/"+u.name, body).requireStatus(t, http.StatusOK)
 			u.proj = to
+			moves++
+			if to != nil {
+				if b := m.budget(u, e.Clock.Now()); b.spent > 0 || b.drawn > 0 {
+					returns++ // back to something already spent in this period
+				}
+			}
 		case op < 75:
 			u := users[rng.Intn(len(users))]
 			cost := metering.Credits(rng.Int63n(int64(14 * metering.Micro)))
@@ -209,15 +216,24 @@ func runRandomMoves(t *testing.T, seed int64, steps int) {
 			require.NoError(t, err, what)
 			status, split := m.charge(u, e.Clock.Now(), cost)
 			require.Equal(t, status, res.Status, "seed %d step %d: %s", seed, step, what)
+			charges++
+			if status != metering.Charged {
+				refused++
+			}
 			if status == metering.Charged {
 				require.Equal(t, split, res.Taken, "seed %d step %d: %s", seed, step, what)
 			}
+		case op < 80: // more awarded credits, so that charges go on
+			u := users[rng.Intn(len(users))]
+			what = "credits for " + u.name
+			e.admin(t, "POST", "/users/"+u.name+"/credits", `{"delta":20}`).requireStatus(t, http.StatusOK)
+			u.aw += 20 * metering.Micro
 		case op < 95: // the clock moves, often to a period boundary
 			now := e.Clock.Now()
-			switch rng.Intn(3) {
-			case 0:
+			switch rng.Intn(4) {
+			case 0, 1:
 				e.Clock.Advance(time.Duration(1+rng.Intn(600)) * time.Minute)
-			case 1:
+			case 2:
 				e.Clock.Advance(time.Duration(1+rng.Intn(10)) * 24 * time.Hour)
 			default:
 				p := projects[rng.Intn(len(projects))]
@@ -286,6 +302,8 @@ func runRandomMoves(t *testing.T, seed int64, steps int) {
 		}
 	}
 	require.Equal(t, m.budgets, ledger, "seed %d: allowance and pool spent per user, project and period", seed)
+	t.Logf("seed %d: %d moves (%d back into an allowance or pool draw already used that period), %d charges (%d refused), %d budgets used",
+		seed, moves, returns, charges, refused, len(ledger))
 }
 
 // nextPeriodStart is the first instant of p's next period (its next local
