@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // TestRandomMovesNeverCreateCredits runs seeded random sequences of moves
@@ -28,22 +27,7 @@ import (
 // Re-run a failure with TOLLGATE_RANDOM_SEED=<seed>.
 func TestRandomMovesNeverCreateCredits(t *testing.T) {
 	t.Parallel()
-	base := time.Now().UnixNano()
-	if s, err := strconv.ParseInt(os.Getenv("TOLLGATE_RANDOM_SEED"), 10, 64); err == nil {
-		base = s
-	}
-	for i := int64(0); i < 2; i++ {
-		seed := base + i
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Parallel()
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("reproduce with TOLLGATE_RANDOM_SEED=%d go test -run 'TestRandomMovesNeverCreateCredits/seed=%d' ./admin/", seed, seed)
-				}
-			})
-			runRandomMoves(t, seed, 300)
-		})
-	}
+	meteringtest.RandomSeeds(t, 2, func(t *testing.T, seed int64) { runRandomMoves(t, seed, 300) })
 }
 
 type moveProject struct {
@@ -237,7 +221,7 @@ func runRandomMoves(t *testing.T, seed int64, steps int) {
 				e.Clock.Advance(time.Duration(1+rng.Intn(10)) * 24 * time.Hour)
 			default:
 				p := projects[rng.Intn(len(projects))]
-				b := nextPeriodStart(p, now)
+				b := meteringtest.NextPeriodStart(p.per, p.loc, now)
 				e.Clock.Set(b.Add(time.Duration(rng.Intn(5)-2) * time.Second))
 				if !e.Clock.Now().After(now) {
 					e.Clock.Set(now.Add(time.Second))
@@ -304,18 +288,4 @@ func runRandomMoves(t *testing.T, seed int64, steps int) {
 	require.Equal(t, m.budgets, ledger, "seed %d: allowance and pool spent per user, project and period", seed)
 	t.Logf("seed %d: %d moves (%d back into an allowance or pool draw already used that period), %d charges (%d refused), %d budgets used",
 		seed, moves, returns, charges, refused, len(ledger))
-}
-
-// nextPeriodStart is the first instant of p's next period (its next local
-// midnight, Monday or 1st; the next 1st for a project without periods).
-func nextPeriodStart(p *moveProject, now time.Time) time.Time {
-	t := now.In(p.loc)
-	y, mo, d := t.Date()
-	switch p.per {
-	case metering.PeriodDaily:
-		return time.Date(y, mo, d+1, 0, 0, 0, 0, p.loc)
-	case metering.PeriodWeekly:
-		return time.Date(y, mo, d-(int(t.Weekday())+6)%7+7, 0, 0, 0, 0, p.loc)
-	}
-	return time.Date(y, mo+1, 1, 0, 0, 0, 0, p.loc)
 }

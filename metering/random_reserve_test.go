@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // The model of variable cost (reserve → settle), beside random_test.go's
@@ -69,7 +70,7 @@ func (u *mUser) reserve(now time.Time, cost metering.Credits, order string) (*mR
 	}
 	m := &mRes{user: u, order: order, taken: taken, ap: u.ap, reserved: cost}
 	if p := u.proj; p != nil && p.per != metering.PeriodNone {
-		m.aend = nextBoundary(p.per, p.loc, now).UnixMilli()
+		m.aend = meteringtest.NextPeriodStart(p.per, p.loc, now).UnixMilli()
 	}
 	return m, metering.Reservation{Status: metering.Reserved, Reserved: cost, Remaining: reach - cost,
 		Taken: metering.Split{Allowance: taken['a'], Pool: taken['p'], Awarded: taken['w'], Purchased: taken['r']}}

@@ -3,7 +3,6 @@ package metering_test
 import (
 	"fmt"
 	"math/rand"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // The model: what design.md says the balances must be, kept in plain Go.
@@ -107,29 +107,6 @@ func (u *mUser) charge(now time.Time, cost metering.Credits) metering.ChargeResu
 	return metering.ChargeResult{Status: metering.Charged, Remaining: l.effective - cost, Taken: s}
 }
 
-func nextBoundary(per metering.Period, loc *time.Location, now time.Time) time.Time {
-	t := now.In(loc)
-	y, m, d := t.Date()
-	switch per {
-	case metering.PeriodDaily:
-		return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
-	case metering.PeriodWeekly:
-		back := (int(t.Weekday()) + 6) % 7
-		return time.Date(y, m, d-back+7, 0, 0, 0, 0, loc)
-	}
-	return time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
-}
-
-func randomSeed() int64 {
-	if s := os.Getenv("TOLLGATE_RANDOM_SEED"); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err == nil {
-			return v
-		}
-	}
-	return time.Now().UnixNano()
-}
-
 // TestRandomOperations runs seeded random sequences of charges, admin
 // adjustments, pool changes, clock jumps over local period boundaries and
 // reconciler runs against the model, checking after every step that Redis
@@ -138,19 +115,7 @@ func randomSeed() int64 {
 // Re-run a failure with TOLLGATE_RANDOM_SEED=<seed>.
 func TestRandomOperations(t *testing.T) {
 	t.Parallel()
-	base := randomSeed()
-	for i := int64(0); i < 3; i++ {
-		seed := base + i
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Parallel()
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("reproduce with TOLLGATE_RANDOM_SEED=%d go test -run 'TestRandomOperations/seed=%d' ./metering/", seed, seed)
-				}
-			})
-			runRandom(t, seed, 300)
-		})
-	}
+	meteringtest.RandomSeeds(t, 3, func(t *testing.T, seed int64) { runRandom(t, seed, 300) })
 }
 
 func runRandom(t *testing.T, seed int64, steps int) {
@@ -319,7 +284,7 @@ func runRandom(t *testing.T, seed int64, steps int) {
 				if rng.Intn(3) == 0 {
 					per = metering.PeriodMonthly // grants roll monthly
 				}
-				b := nextBoundary(per, p.loc, now)
+				b := meteringtest.NextPeriodStart(per, p.loc, now)
 				w.Clock.Set(b.Add(time.Duration(rng.Intn(4001)-2000) * time.Millisecond))
 				if !w.Clock.Now().After(now) {
 					w.Clock.Set(now.Add(time.Second))
