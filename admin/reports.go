@@ -141,24 +141,11 @@ func unusualOut(row metering.UnusualRow, days int) unusualRowJSON {
 	if row.Active {
 		out.Status = "active"
 	}
-	if v, ok := row.RatioHundredths(days); ok {
-		n := json.Number(hundredths(v))
+	if v, ok := row.Ratio(days); ok {
+		n := json.Number(v)
 		out.Ratio = &n
 	}
 	return out
-}
-
-// hundredths prints v/100 as a decimal without trailing zeros ("57.3", "5").
-func hundredths(v int64) string {
-	s := strconv.FormatInt(v/100, 10)
-	switch f := v % 100; {
-	case f == 0:
-		return s
-	case f%10 == 0:
-		return s + "." + strconv.FormatInt(f/10, 10)
-	default:
-		return s + "." + strconv.FormatInt(100+f, 10)[1:]
-	}
 }
 
 // unusualCSV streams every row of the report as CSV, columns as

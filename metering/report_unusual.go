@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -86,8 +87,6 @@ type UnusualQuery struct {
 	Project    string       // the user's current project: a name, ProjectNone, or "" for any
 	Limit      int          // page size 1..MaxUserLimit; 0 means DefaultUserLimit
 	Cursor     string       // a previous page's next cursor; "" for the first
-	// All returns every row, ignoring Limit (CSV); Cursor must be "".
-	All bool
 }
 
 // UnusualRow is one reported user.
@@ -113,16 +112,28 @@ func (r *UnusualRow) Median() Credits { return r.Median2 / 2 }
 // the window would have had on usual days.
 func (r *UnusualRow) Baseline(days int) Credits { return r.Median2 * Credits(days) / 2 }
 
-// RatioHundredths is Credits / (median × days) in hundredths, rounded
-// down; ok is false when the median is 0 (no ratio).
-func (r *UnusualRow) RatioHundredths(days int) (v int64, ok bool) {
-	den := int64(r.Median2) * int64(days)
-	if den <= 0 {
-		return 0, false
+// Ratio is Credits / (median × days) as a decimal rounded down to two
+// places ("57.38", "5"); ok is false when the median is 0 (no ratio).
+func (r *UnusualRow) Ratio(days int) (ratio string, ok bool) {
+	if r.Median2 <= 0 || days <= 0 {
+		return "", false
 	}
-	// Credits < 2^53 and a ratio above 2^63/200 cannot occur with a
-	// positive median of at least one micro-credit: 200 × 2^53 < 2^61.
-	return 200 * int64(r.Credits) / den, true
+	// In hundredths: 200 × credits / (median2 × days), in big integers
+	// because a week's credits times 200 can pass 2^63.
+	h := new(big.Int).Mul(big.NewInt(int64(r.Credits)), big.NewInt(200))
+	h.Quo(h, new(big.Int).Mul(big.NewInt(int64(r.Median2)), big.NewInt(int64(days))))
+	s := h.String()
+	if len(s) < 3 {
+		s = strings.Repeat("0", 3-len(s)) + s
+	}
+	whole, frac := strings.TrimLeft(s[:len(s)-2], "0"), strings.TrimRight(s[len(s)-2:], "0")
+	if whole == "" {
+		whole = "0"
+	}
+	if frac != "" {
+		whole += "." + frac
+	}
+	return whole, true
 }
 
 // UnusualReport is a page of the report with the days it covers.
@@ -237,9 +248,8 @@ func (q *UnusualQuery) normalize(now time.Time) (*unusualCursor, error) {
 // UnusualUsage returns a page of the unusual-usage report. Bad values are
 // *InvalidError naming the field.
 func (e *Engine) UnusualUsage(ctx context.Context, q UnusualQuery) (UnusualReport, error) {
-	q.All = false
 	var rows []UnusualRow
-	rep, err := e.unusualUsage(ctx, q, func(row UnusualRow) error {
+	rep, err := e.unusualUsage(ctx, q, false, func(row UnusualRow) error {
 		rows = append(rows, row)
 		return nil
 	})
@@ -254,11 +264,11 @@ func (e *Engine) EachUnusualUsage(ctx context.Context, q UnusualQuery, fn func(U
 	if q.Cursor != "" {
 		return UnusualReport{}, invalid("cursor", "the whole report takes no cursor")
 	}
-	q.All = true
-	return e.unusualUsage(ctx, q, fn)
+	return e.unusualUsage(ctx, q, true, fn)
 }
 
-func (e *Engine) unusualUsage(ctx context.Context, q UnusualQuery, fn func(UnusualRow) error) (UnusualReport, error) {
+// unusualUsage runs the report: a page of q.Limit rows, or every row.
+func (e *Engine) unusualUsage(ctx context.Context, q UnusualQuery, all bool, fn func(UnusualRow) error) (UnusualReport, error) {
 	c, err := q.normalize(e.cfg.Now())
 	if err != nil {
 		return UnusualReport{}, err
@@ -267,13 +277,13 @@ func (e *Engine) unusualUsage(ctx context.Context, q UnusualQuery, fn func(Unusu
 		From: q.Date.AddDate(0, 0, 1-q.Window.Days()), To: q.Date.AddDate(0, 0, 1)}
 	rep.BaselineFrom = rep.From.AddDate(0, 0, -BaselineDays)
 	limit := -1 // every row
-	if !q.All {
+	if !all {
 		limit = q.Limit + 1 // one more tells whether there is a next page
 	}
 	var last UnusualRow
 	n := 0
 	err = unusualRows(ctx, e.db, &rep, &q, c, limit, func(row UnusualRow) error {
-		if n++; !q.All && n > q.Limit {
+		if n++; !all && n > q.Limit {
 			rep.Next = (&unusualCursor{query: unusualQueryKey(&q), credits: last.Credits, username: last.User}).encode()
 			return nil
 		}
