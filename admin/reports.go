@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/tollgate/tollgate/metering"
 )
 
@@ -150,46 +148,18 @@ func unusualOut(row metering.UnusualRow, days int) unusualRowJSON {
 
 // unusualCSV streams every row of the report as CSV, columns as
 // unusualHeader: empty project for none, empty ratio without a median.
-// The header goes out with the first row (or at the end when there is
-// none), so an error before it is still a JSON error; one after it
-// aborts the transfer, so a cut-short file never looks complete.
 func (a *api) unusualCSV(w http.ResponseWriter, r *http.Request, uq metering.UnusualQuery) error {
-	cw := NewCSVWriter(w)
-	started := false
-	start := func() {
-		started = true
-		h := w.Header()
-		h.Set("Content-Type", "text/csv; charset=utf-8")
-		h.Set("Content-Disposition", `attachment; filename="unusual-usage.csv"`)
-		w.WriteHeader(http.StatusOK)
-		cw.Write(unusualHeader)
-	}
+	s := newCSVStream(w, r, "unusual-usage.csv", unusualHeader)
 	days := uq.Window.Days()
 	rec := make([]string, len(unusualHeader))
 	_, err := a.engine.EachUnusualUsage(r.Context(), uq, func(row metering.UnusualRow) error {
-		if !started {
-			start()
-		}
 		o := unusualOut(row, days)
 		rec[0], rec[1], rec[2], rec[3], rec[4] = o.User, row.Project, o.Status, o.Credits.String(), strconv.FormatInt(o.Requests, 10)
 		rec[5], rec[6], rec[7], rec[8], rec[9] = o.Median.String(), o.Baseline.String(), "", strconv.Itoa(o.HistoryDays), string(o.Reason)
 		if o.Ratio != nil {
 			rec[7] = o.Ratio.String()
 		}
-		return cw.Write(rec)
+		return s.Write(rec)
 	})
-	if err != nil && started {
-		if r.Context().Err() == nil {
-			a.log.Warn("unusual usage CSV failed mid-stream", zap.Error(err))
-		}
-		panic(http.ErrAbortHandler)
-	}
-	if err != nil {
-		return err
-	}
-	if !started {
-		start()
-	}
-	cw.Flush()
-	return cw.Error()
+	return s.Close(a.log, "unusual usage CSV", err)
 }

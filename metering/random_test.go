@@ -137,6 +137,12 @@ func randomSeed() int64 {
 // Re-run a failure with TOLLGATE_RANDOM_SEED=<seed>.
 func TestRandomOperations(t *testing.T) {
 	t.Parallel()
+	forSeeds(t, func(t *testing.T, seed int64) { runRandom(t, seed, 300) })
+}
+
+// forSeeds runs fn as three parallel subtests with consecutive seeds from
+// randomSeed, each logging on failure how to run it again.
+func forSeeds(t *testing.T, fn func(t *testing.T, seed int64)) {
 	base := randomSeed()
 	for i := int64(0); i < 3; i++ {
 		seed := base + i
@@ -144,10 +150,10 @@ func TestRandomOperations(t *testing.T) {
 			t.Parallel()
 			t.Cleanup(func() {
 				if t.Failed() {
-					t.Logf("reproduce with TOLLGATE_RANDOM_SEED=%d go test -run 'TestRandomOperations/seed=%d' ./metering/", seed, seed)
+					t.Logf("reproduce with TOLLGATE_RANDOM_SEED=%d go test -run '%s' ./metering/", seed, t.Name())
 				}
 			})
-			runRandom(t, seed, 300)
+			fn(t, seed)
 		})
 	}
 }

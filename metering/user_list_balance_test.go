@@ -23,19 +23,7 @@ import (
 // Re-run a failure with TOLLGATE_RANDOM_SEED=<seed>.
 func TestZeroBalanceCandidatesRandom(t *testing.T) {
 	t.Parallel()
-	base := randomSeed()
-	for i := int64(0); i < 3; i++ {
-		seed := base + i
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Parallel()
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("reproduce with TOLLGATE_RANDOM_SEED=%d go test -run 'TestZeroBalanceCandidatesRandom/seed=%d' ./metering/", seed, seed)
-				}
-			})
-			runZeroBalance(t, seed, 150)
-		})
-	}
+	forSeeds(t, func(t *testing.T, seed int64) { runZeroBalance(t, seed, 150) })
 }
 
 func runZeroBalance(t *testing.T, seed int64, steps int) {
