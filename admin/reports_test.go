@@ -50,7 +50,7 @@ func TestUnusualUsageReport(t *testing.T) {
 	e := setupAt(t, day("2026-02-25"))
 	e.admin(t, "POST", "/projects", `{"name":"teach"}`).requireStatus(t, http.StatusCreated)
 	keys := map[string]string{}
-	for _, name := range []string{"steady", "spiker", "edge", "sporadic", "fresh", "newbie", "mild", "gone"} {
+	for _, name := range []string{"steady", "spiker", "edge", "sporadic", "fresh", "newbie", "mild", "gone", "returning"} {
 		project := ""
 		if name == "spiker" {
 			project = `,"project":"teach"`
@@ -85,6 +85,9 @@ func TestUnusualUsageReport(t *testing.T) {
 		if ds >= "2026-03-03" && ds <= "2026-03-12" {
 			charge("sporadic", "3") // 10 of the 28 days: median 0
 		}
+		if ds == "2026-02-26" || ds >= "2026-03-11" {
+			charge("returning", "1") // back after 12 days: its history is still 28 days
+		}
 		switch ds {
 		case "2026-03-27":
 			charge("fresh", "1")
@@ -104,6 +107,7 @@ func TestUnusualUsageReport(t *testing.T) {
 	charge("newbie", "7")
 	charge("mild", "5")
 	charge("gone", "50")
+	charge("returning", "6")
 	e.Drain(t)
 	e.admin(t, "DELETE", "/users/gone", "").requireStatus(t, http.StatusNoContent)
 
@@ -111,17 +115,20 @@ func TestUnusualUsageReport(t *testing.T) {
 	//   spiker: median 1, 12 > 5;  fresh: history 03-27..03-30 = [1,3,0,2],
 	//   median 1.5, 8 > 7.5;  edge: 14 days of 1 and 14 of 2.000001, median
 	//   1.5000005 (shown rounded down), 7.500003 > 7.5000025;  newbie: no
-	//   history;  sporadic: 10 of 28 days, median 0.  Not reported: steady
+	//   history;  returning: 8 days without usage and 20 of 1 (history 28,
+	//   from before the baseline), 6 > 5;  sporadic: 10 of 28 days, median
+	//   0.  Not reported: steady
 	//   (2 = its median), mild (5 = 5 × 1, not more), gone (deleted).
 	spiker := unusualRow("spiker", "teach", "12", "1", "1", "1", "12", "28", "spike")
 	fresh := unusualRow("fresh", nil, "8", "1", "1.5", "1.5", "5.33", "4", "short_history")
 	edge := unusualRow("edge", nil, "7.500003", "1", "1.5", "1.5", "5", "28", "spike")
 	newbie := unusualRow("newbie", nil, "7", "1", "0", "0", nil, "0", "no_history")
+	returning := unusualRow("returning", nil, "6", "1", "1", "1", "6", "28", "spike")
 	sporadic := unusualRow("sporadic", nil, "1", "1", "0", "0", nil, "28", "zero_median")
 	r := e.admin(t, "GET", "/reports/unusual", "").requireStatus(t, http.StatusOK)
 	require.Equal(t, map[string]any{"window": "day", "from": "2026-03-31", "to": "2026-04-01",
 		"baseline_from": "2026-03-03", "baseline_to": "2026-03-31", "k": num("5"), "min_credits": num("0"),
-		"rows": []any{spiker, fresh, edge, newbie, sporadic}}, r.body, "%s", r.raw)
+		"rows": []any{spiker, fresh, edge, newbie, returning, sporadic}}, r.body, "%s", r.raw)
 	// The same, explicitly, and for a viewer.
 	r2 := e.do(t, "GET", base+"/reports/unusual?window=day&k=5&date=2026-03-31&format=json", viewerSecret, "").
 		requireStatus(t, http.StatusOK)
@@ -129,9 +136,9 @@ func TestUnusualUsageReport(t *testing.T) {
 
 	// The comparison is exact: edge is 5.0000003 times its median.
 	r = e.admin(t, "GET", "/reports/unusual?k=5.000001", "").requireStatus(t, http.StatusOK)
-	require.Equal(t, []string{"spiker", "fresh", "newbie", "sporadic"}, usernames(t, r))
+	require.Equal(t, []string{"spiker", "fresh", "newbie", "returning", "sporadic"}, usernames(t, r))
 	r = e.admin(t, "GET", "/reports/unusual?k=4.99", "").requireStatus(t, http.StatusOK)
-	require.Equal(t, []string{"spiker", "fresh", "edge", "newbie", "mild", "sporadic"}, usernames(t, r))
+	require.Equal(t, []string{"spiker", "fresh", "edge", "newbie", "returning", "mild", "sporadic"}, usernames(t, r))
 	r = e.admin(t, "GET", "/reports/unusual?k=1", "").requireStatus(t, http.StatusOK)
 	require.NotContains(t, usernames(t, r), "steady", "2 is not more than 1 × 2")
 
@@ -162,7 +169,7 @@ func TestUnusualUsageReport(t *testing.T) {
 	r = e.admin(t, "GET", "/reports/unusual?project=teach", "").requireStatus(t, http.StatusOK)
 	require.Equal(t, []string{"spiker"}, usernames(t, r))
 	r = e.admin(t, "GET", "/reports/unusual?project=none", "").requireStatus(t, http.StatusOK)
-	require.Equal(t, []string{"fresh", "edge", "newbie", "sporadic"}, usernames(t, r))
+	require.Equal(t, []string{"fresh", "edge", "newbie", "returning", "sporadic"}, usernames(t, r))
 	r = e.admin(t, "GET", "/reports/unusual?project=other", "").requireStatus(t, http.StatusOK)
 	require.Empty(t, r.body["rows"])
 	r = e.admin(t, "GET", "/reports/unusual?min_credits=7.500003", "").requireStatus(t, http.StatusOK)
@@ -178,7 +185,7 @@ func TestUnusualUsageReport(t *testing.T) {
 	require.Equal(t, []any{edge, newbie}, r.body["rows"])
 	last := r.body["next_cursor"].(string)
 	r = e.admin(t, "GET", "/reports/unusual?limit=2&date=2026-03-31&cursor="+url.QueryEscape(last), "").requireStatus(t, http.StatusOK)
-	require.Equal(t, []any{sporadic}, r.body["rows"])
+	require.Equal(t, []any{returning, sporadic}, r.body["rows"])
 	require.NotContains(t, r.body, "next_cursor")
 	r = e.admin(t, "GET", "/reports/unusual", "").requireStatus(t, http.StatusOK)
 	require.Equal(t, "2026-04-01", r.body["from"], "without a cursor the report is today's")
@@ -198,6 +205,7 @@ func TestUnusualUsageReport(t *testing.T) {
 		"fresh,,active,8,1,1.5,1.5,5.33,4,short_history",
 		"edge,,active,7.500003,1,1.5,1.5,5,28,spike",
 		"newbie,,active,7,1,0,0,,0,no_history",
+		"returning,,active,6,1,1,1,6,28,spike",
 		"sporadic,,active,1,1,0,0,,28,zero_median", ""}, "\n"), body)
 	status, _, body = e.raw(t, "/reports/unusual?format=csv")
 	require.Equal(t, http.StatusOK, status)
