@@ -192,7 +192,7 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 func (a *api) routes() []route {
 	var all []route
 	for _, table := range [][]route{a.healthRoutes(), a.openAPIRoutes(), a.projectRoutes(), a.userRoutes(),
-		a.csvRoutes(), a.usageRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes(),
+		a.csvRoutes(), a.usageRoutes(), a.reportRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes(),
 		a.deadLetterRoutes()} {
 		all = append(all, table...)
 	}

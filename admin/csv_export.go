@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/tollgate/tollgate/metering"
 )
 
@@ -52,42 +50,15 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	cw := NewCSVWriter(w)
-	started := false
+	s := newCSVStream(w, r, "users.csv", exportHeader)
 	record := make([]string, len(exportHeader))
 	err = a.forEachUserPage(r.Context(), uq, func(page []metering.UserView) error {
-		if !started {
-			// Headers go out with the first page, so an error before it is
-			// still a proper JSON error.
-			started = true
-			h := w.Header()
-			h.Set("Content-Type", "text/csv; charset=utf-8")
-			h.Set("Content-Disposition", `attachment; filename="users.csv"`)
-			w.WriteHeader(http.StatusOK)
-			cw.Write(exportHeader)
-		}
 		for i := range page {
-			cw.Write(exportRecord(record, &page[i]))
+			s.Write(exportRecord(record, &page[i]))
 		}
-		cw.Flush()
-		if err := cw.Error(); err != nil {
-			return err
-		}
-		if err := rc.Flush(); err != nil && err != http.ErrNotSupported {
-			return err
-		}
-		return nil
+		return s.Flush()
 	})
-	if err != nil && started {
-		// The status is sent: abort the response so the client sees a
-		// truncated transfer rather than a file that looks complete.
-		if r.Context().Err() == nil {
-			a.log.Warn("user export failed mid-stream", zap.Error(err))
-		}
-		panic(http.ErrAbortHandler)
-	}
-	return err
+	return s.Close(a.log, "user export", err)
 }
 
 // exportRecord fills rec with v's columns, credits as exact decimals and

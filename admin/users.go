@@ -179,7 +179,7 @@ func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 	q := r.URL.Query()
 	var uq metering.UserQuery
 	for name, dst := range map[string]*string{"search": &uq.Search, "project": &uq.Project,
-		"status": &uq.Status, "cursor": &uq.Cursor} {
+		"status": &uq.Status, "cursor": &uq.Cursor, "balance": &uq.Balance} {
 		if len(q[name]) > 1 {
 			return uq, invalidArg(name, "may be given once")
 		}
@@ -187,7 +187,7 @@ func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 	}
 	// An empty search matches everyone and an empty cursor is the first
 	// page, but an empty project or status filter is a mistake.
-	for _, name := range []string{"project", "status"} {
+	for _, name := range []string{"project", "status", "balance"} {
 		if q.Has(name) && q.Get(name) == "" {
 			return uq, invalidArg(name, "must not be empty")
 		}

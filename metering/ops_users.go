@@ -142,6 +142,11 @@ func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.viewsWith(ctx, users, bal)
+}
+
+// viewsWith is views for users whose live balances were read already.
+func (e *Engine) viewsWith(ctx context.Context, users []User, bal []livePosition) ([]UserView, error) {
 	flights, err := e.inFlight(ctx, users)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,9 @@ func userListSQL(q *UserQuery, c *userCursor) (string, []any) {
 	if q.Status != "" {
 		where = append(where, `u.status = `+arg(q.Status))
 	}
+	if q.zero != nil {
+		where = append(where, q.zero.sql(arg))
+	}
 	order := `u.username`
 	keyset := func(expr string, k func() any) {
 		if c == nil {

@@ -54,6 +54,9 @@ type UserQuery struct {
 	Sort    UserSort
 	Limit   int    // 1..MaxUserLimit; 0 means DefaultUserLimit
 	Cursor  string // from a previous page's next cursor; "" for the first
+	Balance string // BalanceZero, or "" for any (user_list_balance.go)
+
+	zero *zeroBalanceFilter // set while listing with Balance = BalanceZero
 }
 
 func (q *UserQuery) normalize() (*userCursor, error) {
@@ -73,6 +76,9 @@ func (q *UserQuery) normalize() (*userCursor, error) {
 	case SortUsername, SortCredits, SortActivity:
 	default:
 		return nil, invalid("sort", `must be "username", "-credits" or "-activity"`)
+	}
+	if q.Balance != "" && q.Balance != BalanceZero {
+		return nil, invalid("balance", `must be "zero"`)
 	}
 	if q.Limit == 0 {
 		q.Limit = DefaultUserLimit
@@ -141,6 +147,9 @@ func (e *Engine) FindUsers(ctx context.Context, q UserQuery) ([]UserView, string
 	c, err := q.normalize()
 	if err != nil {
 		return nil, "", err
+	}
+	if q.Balance == BalanceZero {
+		return e.findZeroBalance(ctx, q, c)
 	}
 	users, err := listUsersPage(ctx, e.db, &q, c)
 	if err != nil {
