@@ -41,12 +41,14 @@ func (m *meteredCall) finish(o metering.Outcome, complete bool) {
 		// An error here is a client that left meanwhile: it changes
 		// nothing, the request was settled from the upstream's answer.
 		_ = m.cw.sendHeld(remaining, ok)
+	case complete:
+		// The response is out (flushed now), but it ends, for a chunked
+		// one its last chunk, only when the handler returns: that too
+		// waits for a slow Redis no longer than settle_wait.
+		m.cw.flushOut()
+		m.settleWithin(o)
 	default:
-		if complete {
-			// What the response left buffered goes out before a settlement
-			// that may wait for Redis.
-			m.cw.flushOut()
-		}
+		// Aborted: the client gets nothing more, whenever this returns.
 		m.settled = true
 		m.h.settle(m.res, o)
 	}
@@ -74,8 +76,8 @@ type settleAnswer struct {
 // settleWithin settles o and waits for it at most settle_wait. It answers
 // the balance after the settlement, or ok false when Redis was too slow:
 // the settlement then goes on in the background (on its own deadline, and
-// retried while Redis is unavailable) and the caller answers with the
-// reservation's figure.
+// retried while Redis is unavailable) and the response goes on without it,
+// with the reservation's figure.
 func (m *meteredCall) settleWithin(o metering.Outcome) (metering.Credits, bool) {
 	m.settled = true
 	done := make(chan settleAnswer, 1)
@@ -93,7 +95,7 @@ func (m *meteredCall) settleWithin(o metering.Outcome) (metering.Credits, bool) 
 		}
 		return a.remaining, a.ok
 	case <-wait.C:
-		h.log.Warn("settlement slower than settle_wait; answering with the balance after the reservation",
+		h.log.Warn("settlement slower than settle_wait; the response goes on with the balance after the reservation",
 			zap.String("reservation", res.ID), zap.Duration("settle_wait", h.settleWait))
 		return 0, false
 	}
