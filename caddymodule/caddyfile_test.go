@@ -128,6 +128,8 @@ func TestParseAdminHandler(t *testing.T) {
 // with the .json file beside it (go test -run Adapt -update rewrites them).
 func TestAdaptGolden(t *testing.T) {
 	t.Setenv("TOLLGATE_LISTEN", "")
+	t.Setenv("TOLLGATE_BIND", "")
+	os.Unsetenv("TOLLGATE_BIND") // its default, 0.0.0.0, in the golden file
 	t.Setenv("TOLLGATE_UPSTREAM", "")
 	t.Setenv("TOLLGATE_REDIS_URL", "")
 	t.Setenv("TOLLGATE_DATABASE_URL", "")
