@@ -80,6 +80,11 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	r.Header.Set("X-Tollgate-Reservation", res.ID)
+	// The capture reads the usage from the answer: it must not come
+	// compressed in the client's encoding (SDKs ask for gzip). Without the
+	// client's header the proxy's transport negotiates its own compression
+	// with the upstream and decompresses before the capture.
+	r.Header.Del("Accept-Encoding")
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl != nil {
 		repl.Set("http.metering.model", res.Model)

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -67,6 +68,19 @@ func balanceUpstream(t *testing.T, onRequest func(model string)) *fakeOpenAI {
 			writeResponsesStream(w, req.Model)
 		case strings.HasSuffix(r.URL.Path, "/embeddings") && strings.HasPrefix(req.Model, "big"):
 			writeBigEmbeddings(w, req.Model)
+		case req.Model == "gzip" && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip"):
+			// As OpenAI's servers do when the client accepts it.
+			rec := httptest.NewRecorder()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			f.serve(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Encoding", "gzip")
+			w.WriteHeader(rec.Code)
+			zw := gzip.NewWriter(w)
+			zw.Write(rec.Body.Bytes())
+			zw.Close()
 		default:
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			f.serve(w, r)
@@ -158,7 +172,7 @@ func (t *teeTransport) body() string {
 // through as it comes, with the reservation's balance.
 func TestRemainingIsTheSettledBalance(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{})
-	putTestPrices(t, b, "m", "fail", "big", "bigchunked")
+	putTestPrices(t, b, "m", "fail", "big", "bigchunked", "gzip")
 	up := balanceUpstream(t, nil)
 	listen := freePort(t)
 	// settle_wait far above any settlement here: the figures are exact.
@@ -182,6 +196,17 @@ func TestRemainingIsTheSettledBalance(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, v.InFlight)
 		require.Equal(t, balance, v.Live.Effective)
+	})
+
+	t.Run("JSON, the client accepting gzip: the usage is read all the same", func(t *testing.T) {
+		// Go's HTTP client, like Python's and Node's, asks for gzip; an
+		// upstream that compresses must not hide the usage from the gateway.
+		var hr *http.Response
+		resp, err := c.Chat.Completions.New(ctx, chatParams("gzip", 50), option.WithResponseInto(&hr))
+		require.NoError(t, err)
+		require.Equal(t, "hello there", resp.Choices[0].Message.Content)
+		balance -= costOf(fakePrompt, fakeCompletion)
+		require.Equal(t, balance.String(), hr.Header.Get("X-Credits-Remaining"))
 	})
 
 	t.Run("JSON error: the refund shows", func(t *testing.T) {
