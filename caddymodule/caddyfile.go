@@ -122,6 +122,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		max_request_body <size>
 //		max_multipart_body <size>
 //		lease <duration>
+//		settle_wait <duration>
+//		insufficient_status 402|429
 //	}
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
@@ -247,15 +249,30 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
-		case "lease":
+		case "lease", "settle_wait":
+			name := h.Val()
 			if !h.NextArg() {
 				return nil, h.ArgErr()
 			}
 			d, err := caddy.ParseDuration(h.Val())
 			if err != nil || d <= 0 {
-				return nil, h.Errf("lease %q: must be a positive duration such as 15m", h.Val())
+				return nil, h.Errf("%s %q: must be a positive duration such as %s", name, h.Val(),
+					map[string]string{"lease": "15m", "settle_wait": "1s"}[name])
 			}
-			m.Lease = caddy.Duration(d)
+			*map[string]*caddy.Duration{"lease": &m.Lease, "settle_wait": &m.SettleWait}[name] = caddy.Duration(d)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "insufficient_status":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			switch h.Val() {
+			case "402", "429":
+				m.InsufficientStatus, _ = strconv.Atoi(h.Val())
+			default:
+				return nil, h.Errf("insufficient_status %q: 402 or 429", h.Val())
+			}
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
@@ -266,8 +283,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	if m.PriceBy != "" && m.CostHeader != "" {
 		return nil, h.Err("price_by and cost_header exclude each other")
 	}
-	if m.PriceBy == "" && m.CostHeader == "" && (len(m.Buckets) > 0 || m.UnknownModel != "" || m.Lease != 0 || m.hasEstimateOptions()) {
-		return nil, h.Err("buckets, unknown_model, lease and the estimate's options (max_output_tokens, min_output_tokens, " +
+	if m.PriceBy == "" && m.CostHeader == "" && (len(m.Buckets) > 0 || m.UnknownModel != "" || m.Lease != 0 || m.SettleWait != 0 || m.hasEstimateOptions()) {
+		return nil, h.Err("buckets, unknown_model, lease, settle_wait and the estimate's options (max_output_tokens, min_output_tokens, " +
 			"chat_limit_field, image_tokens, audio_seconds, max_request_body, max_multipart_body) need price_by model or cost_header")
 	}
 	return m, nil

@@ -128,6 +128,8 @@ func TestParseAdminHandler(t *testing.T) {
 // with the .json file beside it (go test -run Adapt -update rewrites them).
 func TestAdaptGolden(t *testing.T) {
 	t.Setenv("TOLLGATE_LISTEN", "")
+	t.Setenv("TOLLGATE_BIND", "")
+	os.Unsetenv("TOLLGATE_BIND") // its default, 0.0.0.0, in the golden file
 	t.Setenv("TOLLGATE_UPSTREAM", "")
 	t.Setenv("TOLLGATE_REDIS_URL", "")
 	t.Setenv("TOLLGATE_DATABASE_URL", "")
@@ -187,11 +189,14 @@ func TestParseHandlerMetered(t *testing.T) {
 		max_request_body 8MiB
 		max_multipart_body 30MiB
 		lease 5m
+		settle_wait 250ms
+		insufficient_status 429
 	}`)})
 	require.NoError(t, err)
 	require.Equal(t, &Handler{PriceBy: "model", Buckets: []string{"purchased", "awarded"}, UnknownModel: "0.5",
 		MaxOutputTokens: 2048, MinOutputTokens: 32, ChatLimitField: "max_tokens", ImageTokens: 1200, AudioSeconds: 120,
-		MaxRequestBody: 8 << 20, MaxMultipartBody: 30 << 20, Lease: caddy.Duration(5 * time.Minute)}, h)
+		MaxRequestBody: 8 << 20, MaxMultipartBody: 30 << 20, Lease: caddy.Duration(5 * time.Minute),
+		SettleWait: caddy.Duration(250 * time.Millisecond), InsufficientStatus: 429}, h)
 
 	h, err = parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering 3 {\n cost_header X-Upstream-Cost\n unknown_model reject\n}")})
 	require.NoError(t, err)
@@ -225,6 +230,13 @@ func TestParseHandlerMetered(t *testing.T) {
 		"metering {\n price_by model\n lease 1m 2m\n}":           "wrong argument count",
 		"metering {\n buckets pool\n}":                           "need price_by",
 		"metering {\n lease 1m\n}":                               "need price_by",
+		"metering {\n price_by model\n settle_wait\n}":           "wrong argument count",
+		"metering {\n price_by model\n settle_wait 0s\n}":        "settle_wait",
+		"metering {\n price_by model\n settle_wait soon\n}":      "settle_wait",
+		"metering {\n settle_wait 1s\n}":                         "need price_by",
+		"metering {\n insufficient_status\n}":                    "wrong argument count",
+		"metering {\n insufficient_status 403\n}":                "insufficient_status",
+		"metering {\n insufficient_status 429 402\n}":            "wrong argument count",
 	} {
 		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
 		require.ErrorContains(t, err, msg, in)
@@ -240,7 +252,8 @@ func TestProvisionMeteredChecks(t *testing.T) {
 	bad := []Handler{{PriceBy: "route"}, {PriceBy: "model", CostHeader: "X"}, {Buckets: []string{"pool"}},
 		{PriceBy: "model", UnknownModel: "x"}, {PriceBy: "model", MaxOutputTokens: -1}, {PriceBy: "model", Lease: -1},
 		{PriceBy: "model", MaxRequestBody: -1}, {PriceBy: "model", MaxMultipartBody: -1}, {PriceBy: "model", ChatLimitField: "n"},
-		{PriceBy: "model", MinOutputTokens: -1}, {PriceBy: "model", ImageTokens: -1}, {MinOutputTokens: 5}}
+		{PriceBy: "model", MinOutputTokens: -1}, {PriceBy: "model", ImageTokens: -1}, {MinOutputTokens: 5},
+		{PriceBy: "model", SettleWait: -1}, {SettleWait: caddy.Duration(time.Second)}}
 	for _, h := range bad {
 		require.Error(t, h.provisionMetered(), "%+v", h)
 	}
@@ -251,4 +264,18 @@ func TestProvisionMeteredChecks(t *testing.T) {
 	require.Equal(t, int64(25<<20), h.maxMultipart, "uploads: 25 MiB by default")
 	require.Equal(t, int64(defaultMinOutput), h.minOutput)
 	require.Equal(t, "max_completion_tokens", h.estimateCfg.ChatLimitField)
+	require.Equal(t, DefaultSettleWait, h.settleWait)
+}
+
+// insufficient_status applies to every route, fixed cost included; a
+// status other than 402 or 429 in JSON config is refused at Provision.
+func TestParseHandlerInsufficientStatus(t *testing.T) {
+	t.Parallel()
+	h, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering 1 {\n insufficient_status 402\n}")})
+	require.NoError(t, err)
+	require.Equal(t, &Handler{Cost: "1", InsufficientStatus: 402}, h)
+	for _, status := range []int{200, 403, 500} {
+		err := (&Handler{InsufficientStatus: status}).Provision(caddy.Context{})
+		require.ErrorContains(t, err, "insufficient_status", status)
+	}
 }

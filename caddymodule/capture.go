@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/tollgate/tollgate/metering"
 )
 
 // Bounds on what the capture holds in memory.
@@ -24,7 +27,9 @@ const (
 // reads what it needs for settlement on the way: the status, the usage
 // (from a JSON body or an SSE stream's final chunk) and, for streams, the
 // text delivered. It holds at most one SSE event (so it can drop the usage
-// chunk the client did not ask for) and a bounded JSON body.
+// chunk the client did not ask for) and a bounded JSON body. With holdJSON
+// a JSON response of at most maxJSONCapture bytes is held whole, headers
+// included, until the handler sends it (sendHeld) once it is settled.
 type capture struct {
 	http.ResponseWriter
 	// ctx is the request's: canceled when the client left.
@@ -34,6 +39,13 @@ type capture struct {
 	// "usage") from the stream; the gateway added include_usage itself.
 	dropUsageChunk bool
 	costHeader     string
+	// holdJSON: hold a JSON response small enough to keep whole until the
+	// handler calls sendHeld, so that it carries the settled balance.
+	holdJSON bool
+	// atStreamEnd, when set, settles the request at the end of an SSE
+	// stream (before [DONE], after the Responses API's final event) and
+	// answers the balance, which goes to the client as a comment.
+	atStreamEnd func() (metering.Credits, bool)
 
 	status    int  // the upstream's status; 0 until it answers
 	canceled  bool // reverse_proxy recorded its 499: the client left first
@@ -48,6 +60,8 @@ type capture struct {
 	passBlank bool   // while passing through: the current line is blank so far
 	body      []byte // the JSON body (or its tail once past maxJSONCapture)
 	overflow  bool
+	holding   bool // a held response: nothing sent to the client yet
+	ended     bool // atStreamEnd was called
 
 	usage         usageInfo
 	model         string // the model the upstream says it served
@@ -88,14 +102,28 @@ func (c *capture) WriteHeader(code int) {
 	switch {
 	case mt == "text/event-stream":
 		c.sse = true
-		if c.dropUsageChunk {
-			// The body shrinks by the dropped chunk.
+		if c.dropUsageChunk || c.atStreamEnd != nil {
+			// The body changes length: a chunk dropped, a comment added.
 			h.Del("Content-Length")
 		}
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		c.json = true
+		if c.holdJSON && fitsHold(h.Get("Content-Length")) {
+			c.holding = true
+			return
+		}
 	}
 	c.ResponseWriter.WriteHeader(code)
+}
+
+// fitsHold reports whether a body of that Content-Length can be held
+// (unknown: held until it grows past maxJSONCapture).
+func fitsHold(contentLength string) bool {
+	if contentLength == "" {
+		return true
+	}
+	n, err := strconv.ParseInt(contentLength, 10, 64)
+	return err == nil && n >= 0 && n <= maxJSONCapture
 }
 
 func (c *capture) Write(p []byte) (int, error) {
@@ -109,9 +137,42 @@ func (c *capture) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	case c.json:
+		if c.holding {
+			if len(c.body)+len(p) <= maxJSONCapture {
+				c.body = append(c.body, p...)
+				return len(p), nil
+			}
+			// Too large to hold after all: what was held goes now, with
+			// the reservation's balance, and the rest as it comes.
+			if err := c.sendHeld(0, false); err != nil {
+				return 0, err
+			}
+		}
 		c.keepJSON(p)
 	}
 	return c.pass(p)
+}
+
+// sendHeld sends a held response, with the settled balance when settled.
+func (c *capture) sendHeld(remaining metering.Credits, settled bool) error {
+	c.holding = false
+	if settled {
+		c.ResponseWriter.Header().Set(headerRemaining, remaining.String())
+	}
+	c.ResponseWriter.WriteHeader(c.status)
+	if len(c.body) == 0 {
+		return nil
+	}
+	_, err := c.pass(c.body)
+	return err
+}
+
+// flushOut sends what the response left buffered; nothing before the
+// response has begun (the handler may still answer an error itself).
+func (c *capture) flushOut() {
+	if c.status != 0 && !c.holding && c.writeErr == nil {
+		_ = http.NewResponseController(c.ResponseWriter).Flush()
+	}
 }
 
 func (c *capture) pass(p []byte) (int, error) {
@@ -124,10 +185,14 @@ func (c *capture) pass(p []byte) (int, error) {
 }
 
 // Flush passes complete events on at once; a partial SSE event stays
-// until its end arrives (a client cannot use half an event anyway).
+// until its end arrives (a client cannot use half an event anyway). A
+// held response stays held.
 func (c *capture) Flush() {
 	if c.status == 0 && !c.canceled {
 		c.WriteHeader(http.StatusOK)
+	}
+	if c.holding {
+		return
 	}
 	_ = http.NewResponseController(c.ResponseWriter).Flush()
 }
@@ -247,10 +312,52 @@ func (c *capture) endEvent() error {
 	}
 	// An event past maxSSEEvent is never parsed, however it arrived, so
 	// what reaches the client does not depend on how the stream was cut.
-	if len(ev) <= maxSSEEvent && len(data) > 0 && c.readChunk(data) {
+	if len(ev) > maxSSEEvent || len(data) == 0 {
+		_, err := c.pass(ev)
+		return err
+	}
+	if bytes.Equal(data, doneData) {
+		// The usage came before [DONE]: settle, and tell the client.
+		c.done = true
+		if err := c.sendSettledBalance(); err != nil {
+			return err
+		}
+		_, err := c.pass(ev)
+		return err
+	}
+	wasDone := c.done
+	if c.readChunk(data) {
 		return nil // dropped
 	}
-	_, err := c.pass(ev)
+	if _, err := c.pass(ev); err != nil {
+		return err
+	}
+	if !wasDone && c.done {
+		// The Responses API's final event, which carries the usage.
+		return c.sendSettledBalance()
+	}
+	return nil
+}
+
+var doneData = []byte("[DONE]")
+
+// sendSettledBalance settles the stream (once) and sends the balance after
+// it as an SSE comment, which SDKs skip: ": credits-remaining <n>". Nothing
+// is sent when the settlement did not come in time.
+func (c *capture) sendSettledBalance() error {
+	if c.atStreamEnd == nil || c.ended || c.writeErr != nil {
+		return nil
+	}
+	c.ended = true
+	remaining, ok := c.atStreamEnd()
+	if !ok {
+		return nil
+	}
+	b := make([]byte, 0, 48)
+	b = append(b, ": credits-remaining "...)
+	b = remaining.AppendText(b)
+	b = append(b, "\n\n"...)
+	_, err := c.pass(b)
 	return err
 }
 
@@ -278,7 +385,7 @@ type sseChunk struct {
 // readChunk records one data payload; it answers true when the chunk is
 // the usage-only chunk to drop.
 func (c *capture) readChunk(data []byte) bool {
-	if bytes.Equal(data, []byte("[DONE]")) {
+	if bytes.Equal(data, doneData) {
 		c.done = true
 		return false
 	}

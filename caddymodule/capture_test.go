@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
 )
 
 const sseStream = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}],\"usage\":null}\n\n" +
@@ -154,5 +156,88 @@ func TestSecondsToMillis(t *testing.T) {
 	for _, in := range []string{"", "-1", "1e3", "abc", "1.2.3", "9999999999"} {
 		_, ok := secondsToMillis(json.Number(in))
 		require.False(t, ok, in)
+	}
+}
+
+// The settled balance goes out as an SSE comment before [DONE] (once, and
+// only when the settlement came in time), and after the Responses API's
+// final event; the stream loses no byte of its own.
+func TestCaptureSettledBalanceComment(t *testing.T) {
+	t.Parallel()
+	responses := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n" +
+		"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":2}}}\n\n"
+	for _, c := range []struct {
+		name, stream string
+		settled      bool
+		want         string
+	}{
+		{"chat", sseStream + "data: [DONE]\n\n", true,
+			strings.Replace(sseStream, "data: [DONE]\n\n", ": credits-remaining 1.5\n\ndata: [DONE]\n\n", 1) + "data: [DONE]\n\n"},
+		{"chat, not settled in time", sseStream, false, sseStream},
+		{"responses", responses, true, responses + ": credits-remaining 1.5\n\n"},
+	} {
+		for _, piece := range []int{1, 9, len(c.stream)} {
+			rec := httptest.NewRecorder()
+			calls := 0
+			cw := &capture{ResponseWriter: rec, atStreamEnd: func() (metering.Credits, bool) {
+				calls++
+				return 3 * metering.Micro / 2, c.settled
+			}}
+			cw.Header().Set("Content-Type", "text/event-stream")
+			cw.Header().Set("Content-Length", "999")
+			cw.WriteHeader(200)
+			writeInPieces(cw, c.stream, piece)
+			cw.finishSSE()
+			require.Equal(t, c.want, rec.Body.String(), c.name)
+			require.Equal(t, 1, calls, c.name)
+			require.Empty(t, rec.Header().Get("Content-Length"), "the body grows: no length")
+		}
+	}
+}
+
+// A held JSON response writes nothing, flushes included, until sendHeld,
+// which sets the settled balance; one that outgrows maxJSONCapture goes
+// out at once, head first, with the balance it had.
+func TestCaptureHoldsJSON(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	c := &capture{ResponseWriter: rec, holdJSON: true}
+	c.Header().Set("Content-Type", "application/json")
+	c.Header().Set("X-Credits-Remaining", "9")
+	c.WriteHeader(201)
+	c.Write([]byte(`{"usage":{"prompt_tokens":3,`))
+	c.Flush()
+	c.Write([]byte(`"completion_tokens":4}}`))
+	require.False(t, rec.Flushed)
+	require.Zero(t, rec.Body.Len())
+	require.True(t, c.holding)
+	c.finishJSON()
+	require.Equal(t, usageInfo{found: true, inputTokens: 3, outputTokens: 4}, c.usage)
+	require.NoError(t, c.sendHeld(7*metering.Micro, true))
+	require.Equal(t, 201, rec.Code)
+	require.Equal(t, "7", rec.Header().Get("X-Credits-Remaining"))
+	require.Equal(t, `{"usage":{"prompt_tokens":3,"completion_tokens":4}}`, rec.Body.String())
+
+	rec = httptest.NewRecorder()
+	c = &capture{ResponseWriter: rec, holdJSON: true}
+	c.Header().Set("Content-Type", "application/json")
+	c.Header().Set("X-Credits-Remaining", "9")
+	c.WriteHeader(200)
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; i < maxJSONCapture/len(big); i++ {
+		c.Write([]byte(big))
+	}
+	require.True(t, c.holding, "exactly maxJSONCapture is held")
+	c.Write([]byte("y"))
+	require.False(t, c.holding)
+	require.Equal(t, maxJSONCapture+1, rec.Body.Len())
+	require.Equal(t, "9", rec.Header().Get("X-Credits-Remaining"))
+
+	for _, length := range []string{"4194305", "x"} {
+		c = &capture{ResponseWriter: httptest.NewRecorder(), holdJSON: true}
+		c.Header().Set("Content-Type", "application/json")
+		c.Header().Set("Content-Length", length)
+		c.WriteHeader(200)
+		require.False(t, c.holding, "Content-Length %s", length)
 	}
 }

@@ -71,6 +71,16 @@ type Handler struct {
 	// sweeper settles it; renewed while a response runs. Default:
 	// InFlightLease, else 15m.
 	Lease caddy.Duration `json:"lease,omitempty"`
+	// SettleWait bounds how long a JSON response held for its settlement
+	// (so that X-Credits-Remaining is the settled balance) waits for Redis
+	// before it is sent with the balance after the reservation instead; the
+	// settlement then finishes in the background. Default 1s.
+	SettleWait caddy.Duration `json:"settle_wait,omitempty"`
+	// InsufficientStatus is the status of a request the user cannot pay
+	// for: 402 (default) or 429, which OpenAI uses for an exhausted quota
+	// (sent with "x-should-retry: false" so that OpenAI's SDKs do not
+	// retry it).
+	InsufficientStatus int `json:"insufficient_status,omitempty"`
 
 	lease        time.Duration
 	cost         metering.Credits
@@ -84,6 +94,7 @@ type Handler struct {
 	maxBody      int64
 	maxMultipart int64
 	minOutput    int64
+	settleWait   time.Duration
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,6 +112,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return errors.New("metering: cost must be a non-negative decimal with at most 6 fractional digits")
 		}
 		h.cost = c
+	}
+	switch h.InsufficientStatus {
+	case 0, http.StatusPaymentRequired, http.StatusTooManyRequests:
+	default:
+		return fmt.Errorf("metering: insufficient_status %d: 402 or 429", h.InsufficientStatus)
 	}
 	h.lease = DefaultInFlightLease
 	if h.InFlightLease != 0 {
@@ -139,8 +155,8 @@ func (h *Handler) provisionMetered() error {
 	}
 	h.metered = h.priceByModel || h.CostHeader != ""
 	if !h.metered {
-		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.Lease != 0 || h.hasEstimateOptions() {
-			return errors.New("metering: buckets, unknown_model, lease and the estimate's options need price_by or cost_header")
+		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.Lease != 0 || h.SettleWait != 0 || h.hasEstimateOptions() {
+			return errors.New("metering: buckets, unknown_model, lease, settle_wait and the estimate's options need price_by or cost_header")
 		}
 		return nil
 	}
@@ -167,8 +183,18 @@ func (h *Handler) provisionMetered() error {
 		}
 		h.lease = time.Duration(h.Lease)
 	}
+	h.settleWait = DefaultSettleWait
+	if h.SettleWait != 0 {
+		if h.SettleWait < 0 {
+			return errors.New("metering: settle_wait must be positive")
+		}
+		h.settleWait = time.Duration(h.SettleWait)
+	}
 	return nil
 }
+
+// DefaultSettleWait is Handler.SettleWait's default.
+const DefaultSettleWait = time.Second
 
 // hasEstimateOptions reports whether any option of the estimate is set.
 func (h *Handler) hasEstimateOptions() bool {
@@ -225,7 +251,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.failClosed(w, r, "charge", err)
 	}
-	if refused, werr := refuse(w, res.Status, res.Remaining); refused {
+	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.cost); refused {
 		return werr
 	}
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
@@ -262,8 +288,12 @@ func setIdentity(r *http.Request, w http.ResponseWriter, user, project string, r
 		repl.Set("http.metering.project", project)
 		repl.Set("http.metering.remaining", rem)
 	}
-	w.Header().Set("X-Credits-Remaining", rem)
+	w.Header().Set(headerRemaining, rem)
 }
+
+// headerRemaining tells the client its balance: after the charge, the
+// settlement, or the reservation (see README, "X-Credits-Remaining").
+const headerRemaining = "X-Credits-Remaining"
 
 // dropTollgateHeaders removes every header a client could pass off as the
 // gateway's: any name starting "X-Tollgate-" in any case, with "_" read as
@@ -310,16 +340,30 @@ func (h *Handler) failClosed(w http.ResponseWriter, r *http.Request, what string
 
 // refuse answers a charge or reservation that did not go through, and
 // reports whether it did; Charged (Reserved) is left to the caller.
-func refuse(w http.ResponseWriter, status metering.ChargeStatus, remaining metering.Credits) (bool, error) {
+// remaining is the balance the user has, required what the request needed.
+func (h *Handler) refuse(w http.ResponseWriter, status metering.ChargeStatus, remaining, required metering.Credits) (bool, error) {
 	switch status {
 	case metering.KeyRefused:
 		return true, writeKeyRefused(w)
 	case metering.Insufficient:
-		return true, writeJSON(w, http.StatusPaymentRequired, insufficientBody(remaining))
+		return true, h.writeInsufficient(w, remaining, required)
 	case metering.UnknownModel:
 		return true, writeJSON(w, http.StatusBadRequest, bodyUnknownModel)
 	}
 	return false, nil
+}
+
+// writeInsufficient answers a request the user cannot pay for: 402, or
+// 429 with x-should-retry: false (OpenAI's SDKs retry a 429 otherwise,
+// and waiting brings no credits), with what the user has and needed.
+func (h *Handler) writeInsufficient(w http.ResponseWriter, remaining, required metering.Credits) error {
+	w.Header().Set(headerRemaining, remaining.String())
+	status := http.StatusPaymentRequired
+	if h.InsufficientStatus == http.StatusTooManyRequests {
+		status = http.StatusTooManyRequests
+		w.Header().Set("X-Should-Retry", "false")
+	}
+	return writeJSON(w, status, insufficientBody(remaining, required))
 }
 
 // apiKey reads "Authorization: Bearer <key>" or "X-API-Key: <key>".
@@ -333,10 +377,19 @@ func apiKey(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
 
-func insufficientBody(effective metering.Credits) []byte {
-	b := make([]byte, 0, 192)
-	b = append(b, `{"error":{"code":"insufficient_credits","type":"insufficient_quota","message":"Not enough credits for this request.","effective_credits":`...)
+// insufficientBody is the refusal's JSON: the OpenAI error shape (type
+// insufficient_quota, as OpenAI answers an exhausted balance) with the
+// user's effective credits and the credits the request needed.
+func insufficientBody(effective, required metering.Credits) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"error":{"code":"insufficient_credits","type":"insufficient_quota","param":null,"message":"Not enough credits for this request: it needs `...)
+	b = required.AppendText(b)
+	b = append(b, `, the balance is `...)
 	b = effective.AppendText(b)
+	b = append(b, `.","effective_credits":`...)
+	b = effective.AppendText(b)
+	b = append(b, `,"required_credits":`...)
+	b = required.AppendText(b)
 	return append(b, "}}"...)
 }
 

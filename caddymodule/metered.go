@@ -65,7 +65,7 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	if err != nil {
 		return h.failClosed(w, r, "reserve", err)
 	}
-	if refused, werr := refuse(w, res.Status, res.Remaining); refused {
+	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.required(res, est)); refused {
 		return werr
 	}
 
@@ -80,14 +80,22 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	r.Header.Set("X-Tollgate-Reservation", res.ID)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+	// The capture reads the usage from the answer: it must not come
+	// compressed in the client's encoding (SDKs ask for gzip). Without the
+	// client's header the proxy's transport negotiates its own compression
+	// with the upstream and decompresses before the capture.
+	r.Header.Del("Accept-Encoding")
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
 		repl.Set("http.metering.model", res.Model)
 		repl.Set("http.metering.reserved", res.Reserved.String())
 	}
 
-	cw := &capture{ResponseWriter: w, ctx: r.Context(), dropUsageChunk: est.Stream && !est.ClientWantsUsage, costHeader: h.CostHeader}
-	start := time.Now()
-	stopRenew := h.renewWhileServing(res)
+	m := &meteredCall{h: h, est: est, res: res, repl: repl, start: time.Now()}
+	cw := &capture{ResponseWriter: w, ctx: r.Context(), dropUsageChunk: est.Stream && !est.ClientWantsUsage,
+		costHeader: h.CostHeader, holdJSON: true, atStreamEnd: m.settleAtStreamEnd}
+	m.cw = cw
+	m.stopRenew = h.renewWhileServing(res)
 	var nextErr error
 	// Settled in a defer because reverse_proxy ends a response it cannot
 	// finish (client gone, upstream broken mid-body) by panicking with
@@ -95,7 +103,7 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 	// panic charges the estimate; both panics go on up afterwards.
 	defer func() {
 		p := recover()
-		stopRenew()
+		m.stopRenew()
 		aborted := p == http.ErrAbortHandler //nolint:errorlint // a sentinel panic value, compared as net/http does
 		if p == nil {
 			cw.finishSSE()
@@ -108,8 +116,8 @@ func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next cadd
 		if p == nil || aborted {
 			o = h.outcome(est, cw, res, nextErr, clientGone)
 		}
-		o.Duration = time.Since(start)
-		h.settle(res, o)
+		o.Duration = time.Since(m.start)
+		m.finish(o, p == nil)
 		if p != nil {
 			panic(p)
 		}
@@ -215,17 +223,19 @@ func unitsUsed(est *estimate, cw *capture) metering.Units {
 
 func tokensFor64(n int64) int64 { return (n + bytesPerToken - 1) / bytesPerToken }
 
-// settle records what the request used. When Redis cannot be reached
-// the settlement is retried in the background until it is recorded (the
-// sweeper would charge the estimate when the lease ran out).
-func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) {
+// settle records what the request used and answers the balance after
+// it (ok false when it could not be recorded now, or was already). When
+// Redis cannot be reached the settlement is retried in the background
+// until it is recorded (the sweeper would charge the estimate when the
+// lease ran out).
+func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) (remaining metering.Credits, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	sr, err := h.engine.SettleEventually(ctx, res, o)
 	if err != nil {
 		h.log.Error("settle failed; retrying while Redis is unavailable, else the sweeper settles the reservation when its lease ends",
 			zap.String("reservation", res.ID), zap.Error(err))
-		return
+		return 0, false
 	}
 	if sr.Overrun > 0 {
 		// The reservation is an upper bound of what the request allows, so
@@ -236,6 +246,7 @@ func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) {
 			zap.Int64("input_units", o.Units.InputTokens), zap.Int64("output_units", o.Units.OutputTokens),
 			zap.Stringer("reserved", res.Reserved), zap.Stringer("overrun", sr.Overrun), zap.Stringer("shortfall", sr.Shortfall))
 	}
+	return sr.Remaining, !sr.AlreadySettled
 }
 
 // renewWhileServing keeps the reservation's lease alive during a long

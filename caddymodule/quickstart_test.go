@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -24,7 +25,11 @@ func TestQuickStartCaddyfile(t *testing.T) {
 	putTestPrices(t, b, "m")
 	up := newFakeOpenAI(t)
 	listen := freePort(t)
-	t.Setenv("TOLLGATE_LISTEN", listen)
+	_, port, err := net.SplitHostPort(listen)
+	require.NoError(t, err)
+	// As `make run` sets them: the port, and this machine only.
+	t.Setenv("TOLLGATE_LISTEN", ":"+port)
+	t.Setenv("TOLLGATE_BIND", "127.0.0.1")
 	t.Setenv("TOLLGATE_UPSTREAM", up.Listener.Addr().String())
 	t.Setenv("TOLLGATE_REDIS_URL", meteringtest.RedisURL())
 	t.Setenv("TOLLGATE_DATABASE_URL", dbURLWithSchema(t, b.Schema))
@@ -108,4 +113,20 @@ func TestQuickStartCaddyfile(t *testing.T) {
 
 	status, _ = w.send(t, "GET", "/admin/v1/users/ann", "admin-secret", "", nil)
 	require.Equal(t, 200, status, "the admin API is mounted")
+
+	// Item 10: /admin/v1 without the slash is the admin API's, not the
+	// catch-all route's: 401 asking for an admin token, then its 404.
+	for _, path := range []string{"/admin/v1", "/admin/v1/"} {
+		status, e = w.send(t, "GET", path, "", "", nil)
+		require.Equal(t, 401, status, path)
+		require.Equal(t, "unauthenticated", e.Error.Code, path)
+		status, e = w.send(t, "GET", path, "admin-secret", "", nil)
+		require.Equal(t, 404, status, path)
+		require.Equal(t, "not_found", e.Error.Code, path)
+	}
+
+	// Item 10: TOLLGATE_BIND=127.0.0.1 listens on that address only: the
+	// rest of the loopback range (as any other interface) is refused.
+	_, err = net.Dial("tcp", "127.0.0.2:"+port)
+	require.Error(t, err, "the gateway listens on 127.0.0.1 only")
 }

@@ -8,6 +8,10 @@
 # token, key pepper and key-encryption key are generated on the first run and
 # kept in .data/secrets.env (a value set in the environment wins).
 #
+# The gateway listens on 127.0.0.1 only unless told otherwise:
+# TOLLGATE_BIND=0.0.0.0 (every interface), or an address in TOLLGATE_LISTEN
+# (TOLLGATE_LISTEN=0.0.0.0:8080).
+#
 # Also: TOLLGATE_BIN (default bin/tollgate), TOLLGATE_CONFIG (default
 # Caddyfile), TOLLGATE_SKIP_BUILD=1 to use the binaries as they are.
 set -euo pipefail
@@ -28,6 +32,17 @@ export TOLLGATE_REDIS_URL="${TOLLGATE_REDIS_URL:-redis://127.0.0.1:6379/0}"
 export TOLLGATE_DATABASE_URL="${TOLLGATE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tollgate?sslmode=disable}"
 export TOLLGATE_LISTEN="${TOLLGATE_LISTEN:-:8080}"
 export TOLLGATE_UPSTREAM="${TOLLGATE_UPSTREAM:-127.0.0.1:9090}"
+
+# The Caddyfile's TOLLGATE_LISTEN is a site address: a host before the port
+# is a name to answer for, not where to listen. An IP address there
+# ("0.0.0.0:8080", "127.0.0.1:8081") is taken as where to listen instead.
+split_hostport "$TOLLGATE_LISTEN" 8080
+if [[ "$TOLLGATE_LISTEN" != :* && "$HP_HOST" =~ ^[0-9.]+$|:.*: ]]; then
+	[[ "$HP_HOST" == *:* ]] && HP_HOST="[$HP_HOST]"
+	export TOLLGATE_BIND="${TOLLGATE_BIND:-$HP_HOST}"
+	TOLLGATE_LISTEN=":$HP_PORT"
+fi
+export TOLLGATE_BIND="${TOLLGATE_BIND:-127.0.0.1}"
 
 mkdir -p "$DATA_DIR"
 # secret NAME GENERATOR...: env value, else the one in secrets.env, else a new one.
@@ -55,14 +70,16 @@ secret TOLLGATE_KEY_PEPPER random_hex 32
 secret TOLLGATE_KEY_ENCRYPTION_KEY random_b64 32
 # TOLLGATE_VIEWER_TOKEN stays unset unless given: no read-only admin by default.
 
-# Where the gateway answers, from TOLLGATE_LISTEN (":8080", "0.0.0.0:8080", "127.0.0.1:8080").
+# Where the gateway answers: the site's host name if TOLLGATE_LISTEN names
+# one, else the first address it listens on (loopback for every interface).
 split_hostport "$TOLLGATE_LISTEN" 8080
 GW_PORT="$HP_PORT"
+GW_HOST="${TOLLGATE_BIND%% *}"
 case "$TOLLGATE_LISTEN" in
-:* | 0.0.0.0:* | "[::]:"*) GW_HOST=127.0.0.1 ;;
+:*) [[ "$GW_HOST" == 0.0.0.0 || "$GW_HOST" == "[::]" || "$GW_HOST" == "::" ]] && GW_HOST=127.0.0.1 ;;
 *) GW_HOST="$HP_HOST" ;;
 esac
-[[ "$GW_HOST" == *:* ]] && GW_HOST="[$GW_HOST]"
+[[ "$GW_HOST" == *:* && "$GW_HOST" != \[* ]] && GW_HOST="[$GW_HOST]"
 BASE_URL="http://$GW_HOST:$GW_PORT"
 ADMIN_URL="$BASE_URL/admin/v1"
 ADMIN_TOKEN="$TOLLGATE_ADMIN_TOKEN"
@@ -97,10 +114,41 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------
 # Services, build, migrations
 
+# build_progress shows `go build -v`'s package names as a running count,
+# so that the first build, which compiles Caddy and all its dependencies
+# for several minutes, visibly works; other lines (downloads, errors) pass.
+build_progress() {
+	local n=0 line tty=0
+	[[ -t 2 ]] && tty=1
+	while IFS= read -r line; do
+		if [[ "$line" =~ ^[A-Za-z0-9._~/-]+$ ]]; then
+			n=$((n + 1))
+			if ((tty)); then
+				printf '\r\033[K  compiling: %d packages so far (%s)' "$n" "$line" >&2
+			elif ((n % 50 == 0)); then
+				printf '  compiling: %d packages so far\n' "$n" >&2
+			fi
+		else
+			((tty && n)) && printf '\r\033[K' >&2
+			printf '%s\n' "$line" >&2
+		fi
+	done
+	((tty && n)) && printf '\r\033[K' >&2
+	((n == 1)) && printf '  compiled 1 package\n' >&2
+	((n > 1)) && printf '  compiled %d packages\n' "$n" >&2
+	return 0
+}
+
 [[ -f "$CONFIG" ]] || die "no Caddyfile at $CONFIG"
 "$ROOT/scripts/services.sh" ensure
 if [[ "${TOLLGATE_SKIP_BUILD:-0}" != 1 ]]; then
-	build_binaries
+	log "run: building bin/tollgate and bin/demo-upstream. The first build downloads and compiles Caddy and its"
+	log "     dependencies: several minutes (progress below); later builds take seconds."
+	build_start=$SECONDS
+	if ! GOFLAGS="${GOFLAGS:+$GOFLAGS }-v" build_binaries 2>&1 | build_progress; then
+		exit 1
+	fi
+	log "run: built in $((SECONDS - build_start))s"
 fi
 [[ -x "$BIN" ]] || die "$BIN is missing: run make build"
 [[ -x "$ROOT/bin/demo-upstream" ]] || die "bin/demo-upstream is missing: run make build"
@@ -149,32 +197,54 @@ DEMO_KEY="$API_KEY"
 # tokens, per character of speech, per second of audio, per image.
 ensure_price demo '{"input_per_million":1,"output_per_million":2,"per_character":0.00001,"per_second":0.0001,"per_image":0.02}'
 
-# One request through the gateway, to show at once whether it all works.
-smoke="$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$BASE_URL/v1/chat/completions" \
-	-H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' \
-	-d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}' || true)"
-if [[ "$smoke" == 200 ]]; then
-	smoke_line="a first chat completion through the gateway answered 200"
+# One request of each kind through the gateway, to show at once whether it
+# all works: the status of each.
+smoke() { # NAME OUTPUT PATH CURL-ARGS...
+	local name="$1" out="$2" path="$3" code
+	shift 3
+	code="$(curl -s -o "$out" -w '%{http_code}' --max-time 20 "$BASE_URL$path" -H "Authorization: Bearer $DEMO_KEY" "$@" || true)"
+	smoke_line+="${smoke_line:+, }$name $code"
+	[[ "$code" == 200 ]] || smoke_failed=1
+}
+smoke_line="" smoke_failed=0
+SPEECH_FILE="$DATA_DIR/hello.wav"
+smoke chat /dev/null /v1/chat/completions -H 'Content-Type: application/json' \
+	-d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+smoke embeddings /dev/null /v1/embeddings -H 'Content-Type: application/json' -d '{"model":"demo","input":"hello world"}'
+smoke speech "$SPEECH_FILE" /v1/audio/speech -H 'Content-Type: application/json' \
+	-d '{"model":"demo","voice":"alloy","input":"Hello from Tollgate","response_format":"wav"}'
+smoke transcription /dev/null /v1/audio/transcriptions -F model=demo -F "file=@$SPEECH_FILE"
+smoke image /dev/null /v1/images/generations -H 'Content-Type: application/json' -d '{"model":"demo","prompt":"a lighthouse"}'
+rm -f "$SPEECH_FILE"
+if ((smoke_failed)); then
+	smoke_line="WARNING: not every request through the gateway answered 200: $smoke_line (see ${GW_LOG#"$ROOT"/})"
 else
-	smoke_line="WARNING: a first chat completion through the gateway answered HTTP $smoke (see ${GW_LOG#"$ROOT"/})"
+	smoke_line="answered 200: $smoke_line"
 fi
 
+AUTH="-H \"Authorization: Bearer $DEMO_KEY\""
+JSON="-H 'Content-Type: application/json'"
 cat <<EOF
 
 Tollgate is running.
-  gateway      $BASE_URL   (log: ${GW_LOG#"$ROOT"/})
+  gateway      $BASE_URL   (listening on $TOLLGATE_BIND; log: ${GW_LOG#"$ROOT"/})
   upstream     http://$UP_HOST:$UP_PORT
   admin token  $TOLLGATE_ADMIN_TOKEN   (kept in ${SECRETS#"$ROOT"/})
   demo key     $DEMO_KEY   (user demo-user, project demo)
   check        $smoke_line
 
-A chat completion through the gateway:
-  curl -s $BASE_URL/v1/chat/completions -H "Authorization: Bearer $DEMO_KEY" -H 'Content-Type: application/json' -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+Requests through the gateway, each charged at the demo model's price from the
+usage the upstream reports (curl -i shows X-Credits-Remaining, the balance left):
+  curl -s $BASE_URL/v1/chat/completions $AUTH $JSON -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+  curl -s $BASE_URL/v1/embeddings $AUTH $JSON -d '{"model":"demo","input":"hello world"}'
+  curl -s $BASE_URL/v1/audio/speech $AUTH $JSON -d '{"model":"demo","voice":"alloy","input":"Hello from Tollgate","response_format":"wav"}' -o /tmp/hello.wav
+  curl -s $BASE_URL/v1/audio/transcriptions $AUTH -F model=demo -F file=@/tmp/hello.wav
+  curl -s $BASE_URL/v1/images/generations $AUTH $JSON -d '{"model":"demo","prompt":"a lighthouse"}'
 
-Chat completions, responses, embeddings, audio and images are charged by
-usage at the model's price (demo: 1 credit per million input tokens, 2 per
-million output tokens); /v1/models and /v1/moderations cost 1 credit; every
-other endpoint is refused (see Caddyfile). See the prices with
+The demo model costs 1 credit per million input tokens, 2 per million output
+tokens, 0.00001 per character of speech, 0.0001 per second of audio and 0.02
+per image; /v1/models and /v1/moderations cost 1 credit; every other endpoint
+is refused (see Caddyfile). See the prices with
   curl -s $ADMIN_URL/prices -H "Authorization: Bearer $TOLLGATE_ADMIN_TOKEN"
 
 The demo user's balances:

@@ -1,13 +1,22 @@
 // Command demo-upstream is a tiny OpenAI-style fake upstream for Tollgate's
 // quick start and benchmark. It needs nothing but the standard library.
+// Every answer reports its usage as OpenAI does, counting words as tokens.
 //
-//	POST /v1/chat/completions  a canned chat.completion with usage; with
-//	                           "stream": true, SSE chunks ending in [DONE]
-//	                           (plus a usage chunk when
-//	                           stream_options.include_usage is true)
-//	GET  /v1/models            lists the model "demo"
-//	     /bench                {"ok":true}, as cheap as possible
-//	     anything else         {"ok":true,"method":...,"path":...}
+//	POST /v1/chat/completions    a canned chat.completion with usage; with
+//	                             "stream": true, SSE chunks ending in [DONE]
+//	                             (plus a usage chunk when
+//	                             stream_options.include_usage is true)
+//	POST /v1/embeddings          a stable vector per input (8 dimensions
+//	                             unless "dimensions" says), float or base64
+//	POST /v1/audio/speech        a WAV tone as long as the text takes to read
+//	POST /v1/audio/transcriptions, /v1/audio/translations
+//	                             a canned text and the audio's duration as
+//	                             usage (WAV measured, other files at 128 kbit/s)
+//	POST /v1/images/generations, /v1/images/edits, /v1/images/variations
+//	                             n small PNGs with gpt-image-1's usage
+//	GET  /v1/models              lists the model "demo"
+//	     /bench                  {"ok":true}, as cheap as possible
+//	     anything else           {"ok":true,"method":...,"path":...}
 //
 // It logs nothing per request.
 package main
@@ -85,6 +94,18 @@ type handler struct {
 	streamDelay time.Duration
 }
 
+// posts are the endpoints answered to POST (and only to POST).
+var posts = map[string]func(*handler, http.ResponseWriter, *http.Request){
+	"/v1/chat/completions":     (*handler).chatCompletions,
+	"/v1/embeddings":           (*handler).embeddings,
+	"/v1/audio/speech":         (*handler).speech,
+	"/v1/audio/transcriptions": (*handler).transcription,
+	"/v1/audio/translations":   (*handler).transcription,
+	"/v1/images/generations":   (*handler).images,
+	"/v1/images/edits":         (*handler).images,
+	"/v1/images/variations":    (*handler).images,
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/bench":
@@ -93,19 +114,49 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr["Content-Type"] = jsonContentType
 		hdr["Content-Length"] = benchContentLen
 		_, _ = w.Write(benchBody)
-	case "/v1/chat/completions":
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
-			return
-		}
-		h.chatCompletions(w, r)
+		return
 	case "/v1/models":
 		w.Header()["Content-Type"] = jsonContentType
 		_, _ = w.Write(modelsBody)
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "method": r.Method, "path": r.URL.Path})
+		return
 	}
+	serve, ok := posts[r.URL.Path]
+	switch {
+	case !ok:
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "method": r.Method, "path": r.URL.Path})
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+	default:
+		serve(h, w, r)
+	}
+}
+
+// readJSON decodes a JSON body of at most maxBody bytes into v; when it
+// cannot, it answers the error and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "cannot read the request body")
+		return false
+	}
+	if len(body) > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request body too large")
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// modelOr is the model a request named, "demo" when it named none.
+func modelOr(m string) string {
+	if m == "" {
+		return "demo"
+	}
+	return m
 }
 
 type chatRequest struct {
@@ -169,28 +220,15 @@ type chunk struct {
 }
 
 func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "cannot read the request body")
-		return
-	}
-	if len(body) > maxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request body too large")
-		return
-	}
 	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+	if !readJSON(w, r, &req) {
 		return
 	}
 	if len(req.Messages) == 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages must not be empty")
 		return
 	}
-	model := req.Model
-	if model == "" {
-		model = "demo"
-	}
+	model := modelOr(req.Model)
 	prompt := 0
 	for _, m := range req.Messages {
 		prompt += countWords(m.Content)
