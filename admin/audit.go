@@ -16,7 +16,7 @@ const (
 
 func (a *api) auditRoutes() []route {
 	return []route{
-		{method: "GET", path: "/audit", h: a.listAudit},
+		{method: "GET", path: "/audit", h: a.listAudit, query: auditParams},
 	}
 }
 
@@ -35,9 +35,6 @@ type auditEntryJSON struct {
 // exclusive; a bare date means that day's 00:00 UTC.
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, auditParams...); err != nil {
-		return err
-	}
 	f := metering.AuditFilter{Actor: q.Get("actor"), User: q.Get("user")}
 	if f.User != "" && !metering.ValidName(f.User) {
 		return invalidArg("user", "must be a username")

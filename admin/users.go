@@ -17,7 +17,7 @@ const (
 func (a *api) userRoutes() []route {
 	return []route{
 		{method: "POST", path: "/users", h: a.createUser},
-		{method: "GET", path: "/users", h: a.listUsers},
+		{method: "GET", path: "/users", h: a.listUsers, query: userListParams},
 		{method: "GET", path: "/users/{username}", h: a.getUser},
 		{method: "POST", path: "/users/{username}/credits", h: a.adjustCredits},
 		{method: "POST", path: "/users/{username}/deactivate", h: a.setActive(false)},
@@ -28,6 +28,13 @@ func (a *api) userRoutes() []route {
 		{method: "GET", path: "/users/{username}/key", h: a.revealKey, adminOnly: true},
 	}
 }
+
+// userFilterParams are the filters of GET /users and GET /users/export;
+// the listing pages with limit and cursor too.
+var (
+	userFilterParams = []string{"search", "project", "status", "sort"}
+	userListParams   = append(append([]string(nil), userFilterParams...), "limit", "cursor")
+)
 
 // userJSON is the User object of the contract. Balances are the live
 // (Redis) ones; Postgres's lag by the events not yet reconciled.
@@ -172,17 +179,12 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 
 // userQueryFrom reads the listing filters of GET /users (and of anything
 // that lists users the same way). The engine validates the values; this
-// only rejects what cannot be parsed or was given twice.
+// only rejects what cannot be parsed. The route table has refused unknown
+// and repeated parameters already.
 func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 	q := r.URL.Query()
-	var uq metering.UserQuery
-	for name, dst := range map[string]*string{"search": &uq.Search, "project": &uq.Project,
-		"status": &uq.Status, "cursor": &uq.Cursor} {
-		if len(q[name]) > 1 {
-			return uq, invalidArg(name, "may be given once")
-		}
-		*dst = q.Get(name)
-	}
+	uq := metering.UserQuery{Search: q.Get("search"), Project: q.Get("project"), Status: q.Get("status"),
+		Cursor: q.Get("cursor")}
 	// An empty search matches everyone and an empty cursor is the first
 	// page, but an empty project or status filter is a mistake.
 	for _, name := range []string{"project", "status"} {
@@ -190,16 +192,13 @@ func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 			return uq, invalidArg(name, "must not be empty")
 		}
 	}
-	if len(q["sort"]) > 1 {
-		return uq, invalidArg("sort", "may be given once")
-	}
 	uq.Sort = metering.UserSort(q.Get("sort"))
 	if q.Has("sort") && uq.Sort == "" {
 		return uq, invalidArg("sort", `must be "username", "-credits" or "-activity"`)
 	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || len(q["limit"]) > 1 || n < 1 || n > maxUserLimit {
+		if err != nil || n < 1 || n > maxUserLimit {
 			return uq, invalidArg("limit", "must be a whole number from 1 to 1000")
 		}
 		uq.Limit = n

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tollgate/tollgate/admin"
 	"github.com/tollgate/tollgate/admin/adminclient"
+	"github.com/tollgate/tollgate/metering"
 )
 
 // The admin helper commands talk to a running gateway's admin API over
@@ -161,13 +162,14 @@ func runUsersImport(ctx context.Context, c *adminclient.Client, file string, dry
 	}
 	out := admin.NewCSVWriter(stdout) // cells are neutralised for spreadsheets
 	if dryRun {
-		out.Write([]string{"line", "username", "status", "error"})
+		out.Write(previewHeader)
 		for _, row := range res.Rows {
-			out.Write([]string{fmt.Sprint(row.Line), row.Username, row.Status, row.Error})
+			out.Write(previewRecord(row))
 		}
 		out.Flush()
+		printImportTotals(stderr, res.Totals)
 		if bad := res.Failed(); bad > 0 {
-			return fmt.Errorf("dry run: %d of %d rows are invalid; nothing was written", bad, len(res.Rows))
+			return fmt.Errorf("dry run: %s; nothing was written", metering.RowsInvalid(bad, len(res.Rows)))
 		}
 		fmt.Fprintf(stderr, "dry run: all %d rows are valid; nothing was written\n", len(res.Rows))
 		return out.Error()
@@ -182,6 +184,45 @@ func runUsersImport(ctx context.Context, c *adminclient.Client, file string, dry
 	}
 	fmt.Fprintf(stderr, "created %d users; their API keys (on stdout) are shown only this once\n", res.Created)
 	return nil
+}
+
+// previewHeader: a dry run's CSV, each row's status and then what a valid
+// row writes.
+var previewHeader = []string{"line", "username", "status", "error", "project", "initial_credits", "purchased",
+	"monthly_grant", "partner", "user_status", "key_expires_at", "username_in_file"}
+
+func previewRecord(row adminclient.ImportRow) []string {
+	rec := []string{fmt.Sprint(row.Line), row.Username, row.Status, row.Error, "", "", "", "", "", "", "", row.UsernameInFile}
+	if row.Status == "ok" {
+		if row.Project != nil {
+			rec[4] = *row.Project
+		}
+		rec[5], rec[6], rec[7] = string(row.InitialCredits), string(row.Purchased), string(row.MonthlyGrant)
+		if row.Partner != nil {
+			rec[8] = fmt.Sprint(*row.Partner)
+		}
+		rec[9] = row.UserStatus
+		if row.KeyExpiresAt != nil {
+			rec[10] = *row.KeyExpiresAt
+		}
+	}
+	return rec
+}
+
+// printImportTotals says what the valid rows add up to, overall and per
+// project.
+func printImportTotals(w io.Writer, t adminclient.ImportTotals) {
+	fmt.Fprintf(w, "valid rows: %s (%s, %d inactive): initial credits %s, purchased %s, monthly grant %s\n",
+		metering.Plural(int64(t.Users), "user", "users"), metering.Plural(int64(t.Partners), "partner", "partners"),
+		t.Inactive, t.InitialCredits, t.Purchased, t.MonthlyGrant)
+	for _, p := range t.Projects {
+		name := "(no project)"
+		if p.Project != nil {
+			name = "project " + *p.Project
+		}
+		fmt.Fprintf(w, "  %s: %s, initial credits %s, purchased %s, monthly grant %s\n", name,
+			metering.Plural(int64(p.Users), "user", "users"), p.InitialCredits, p.Purchased, p.MonthlyGrant)
+	}
 }
 
 // uploadProgress prints a line each time another tenth of the file is

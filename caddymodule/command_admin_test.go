@@ -77,13 +77,16 @@ func TestCLIUsersImport(t *testing.T) {
 	bad := writeFile(t, "username,project,initial_credits\nann,,1\ntaken,,1\nbob,nowhere,2\n")
 	out, errOut, err := runCLI(t, w.url, "users", "import", bad, "--dry-run")
 	require.ErrorContains(t, err, "2 of 3 rows are invalid")
-	require.Contains(t, out, "line,username,status,error\n2,ann,ok,\n3,taken,error,")
-	require.Contains(t, errOut, `line 3 (taken): username "taken" is taken`)
-	require.Contains(t, errOut, `line 4 (bob): no project named "nowhere"`)
+	require.Contains(t, out, "line,username,status,error,project,initial_credits,purchased,monthly_grant,partner,user_status,key_expires_at,username_in_file\n"+
+		"2,ann,ok,,,1,0,0,false,active,,\n3,taken,error,")
+	require.Contains(t, errOut, `line 3 (taken): The username "taken" is taken by another user.`)
+	require.Contains(t, errOut, `line 4 (bob): There is no project named "nowhere"`)
+	require.Contains(t, errOut, "valid rows: 1 user (0 partners, 0 inactive): initial credits 1, purchased 0, monthly grant 0\n"+
+		"  (no project): 1 user, initial credits 1, purchased 0, monthly grant 0\n")
 
 	// The real import fails with the server's message; nothing is created.
 	out, errOut, err = runCLI(t, w.url, "users", "import", bad)
-	require.ErrorContains(t, err, "2 of 3 rows are invalid; nothing was imported (400 invalid_argument)")
+	require.ErrorContains(t, err, "Nothing was imported: 2 of 3 rows are invalid. (400 invalid_argument)")
 	require.Empty(t, out)
 	require.Contains(t, errOut, "line 4 (bob)")
 	var n int
@@ -92,7 +95,7 @@ func TestCLIUsersImport(t *testing.T) {
 
 	// A file-level error is the server's message too.
 	_, _, err = runCLI(t, w.url, "users", "import", writeFile(t, "username,email\nann,a@b\n"))
-	require.ErrorContains(t, err, `header: unknown column(s) "email"`)
+	require.ErrorContains(t, err, `The header has the unknown column "email"`)
 	_, _, err = runCLI(t, w.url, "users", "import", "/does/not/exist.csv")
 	require.Error(t, err)
 
@@ -231,7 +234,8 @@ func TestCLIUsage(t *testing.T) {
 	require.Equal(t, `{"rows":[{"requests":10,"credits":42.5}]}`, out)
 
 	_, _, err = runCLI(t, url, "usage", "--group-by", "week")
-	require.EqualError(t, err, "group_by: must be day, user, project or none (400 invalid_argument)")
+	require.EqualError(t, err, "group_by: must be day, user, project or none (400 invalid_argument)",
+		"a message that does not name its field (an older server) gets it in front")
 	_, _, err = runCLI(t, url, "usage", "stray")
 	require.Error(t, err)
 }
@@ -247,7 +251,7 @@ func TestCLIImportResultsAreSafeCSV(t *testing.T) {
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, recs, 4, out)
-	require.Equal(t, []string{"2", "ann", "ok", ""}, recs[1])
+	require.Equal(t, []string{"2", "ann", "ok", "", "", "1", "0", "0", "false", "active", "", ""}, recs[1])
 	require.Equal(t, `'=HYPERLINK("http://x")`, recs[2][1])
 	require.Equal(t, "'@sum", recs[3][1])
 	for _, rec := range recs[1:] {

@@ -21,8 +21,8 @@ type UserSpec struct {
 }
 
 func (s *UserSpec) validate(now time.Time) error {
-	if !ValidName(s.Username) {
-		return invalid("username", "must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+	if problem := NameProblem(s.Username); problem != "" {
+		return invalidName("username", "username", s.Username, problem)
 	}
 	if s.Project != "" && !ValidName(s.Project) {
 		return invalid("project", "must be a project name or null")
@@ -70,7 +70,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor string, spec UserSpec) (U
 		if spec.Project != "" {
 			p, err := getProjectByName(ctx, tx, spec.Project)
 			if errors.Is(err, ErrNotFound) {
-				return invalid("project", fmt.Sprintf("no project named %q", spec.Project))
+				return invalid("project", fmt.Sprintf("There is no project named %q", spec.Project))
 			}
 			if err != nil {
 				return err
