@@ -41,11 +41,13 @@ flag is visible to other local users in the process list).`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "usage",
-		Usage: "[--user U] [--project P] [--from D] [--to D] [--group-by day|user|project|none] [--format json|csv]",
+		Usage: "[--user U] [--project P] [--model M] [--from D] [--to D] [--group-by day|user|project|model|none] [--format json|csv]",
 		Short: "Prints a usage report from the admin API",
 		Long: `Prints GET /usage of a running gateway's admin API as the server sends it
-(JSON or CSV). Dates are YYYY-MM-DD or RFC 3339; the default period is the
-current month. --url/--token as for the users command.`,
+(JSON or CSV). --from and --to are dates YYYY-MM-DD, both included
+(--from 2026-11-30 --to 2026-11-30 is that one day), or RFC 3339 times
+(--to excluded); the default period is the current month. --url/--token as
+for the users command.`,
 		CobraFunc: configureUsageCommand,
 	})
 }
@@ -318,9 +320,10 @@ func configureUsageCommand(cmd *cobra.Command) {
 	for _, p := range []struct{ flag, query, help string }{
 		{"user", "user", "only this user"},
 		{"project", "project", "only this project"},
-		{"from", "from", "first day (YYYY-MM-DD or RFC 3339)"},
-		{"to", "to", "end (YYYY-MM-DD or RFC 3339)"},
-		{"group-by", "group_by", "day, user, project or none"},
+		{"model", "model", "only this model"},
+		{"from", "from", "first day (YYYY-MM-DD, or an RFC 3339 time)"},
+		{"to", "to", "last day, included (YYYY-MM-DD), or an RFC 3339 time, excluded"},
+		{"group-by", "group_by", "day, user, project, model or none"},
 		{"format", "format", "json or csv"},
 	} {
 		params[p.query] = cmd.Flags().String(p.flag, "", p.help)

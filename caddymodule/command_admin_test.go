@@ -222,10 +222,10 @@ func TestCLIUsage(t *testing.T) {
 	url := srv.URL + "/admin/v1"
 
 	out, _, err := runCLI(t, url, "usage", "--user", "ann", "--project", "teachers", "--from", "2026-11-01",
-		"--to", "2026-11-30", "--group-by", "day", "--format", "csv")
+		"--to", "2026-11-30", "--group-by", "day", "--format", "csv", "--model", "gpt-4o")
 	require.NoError(t, err)
 	require.Equal(t, "day,requests,credits\n2026-11-01,10,42.5\n", out)
-	require.Equal(t, "format=csv&from=2026-11-01&group_by=day&project=teachers&to=2026-11-30&user=ann", gotQuery)
+	require.Equal(t, "format=csv&from=2026-11-01&group_by=day&model=gpt-4o&project=teachers&to=2026-11-30&user=ann", gotQuery)
 	require.Equal(t, "Bearer "+cliToken, gotAuth)
 
 	out, _, err = runCLI(t, url, "usage")
