@@ -16,9 +16,12 @@ import (
 // number of users.
 const exportPageSize = maxUserLimit
 
-// exportHeader: the contract's columns first, then extras.
+// exportHeader: the contract's columns first, then extras. POST
+// /users/import reads such a file back (metering/import_columns.go): the
+// columns that say what to create, and not the state ones.
 var exportHeader = []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
-	"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at"}
+	"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at",
+	"key_status", "key_created_at", "key_expires_at"}
 
 // forEachUserPage calls fn with each page of the users q selects, in q's
 // order, following the keyset cursor until the last page.
@@ -63,8 +66,9 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 			w.WriteHeader(http.StatusOK)
 			cw.Write(exportHeader)
 		}
+		now := a.engine.Now()
 		for i := range page {
-			cw.Write(exportRecord(record, &page[i]))
+			cw.Write(exportRecord(record, &page[i], now))
 		}
 		cw.Flush()
 		if err := cw.Error(); err != nil {
@@ -87,21 +91,34 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 }
 
 // exportRecord fills rec with v's columns, credits as exact decimals and
-// times as RFC 3339 in UTC (empty when absent).
-func exportRecord(rec []string, v *metering.UserView) []string {
+// times as RFC 3339 in UTC (empty when absent); the key's status is as of
+// now.
+func exportRecord(rec []string, v *metering.UserView, now time.Time) []string {
 	status := "inactive"
 	if v.Active {
 		status = "active"
 	}
-	last := ""
-	if v.LastActivityAt != nil {
-		last = v.LastActivityAt.UTC().Format(time.RFC3339)
-	}
 	b := v.Live
 	rec[0], rec[1], rec[2], rec[3], rec[4], rec[5] = v.Username, v.ProjectName,
-		(b.Awarded + b.Purchased).String(), b.Effective.String(), status, last
+		(b.Awarded + b.Purchased).String(), b.Effective.String(), status, csvTime(v.LastActivityAt)
 	rec[6], rec[7], rec[8], rec[9], rec[10], rec[11], rec[12] = b.Awarded.String(), b.Purchased.String(),
 		b.Allowance.String(), b.PoolAvailable.String(), v.MonthlyGrant.String(), strconv.FormatBool(v.Partner),
 		v.CreatedAt.UTC().Format(time.RFC3339)
+	rec[13], rec[14], rec[15] = "", "", ""
+	if k := v.Key; k != nil {
+		rec[13], rec[14] = string(v.KeyStatus(now)), csvTime(&k.CreatedAt)
+		if k.ExpiresAt != nil {
+			// To the nanosecond: an import gives the new key this expiry.
+			rec[15] = k.ExpiresAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
 	return rec
+}
+
+// csvTime is t as RFC 3339 in UTC, "" for nil.
+func csvTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

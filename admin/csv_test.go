@@ -366,7 +366,8 @@ func (e *env) readExport(t *testing.T, token, query string) (*http.Response, [][
 	recs, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
 	require.NoError(t, err)
 	require.Equal(t, []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
-		"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at"}, recs[0])
+		"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at",
+		"key_status", "key_created_at", "key_expires_at"}, recs[0])
 	return resp, recs[1:]
 }
 

@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -48,4 +50,14 @@ func checkRangeOrder(from, end time.Time, toIsDate bool) error {
 		return invalidArg("to", "must be after from (a time as to is excluded)")
 	}
 	return nil
+}
+
+// parseDays reads an age in whole days, "90d", as key_older_than takes it.
+// The error is a predicate of the parameter.
+func parseDays(s string) (time.Duration, error) {
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+	if err != nil || !strings.HasSuffix(s, "d") || n < 1 || n > 36500 || s[0] == '+' || s[0] == '0' {
+		return 0, fmt.Errorf("must be a number of days such as 90d (from 1d to 36500d), got %s", strconv.Quote(s))
+	}
+	return time.Duration(n) * 24 * time.Hour, nil
 }

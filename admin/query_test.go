@@ -72,7 +72,7 @@ func TestMisspeltParametersAreRefused(t *testing.T) {
 	r := e.admin(t, "GET", "/users?projet=x", "")
 	r.requireError(t, http.StatusBadRequest, "invalid_argument", "projet")
 	require.Contains(t, message(r), "did you mean project?")
-	require.Contains(t, message(r), "which takes search, project, status, sort, limit and cursor")
+	require.Contains(t, message(r), "which takes search, project, status, key_status, key_older_than, sort, limit and cursor")
 
 	// Repeated: which value would win is anyone's guess.
 	r = e.admin(t, "GET", "/usage?from=2026-01-01&from=2026-02-01", "")

@@ -32,7 +32,7 @@ func (a *api) userRoutes() []route {
 // userFilterParams are the filters of GET /users and GET /users/export;
 // the listing pages with limit and cursor too.
 var (
-	userFilterParams = []string{"search", "project", "status", "sort"}
+	userFilterParams = []string{"search", "project", "status", "key_status", "key_older_than", "sort"}
 	userListParams   = append(append([]string(nil), userFilterParams...), "limit", "cursor")
 )
 
@@ -57,14 +57,18 @@ type userJSON struct {
 	CreatedAt          time.Time        `json:"created_at"`
 }
 
-// keyJSON describes a user's key without revealing it.
+// keyJSON describes a user's key without revealing it. Status is what a
+// gateway does with it now: "active", "expired" (past expires_at) or
+// "revoked" (the user is deactivated).
 type keyJSON struct {
-	Prefix    string     `json:"prefix"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
+	Prefix    string             `json:"prefix"`
+	Status    metering.KeyStatus `json:"status"`
+	CreatedAt time.Time          `json:"created_at"`
+	ExpiresAt *time.Time         `json:"expires_at"`
 }
 
-func userOut(v metering.UserView) userJSON {
+// userOut is v as the contract's User, its key's status as of now.
+func (a *api) userOut(v metering.UserView) userJSON {
 	out := userJSON{
 		Username:           v.Username,
 		Status:             "inactive",
@@ -89,7 +93,8 @@ func userOut(v metering.UserView) userJSON {
 		out.Status = "active"
 	}
 	if k := v.Key; k != nil {
-		out.Key = &keyJSON{Prefix: k.Prefix, CreatedAt: timeJSON(k.CreatedAt), ExpiresAt: optionalTimeJSON(k.ExpiresAt)}
+		out.Key = &keyJSON{Prefix: k.Prefix, Status: v.KeyStatus(a.engine.Now()), CreatedAt: timeJSON(k.CreatedAt),
+			ExpiresAt: optionalTimeJSON(k.ExpiresAt)}
 	}
 	return out
 }
@@ -150,7 +155,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusCreated, struct {
 		User   userJSON `json:"user"`
 		APIKey string   `json:"api_key"`
-	}{userOut(v), key})
+	}{a.userOut(v), key})
 	return nil
 }
 
@@ -171,7 +176,7 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 		NextCursor string     `json:"next_cursor,omitempty"`
 	}{Users: make([]userJSON, len(views)), NextCursor: next}
 	for i, v := range views {
-		out.Users[i] = userOut(v)
+		out.Users[i] = a.userOut(v)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -184,10 +189,10 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 	q := r.URL.Query()
 	uq := metering.UserQuery{Search: q.Get("search"), Project: q.Get("project"), Status: q.Get("status"),
-		Cursor: q.Get("cursor")}
+		KeyStatus: metering.KeyStatus(q.Get("key_status")), Cursor: q.Get("cursor")}
 	// An empty search matches everyone and an empty cursor is the first
 	// page, but an empty project or status filter is a mistake.
-	for _, name := range []string{"project", "status"} {
+	for _, name := range []string{"project", "status", "key_status"} {
 		if q.Has(name) && q.Get(name) == "" {
 			return uq, invalidArg(name, "must not be empty")
 		}
@@ -195,6 +200,13 @@ func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 	uq.Sort = metering.UserSort(q.Get("sort"))
 	if q.Has("sort") && uq.Sort == "" {
 		return uq, invalidArg("sort", `must be "username", "-credits" or "-activity"`)
+	}
+	if q.Has("key_older_than") {
+		d, err := parseDays(q.Get("key_older_than"))
+		if err != nil {
+			return uq, invalidArg("key_older_than", err.Error())
+		}
+		uq.KeyOlderThan = d
 	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
@@ -212,7 +224,7 @@ func (a *api) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, userOut(v))
+	writeJSON(w, http.StatusOK, a.userOut(v))
 	return nil
 }
 
@@ -245,7 +257,7 @@ func (a *api) adjustCredits(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return adjustError(err, delta)
 	}
-	writeJSON(w, http.StatusOK, userOut(v))
+	writeJSON(w, http.StatusOK, a.userOut(v))
 	return nil
 }
 
@@ -257,7 +269,7 @@ func (a *api) setActive(active bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, userOut(v))
+		writeJSON(w, http.StatusOK, a.userOut(v))
 		return nil
 	}
 }

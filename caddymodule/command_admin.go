@@ -249,7 +249,7 @@ func usersExportCommand(flags *adminFlags) *cobra.Command {
 	var filter adminclient.UserFilter
 	var output string
 	cmd := &cobra.Command{
-		Use:   "export [--project P] [--search S] [--status S] [--sort S] [--output FILE]",
+		Use:   "export [--project P] [--search S] [--status S] [--key-status S] [--key-older-than 90d] [--sort S] [--output FILE]",
 		Short: "Writes the users as CSV (GET /users/export)",
 		Args:  cobra.NoArgs,
 		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, _ []string) error {
@@ -260,7 +260,9 @@ func usersExportCommand(flags *adminFlags) *cobra.Command {
 	fs.StringVar(&filter.Project, "project", "", "only this project's users (none: users without a project)")
 	fs.StringVar(&filter.Search, "search", "", "only usernames containing this")
 	fs.StringVar(&filter.Status, "status", "", "active or inactive")
-	fs.StringVar(&filter.Sort, "sort", "", "username (default)")
+	fs.StringVar(&filter.KeyStatus, "key-status", "", "active, expired or revoked: the key's status now")
+	fs.StringVar(&filter.KeyOlderThan, "key-older-than", "", "only keys made more than this many days ago, such as 90d")
+	fs.StringVar(&filter.Sort, "sort", "", "username (default), -credits or -activity")
 	fs.StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
 	return cmd
 }

@@ -189,6 +189,19 @@ func TestCLIUsersExportAndCreate(t *testing.T) {
 	require.Contains(t, string(got), "\nann,teachers,")
 	require.NotContains(t, string(got), "solo")
 
+	// The key filters pass through: no key here is 90 days old; all are active.
+	out, _, err = runCLI(t, w.url, "users", "export", "--key-older-than", "90d")
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out, "\n"), "the header only: %s", out)
+	out, _, err = runCLI(t, w.url, "users", "export", "--key-status", "active", "--key-older-than", "1d")
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out, "\n"), out)
+	out, _, err = runCLI(t, w.url, "users", "export", "--key-status", "active")
+	require.NoError(t, err)
+	require.Equal(t, 3, strings.Count(out, "\n"), out)
+	_, _, err = runCLI(t, w.url, "users", "export", "--key-older-than", "90")
+	require.ErrorContains(t, err, "key_older_than must be a number of days such as 90d")
+
 	_, _, err = runCLI(t, w.url, "users", "export", "--status", "sleeping", "-o", file)
 	require.ErrorContains(t, err, "status")
 	_, err = os.Stat(file)

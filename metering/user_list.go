@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // UserSort orders a user listing.
@@ -51,9 +52,14 @@ type UserQuery struct {
 	Search  string // substring of the username (matched in lower case)
 	Project string // project name, ProjectNone, or "" for any
 	Status  string // "active", "inactive" or "" for any
-	Sort    UserSort
-	Limit   int    // 1..MaxUserLimit; 0 means DefaultUserLimit
-	Cursor  string // from a previous page's next cursor; "" for the first
+	// KeyStatus selects users whose key has this status now ("" for any).
+	KeyStatus KeyStatus
+	// KeyOlderThan selects users whose key was made more than this long
+	// ago (0 for any), to find keys due for rotation.
+	KeyOlderThan time.Duration
+	Sort         UserSort
+	Limit        int    // 1..MaxUserLimit; 0 means DefaultUserLimit
+	Cursor       string // from a previous page's next cursor; "" for the first
 }
 
 func (q *UserQuery) normalize() (*userCursor, error) {
@@ -66,6 +72,12 @@ func (q *UserQuery) normalize() (*userCursor, error) {
 	}
 	if q.Status != "" && q.Status != "active" && q.Status != "inactive" {
 		return nil, invalid("status", `must be "active" or "inactive"`)
+	}
+	if q.KeyStatus != "" && !ValidKeyStatus(string(q.KeyStatus)) {
+		return nil, invalid("key_status", `must be "active", "expired" or "revoked"`)
+	}
+	if q.KeyOlderThan < 0 {
+		return nil, invalid("key_older_than", "must not be negative")
 	}
 	switch q.Sort {
 	case "":
@@ -142,7 +154,7 @@ func (e *Engine) FindUsers(ctx context.Context, q UserQuery) ([]UserView, string
 	if err != nil {
 		return nil, "", err
 	}
-	users, err := listUsersPage(ctx, e.db, &q, c)
+	users, err := listUsersPage(ctx, e.db, &q, c, e.cfg.Now())
 	if err != nil {
 		return nil, "", err
 	}

@@ -126,14 +126,16 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// UserFilter holds the filters of GET /users and GET /users/export.
+// UserFilter holds the filters of GET /users and GET /users/export
+// (KeyOlderThan is written as the API takes it, "90d").
 type UserFilter struct {
-	Search, Project, Status, Sort string
+	Search, Project, Status, KeyStatus, KeyOlderThan, Sort string
 }
 
 func (f UserFilter) query() url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"search": f.Search, "project": f.Project, "status": f.Status, "sort": f.Sort} {
+	for k, v := range map[string]string{"search": f.Search, "project": f.Project, "status": f.Status,
+		"key_status": f.KeyStatus, "key_older_than": f.KeyOlderThan, "sort": f.Sort} {
 		if v != "" {
 			q.Set(k, v)
 		}
