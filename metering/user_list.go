@@ -52,14 +52,15 @@ type UserQuery struct {
 	Search  string // substring of the username (matched in lower case)
 	Project string // project name, ProjectNone, or "" for any
 	Status  string // "active", "inactive" or "" for any
+	Sort    UserSort
+	Limit   int    // 1..MaxUserLimit; 0 means DefaultUserLimit
+	Cursor  string // from a previous page's next cursor; "" for the first
+
 	// KeyStatus selects users whose key has this status now ("" for any).
 	KeyStatus KeyStatus
 	// KeyOlderThan selects users whose key was made more than this long
 	// ago (0 for any), to find keys due for rotation.
 	KeyOlderThan time.Duration
-	Sort         UserSort
-	Limit        int    // 1..MaxUserLimit; 0 means DefaultUserLimit
-	Cursor       string // from a previous page's next cursor; "" for the first
 }
 
 func (q *UserQuery) normalize() (*userCursor, error) {
