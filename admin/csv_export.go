@@ -21,7 +21,7 @@ const exportPageSize = maxUserLimit
 // columns that say what to create, and not the state ones.
 var exportHeader = []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
 	"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at",
-	"key_status", "key_created_at", "key_expires_at"}
+	"key_status", "key_created_at", "key_expires_at", "grants_paid_through"}
 
 // forEachUserPage calls fn with each page of the users q selects, in q's
 // order, following the keyset cursor until the last page.
@@ -104,7 +104,7 @@ func exportRecord(rec []string, v *metering.UserView, now time.Time) []string {
 	rec[6], rec[7], rec[8], rec[9], rec[10], rec[11], rec[12] = b.Awarded.String(), b.Purchased.String(),
 		b.Allowance.String(), b.PoolAvailable.String(), v.MonthlyGrant.String(), strconv.FormatBool(v.Partner),
 		v.CreatedAt.UTC().Format(time.RFC3339)
-	rec[13], rec[14], rec[15] = "", "", ""
+	rec[13], rec[14], rec[15], rec[16] = "", "", "", metering.FormatMonth(v.GrantsPaidThrough())
 	if k := v.Key; k != nil {
 		rec[13], rec[14] = string(v.KeyStatus(now)), csvTime(&k.CreatedAt)
 		if k.ExpiresAt != nil {

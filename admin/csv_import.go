@@ -36,6 +36,9 @@ type importValuesJSON struct {
 	Partner        bool             `json:"partner"`
 	UserStatus     string           `json:"user_status"` // "active" or "inactive"
 	KeyExpiresAt   *time.Time       `json:"key_expires_at"`
+	// GrantsPaidThrough (YYYY-MM) is the month through which purchased
+	// includes the monthly grants; null: this month's grant is still due.
+	GrantsPaidThrough *string `json:"grants_paid_through"`
 }
 
 // importJSON is the answer of POST /users/import. A rejected import (400)

@@ -22,6 +22,10 @@ func importValues(row *metering.ImportRow) *importValuesJSON {
 	if row.Inactive {
 		v.UserStatus = "inactive"
 	}
+	if row.GrantsPaidThrough > 0 {
+		m := metering.FormatMonth(row.GrantsPaidThrough)
+		v.GrantsPaidThrough = &m
+	}
 	return v
 }
 

@@ -33,13 +33,14 @@ type importAnswer struct {
 		Error          string `json:"error"`
 		APIKey         string `json:"api_key"`
 		// On valid rows only: what the row writes.
-		Project        *string      `json:"project"`
-		InitialCredits *json.Number `json:"initial_credits"`
-		Purchased      *json.Number `json:"purchased"`
-		MonthlyGrant   *json.Number `json:"monthly_grant"`
-		Partner        *bool        `json:"partner"`
-		UserStatus     string       `json:"user_status"`
-		KeyExpiresAt   *string      `json:"key_expires_at"`
+		Project           *string      `json:"project"`
+		InitialCredits    *json.Number `json:"initial_credits"`
+		Purchased         *json.Number `json:"purchased"`
+		MonthlyGrant      *json.Number `json:"monthly_grant"`
+		Partner           *bool        `json:"partner"`
+		UserStatus        string       `json:"user_status"`
+		KeyExpiresAt      *string      `json:"key_expires_at"`
+		GrantsPaidThrough *string      `json:"grants_paid_through"`
 	} `json:"rows"`
 	Created        int          `json:"created"`
 	Totals         importTotals `json:"totals"`
@@ -367,7 +368,7 @@ func (e *env) readExport(t *testing.T, token, query string) (*http.Response, [][
 	require.NoError(t, err)
 	require.Equal(t, []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
 		"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at",
-		"key_status", "key_created_at", "key_expires_at"}, recs[0])
+		"key_status", "key_created_at", "key_expires_at", "grants_paid_through"}, recs[0])
 	return resp, recs[1:]
 }
 

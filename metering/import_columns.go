@@ -19,6 +19,7 @@ const (
 	colPartner
 	colStatus
 	colKeyExpires
+	colGrantsPaid
 	colIgnored
 )
 
@@ -32,7 +33,7 @@ const (
 var importColumnRoles = map[string]columnRole{
 	"username": colUsername, "project": colProject, "initial_credits": colInitial, "awarded": colInitial,
 	"purchased": colPurchased, "monthly_grant": colGrant, "partner": colPartner, "status": colStatus,
-	"key_expires_at":   colKeyExpires,
+	"key_expires_at": colKeyExpires, "grants_paid_through": colGrantsPaid,
 	"personal_credits": colIgnored, "effective_credits": colIgnored, "last_activity_at": colIgnored,
 	"allowance_remaining": colIgnored, "pool_available": colIgnored, "created_at": colIgnored,
 	"key_status": colIgnored, "key_created_at": colIgnored,
@@ -44,7 +45,7 @@ func ImportColumnKnown(name string) bool { _, ok := importColumnRoles[columnName
 
 // importColumnsHint lists what an import reads, for messages.
 const importColumnsHint = "an import reads username, project and initial_credits (or awarded), and optionally purchased, " +
-	"monthly_grant, partner, status and key_expires_at; the other columns of a users export are accepted and not read"
+	"monthly_grant, partner, status, key_expires_at and grants_paid_through; the other columns of a users export are accepted and not read"
 
 // importCols is a header read: where each role's column is, and the
 // ignored columns' names.

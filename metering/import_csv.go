@@ -23,7 +23,11 @@ type ImportRow struct {
 	// GivenUsername is the username as the file wrote it when it was
 	// stored otherwise (folded to lower case), else "".
 	GivenUsername string
-	Err           string
+	// GrantsPaidThrough is the month index through which Spec.Purchased
+	// includes the monthly grants (grant_month.go), 0 when the file does
+	// not say: then this month's grant is due, as for any new user.
+	GrantsPaidThrough int64
+	Err               string
 }
 
 // ImportFile is a parsed import file: its rows and how it was read.

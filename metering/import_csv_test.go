@@ -132,9 +132,12 @@ func TestParseImportCSVSpreadsheets(t *testing.T) {
 	// A users export imports: awarded is the initial credits, status and the
 	// key's expiry are read, and the state columns are not.
 	export := "username,project,personal_credits,effective_credits,status,last_activity_at,awarded,purchased," +
-		"allowance_remaining,pool_available,monthly_grant,partner,created_at,key_status,key_created_at,key_expires_at\n" +
-		"ann,p,12,99,inactive,2026-01-02T03:04:05Z,10,2,5,82,3,true,2025-01-01T00:00:00Z,revoked,2025-01-01T00:00:00Z,2027-01-01T00:00:00Z\n" +
-		"bob,,0,0,active,,0,0,0,0,0,false,2025-01-01T00:00:00Z,active,2025-01-01T00:00:00Z,\n"
+		"allowance_remaining,pool_available,monthly_grant,partner,created_at,key_status,key_created_at,key_expires_at,grants_paid_through\n" +
+		"ann,p,12,99,inactive,2026-01-02T03:04:05Z,10,2,5,82,3,true,2025-01-01T00:00:00Z,revoked,2025-01-01T00:00:00Z,2027-01-01T00:00:00Z,2026-11\n" +
+		"bob,,0,0,active,,0,0,0,0,0,false,2025-01-01T00:00:00Z,active,2025-01-01T00:00:00Z,,\n" +
+		"cid,,0,0,active,,0,0,0,0,0,false,2025-01-01T00:00:00Z,active,2025-01-01T00:00:00Z,,2026-13\n" +
+		"dan,,0,0,asleep,,0,0,0,0,0,false,2025-01-01T00:00:00Z,active,2025-01-01T00:00:00Z,,\n" +
+		"eve,,0,0,active,,0,0,0,0,0,false,2025-01-01T00:00:00Z,active,2025-01-01T00:00:00Z,31.12.2026 00:00,\n"
 	file, err = metering.ParseImportCSV([]byte(export))
 	require.NoError(t, err)
 	require.Equal(t, []string{"allowance_remaining", "created_at", "effective_credits", "key_created_at", "key_status",
@@ -143,8 +146,13 @@ func TestParseImportCSVSpreadsheets(t *testing.T) {
 	require.Equal(t, metering.UserSpec{Username: "ann", Project: "p", InitialCredits: 10 * metering.Micro,
 		Purchased: 2 * metering.Micro, MonthlyGrant: 3 * metering.Micro, Partner: true, KeyExpiresAt: &exp}, file.Rows[0].Spec)
 	require.True(t, file.Rows[0].Inactive)
+	require.Equal(t, int64(2026*12+10), file.Rows[0].GrantsPaidThrough)
 	require.Equal(t, metering.UserSpec{Username: "bob"}, file.Rows[1].Spec)
 	require.False(t, file.Rows[1].Inactive)
+	require.Zero(t, file.Rows[1].GrantsPaidThrough)
+	require.Equal(t, `The grants_paid_through "2026-13" must be a month written YYYY-MM, such as 2026-11, or empty.`, file.Rows[2].Err)
+	require.Equal(t, `The status "asleep" must be active or inactive.`, file.Rows[3].Err)
+	require.Contains(t, file.Rows[4].Err, `The key_expires_at "31.12.2026 00:00" must be an RFC 3339 time`)
 }
 
 func TestParseImportCSVFileErrors(t *testing.T) {

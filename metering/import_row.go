@@ -73,6 +73,13 @@ func parseImportRecord(rec []string, cols importCols, width int, sep rune) Impor
 	default:
 		return fail("The status %s must be active or inactive.", QuoteValue(get(colStatus)))
 	}
+	if v := get(colGrantsPaid); v != "" {
+		m, ok := parseMonth(v)
+		if !ok {
+			return fail("The grants_paid_through %s must be a month written YYYY-MM, such as 2026-11, or empty.", QuoteValue(v))
+		}
+		row.GrantsPaidThrough = m
+	}
 	if v := get(colKeyExpires); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {

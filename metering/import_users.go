@@ -76,7 +76,7 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 	// Checked outside the transaction first so that a dry run and a
 	// rejected file report every problem without taking locks; checked
 	// again under lock below, as things may change meanwhile.
-	if _, err := e.checkImport(ctx, e.db, rows, res.Rows, false); err != nil || dryRun || !res.OK() {
+	if _, err := e.checkImport(ctx, e.db, rows, res.Rows, false, now); err != nil || dryRun || !res.OK() {
 		return res, err
 	}
 	keys := make([]string, len(rows))
@@ -89,7 +89,7 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 	}
 	var mirrored []User
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		projects, err := e.checkImport(ctx, tx, rows, res.Rows, true)
+		projects, err := e.checkImport(ctx, tx, rows, res.Rows, true, now)
 		if err != nil || !res.OK() {
 			return err
 		}
@@ -103,8 +103,12 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 				u.ProjectID, u.ProjectName = p.ID, p.Name
 				loc, _ = LoadLocation(p.TimeZone)
 			}
-			// As in CreateUser: this month's grant is paid at the first request.
+			// As in CreateUser: this month's grant is paid at the first
+			// request, unless the file says it is paid already.
 			u.GrantMonth = MonthIndex(loc, now) - 1
+			if paid := rows[i].GrantsPaidThrough; paid > 0 {
+				u.GrantMonth = paid
+			}
 			users[i] = u
 		}
 		ids, err := insertUsersBulk(ctx, tx, users)
@@ -156,10 +160,11 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 	return res, nil
 }
 
-// checkImport marks rows whose project does not exist or whose username is
-// taken, and returns the projects named. lock holds those projects against
-// deletion until the transaction q ends.
-func (e *Engine) checkImport(ctx context.Context, q querier, rows []ImportRow, out []ImportedRow, lock bool) (map[string]Project, error) {
+// checkImport marks rows whose project does not exist, whose username is
+// taken or whose grants are said to be paid ahead of now, and returns the
+// projects named. lock holds those projects against deletion until the
+// transaction q ends.
+func (e *Engine) checkImport(ctx context.Context, q querier, rows []ImportRow, out []ImportedRow, lock bool, now time.Time) (map[string]Project, error) {
 	var names, projectNames []string
 	seenProject := map[string]bool{}
 	for _, r := range rows {
@@ -189,6 +194,15 @@ func (e *Engine) checkImport(ctx context.Context, q querier, rows []ImportRow, o
 		case r.Spec.Project != "" && projects[r.Spec.Project].ID == 0:
 			out[i].Err = fmt.Sprintf("There is no project named %q; an import does not create projects: create it first (POST /projects).",
 				r.Spec.Project)
+		case r.GrantsPaidThrough > 0:
+			loc := time.UTC
+			if p, ok := projects[r.Spec.Project]; ok {
+				loc, _ = LoadLocation(p.TimeZone)
+			}
+			if current := MonthIndex(loc, now); r.GrantsPaidThrough > current {
+				out[i].Err = fmt.Sprintf("The grants_paid_through %s is after the current month, %s; grants cannot have been paid ahead.",
+					FormatMonth(r.GrantsPaidThrough), FormatMonth(current))
+			}
 		}
 	}
 	return projects, nil

@@ -97,6 +97,7 @@ type UserView struct {
 	// Live balances from Redis; User's balance fields are Postgres's, which
 	// lag by the events not yet reconciled.
 	Live     Balances
+	LiveAt   time.Time // the instant Live is as of
 	HasUsage bool
 	InFlight int64
 }

@@ -140,7 +140,8 @@ func (e *Engine) GetUser(ctx context.Context, username string) (UserView, error)
 }
 
 func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
-	bal, err := e.liveBalances(ctx, users)
+	now := e.cfg.Now()
+	bal, err := e.liveBalances(ctx, users, now)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +151,7 @@ func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
 	}
 	out := make([]UserView, len(users))
 	for i, u := range users {
-		out[i] = UserView{User: u, Live: bal[i], HasUsage: u.LastActivityAt != nil, InFlight: flights[i]}
+		out[i] = UserView{User: u, Live: bal[i], LiveAt: now, HasUsage: u.LastActivityAt != nil, InFlight: flights[i]}
 	}
 	return out, nil
 }
