@@ -84,7 +84,7 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) error {
 			Message: fmt.Sprintf("the CSV file is larger than %d bytes; split it into smaller imports", a.cfg.MaxImportBytes)}
 	}
 	if err != nil {
-		return invalidArg("body", "could not read the request body: "+err.Error())
+		return invalidArg("body", "The request body could not be read ("+err.Error()+")")
 	}
 	file, err := metering.ParseImportCSV(data)
 	if err != nil {

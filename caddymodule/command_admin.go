@@ -119,11 +119,15 @@ func usersImportCommand(flags *adminFlags) *cobra.Command {
 		Use:   "import FILE",
 		Short: "Creates every user of a CSV file, or none ('-' reads stdin)",
 		Long: `Uploads a CSV file with the header username,project,initial_credits (and
-optionally purchased, monthly_grant, partner) to POST /users/import. Either
+optionally purchased, monthly_grant, partner, status, key_expires_at,
+grants_paid_through), or a file written by "users export", to POST
+/users/import. Separators ',', ';' and tab are read from the header. Either
 every row is created or none is; the problems of every bad row are printed.
 On success the new API keys are written to stdout as CSV (username,api_key):
 they are shown this once, so redirect them to a safe place. --dry-run only
-checks, and prints each row's status as CSV (line,username,status,error).`,
+checks: it prints each row's status and what it would write as CSV
+(line,username,status,error,project,initial_credits,...) and the totals on
+stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, args []string) error {
 			return runUsersImport(ctx, c, args[0], dryRun, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
