@@ -81,7 +81,7 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("the CSV file is larger than %d bytes; split it into smaller imports", a.cfg.MaxImportBytes)}
+			Message: "The CSV file is larger than " + metering.Plural(a.cfg.MaxImportBytes, "byte", "bytes") + "; split it into smaller imports"}
 	}
 	if err != nil {
 		return invalidArg("body", "The request body could not be read ("+err.Error()+")")

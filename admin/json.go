@@ -57,7 +57,7 @@ func decodeError(err error, limit int64) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("The request body is larger than %d bytes", limit)}
+			Message: "The request body is larger than " + metering.Plural(limit, "byte", "bytes")}
 	case errors.Is(err, io.EOF):
 		return invalidArg("", "The request body must be a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -128,9 +128,9 @@ func ParseImportCSV(data []byte) (ImportFile, error) {
 // importHeaderHint is the smallest valid header, for messages.
 const importHeaderHint = "username,project,initial_credits"
 
-// importText returns the file as UTF-8 without a byte-order mark. UTF-16
-// needs its byte-order mark (Excel writes one); an odd number of bytes
-// cannot be UTF-16.
+// importText returns the file as UTF-8 without a byte-order mark, its
+// lines ending in LF or CRLF. UTF-16 needs its byte-order mark (Excel
+// writes one); an odd number of bytes cannot be UTF-16.
 func importText(data []byte) ([]byte, error) {
 	var order func([]byte) uint16
 	switch {
@@ -139,7 +139,12 @@ func importText(data []byte) ([]byte, error) {
 	case bytes.HasPrefix(data, []byte{0xfe, 0xff}):
 		order = func(b []byte) uint16 { return uint16(b[1]) | uint16(b[0])<<8 }
 	default:
-		return bytes.TrimPrefix(data, []byte("\ufeff")), nil
+		data = bytes.TrimPrefix(data, []byte("\ufeff"))
+		if !bytes.Contains(data, []byte("\n")) {
+			// Classic Mac line ends (Excel's "CSV (Macintosh)"): CR alone.
+			data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+		}
+		return data, nil
 	}
 	data = data[2:]
 	if len(data)%2 != 0 {
@@ -149,7 +154,7 @@ func importText(data []byte) ([]byte, error) {
 	for i := range units {
 		units[i] = order(data[2*i:])
 	}
-	return []byte(string(utf16.Decode(units))), nil
+	return importText([]byte(string(utf16.Decode(units))))
 }
 
 // sepHint reads Excel's "sep=;" first line, which names the separator.

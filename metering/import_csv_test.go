@@ -101,6 +101,7 @@ func TestParseImportCSVSpreadsheets(t *testing.T) {
 		"semicolons": {[]byte("username;project;initial_credits;purchased\r\nAnn;p;12,5;1.25\r\nbob;;\"3,000001\";\r\n"), ";"},
 		"tabs":       {[]byte("username\tproject\tinitial_credits\tpurchased\nann\tp\t12,5\t1.25\nbob\t\t3.000001\t\n"), "\t"},
 		"sep line":   {[]byte("sep=;\nusername;project;initial_credits;purchased\nann;p;12,5;1.25\nbob;;3,000001;\n"), ";"},
+		"mac":        {[]byte("username;project;initial_credits;purchased\rann;p;12,5;1.25\rbob;;3,000001;\r"), ";"},
 		"utf-16":     {utf16le("username\tproject\tinitial_credits\tpurchased\r\nann\tp\t12,5\t1.25\r\nbob\t\t3.000001\t\r\n"), "\t"},
 	} {
 		file, err := metering.ParseImportCSV(tc.data)
