@@ -163,6 +163,9 @@ type route struct {
 	// adminOnly: a read that viewers may not make either, because it
 	// hands out a credential (revealing a key).
 	adminOnly bool
+	// query lists the query parameters the handler reads; any other is
+	// refused before it runs (query.go).
+	query []string
 }
 
 // New checks cfg and returns the admin API handler over engine.
@@ -250,7 +253,7 @@ func (a *api) noRoute(w http.ResponseWriter, r *http.Request, muxHandler http.Ha
 		return
 	}
 	a.writeError(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found",
-		Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+		Message: fmt.Sprintf("There is no route %s %s", r.Method, r.URL.Path)})
 }
 
 // statusRecorder captures the status and headers of the mux's fallback
@@ -274,8 +277,13 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 // wrap turns a route's handler into an http.Handler that writes its error.
 func (a *api) wrap(rt route) http.Handler {
+	name := rt.method + " " + strings.ReplaceAll(rt.path, "...}", "}") // as the docs write it
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := rt.h(w, r); err != nil {
+		err := checkQuery(r.URL.RawQuery, name, rt.query)
+		if err == nil {
+			err = rt.h(w, r)
+		}
+		if err != nil {
 			a.writeError(w, r, err)
 		}
 	})

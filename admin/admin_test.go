@@ -7,10 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -137,12 +140,39 @@ func (r *response) requireError(t *testing.T, status int, code, field string) {
 	e, ok := r.body["error"].(map[string]any)
 	require.True(t, ok, "error object in %s", r.raw)
 	require.Equal(t, code, e["code"], "body %s", r.raw)
-	require.NotEmpty(t, e["message"])
+	f, _ := e["field"].(string)
+	requireSentence(t, e["message"].(string), f)
 	if field != "" {
 		require.Equal(t, field, e["field"], "body %s", r.raw)
 	} else {
 		require.NotContains(t, e, "field")
 	}
+}
+
+// chainSuffix finds what Go error wrapping leaves in a text: a sentinel's
+// name after or before a colon ("...: conflict", "not found: ...").
+var chainSuffix = regexp.MustCompile(`(?i)(: (not found|conflict|insufficient balance|key reveal is disabled|metering unavailable|credits out of range)\b)|^(conflict|not found|insufficient balance):|json: |%!`)
+
+// wrongPlural finds a count of one with a plural noun ("1 requests") and
+// the lazy "(s)".
+var wrongPlural = regexp.MustCompile(`(^|[^0-9.])1 (\w+ )?(requests|users|rows|times|columns|fields|bytes|credits|days|entries|projects|keys|lines|characters|digits|parameters|values|errors)\b|\(s\)`)
+
+// requireSentence checks that an error message reads as a sentence on its
+// own: it starts with an upper-case letter or a digit (or with the name of
+// the field it is about), ends with a full stop or a question mark, and
+// holds no Go error-chain remains, wrong plural or regular expression.
+func requireSentence(t testing.TB, msg, field string) {
+	t.Helper()
+	require.NotEmpty(t, msg)
+	first, _ := utf8.DecodeRuneInString(msg)
+	startsOK := unicode.IsUpper(first) || unicode.IsDigit(first) || first == '"' ||
+		(field != "" && strings.HasPrefix(msg, field+" "))
+	require.True(t, startsOK, "message %q (field %q) does not start a sentence", msg, field)
+	require.True(t, strings.HasSuffix(msg, ".") || strings.HasSuffix(msg, "?"), "message %q does not end a sentence", msg)
+	require.False(t, chainSuffix.MatchString(msg), "message %q holds an error chain's remains", msg)
+	require.False(t, wrongPlural.MatchString(msg), "message %q has a wrong plural", msg)
+	require.NotContains(t, msg, "^[", "message %q quotes a regular expression", msg)
+	require.NotContains(t, msg, "..", "message %q ends twice", msg)
 }
 
 // requireKeys checks that obj has exactly these keys.
@@ -482,7 +512,8 @@ func TestCreateAndGetUser(t *testing.T) {
 	next, created := requireRFC3339(t, u["next_grant_at"]), requireRFC3339(t, u["created_at"])
 	cy, cm, _ := created.UTC().Date()
 	require.True(t, time.Date(cy, cm+1, 1, 0, 0, 0, 0, time.UTC).Equal(next), "next_grant_at %v, created_at %v", next, created)
-	k := requireKeys(t, u["key"], "prefix", "created_at", "expires_at")
+	k := requireKeys(t, u["key"], "prefix", "status", "created_at", "expires_at")
+	require.Equal(t, "active", k["status"])
 	require.Equal(t, key[:7], k["prefix"])
 	requireRFC3339(t, k["created_at"])
 	require.True(t, expires.Equal(requireRFC3339(t, k["expires_at"])))

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tollgate/tollgate/metering"
@@ -16,7 +15,7 @@ const (
 
 func (a *api) auditRoutes() []route {
 	return []route{
-		{method: "GET", path: "/audit", h: a.listAudit},
+		{method: "GET", path: "/audit", h: a.listAudit, query: auditParams},
 	}
 }
 
@@ -31,32 +30,33 @@ type auditEntryJSON struct {
 }
 
 // listAudit: GET /audit?actor=&user=&from=&to=&limit=&cursor= →
-// {"entries":[...], "next_cursor"?}, newest first. from is inclusive and to
-// exclusive; a bare date means that day's 00:00 UTC.
+// {"entries":[...], "next_cursor"?}, newest first. A date as to is the
+// last day included, a time as to is excluded (dates.go).
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, auditParams...); err != nil {
-		return err
-	}
 	f := metering.AuditFilter{Actor: q.Get("actor"), User: q.Get("user")}
 	if f.User != "" && !metering.ValidName(f.User) {
 		return invalidArg("user", "must be a username")
 	}
-	for _, p := range []struct {
-		name string
-		dst  **time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if !q.Has(p.name) {
-			continue
-		}
-		t, err := parseInstant(p.name, q.Get(p.name))
+	toIsDate := false
+	if q.Has("from") {
+		t, err := rangeStart("from", q.Get("from"))
 		if err != nil {
 			return err
 		}
-		*p.dst = &t
+		f.From = &t
 	}
-	if f.From != nil && f.To != nil && !f.To.After(*f.From) {
-		return invalidArg("to", "must be after from (to is exclusive)")
+	if q.Has("to") {
+		t, isDate, err := rangeEnd("to", q.Get("to"))
+		if err != nil {
+			return err
+		}
+		f.To, toIsDate = &t, isDate
+	}
+	if f.From != nil && f.To != nil {
+		if err := checkRangeOrder(*f.From, *f.To, toIsDate); err != nil {
+			return err
+		}
 	}
 	limit, err := pageLimit(q, defaultAuditLimit, maxAuditLimit)
 	if err != nil {
@@ -88,16 +88,4 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// parseInstant reads YYYY-MM-DD (00:00 UTC that day) or an RFC 3339 time.
-func parseInstant(field, s string) (time.Time, error) {
-	if d, err := time.Parse(time.DateOnly, s); err == nil {
-		return d, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, invalidArg(field, "must be a date YYYY-MM-DD or an RFC 3339 time, got "+strconv.Quote(s))
-	}
-	return t, nil
 }

@@ -9,7 +9,7 @@ package admin
 // no wildcard rival: there is no POST /users/{username}.
 func (a *api) csvRoutes() []route {
 	return []route{
-		{method: "POST", path: "/users/import", h: a.importUsers},
-		{method: "GET", path: "/users/export", h: a.exportUsers},
+		{method: "POST", path: "/users/import", h: a.importUsers, query: []string{"dry_run"}},
+		{method: "GET", path: "/users/export", h: a.exportUsers, query: userFilterParams},
 	}
 }

@@ -14,9 +14,12 @@ import (
 // number of users.
 const exportPageSize = maxUserLimit
 
-// exportHeader: the contract's columns first, then extras.
+// exportHeader: the contract's columns first, then extras. POST
+// /users/import reads such a file back (metering/import_columns.go): the
+// columns that say what to create, and not the state ones.
 var exportHeader = []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
-	"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at"}
+	"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at",
+	"key_status", "key_created_at", "key_expires_at", "grants_paid_through"}
 
 // forEachUserPage calls fn with each page of the users q selects, in q's
 // order, following the keyset cursor until the last page.
@@ -40,12 +43,8 @@ func (a *api) forEachUserPage(ctx context.Context, q metering.UserQuery, fn func
 // exportUsers: GET /users/export → text/csv, every user matching the
 // filters of GET /users in the order of its sort, streamed page by page.
 func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	for _, name := range []string{"limit", "cursor"} {
-		if q.Has(name) {
-			return invalidArg(name, "export returns every matching user; it takes no "+name)
-		}
-	}
+	// limit and cursor are not among the route's parameters: the export
+	// holds every matching user.
 	uq, err := userQueryFrom(r)
 	if err != nil {
 		return err
@@ -53,8 +52,9 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 	s := newCSVStream(w, r, "users.csv", exportHeader)
 	record := make([]string, len(exportHeader))
 	err = a.forEachUserPage(r.Context(), uq, func(page []metering.UserView) error {
+		now := a.engine.Now()
 		for i := range page {
-			s.Write(exportRecord(record, &page[i]))
+			s.Write(exportRecord(record, &page[i], now))
 		}
 		return s.Flush()
 	})
@@ -62,21 +62,34 @@ func (a *api) exportUsers(w http.ResponseWriter, r *http.Request) error {
 }
 
 // exportRecord fills rec with v's columns, credits as exact decimals and
-// times as RFC 3339 in UTC (empty when absent).
-func exportRecord(rec []string, v *metering.UserView) []string {
+// times as RFC 3339 in UTC (empty when absent); the key's status is as of
+// now.
+func exportRecord(rec []string, v *metering.UserView, now time.Time) []string {
 	status := "inactive"
 	if v.Active {
 		status = "active"
 	}
-	last := ""
-	if v.LastActivityAt != nil {
-		last = v.LastActivityAt.UTC().Format(time.RFC3339)
-	}
 	b := v.Live
 	rec[0], rec[1], rec[2], rec[3], rec[4], rec[5] = v.Username, v.ProjectName,
-		(b.Awarded + b.Purchased).String(), b.Effective.String(), status, last
+		(b.Awarded + b.Purchased).String(), b.Effective.String(), status, csvTime(v.LastActivityAt)
 	rec[6], rec[7], rec[8], rec[9], rec[10], rec[11], rec[12] = b.Awarded.String(), b.Purchased.String(),
 		b.Allowance.String(), b.PoolAvailable.String(), v.MonthlyGrant.String(), strconv.FormatBool(v.Partner),
 		v.CreatedAt.UTC().Format(time.RFC3339)
+	rec[13], rec[14], rec[15], rec[16] = "", "", "", metering.FormatMonth(v.GrantsPaidThrough())
+	if k := v.Key; k != nil {
+		rec[13], rec[14] = string(v.KeyStatus(now)), csvTime(&k.CreatedAt)
+		if k.ExpiresAt != nil {
+			// To the nanosecond: an import gives the new key this expiry.
+			rec[15] = k.ExpiresAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
 	return rec
+}
+
+// csvTime is t as RFC 3339 in UTC, "" for nil.
+func csvTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

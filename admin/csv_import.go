@@ -7,17 +7,38 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/tollgate/tollgate/metering"
 )
 
-// importRowJSON is one row of the POST /users/import answer.
+// importRowJSON is one row of the POST /users/import answer. A valid row
+// ("ok") also shows what it writes (importValuesJSON); a row in error shows
+// the username as the file has it, and the error.
 type importRowJSON struct {
 	Line     int    `json:"line"`
 	Username string `json:"username"`
-	Status   string `json:"status"` // "ok" or "error"
-	Error    string `json:"error,omitempty"`
-	APIKey   string `json:"api_key,omitempty"` // only on a real, successful import
+	// UsernameInFile is the username as written in the file, when it is
+	// stored otherwise (folded to lower case).
+	UsernameInFile string `json:"username_in_file,omitempty"`
+	Status         string `json:"status"` // "ok" or "error"
+	Error          string `json:"error,omitempty"`
+	APIKey         string `json:"api_key,omitempty"` // only on a real, successful import
+	*importValuesJSON
+}
+
+// importValuesJSON is what a valid row writes.
+type importValuesJSON struct {
+	Project        *string          `json:"project"` // null: no project
+	InitialCredits metering.Credits `json:"initial_credits"`
+	Purchased      metering.Credits `json:"purchased"`
+	MonthlyGrant   metering.Credits `json:"monthly_grant"`
+	Partner        bool             `json:"partner"`
+	UserStatus     string           `json:"user_status"` // "active" or "inactive"
+	KeyExpiresAt   *time.Time       `json:"key_expires_at"`
+	// GrantsPaidThrough (YYYY-MM) is the month through which purchased
+	// includes the monthly grants; null: this month's grant is still due.
+	GrantsPaidThrough *string `json:"grants_paid_through"`
 }
 
 // importJSON is the answer of POST /users/import. A rejected import (400)
@@ -25,8 +46,17 @@ type importRowJSON struct {
 // reads errors still gets a message.
 type importJSON struct {
 	Error   *apiError       `json:"error,omitempty"`
+	DryRun  bool            `json:"dry_run"`
 	Rows    []importRowJSON `json:"rows"`
 	Created int             `json:"created"`
+	// Totals add up the valid rows: what the import writes (or, for a dry
+	// run or a rejected file, would write once every row is valid).
+	Totals importTotalsJSON `json:"totals"`
+	// Separator is the field separator read from the header.
+	Separator string `json:"separator"`
+	// IgnoredColumns are the header's columns an import does not read
+	// (the state columns of a users export).
+	IgnoredColumns []string `json:"ignored_columns"`
 }
 
 // importUsers: POST /users/import (text/csv; ?dry_run=true) →
@@ -51,32 +81,37 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("the CSV file is larger than %d bytes; split it into smaller imports", a.cfg.MaxImportBytes)}
+			Message: "The CSV file is larger than " + metering.Plural(a.cfg.MaxImportBytes, "byte", "bytes") + "; split it into smaller imports"}
 	}
 	if err != nil {
-		return invalidArg("body", "could not read the request body: "+err.Error())
+		return invalidArg("body", "The request body could not be read ("+err.Error()+")")
 	}
-	rows, err := metering.ParseImportCSV(data)
-	if err != nil {
-		return err
-	}
-	res, err := a.engine.ImportUsers(r.Context(), actor(r), rows, dryRun)
+	file, err := metering.ParseImportCSV(data)
 	if err != nil {
 		return err
 	}
-	out := importJSON{Rows: make([]importRowJSON, len(res.Rows)), Created: res.Created}
+	res, err := a.engine.ImportUsers(r.Context(), actor(r), file.Rows, dryRun)
+	if err != nil {
+		return err
+	}
+	out := importJSON{DryRun: dryRun, Rows: make([]importRowJSON, len(res.Rows)), Created: res.Created,
+		Separator: file.Separator, IgnoredColumns: append([]string{}, file.Ignored...)}
 	bad := 0
 	for i, row := range res.Rows {
 		out.Rows[i] = importRowJSON{Line: row.Line, Username: row.Username, Status: "ok", Error: row.Err, APIKey: row.APIKey}
 		if row.Err != "" {
 			out.Rows[i].Status = "error"
 			bad++
+			continue
 		}
+		out.Rows[i].UsernameInFile = file.Rows[i].GivenUsername
+		out.Rows[i].importValuesJSON = importValues(&file.Rows[i])
 	}
+	out.Totals = importTotals(file.Rows, res.Rows)
 	status := http.StatusOK
 	if bad > 0 && !dryRun {
 		status = http.StatusBadRequest
-		out.Error = invalidArg("body", fmt.Sprintf("%d of %d rows are invalid; nothing was imported", bad, len(res.Rows)))
+		out.Error = invalidArg("body", "Nothing was imported: "+metering.RowsInvalid(bad, len(res.Rows)))
 	}
 	writeJSON(w, status, out)
 	return nil

@@ -18,19 +18,51 @@ import (
 	"github.com/tollgate/tollgate/metering"
 )
 
-// importAnswer is the body of POST /users/import.
+// importAnswer is the body of POST /users/import (decoded strictly: the
+// tests know every field).
 type importAnswer struct {
 	Error *struct {
 		Code, Message, Field string
 	} `json:"error"`
-	Rows []struct {
-		Line     int    `json:"line"`
-		Username string `json:"username"`
-		Status   string `json:"status"`
-		Error    string `json:"error"`
-		APIKey   string `json:"api_key"`
+	DryRun bool `json:"dry_run"`
+	Rows   []struct {
+		Line           int    `json:"line"`
+		Username       string `json:"username"`
+		UsernameInFile string `json:"username_in_file"`
+		Status         string `json:"status"`
+		Error          string `json:"error"`
+		APIKey         string `json:"api_key"`
+		// On valid rows only: what the row writes.
+		Project           *string      `json:"project"`
+		InitialCredits    *json.Number `json:"initial_credits"`
+		Purchased         *json.Number `json:"purchased"`
+		MonthlyGrant      *json.Number `json:"monthly_grant"`
+		Partner           *bool        `json:"partner"`
+		UserStatus        string       `json:"user_status"`
+		KeyExpiresAt      *string      `json:"key_expires_at"`
+		GrantsPaidThrough *string      `json:"grants_paid_through"`
 	} `json:"rows"`
-	Created int `json:"created"`
+	Created        int          `json:"created"`
+	Totals         importTotals `json:"totals"`
+	Separator      string       `json:"separator"`
+	IgnoredColumns []string     `json:"ignored_columns"`
+}
+
+// importTotals is the totals object of an import answer.
+type importTotals struct {
+	Users          int         `json:"users"`
+	InitialCredits json.Number `json:"initial_credits"`
+	Purchased      json.Number `json:"purchased"`
+	MonthlyGrant   json.Number `json:"monthly_grant"`
+	Partners       int         `json:"partners"`
+	Inactive       int         `json:"inactive"`
+	Projects       []struct {
+		Project        *string     `json:"project"`
+		Users          int         `json:"users"`
+		InitialCredits json.Number `json:"initial_credits"`
+		Purchased      json.Number `json:"purchased"`
+		MonthlyGrant   json.Number `json:"monthly_grant"`
+	} `json:"projects"`
 }
 
 // sendCSV posts a CSV body (or GETs with none) and returns the raw answer.
@@ -57,6 +89,7 @@ func (e *env) importCSV(t *testing.T, query, body string, status int) importAnsw
 	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	var out importAnswer
 	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&out), "%s", raw)
 	return out
@@ -103,13 +136,13 @@ func TestImportDryRunAndAllOrNothing(t *testing.T) {
 			errorHas string
 		}{
 			{2, "ok-1", ""},
-			{3, "Bad Name", "not valid"},
-			{4, "ok-2", `no project named "nowhere"`},
+			{3, "Bad Name", `The username "Bad Name" contains a space; only lower-case letters a-z, digits 0-9, ".", "_" and "-" are allowed.`},
+			{4, "ok-2", `There is no project named "nowhere"; an import does not create projects: create it first (POST /projects).`},
 			{5, "ok-3", ""},
-			{6, "ok-3", "duplicate username \"ok-3\": also on line 5"},
-			{7, "taken", `username "taken" is taken`},
-			{8, "ok-4", "initial_credits \"1.0000001\" is not an amount"},
-			{9, "ok-5", "must not be negative"},
+			{6, "ok-3", `The username "ok-3" is also on line 5 (usernames are compared in lower case).`},
+			{7, "taken", `The username "taken" is taken by another user.`},
+			{8, "ok-4", `The initial_credits "1.0000001" is not an amount: write a decimal number with at most 6 fractional digits, such as 12.5.`},
+			{9, "ok-5", `The initial_credits "-2" must not be negative.`},
 		}
 		for i, w := range want {
 			r := a.Rows[i]
@@ -121,7 +154,8 @@ func TestImportDryRunAndAllOrNothing(t *testing.T) {
 				require.Empty(t, r.Error)
 			} else {
 				require.Equal(t, "error", r.Status, "line %d", r.Line)
-				require.Contains(t, r.Error, w.errorHas)
+				require.Equal(t, w.errorHas, r.Error)
+				require.Nil(t, r.InitialCredits, "a row in error shows no values")
 			}
 		}
 	}
@@ -133,7 +167,7 @@ func TestImportDryRunAndAllOrNothing(t *testing.T) {
 
 	a = e.importCSV(t, "", badImport, http.StatusBadRequest)
 	require.Equal(t, "invalid_argument", a.Error.Code)
-	require.Contains(t, a.Error.Message, "6 of 8 rows are invalid")
+	require.Equal(t, "Nothing was imported: 6 of 8 rows are invalid.", a.Error.Message)
 	check(a)
 	require.Equal(t, before, e.worldCounts(t), "one bad row: nothing is created")
 	var n int
@@ -248,8 +282,8 @@ func TestImportFormats(t *testing.T) {
 	require.Len(t, a.Rows, 4)
 	require.Equal(t, []int{2, 4, 5, 6}, []int{a.Rows[0].Line, a.Rows[1].Line, a.Rows[2].Line, a.Rows[3].Line})
 	require.Equal(t, "ok", a.Rows[0].Status, a.Rows[0].Error)
-	require.Contains(t, a.Rows[1].Error, `initial_credits "1,5"`)
-	require.Contains(t, a.Rows[2].Error, `username "b\"c"`)
+	require.Contains(t, a.Rows[1].Error, `The initial_credits "1,5" is not an amount: in a file separated by commas, write a decimal point`)
+	require.Contains(t, a.Rows[2].Error, `The username "b\"c" contains "\""`)
 	require.Equal(t, "ok", a.Rows[3].Status)
 
 	body = strings.Replace(body, `"1,5"`, `"1.5"`, 1)
@@ -269,11 +303,12 @@ func TestImportRejectsFiles(t *testing.T) {
 	e := setup(t)
 	before := e.worldCounts(t)
 	for _, tc := range []struct{ query, contentType, body, field, msg string }{
-		{"", "text/csv", "username,project,initial_credits,email,Phone\nann,,1,a,b\n", "header", `unknown column(s) "email", "Phone"`},
-		{"", "text/csv", "username,initial_credits\nann,1\n", "header", "missing required column(s): project"},
-		{"", "text/csv", "", "body", "empty"},
+		{"", "text/csv", "username,project,initial_credits,email,Phone\nann,,1,a,b\n", "header", `The header has the unknown columns "email" and "Phone"`},
+		{"", "text/csv", "username,initial_credits\nann,1\n", "header", "The header lacks the column project"},
+		{"", "text/csv", "ann,,1\n", "header", "The first line must be the header: username,project,initial_credits"},
+		{"", "text/csv", "", "body", "The CSV file is empty"},
 		{"", "text/csv", "username,project,initial_credits\n", "body", "no rows"},
-		{"", "text/csv", "username,project,initial_credits\n\"ann,,1\n", "body", "line 2"},
+		{"", "text/csv", "username,project,initial_credits\n\"ann,,1\n", "body", "Line 2"},
 		{"", "application/json", `{"username":"ann"}`, "Content-Type", "text/csv"},
 		{"?dry_run=maybe", "text/csv", "username,project,initial_credits\nann,,1\n", "dry_run", "true or false"},
 	} {
@@ -293,6 +328,7 @@ func TestImportRejectsFiles(t *testing.T) {
 		require.Equal(t, "invalid_argument", out.Error.Code)
 		require.Equal(t, tc.field, out.Error.Field, "%s", raw)
 		require.Contains(t, out.Error.Message, tc.msg)
+		requireSentence(t, out.Error.Message, out.Error.Field)
 	}
 	require.Equal(t, before, e.worldCounts(t))
 }
@@ -331,7 +367,8 @@ func (e *env) readExport(t *testing.T, token, query string) (*http.Response, [][
 	recs, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
 	require.NoError(t, err)
 	require.Equal(t, []string{"username", "project", "personal_credits", "effective_credits", "status", "last_activity_at",
-		"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at"}, recs[0])
+		"awarded", "purchased", "allowance_remaining", "pool_available", "monthly_grant", "partner", "created_at",
+		"key_status", "key_created_at", "key_expires_at", "grants_paid_through"}, recs[0])
 	return resp, recs[1:]
 }
 

@@ -17,7 +17,7 @@ const (
 
 func (a *api) deadLetterRoutes() []route {
 	return []route{
-		{method: "GET", path: "/dead-letters", h: a.listDeadLetters},
+		{method: "GET", path: "/dead-letters", h: a.listDeadLetters, query: []string{"limit", "cursor"}},
 	}
 }
 
@@ -73,9 +73,6 @@ func eventOut(e *metering.Event) *eventJSON {
 // "money": true is a balance change Redis has and the ledger lacks.
 func (a *api) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, "limit", "cursor"); err != nil {
-		return err
-	}
 	limit, err := pageLimit(q, defaultDeadLetterLimit, maxDeadLetterLimit)
 	if err != nil {
 		return err
@@ -103,7 +100,7 @@ func pageLimit(q url.Values, def, max int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(q.Get("limit"))
-	if err != nil || len(q["limit"]) > 1 || n < 1 || n > max {
+	if err != nil || n < 1 || n > max {
 		return 0, invalidArg("limit", "must be a whole number from 1 to "+strconv.Itoa(max))
 	}
 	return n, nil

@@ -43,7 +43,7 @@ func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, dst any) error 
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err != io.EOF {
 		if err == nil {
-			return invalidArg("", "request body must hold a single JSON object")
+			return invalidArg("", "The request body must hold a single JSON object")
 		}
 		return decodeError(err, a.cfg.MaxBodyBytes)
 	}
@@ -57,25 +57,26 @@ func decodeError(err error, limit int64) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+			Message: "The request body is larger than " + metering.Plural(limit, "byte", "bytes")}
 	case errors.Is(err, io.EOF):
-		return invalidArg("", "request body must be a JSON object")
+		return invalidArg("", "The request body must be a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return invalidArg("", "request body is truncated JSON")
+		return invalidArg("", "The request body is truncated JSON")
 	case errors.As(err, &syntax):
-		return invalidArg("", fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, syntax))
+		return invalidArg("", fmt.Sprintf("The request body is not valid JSON at byte %d (%s)", syntax.Offset,
+			strings.TrimPrefix(syntax.Error(), "json: ")))
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return invalidArg("", "request body must be a JSON object, not a JSON "+typ.Value)
+			return invalidArg("", "The request body must be a JSON object, not a JSON "+typ.Value)
 		}
 		return invalidArg(typ.Field, fmt.Sprintf("must be %s, not a JSON %s", jsonKind(typ.Type.Kind().String()), typ.Value))
 	}
 	// DisallowUnknownFields reports `json: unknown field "x"` without a type.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		field := strings.Trim(name, `"`)
-		return invalidArg(field, "unknown field")
+		return invalidArg(field, "is not a field of this request")
 	}
-	return invalidArg("", "request body is not valid JSON: "+err.Error())
+	return invalidArg("", "The request body is not valid JSON ("+strings.TrimPrefix(err.Error(), "json: ")+")")
 }
 
 // jsonKind names a Go kind the way a JSON user thinks of it.
@@ -124,7 +125,7 @@ func (a amount) credits(field string) (metering.Credits, error) {
 	v, err := metering.ParseCredits(s)
 	switch {
 	case errors.Is(err, metering.ErrCreditsRange):
-		return 0, invalidArg(field, fmt.Sprintf("out of range: must be between -%s and %s", metering.MaxCredits, metering.MaxCredits))
+		return 0, invalidArg(field, fmt.Sprintf("is out of range: it must be between -%s and %s", metering.MaxCredits, metering.MaxCredits))
 	case err != nil:
 		return 0, invalidArg(field, "must be a number with at most 6 fractional digits, got "+s)
 	}

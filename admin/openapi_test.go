@@ -21,9 +21,12 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	require.True(t, strings.HasPrefix(doc.OpenAPI, "3."), "an OpenAPI 3 document")
 
 	served := map[string]bool{}
+	servedQuery := map[string][]string{}
 	for _, rt := range (&api{}).routes() {
 		// OpenAPI has no rest-of-path wildcard: {model...} is documented as {model}.
-		served[strings.ToLower(rt.method)+" "+strings.ReplaceAll(rt.path, "...}", "}")] = true
+		op := strings.ToLower(rt.method) + " " + strings.ReplaceAll(rt.path, "...}", "}")
+		served[op] = true
+		servedQuery[op] = sortedCopy(rt.query)
 	}
 	documented := map[string]bool{}
 	for path, ops := range doc.Paths {
@@ -31,14 +34,33 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 			var op struct {
 				OperationID string                     `json:"operationId"`
 				Responses   map[string]json.RawMessage `json:"responses"`
+				Parameters  []struct {
+					Name string `json:"name"`
+					In   string `json:"in"`
+				} `json:"parameters"`
 			}
 			require.NoError(t, json.Unmarshal(raw, &op), "%s %s", method, path)
 			require.NotEmpty(t, op.OperationID, "%s %s has an operationId", method, path)
 			require.NotEmpty(t, op.Responses, "%s %s lists its responses", method, path)
 			documented[method+" "+path] = true
+			// The query parameters documented are exactly those the route
+			// table declares, which are the only ones the route accepts.
+			var query []string
+			for _, p := range op.Parameters {
+				if p.In == "query" {
+					query = append(query, p.Name)
+				}
+			}
+			require.Equal(t, servedQuery[method+" "+path], sortedCopy(query), "query parameters of %s %s", method, path)
 		}
 	}
 	require.Equal(t, sortedKeys(served), sortedKeys(documented), "routes served vs routes documented")
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string{}, s...)
+	sort.Strings(out)
+	return out
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -12,12 +12,12 @@ import (
 
 func (a *api) reportRoutes() []route {
 	return []route{
-		{method: "GET", path: "/reports/unusual", h: a.unusualReport},
+		{method: "GET", path: "/reports/unusual", h: a.unusualReport, query: unusualParams},
 	}
 }
 
-// unusualParams are the query parameters GET /reports/unusual understands;
-// any other is a 400, like a misspelt filter of GET /usage.
+// unusualParams are the query parameters GET /reports/unusual takes (the
+// route table refuses any other, and any given twice).
 var unusualParams = []string{"window", "date", "k", "min_credits", "project", "limit", "cursor", "format"}
 
 // unusualHeader: the CSV columns, the JSON row's fields in the same order.
@@ -29,11 +29,7 @@ var unusualHeader = []string{"user", "project", "status", "credits", "requests",
 // "next_cursor"} or, with format=csv, every row as CSV. metering.UnusualQuery
 // defines the windows, the median and the reasons.
 func (a *api) unusualReport(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	if err := onlyParams(q, unusualParams...); err != nil {
-		return err
-	}
-	uq, csv, err := parseUnusualQuery(q)
+	uq, csv, err := parseUnusualQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -65,14 +61,10 @@ func (a *api) unusualReport(w http.ResponseWriter, r *http.Request) error {
 }
 
 // parseUnusualQuery reads the parameters; the engine checks their values.
-// Each may be given once and none empty but cursor (an empty cursor is the
-// first page). csv reports format=csv, which lists every row: it takes no
-// limit or cursor.
+// None may be empty but cursor (an empty cursor is the first page). csv
+// reports format=csv, which lists every row: it takes no limit or cursor.
 func parseUnusualQuery(q url.Values) (uq metering.UnusualQuery, csv bool, err error) {
 	for name, vals := range q {
-		if len(vals) > 1 {
-			return uq, false, invalidArg(name, "may be given once")
-		}
 		if vals[0] == "" && name != "cursor" {
 			return uq, false, invalidArg(name, "must not be empty")
 		}
@@ -91,9 +83,12 @@ func parseUnusualQuery(q url.Values) (uq metering.UnusualQuery, csv bool, err er
 	}
 	uq.Window, uq.Project, uq.Cursor = metering.ReportWindow(q.Get("window")), q.Get("project"), q.Get("cursor")
 	if q.Has("date") {
-		if uq.Date, err = parseDay("date", q.Get("date"), false); err != nil {
+		// The window's last day: a date, or the UTC day of a time.
+		t, _, err := parseDateOrTime("date", q.Get("date"))
+		if err != nil {
 			return uq, false, err
 		}
+		uq.Date = metering.UTCDay(t)
 	}
 	if q.Has("k") {
 		if uq.Factor, err = metering.ParseFactor(q.Get("k")); err != nil {

@@ -44,6 +44,6 @@ func (a *api) transfer(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, struct {
 		From userJSON `json:"from"`
 		To   userJSON `json:"to"`
-	}{userOut(from), userOut(to)})
+	}{a.userOut(from), a.userOut(to)})
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/metering"
@@ -13,21 +12,18 @@ import (
 
 func (a *api) usageRoutes() []route {
 	return []route{
-		{method: "GET", path: "/usage", h: a.usage},
+		{method: "GET", path: "/usage", h: a.usage, query: usageParams},
 	}
 }
 
-// usageParams are the query parameters GET /usage understands; any other is
-// a 400, because a misspelt filter silently ignored would report the wrong numbers.
+// usageParams are the query parameters GET /usage understands.
 var usageParams = []string{"user", "project", "model", "from", "to", "group_by", "format"}
 
-// usage: GET /usage → {"rows":[...]} or the same as CSV. The range is whole
-// UTC days, from inclusive and to exclusive; see parseUsageQuery.
+// usage: GET /usage → {"from","to","rows":[...]} or the rows as CSV. The
+// range is whole UTC days; see parseUsageQuery. The answer says which
+// days it covers, the last one included.
 func (a *api) usage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, usageParams...); err != nil {
-		return err
-	}
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
 		return invalidArg("format", "must be json or csv")
@@ -40,13 +36,17 @@ func (a *api) usage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	first, last := uq.From.Format(time.DateOnly), uq.To.AddDate(0, 0, -1).Format(time.DateOnly)
 	if format == "csv" {
+		w.Header().Set("Content-Disposition", `attachment; filename="usage-`+first+`-to-`+last+`.csv"`)
 		writeUsageCSV(w, uq.GroupBy, rows)
 		return nil
 	}
 	out := struct {
+		From string         `json:"from"` // first day included
+		To   string         `json:"to"`   // last day included
 		Rows []usageRowJSON `json:"rows"`
-	}{Rows: make([]usageRowJSON, len(rows))}
+	}{From: first, To: last, Rows: make([]usageRowJSON, len(rows))}
 	for i, row := range rows {
 		out.Rows[i] = usageRowJSON{group: uq.GroupBy, row: row}
 	}
@@ -54,9 +54,12 @@ func (a *api) usage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// parseUsageQuery reads the filters. Missing to: the start of next month
-// (UTC), so the report runs through today. Missing from: the first day of
-// the month before to, so no parameters means the current month.
+// parseUsageQuery reads the filters. The rollup is kept per UTC day, so
+// the range is widened to whole days: a time as from rounds down to its
+// day, a time as to (excluded) rounds up; a date as to is included (see
+// dates.go). Missing to: the range runs to the end of the current month
+// (UTC). Missing from: the first day of the month of the last day
+// included. So no dates means the current month.
 func parseUsageQuery(q url.Values, now time.Time) (metering.UsageQuery, error) {
 	uq := metering.UsageQuery{User: q.Get("user"), Project: q.Get("project"), Model: q.Get("model"),
 		GroupBy: metering.UsageGroup(q.Get("group_by"))}
@@ -72,57 +75,29 @@ func parseUsageQuery(q url.Values, now time.Time) (metering.UsageQuery, error) {
 	if uq.Model != "" && !metering.ValidModel(uq.Model) {
 		return uq, invalidArg("model", "must be a model name")
 	}
-	var err error
 	y, m, _ := now.UTC().Date()
 	uq.To = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+	toIsDate := true
 	if q.Has("to") {
-		if uq.To, err = parseDay("to", q.Get("to"), true); err != nil {
+		end, isDate, err := rangeEnd("to", q.Get("to"))
+		if err != nil {
 			return uq, err
+		}
+		toIsDate = isDate
+		if uq.To = metering.UTCDay(end); !uq.To.Equal(end) {
+			uq.To = uq.To.AddDate(0, 0, 1)
 		}
 	}
 	y, m, _ = uq.To.AddDate(0, 0, -1).Date()
 	uq.From = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
 	if q.Has("from") {
-		if uq.From, err = parseDay("from", q.Get("from"), false); err != nil {
+		start, err := rangeStart("from", q.Get("from"))
+		if err != nil {
 			return uq, err
 		}
+		uq.From = metering.UTCDay(start)
 	}
-	if !uq.To.After(uq.From) {
-		return uq, invalidArg("to", "must be after from (to is exclusive: to=2026-02-01 ends with January 31)")
-	}
-	return uq, nil
-}
-
-// parseDay reads YYYY-MM-DD (a UTC day) or an RFC 3339 time. Usage is kept
-// per UTC day, so a time inside a day widens the range to the whole day:
-// from rounds down, to (exclusive) rounds up.
-func parseDay(field, s string, roundUp bool) (time.Time, error) {
-	if d, err := time.Parse(time.DateOnly, s); err == nil {
-		return d, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, invalidArg(field, "must be a date YYYY-MM-DD or an RFC 3339 time, got "+strconv.Quote(s))
-	}
-	d := metering.UTCDay(t)
-	if roundUp && !d.Equal(t) {
-		d = d.AddDate(0, 0, 1)
-	}
-	return d, nil
-}
-
-// onlyParams rejects query parameters outside allowed, naming the first.
-func onlyParams(q url.Values, allowed ...string) error {
-	for name := range q {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || a == name
-		}
-		if !ok {
-			return invalidArg(name, "unknown query parameter (known: "+strings.Join(allowed, ", ")+")")
-		}
-	}
-	return nil
+	return uq, checkRangeOrder(uq.From, uq.To, toIsDate)
 }
 
 // usageRowJSON prints a row with the grouping's key first: "day", "user",
@@ -184,7 +159,6 @@ func nullIfEmpty(s string) any {
 // for fixed-cost usage by model).
 func writeUsageCSV(w http.ResponseWriter, group metering.UsageGroup, rows []metering.UsageRow) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="usage.csv"`)
 	w.WriteHeader(http.StatusOK)
 	cw := NewCSVWriter(w)
 	header := []string{"requests", "credits", "allowance", "pool", "awarded", "purchased"}

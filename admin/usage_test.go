@@ -120,15 +120,16 @@ func TestUsageReports(t *testing.T) {
 	requireRows(t, e.admin(t, "GET", "/usage", "").requireStatus(t, http.StatusOK), march.json())
 	requireRows(t, e.do(t, "GET", base+"/usage?group_by=none&format=json", viewerSecret, "").requireStatus(t, http.StatusOK), march.json())
 
-	// By day over a range that includes February; to is exclusive.
+	// By day over a range that includes February; a date as to is included.
 	requireRows(t, e.admin(t, "GET", "/usage?group_by=day&from=2026-02-01&to=2026-04-01", "").requireStatus(t, http.StatusOK),
 		with(s(feb, "ann"), "day", feb),
 		with(sumOf(s(m10, "ann"), s(m10, "cid")), "day", m10),
 		with(sumOf(s(m11, "ann"), s(m11, "bob"), s(m11, "cid")), "day", m11))
-	requireRows(t, e.admin(t, "GET", "/usage?group_by=day&from=2026-03-10&to=2026-03-11", "").requireStatus(t, http.StatusOK),
+	requireRows(t, e.admin(t, "GET", "/usage?group_by=day&from=2026-03-10&to=2026-03-10", "").requireStatus(t, http.StatusOK),
 		with(sumOf(s(m10, "ann"), s(m10, "cid")), "day", m10))
-	// Only to: the month before it.
-	requireRows(t, e.admin(t, "GET", "/usage?to=2026-03-01", "").requireStatus(t, http.StatusOK), s(feb, "ann").json())
+	// Only to: its month, up to it.
+	requireRows(t, e.admin(t, "GET", "/usage?to=2026-02-28", "").requireStatus(t, http.StatusOK), s(feb, "ann").json())
+	requireRows(t, e.admin(t, "GET", "/usage?to=2026-03-01", "").requireStatus(t, http.StatusOK), usageSums{}.json())
 	// RFC 3339 bounds widen to whole UTC days.
 	requireRows(t, e.admin(t, "GET", "/usage?group_by=day&from=2026-03-11T00:30:00Z&to=2026-03-11T01:00:00%2B00:00", "").requireStatus(t, http.StatusOK),
 		with(sumOf(s(m11, "ann"), s(m11, "bob"), s(m11, "cid")), "day", m11))
@@ -175,12 +176,12 @@ func TestUsageReports(t *testing.T) {
 		"from=2026-13-01":               "from",
 		"from=yesterday":                "from",
 		"to=2026-03-32":                 "to",
-		"from=2026-03-10&to=2026-03-10": "to",
-		"from=2026-03-10&to=2026-03-01": "to",
-		"user=Ann":                      "user",
-		"project=a%20b":                 "project",
-		"groupby=day":                   "groupby",
-		"from=2026-03-10T25:00:00Z":     "from",
+		"from=2026-03-10&to=2026-03-09": "to",
+		"from=2026-03-10T00:00:00Z&to=2026-03-10T00:00:00Z": "to",
+		"user=Ann":                  "user",
+		"project=a%20b":             "project",
+		"groupby=day":               "groupby",
+		"from=2026-03-10T25:00:00Z": "from",
 	} {
 		e.admin(t, "GET", "/usage?"+query, "").requireError(t, http.StatusBadRequest, "invalid_argument", field)
 	}

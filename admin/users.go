@@ -17,7 +17,7 @@ const (
 func (a *api) userRoutes() []route {
 	return []route{
 		{method: "POST", path: "/users", h: a.createUser},
-		{method: "GET", path: "/users", h: a.listUsers},
+		{method: "GET", path: "/users", h: a.listUsers, query: userListParams},
 		{method: "GET", path: "/users/{username}", h: a.getUser},
 		{method: "POST", path: "/users/{username}/credits", h: a.adjustCredits},
 		{method: "POST", path: "/users/{username}/deactivate", h: a.setActive(false)},
@@ -28,6 +28,13 @@ func (a *api) userRoutes() []route {
 		{method: "GET", path: "/users/{username}/key", h: a.revealKey, adminOnly: true},
 	}
 }
+
+// userFilterParams are the filters of GET /users and GET /users/export;
+// the listing pages with limit and cursor too.
+var (
+	userFilterParams = []string{"search", "project", "status", "key_status", "key_older_than", "balance", "sort"}
+	userListParams   = append(append([]string(nil), userFilterParams...), "limit", "cursor")
+)
 
 // userJSON is the User object of the contract. Balances are the live
 // (Redis) ones; Postgres's lag by the events not yet reconciled.
@@ -51,14 +58,18 @@ type userJSON struct {
 	CreatedAt          time.Time        `json:"created_at"`
 }
 
-// keyJSON describes a user's key without revealing it.
+// keyJSON describes a user's key without revealing it. Status is what a
+// gateway does with it now: "active", "expired" (past expires_at) or
+// "revoked" (the user is deactivated).
 type keyJSON struct {
-	Prefix    string     `json:"prefix"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
+	Prefix    string             `json:"prefix"`
+	Status    metering.KeyStatus `json:"status"`
+	CreatedAt time.Time          `json:"created_at"`
+	ExpiresAt *time.Time         `json:"expires_at"`
 }
 
-func userOut(v metering.UserView) userJSON {
+// userOut is v as the contract's User, its key's status as of now.
+func (a *api) userOut(v metering.UserView) userJSON {
 	out := userJSON{
 		Username:           v.Username,
 		Status:             "inactive",
@@ -84,7 +95,8 @@ func userOut(v metering.UserView) userJSON {
 		out.Status = "active"
 	}
 	if k := v.Key; k != nil {
-		out.Key = &keyJSON{Prefix: k.Prefix, CreatedAt: timeJSON(k.CreatedAt), ExpiresAt: optionalTimeJSON(k.ExpiresAt)}
+		out.Key = &keyJSON{Prefix: k.Prefix, Status: v.KeyStatus(a.engine.Now()), CreatedAt: timeJSON(k.CreatedAt),
+			ExpiresAt: optionalTimeJSON(k.ExpiresAt)}
 	}
 	return out
 }
@@ -145,7 +157,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusCreated, struct {
 		User   userJSON `json:"user"`
 		APIKey string   `json:"api_key"`
-	}{userOut(v), key})
+	}{a.userOut(v), key})
 	return nil
 }
 
@@ -166,7 +178,7 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 		NextCursor string     `json:"next_cursor,omitempty"`
 	}{Users: make([]userJSON, len(views)), NextCursor: next}
 	for i, v := range views {
-		out.Users[i] = userOut(v)
+		out.Users[i] = a.userOut(v)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -174,34 +186,33 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) error {
 
 // userQueryFrom reads the listing filters of GET /users (and of anything
 // that lists users the same way). The engine validates the values; this
-// only rejects what cannot be parsed or was given twice.
+// only rejects what cannot be parsed. The route table has refused unknown
+// and repeated parameters already.
 func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 	q := r.URL.Query()
-	var uq metering.UserQuery
-	for name, dst := range map[string]*string{"search": &uq.Search, "project": &uq.Project,
-		"status": &uq.Status, "cursor": &uq.Cursor, "balance": &uq.Balance} {
-		if len(q[name]) > 1 {
-			return uq, invalidArg(name, "may be given once")
-		}
-		*dst = q.Get(name)
-	}
+	uq := metering.UserQuery{Search: q.Get("search"), Project: q.Get("project"), Status: q.Get("status"),
+		KeyStatus: metering.KeyStatus(q.Get("key_status")), Cursor: q.Get("cursor"), Balance: q.Get("balance")}
 	// An empty search matches everyone and an empty cursor is the first
-	// page, but an empty project or status filter is a mistake.
-	for _, name := range []string{"project", "status", "balance"} {
+	// page, but an empty project, status or balance filter is a mistake.
+	for _, name := range []string{"project", "status", "key_status", "balance"} {
 		if q.Has(name) && q.Get(name) == "" {
 			return uq, invalidArg(name, "must not be empty")
 		}
-	}
-	if len(q["sort"]) > 1 {
-		return uq, invalidArg("sort", "may be given once")
 	}
 	uq.Sort = metering.UserSort(q.Get("sort"))
 	if q.Has("sort") && uq.Sort == "" {
 		return uq, invalidArg("sort", `must be "username", "-credits" or "-activity"`)
 	}
+	if q.Has("key_older_than") {
+		d, err := parseDays(q.Get("key_older_than"))
+		if err != nil {
+			return uq, invalidArg("key_older_than", err.Error())
+		}
+		uq.KeyOlderThan = d
+	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || len(q["limit"]) > 1 || n < 1 || n > maxUserLimit {
+		if err != nil || n < 1 || n > maxUserLimit {
 			return uq, invalidArg("limit", "must be a whole number from 1 to 1000")
 		}
 		uq.Limit = n
@@ -215,7 +226,7 @@ func (a *api) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, userOut(v))
+	writeJSON(w, http.StatusOK, a.userOut(v))
 	return nil
 }
 
@@ -248,7 +259,7 @@ func (a *api) adjustCredits(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return adjustError(err, delta)
 	}
-	writeJSON(w, http.StatusOK, userOut(v))
+	writeJSON(w, http.StatusOK, a.userOut(v))
 	return nil
 }
 
@@ -260,7 +271,7 @@ func (a *api) setActive(active bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, userOut(v))
+		writeJSON(w, http.StatusOK, a.userOut(v))
 		return nil
 	}
 }

@@ -105,6 +105,6 @@ func (a *api) patchUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, userOut(v))
+	writeJSON(w, http.StatusOK, a.userOut(v))
 	return nil
 }

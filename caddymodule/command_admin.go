@@ -15,6 +15,7 @@ import (
 
 	"github.com/tollgate/tollgate/admin"
 	"github.com/tollgate/tollgate/admin/adminclient"
+	"github.com/tollgate/tollgate/metering"
 )
 
 // The admin helper commands talk to a running gateway's admin API over
@@ -40,11 +41,13 @@ flag is visible to other local users in the process list).`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "usage",
-		Usage: "[--user U] [--project P] [--from D] [--to D] [--group-by day|user|project|none] [--format json|csv]",
+		Usage: "[--user U] [--project P] [--model M] [--from D] [--to D] [--group-by day|user|project|model|none] [--format json|csv]",
 		Short: "Prints a usage report from the admin API",
 		Long: `Prints GET /usage of a running gateway's admin API as the server sends it
-(JSON or CSV). Dates are YYYY-MM-DD or RFC 3339; the default period is the
-current month. --url/--token as for the users command.`,
+(JSON or CSV). --from and --to are dates YYYY-MM-DD, both included
+(--from 2026-11-30 --to 2026-11-30 is that one day), or RFC 3339 times
+(--to excluded); the default period is the current month. --url/--token as
+for the users command.`,
 		CobraFunc: configureUsageCommand,
 	})
 }
@@ -116,11 +119,15 @@ func usersImportCommand(flags *adminFlags) *cobra.Command {
 		Use:   "import FILE",
 		Short: "Creates every user of a CSV file, or none ('-' reads stdin)",
 		Long: `Uploads a CSV file with the header username,project,initial_credits (and
-optionally purchased, monthly_grant, partner) to POST /users/import. Either
+optionally purchased, monthly_grant, partner, status, key_expires_at,
+grants_paid_through), or a file written by "users export", to POST
+/users/import. Separators ',', ';' and tab are read from the header. Either
 every row is created or none is; the problems of every bad row are printed.
 On success the new API keys are written to stdout as CSV (username,api_key):
 they are shown this once, so redirect them to a safe place. --dry-run only
-checks, and prints each row's status as CSV (line,username,status,error).`,
+checks: it prints each row's status and what it would write as CSV
+(line,username,status,error,project,initial_credits,...) and the totals on
+stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, args []string) error {
 			return runUsersImport(ctx, c, args[0], dryRun, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -161,13 +168,14 @@ func runUsersImport(ctx context.Context, c *adminclient.Client, file string, dry
 	}
 	out := admin.NewCSVWriter(stdout) // cells are neutralised for spreadsheets
 	if dryRun {
-		out.Write([]string{"line", "username", "status", "error"})
+		out.Write(previewHeader)
 		for _, row := range res.Rows {
-			out.Write([]string{fmt.Sprint(row.Line), row.Username, row.Status, row.Error})
+			out.Write(previewRecord(row))
 		}
 		out.Flush()
+		printImportTotals(stderr, res.Totals)
 		if bad := res.Failed(); bad > 0 {
-			return fmt.Errorf("dry run: %d of %d rows are invalid; nothing was written", bad, len(res.Rows))
+			return fmt.Errorf("dry run: %s; nothing was written", metering.RowsInvalid(bad, len(res.Rows)))
 		}
 		fmt.Fprintf(stderr, "dry run: all %d rows are valid; nothing was written\n", len(res.Rows))
 		return out.Error()
@@ -182,6 +190,45 @@ func runUsersImport(ctx context.Context, c *adminclient.Client, file string, dry
 	}
 	fmt.Fprintf(stderr, "created %d users; their API keys (on stdout) are shown only this once\n", res.Created)
 	return nil
+}
+
+// previewHeader: a dry run's CSV, each row's status and then what a valid
+// row writes.
+var previewHeader = []string{"line", "username", "status", "error", "project", "initial_credits", "purchased",
+	"monthly_grant", "partner", "user_status", "key_expires_at", "username_in_file"}
+
+func previewRecord(row adminclient.ImportRow) []string {
+	rec := []string{fmt.Sprint(row.Line), row.Username, row.Status, row.Error, "", "", "", "", "", "", "", row.UsernameInFile}
+	if row.Status == "ok" {
+		if row.Project != nil {
+			rec[4] = *row.Project
+		}
+		rec[5], rec[6], rec[7] = string(row.InitialCredits), string(row.Purchased), string(row.MonthlyGrant)
+		if row.Partner != nil {
+			rec[8] = fmt.Sprint(*row.Partner)
+		}
+		rec[9] = row.UserStatus
+		if row.KeyExpiresAt != nil {
+			rec[10] = *row.KeyExpiresAt
+		}
+	}
+	return rec
+}
+
+// printImportTotals says what the valid rows add up to, overall and per
+// project.
+func printImportTotals(w io.Writer, t adminclient.ImportTotals) {
+	fmt.Fprintf(w, "valid rows: %s (%s, %d inactive): initial credits %s, purchased %s, monthly grant %s\n",
+		metering.Plural(int64(t.Users), "user", "users"), metering.Plural(int64(t.Partners), "partner", "partners"),
+		t.Inactive, t.InitialCredits, t.Purchased, t.MonthlyGrant)
+	for _, p := range t.Projects {
+		name := "(no project)"
+		if p.Project != nil {
+			name = "project " + *p.Project
+		}
+		fmt.Fprintf(w, "  %s: %s, initial credits %s, purchased %s, monthly grant %s\n", name,
+			metering.Plural(int64(p.Users), "user", "users"), p.InitialCredits, p.Purchased, p.MonthlyGrant)
+	}
 }
 
 // uploadProgress prints a line each time another tenth of the file is
@@ -206,7 +253,7 @@ func usersExportCommand(flags *adminFlags) *cobra.Command {
 	var filter adminclient.UserFilter
 	var output string
 	cmd := &cobra.Command{
-		Use:   "export [--project P] [--search S] [--status S] [--sort S] [--output FILE]",
+		Use:   "export [--project P] [--search S] [--status S] [--key-status S] [--key-older-than 90d] [--sort S] [--output FILE]",
 		Short: "Writes the users as CSV (GET /users/export)",
 		Args:  cobra.NoArgs,
 		RunE: flags.runE(func(ctx context.Context, c *adminclient.Client, cmd *cobra.Command, _ []string) error {
@@ -217,7 +264,9 @@ func usersExportCommand(flags *adminFlags) *cobra.Command {
 	fs.StringVar(&filter.Project, "project", "", "only this project's users (none: users without a project)")
 	fs.StringVar(&filter.Search, "search", "", "only usernames containing this")
 	fs.StringVar(&filter.Status, "status", "", "active or inactive")
-	fs.StringVar(&filter.Sort, "sort", "", "username (default)")
+	fs.StringVar(&filter.KeyStatus, "key-status", "", "active, expired or revoked: the key's status now")
+	fs.StringVar(&filter.KeyOlderThan, "key-older-than", "", "only keys made more than this many days ago, such as 90d")
+	fs.StringVar(&filter.Sort, "sort", "", "username (default), -credits or -activity")
 	fs.StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
 	return cmd
 }
@@ -277,9 +326,10 @@ func configureUsageCommand(cmd *cobra.Command) {
 	for _, p := range []struct{ flag, query, help string }{
 		{"user", "user", "only this user"},
 		{"project", "project", "only this project"},
-		{"from", "from", "first day (YYYY-MM-DD or RFC 3339)"},
-		{"to", "to", "end (YYYY-MM-DD or RFC 3339)"},
-		{"group-by", "group_by", "day, user, project or none"},
+		{"model", "model", "only this model"},
+		{"from", "from", "first day (YYYY-MM-DD, or an RFC 3339 time)"},
+		{"to", "to", "last day, included (YYYY-MM-DD), or an RFC 3339 time, excluded"},
+		{"group-by", "group_by", "day, user, project, model or none"},
 		{"format", "format", "json or csv"},
 	} {
 		params[p.query] = cmd.Flags().String(p.flag, "", p.help)

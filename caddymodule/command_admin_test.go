@@ -77,13 +77,16 @@ func TestCLIUsersImport(t *testing.T) {
 	bad := writeFile(t, "username,project,initial_credits\nann,,1\ntaken,,1\nbob,nowhere,2\n")
 	out, errOut, err := runCLI(t, w.url, "users", "import", bad, "--dry-run")
 	require.ErrorContains(t, err, "2 of 3 rows are invalid")
-	require.Contains(t, out, "line,username,status,error\n2,ann,ok,\n3,taken,error,")
-	require.Contains(t, errOut, `line 3 (taken): username "taken" is taken`)
-	require.Contains(t, errOut, `line 4 (bob): no project named "nowhere"`)
+	require.Contains(t, out, "line,username,status,error,project,initial_credits,purchased,monthly_grant,partner,user_status,key_expires_at,username_in_file\n"+
+		"2,ann,ok,,,1,0,0,false,active,,\n3,taken,error,")
+	require.Contains(t, errOut, `line 3 (taken): The username "taken" is taken by another user.`)
+	require.Contains(t, errOut, `line 4 (bob): There is no project named "nowhere"`)
+	require.Contains(t, errOut, "valid rows: 1 user (0 partners, 0 inactive): initial credits 1, purchased 0, monthly grant 0\n"+
+		"  (no project): 1 user, initial credits 1, purchased 0, monthly grant 0\n")
 
 	// The real import fails with the server's message; nothing is created.
 	out, errOut, err = runCLI(t, w.url, "users", "import", bad)
-	require.ErrorContains(t, err, "2 of 3 rows are invalid; nothing was imported (400 invalid_argument)")
+	require.ErrorContains(t, err, "Nothing was imported: 2 of 3 rows are invalid. (400 invalid_argument)")
 	require.Empty(t, out)
 	require.Contains(t, errOut, "line 4 (bob)")
 	var n int
@@ -92,7 +95,7 @@ func TestCLIUsersImport(t *testing.T) {
 
 	// A file-level error is the server's message too.
 	_, _, err = runCLI(t, w.url, "users", "import", writeFile(t, "username,email\nann,a@b\n"))
-	require.ErrorContains(t, err, `header: unknown column(s) "email"`)
+	require.ErrorContains(t, err, `The header has the unknown column "email"`)
 	_, _, err = runCLI(t, w.url, "users", "import", "/does/not/exist.csv")
 	require.Error(t, err)
 
@@ -187,6 +190,19 @@ func TestCLIUsersExportAndCreate(t *testing.T) {
 	require.Contains(t, string(got), "\nann,teachers,")
 	require.NotContains(t, string(got), "solo")
 
+	// The key filters pass through: no key here is 90 days old; all are active.
+	out, _, err = runCLI(t, w.url, "users", "export", "--key-older-than", "90d")
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out, "\n"), "the header only: %s", out)
+	out, _, err = runCLI(t, w.url, "users", "export", "--key-status", "active", "--key-older-than", "1d")
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out, "\n"), out)
+	out, _, err = runCLI(t, w.url, "users", "export", "--key-status", "active")
+	require.NoError(t, err)
+	require.Equal(t, 3, strings.Count(out, "\n"), out)
+	_, _, err = runCLI(t, w.url, "users", "export", "--key-older-than", "90")
+	require.ErrorContains(t, err, "key_older_than must be a number of days such as 90d")
+
 	_, _, err = runCLI(t, w.url, "users", "export", "--status", "sleeping", "-o", file)
 	require.ErrorContains(t, err, "status")
 	_, err = os.Stat(file)
@@ -220,10 +236,10 @@ func TestCLIUsage(t *testing.T) {
 	url := srv.URL + "/admin/v1"
 
 	out, _, err := runCLI(t, url, "usage", "--user", "ann", "--project", "teachers", "--from", "2026-11-01",
-		"--to", "2026-11-30", "--group-by", "day", "--format", "csv")
+		"--to", "2026-11-30", "--group-by", "day", "--format", "csv", "--model", "gpt-4o")
 	require.NoError(t, err)
 	require.Equal(t, "day,requests,credits\n2026-11-01,10,42.5\n", out)
-	require.Equal(t, "format=csv&from=2026-11-01&group_by=day&project=teachers&to=2026-11-30&user=ann", gotQuery)
+	require.Equal(t, "format=csv&from=2026-11-01&group_by=day&model=gpt-4o&project=teachers&to=2026-11-30&user=ann", gotQuery)
 	require.Equal(t, "Bearer "+cliToken, gotAuth)
 
 	out, _, err = runCLI(t, url, "usage")
@@ -232,7 +248,8 @@ func TestCLIUsage(t *testing.T) {
 	require.Equal(t, `{"rows":[{"requests":10,"credits":42.5}]}`, out)
 
 	_, _, err = runCLI(t, url, "usage", "--group-by", "week")
-	require.EqualError(t, err, "group_by: must be day, user, project or none (400 invalid_argument)")
+	require.EqualError(t, err, "group_by: must be day, user, project or none (400 invalid_argument)",
+		"a message that does not name its field (an older server) gets it in front")
 	_, _, err = runCLI(t, url, "usage", "stray")
 	require.Error(t, err)
 }
@@ -248,7 +265,7 @@ func TestCLIImportResultsAreSafeCSV(t *testing.T) {
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, recs, 4, out)
-	require.Equal(t, []string{"2", "ann", "ok", ""}, recs[1])
+	require.Equal(t, []string{"2", "ann", "ok", "", "", "1", "0", "0", "false", "active", "", ""}, recs[1])
 	require.Equal(t, `'=HYPERLINK("http://x")`, recs[2][1])
 	require.Equal(t, "'@sum", recs[3][1])
 	for _, rec := range recs[1:] {

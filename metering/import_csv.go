@@ -6,15 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
-)
-
-// Columns of a user import file. The first three are required (the
-// contract's header); the others are optional; order is free.
-var (
-	importRequired = []string{"username", "project", "initial_credits"}
-	importOptional = []string{"monthly_grant", "partner", "purchased"}
+	"unicode/utf16"
 )
 
 // ImportRow is one data row of an import file: the user it asks for, or
@@ -24,117 +17,214 @@ var (
 type ImportRow struct {
 	Line int // line number in the file (the header is line 1)
 	Spec UserSpec
-	Err  string
+	// Inactive: the status column says the user is deactivated (a
+	// users export re-imported keeps its deactivated users so).
+	Inactive bool
+	// GivenUsername is the username as the file wrote it when it was
+	// stored otherwise (folded to lower case), else "".
+	GivenUsername string
+	// GrantsPaidThrough is the month index through which Spec.Purchased
+	// includes the monthly grants (grant_month.go), 0 when the file does
+	// not say: then this month's grant is due, as for any new user.
+	GrantsPaidThrough int64
+	Err               string
 }
+
+// ImportFile is a parsed import file: its rows and how it was read.
+type ImportFile struct {
+	Rows []ImportRow
+	// Separator is the field separator found in the header: ",", ";" or
+	// "\t".
+	Separator string
+	// Ignored are the header's columns that describe a user's state rather
+	// than what to create (a users export's balances and times); their
+	// cells are not read.
+	Ignored []string
+}
+
+// importSeparators are the separators spreadsheets write: ',' and, where
+// the decimal separator is a comma (European Excel), ';'; tab for "text".
+var importSeparators = []rune{',', ';', '\t'}
 
 // ParseImportCSV reads a user import file. File-level problems (not CSV,
 // no header, missing or unknown columns) are an *InvalidError; row-level
 // problems are reported in the row's Err so that every bad row can be
 // shown at once. It is pure, so it can be fuzzed.
 //
-// Accepted: a UTF-8 byte-order mark (spreadsheets write one), CRLF line
-// ends, quoted fields, spaces around values and column names, header names
-// in any case. Empty lines and lines whose fields are all blank (trailing
-// ",,," lines from spreadsheets) are skipped.
-func ParseImportCSV(data []byte) ([]ImportRow, error) {
-	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+// Accepted: UTF-8 with or without a byte-order mark, UTF-16 with one
+// (Excel's "Unicode text"), a first line "sep=;" (Excel's hint), the
+// separators ',', ';' and tab (found from the header), CRLF line ends,
+// quoted fields, spaces around values and column names, header names in
+// any case. Empty lines and lines whose fields are all blank (trailing
+// ",,," lines from spreadsheets) are skipped. The columns are described at
+// importColumns.
+func ParseImportCSV(data []byte) (ImportFile, error) {
+	data, err := importText(data)
+	if err != nil {
+		return ImportFile{}, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return ImportFile{}, invalid("body", "The CSV file is empty; its first line must be the header: "+importHeaderHint)
+	}
+	lineOffset := 0
+	sep, hinted := sepHint(data)
+	if hinted {
+		_, data, _ = bytes.Cut(data, []byte("\n"))
+		lineOffset = 1
+	} else if sep, err = detectSeparator(data); err != nil {
+		return ImportFile{}, err
+	}
 	r := csv.NewReader(bytes.NewReader(data))
+	r.Comma = sep
 	r.FieldsPerRecord = -1 // checked per row, so one short row does not hide the others
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, invalid("body", "the CSV file is empty; it needs the header username,project,initial_credits")
+		return ImportFile{}, invalid("body", "The CSV file has no header; its first line must be the header: "+importHeaderHint)
 	}
 	if err != nil {
-		return nil, csvError(err)
+		return ImportFile{}, csvError(err, lineOffset)
 	}
-	col, err := importColumns(header)
+	cols, err := importColumns(header)
 	if err != nil {
-		return nil, err
+		return ImportFile{}, err
 	}
-	var rows []ImportRow
-	firstLine := map[string]int{} // username → line of its first row
+	file := ImportFile{Separator: string(sep), Ignored: cols.ignored}
+	firstLine := map[string]int{} // stored username → line of its first row
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, csvError(err)
+			return ImportFile{}, csvError(err, lineOffset)
 		}
 		line, _ := r.FieldPos(0)
+		line += lineOffset
 		if allBlank(rec) {
 			continue
 		}
-		row := parseImportRecord(rec, col, len(header))
+		row := parseImportRecord(rec, cols, len(header), sep)
 		row.Line = line
-		if row.Spec.Username != "" {
-			if first, dup := firstLine[row.Spec.Username]; dup {
-				if row.Err == "" {
-					row.Err = fmt.Sprintf("duplicate username %q: also on line %d", row.Spec.Username, first)
-				}
-			} else {
-				firstLine[row.Spec.Username] = line
+		if name := row.Spec.Username; ValidName(name) {
+			if first, dup := firstLine[name]; !dup {
+				firstLine[name] = line
+			} else if row.Err == "" {
+				row.Err = fmt.Sprintf("The username %s is also on line %d (usernames are compared in lower case).",
+					QuoteValue(name), first)
 			}
 		}
-		rows = append(rows, row)
+		file.Rows = append(file.Rows, row)
 	}
-	if len(rows) == 0 {
-		return nil, invalid("body", "the CSV file has a header but no rows")
+	if len(file.Rows) == 0 {
+		return ImportFile{}, invalid("body", "The CSV file has a header but no rows")
 	}
-	return rows, nil
+	if err := checkImportTotals(file.Rows); err != nil {
+		return ImportFile{}, err
+	}
+	return file, nil
+}
+
+// importHeaderHint is the smallest valid header, for messages.
+const importHeaderHint = "username,project,initial_credits"
+
+// importText returns the file as UTF-8 without a byte-order mark, its
+// lines ending in LF or CRLF. UTF-16 needs its byte-order mark (Excel
+// writes one); an odd number of bytes cannot be UTF-16.
+func importText(data []byte) ([]byte, error) {
+	var order func([]byte) uint16
+	switch {
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe}):
+		order = func(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
+	case bytes.HasPrefix(data, []byte{0xfe, 0xff}):
+		order = func(b []byte) uint16 { return uint16(b[1]) | uint16(b[0])<<8 }
+	default:
+		data = bytes.TrimPrefix(data, []byte("\ufeff"))
+		if !bytes.Contains(data, []byte("\n")) {
+			// Classic Mac line ends (Excel's "CSV (Macintosh)"): CR alone.
+			data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+		}
+		return data, nil
+	}
+	data = data[2:]
+	if len(data)%2 != 0 {
+		return nil, invalid("body", "The file starts like UTF-16 text but has an odd number of bytes; save it as CSV UTF-8")
+	}
+	units := make([]uint16, len(data)/2)
+	for i := range units {
+		units[i] = order(data[2*i:])
+	}
+	return importText([]byte(string(utf16.Decode(units))))
+}
+
+// sepHint reads Excel's "sep=;" first line, which names the separator.
+func sepHint(data []byte) (rune, bool) {
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	first = bytes.TrimRight(first, "\r")
+	if len(first) == 5 && strings.EqualFold(string(first[:4]), "sep=") {
+		for _, s := range importSeparators {
+			if rune(first[4]) == s {
+				return s, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// detectSeparator finds the separator the header is written with: the one
+// that splits the first line into the most column names an import knows.
+// A first line in which no separator finds one is not a header.
+func detectSeparator(data []byte) (rune, error) {
+	best, bestKnown := rune(0), 0
+	var firstErr error
+	for _, sep := range importSeparators {
+		r := csv.NewReader(bytes.NewReader(data))
+		r.Comma = sep
+		r.FieldsPerRecord = -1
+		header, err := r.Read()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		known := 0
+		for _, h := range header {
+			if _, ok := importColumnRoles[columnName(h)]; ok {
+				known++
+			}
+		}
+		if known > bestKnown {
+			best, bestKnown = sep, known
+		}
+	}
+	if bestKnown > 0 {
+		return best, nil
+	}
+	if firstErr != nil && !errors.Is(firstErr, io.EOF) {
+		return 0, csvError(firstErr, 0)
+	}
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	return 0, invalid("header", fmt.Sprintf("The first line must be the header: %s (it reads %s)",
+		importHeaderHint, QuoteValue(strings.TrimRight(string(first), "\r"))))
 }
 
 // csvError turns a CSV syntax error into a 400 naming the line: such a
 // file cannot be split into rows reliably, so no row is judged.
-func csvError(err error) error {
+func csvError(err error, lineOffset int) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return invalid("body", fmt.Sprintf("line %d, column %d: %v", pe.StartLine, pe.Column, pe.Err))
-	}
-	return invalid("body", "not a CSV file: "+err.Error())
-}
-
-// importColumns maps each known column name to its index in the header.
-func importColumns(header []string) (map[string]int, error) {
-	col := make(map[string]int, len(header))
-	var unknown, dups []string
-	known := map[string]bool{}
-	for _, c := range append(importRequired, importOptional...) {
-		known[c] = true
-	}
-	for i, h := range header {
-		name := strings.ToLower(strings.TrimSpace(h))
+		what := pe.Err.Error()
 		switch {
-		case !known[name]:
-			unknown = append(unknown, fmt.Sprintf("%q", strings.TrimSpace(h)))
-		case hasCol(col, name):
-			dups = append(dups, name)
-		default:
-			col[name] = i
+		case errors.Is(pe.Err, csv.ErrQuote):
+			what = "a quote is not closed, or a quoted field has text after its closing quote"
+		case errors.Is(pe.Err, csv.ErrBareQuote):
+			what = `a field that is not quoted contains a quote (write "" inside a quoted field)`
 		}
+		return invalid("body", fmt.Sprintf("Line %d, column %d cannot be read as CSV: %s", pe.StartLine+lineOffset, pe.Column, what))
 	}
-	if len(unknown) > 0 {
-		return nil, invalid("header", fmt.Sprintf("unknown column(s) %s; the columns are %s (required) and %s (optional)",
-			strings.Join(unknown, ", "), strings.Join(importRequired, ","), strings.Join(importOptional, ",")))
-	}
-	if len(dups) > 0 {
-		return nil, invalid("header", "column(s) given twice: "+strings.Join(dups, ", "))
-	}
-	var missing []string
-	for _, c := range importRequired {
-		if !hasCol(col, c) {
-			missing = append(missing, c)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, invalid("header", "missing required column(s): "+strings.Join(missing, ", "))
-	}
-	return col, nil
+	return invalid("body", "The file cannot be read as CSV ("+err.Error()+")")
 }
-
-func hasCol(col map[string]int, name string) bool { _, ok := col[name]; return ok }
 
 func allBlank(rec []string) bool {
 	for _, f := range rec {
@@ -145,58 +235,22 @@ func allBlank(rec []string) bool {
 	return true
 }
 
-// parseImportRecord validates one row. The first problem found is reported.
-func parseImportRecord(rec []string, col map[string]int, width int) ImportRow {
-	var row ImportRow
-	get := func(name string) string {
-		i, ok := col[name]
-		if !ok || i >= len(rec) {
-			return ""
-		}
-		return strings.TrimSpace(rec[i])
-	}
-	s := &row.Spec
-	s.Username, s.Project = get("username"), get("project")
-	fail := func(format string, args ...any) ImportRow {
-		row.Err = fmt.Sprintf(format, args...)
-		return row
-	}
-	if len(rec) != width {
-		return fail("has %d fields, the header has %d", len(rec), width)
-	}
-	switch {
-	case s.Username == "":
-		return fail("username is required")
-	case !ValidName(s.Username):
-		return fail("username %q is not valid: it must match ^[a-z0-9][a-z0-9._-]{0,62}$ (lower case letters, digits, '.', '_', '-')", s.Username)
-	case s.Project != "" && !ValidName(s.Project):
-		return fail("project %q is not a valid project name (leave it empty for no project)", s.Project)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *Credits
-	}{{"initial_credits", &s.InitialCredits}, {"purchased", &s.Purchased}, {"monthly_grant", &s.MonthlyGrant}} {
-		v := get(f.name)
-		if v == "" {
+// checkImportTotals refuses a file whose valid rows add up to more credits
+// than a balance may hold, per bucket: the totals an import shows and
+// records in its audit entry stay exact.
+func checkImportTotals(rows []ImportRow) error {
+	var sums [3]Credits
+	for _, r := range rows {
+		if r.Err != "" {
 			continue
 		}
-		c, err := ParseCredits(v)
-		switch {
-		case errors.Is(err, ErrCreditsRange) || err == nil && c > MaxCredits:
-			return fail("%s %q is out of range: at most %s", f.name, v, MaxCredits)
-		case err != nil:
-			return fail("%s %q is not an amount: use a decimal number with at most 6 fractional digits, such as 12.5", f.name, v)
-		case c < 0:
-			return fail("%s %q must not be negative", f.name, v)
+		for i, c := range []Credits{r.Spec.InitialCredits, r.Spec.Purchased, r.Spec.MonthlyGrant} {
+			if sums[i] += c; sums[i] > MaxCredits {
+				name := []string{"initial_credits", "purchased", "monthly_grant"}[i]
+				return invalid("body", fmt.Sprintf("The %s of this file add up to more than %s credits; split it into smaller imports",
+					name, MaxCredits))
+			}
 		}
-		*f.dst = c
 	}
-	switch p := strings.ToLower(get("partner")); p {
-	case "", "false", "no", "0":
-	case "true", "yes", "1":
-		s.Partner = true
-	default:
-		return fail("partner %q must be true or false", get("partner"))
-	}
-	return row
+	return nil
 }

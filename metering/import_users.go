@@ -12,7 +12,7 @@ import (
 )
 
 // errUsernameRace: a username became taken between the check and the insert.
-var errUsernameRace = fmt.Errorf("a username in the import was taken by a concurrent change; nothing was imported: %w", ErrConflict)
+var errUsernameRace = refuse(ErrConflict, "A username in the import was taken by a concurrent change; nothing was imported.")
 
 // ImportedRow is the outcome of one import row. APIKey is set only on a
 // real, successful import, and is shown this once.
@@ -66,17 +66,17 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 			// The parser checked this already; callers other than it may not have.
 			var inv *InvalidError
 			if err := row.Spec.validate(now); errors.As(err, &inv) {
-				res.Rows[i].Err = inv.Error()
+				res.Rows[i].Err = inv.Sentence()
 			}
 		}
 	}
 	if len(rows) == 0 {
-		return res, invalid("body", "no rows to import")
+		return res, invalid("body", "There are no rows to import")
 	}
 	// Checked outside the transaction first so that a dry run and a
 	// rejected file report every problem without taking locks; checked
 	// again under lock below, as things may change meanwhile.
-	if _, err := e.checkImport(ctx, e.db, rows, res.Rows, false); err != nil || dryRun || !res.OK() {
+	if _, err := e.checkImport(ctx, e.db, rows, res.Rows, false, now); err != nil || dryRun || !res.OK() {
 		return res, err
 	}
 	keys := make([]string, len(rows))
@@ -89,21 +89,26 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 	}
 	var mirrored []User
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		projects, err := e.checkImport(ctx, tx, rows, res.Rows, true)
+		projects, err := e.checkImport(ctx, tx, rows, res.Rows, true, now)
 		if err != nil || !res.OK() {
 			return err
 		}
 		users := make([]User, len(rows))
 		for i := range rows {
 			s := &rows[i].Spec
-			u := User{Username: s.Username, MonthlyGrant: s.MonthlyGrant, Partner: s.Partner}
+			u := User{Username: s.Username, MonthlyGrant: s.MonthlyGrant, Partner: s.Partner, Active: !rows[i].Inactive}
 			loc := time.UTC
 			if s.Project != "" {
 				p := projects[s.Project]
 				u.ProjectID, u.ProjectName = p.ID, p.Name
 				loc, _ = LoadLocation(p.TimeZone)
 			}
-			u.GrantMonth = grantStartMonth(loc, now) // as CreateUser does
+			// As in CreateUser: the first grant is on the next 1st, unless
+			// the file says through which month grants are paid (an export).
+			u.GrantMonth = grantStartMonth(loc, now)
+			if paid := rows[i].GrantsPaidThrough; paid > 0 {
+				u.GrantMonth = paid
+			}
 			users[i] = u
 		}
 		ids, err := insertUsersBulk(ctx, tx, users)
@@ -155,10 +160,11 @@ func (e *Engine) ImportUsers(ctx context.Context, actor string, rows []ImportRow
 	return res, nil
 }
 
-// checkImport marks rows whose project does not exist or whose username is
-// taken, and returns the projects named. lock holds those projects against
-// deletion until the transaction q ends.
-func (e *Engine) checkImport(ctx context.Context, q querier, rows []ImportRow, out []ImportedRow, lock bool) (map[string]Project, error) {
+// checkImport marks rows whose project does not exist, whose username is
+// taken or whose grants are said to be paid ahead of now, and returns the
+// projects named. lock holds those projects against deletion until the
+// transaction q ends.
+func (e *Engine) checkImport(ctx context.Context, q querier, rows []ImportRow, out []ImportedRow, lock bool, now time.Time) (map[string]Project, error) {
 	var names, projectNames []string
 	seenProject := map[string]bool{}
 	for _, r := range rows {
@@ -184,9 +190,19 @@ func (e *Engine) checkImport(ctx context.Context, q querier, rows []ImportRow, o
 		}
 		switch {
 		case taken[r.Spec.Username]:
-			out[i].Err = fmt.Sprintf("username %q is taken", r.Spec.Username)
+			out[i].Err = fmt.Sprintf("The username %q is taken by another user.", r.Spec.Username)
 		case r.Spec.Project != "" && projects[r.Spec.Project].ID == 0:
-			out[i].Err = fmt.Sprintf("no project named %q", r.Spec.Project)
+			out[i].Err = fmt.Sprintf("There is no project named %q; an import does not create projects: create it first (POST /projects).",
+				r.Spec.Project)
+		case r.GrantsPaidThrough > 0:
+			loc := time.UTC
+			if p, ok := projects[r.Spec.Project]; ok {
+				loc, _ = LoadLocation(p.TimeZone)
+			}
+			if current := MonthIndex(loc, now); r.GrantsPaidThrough > current {
+				out[i].Err = fmt.Sprintf("The grants_paid_through %s is after the current month, %s; grants cannot have been paid ahead.",
+					FormatMonth(r.GrantsPaidThrough), FormatMonth(current))
+			}
 		}
 	}
 	return projects, nil
@@ -219,12 +235,15 @@ func (e *Engine) initialCreditEvents(actor string, rows []ImportRow, users []Use
 // never a key (nor, to keep it small, every username).
 func importAudit(actor string, rows []ImportRow, projects map[string]Project) AuditEntry {
 	var awarded, purchased Credits
-	partners, unassigned := 0, 0
+	partners, unassigned, inactive := 0, 0, 0
 	for _, r := range rows {
 		awarded += r.Spec.InitialCredits
 		purchased += r.Spec.Purchased
 		if r.Spec.Partner {
 			partners++
+		}
+		if r.Inactive {
+			inactive++
 		}
 		if r.Spec.Project == "" {
 			unassigned++
@@ -236,7 +255,7 @@ func importAudit(actor string, rows []ImportRow, projects map[string]Project) Au
 	}
 	return AuditEntry{Actor: actor, Action: "user.import", Target: strconv.Itoa(len(rows)) + " users",
 		Details: map[string]any{"created": len(rows), "initial_credits": awarded, "purchased": purchased,
-			"partners": partners, "unassigned": unassigned, "projects": names,
+			"partners": partners, "unassigned": unassigned, "inactive": inactive, "projects": names,
 			"first": rows[0].Spec.Username, "last": rows[len(rows)-1].Spec.Username}}
 }
 

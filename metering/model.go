@@ -100,9 +100,13 @@ type UserView struct {
 	// Live balances from Redis; User's balance fields are Postgres's, which
 	// lag by the events not yet reconciled.
 	Live     Balances
+	LiveAt   time.Time // the instant Live is as of
 	HasUsage bool
 	InFlight int64
 	// NextGrantAt is when the next monthly grant is paid; nil while no
 	// grant runs (not a partner, or no amount).
 	NextGrantAt *time.Time
+	// grantMonth is the month through which Live includes the monthly
+	// grants (see GrantsPaidThrough).
+	grantMonth int64
 }

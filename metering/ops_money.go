@@ -62,7 +62,7 @@ func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall
 // returning, with the audit entry in the same transaction.
 func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 	if err := a.delta.CheckRange(); err != nil {
-		return invalid("delta", err.Error())
+		return invalid("delta", fmt.Sprintf("must be between -%s and %s", MaxCredits, MaxCredits))
 	}
 	id, now := e.ids.Next(), e.cfg.Now()
 	var res []int64
@@ -81,7 +81,7 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		case res[0] == scriptNoUser && a.user != nil:
 			var found bool
 			if found, err = e.loadUser(ctx, a.user.ID); err == nil && !found {
-				return fmt.Errorf("user %q: %w", a.user.Username, ErrNotFound)
+				return noUser(a.user.Username)
 			}
 		case res[0] == scriptNoUser:
 			err = e.loadProject(ctx, a.project.ID)
@@ -97,12 +97,12 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 	switch res[0] {
 	case scriptOK:
 	case scriptInsufficient:
-		return fmt.Errorf("%w: balance %s cannot change by %s", ErrInsufficient, Credits(res[1]), a.delta)
+		return a.insufficient(Credits(res[1]))
 	case scriptTooLarge:
-		return invalid("delta", fmt.Sprintf("balance %s plus %s would exceed the maximum %s", Credits(res[1]), a.delta, MaxCredits))
+		return invalid("delta", fmt.Sprintf("would take the balance of %s above the maximum of %s", Credits(res[1]), MaxCredits))
 	case scriptDeleted:
 		// Deleted after the caller read it from Postgres.
-		return fmt.Errorf("user %q: %w", a.user.Username, ErrNotFound)
+		return noUser(a.user.Username)
 	default:
 		return fmt.Errorf("%w: balance not loaded into Redis", ErrUnavailable)
 	}
@@ -133,6 +133,21 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 			ErrUnavailable, id, err)
 	}
 	return nil
+}
+
+// insufficient is the refusal of a change that would take the balance,
+// which holds have, below zero.
+func (a adjustment) insufficient(have Credits) error {
+	if a.user == nil {
+		return refuse(ErrInsufficient, "The pool balance of project %q is %s; a change of %s would take it below zero.",
+			a.project.Name, have, a.delta)
+	}
+	bucket := BucketAwarded
+	if a.field == "pr" {
+		bucket = BucketPurchased
+	}
+	return refuse(ErrInsufficient, "The %s balance of user %q is %s; a change of %s would take it below zero.",
+		bucket, a.user.Username, have, a.delta)
 }
 
 // AdjustCredits adds delta (negative to remove) to a user's awarded or

@@ -2,7 +2,6 @@ package metering
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -126,7 +125,11 @@ func (e *Engine) DeleteProject(ctx context.Context, actor, name string) error {
 			return err
 		}
 		if p.Users > 0 {
-			return fmt.Errorf("project %q has %d users; move or delete them first: %w", name, p.Users, ErrConflict)
+			them := "them"
+			if p.Users == 1 {
+				them = "it"
+			}
+			return refuse(ErrConflict, "Project %q has %s; move or delete %s first.", name, Plural(p.Users, "user", "users"), them)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.ID); err != nil {
 			return err

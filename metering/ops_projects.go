@@ -20,8 +20,8 @@ type ProjectSpec struct {
 }
 
 func (s *ProjectSpec) validate() error {
-	if !ValidName(s.Name) {
-		return invalid("name", "must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+	if problem := NameProblem(s.Name); problem != "" {
+		return invalidName("name", "project name", s.Name, problem)
 	}
 	if s.AllowanceAmount < 0 || s.AllowanceAmount > MaxCredits {
 		return invalid("allowance.amount", "must be between 0 and 9007199254.740991")

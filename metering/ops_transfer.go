@@ -87,13 +87,13 @@ func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amou
 			return err
 		}
 		if !found {
-			return fmt.Errorf("user %q: %w", missing.Username, ErrNotFound)
+			return noUser(missing.Username)
 		}
 	}
 	switch res[0] {
 	case scriptOK:
 	case scriptInsufficient:
-		return fmt.Errorf("%w: %q has %s awarded credits, cannot transfer %s", ErrInsufficient, from, Credits(res[1]), amount)
+		return refuse(ErrInsufficient, "The awarded balance of user %q is %s, less than the %s to transfer.", from, Credits(res[1]), amount)
 	case scriptTooLarge:
 		return invalid("amount", fmt.Sprintf("would take %q's awarded credits above the maximum %s", to, MaxCredits))
 	case scriptDeleted:
@@ -102,7 +102,7 @@ func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amou
 		if len(res) > 1 && res[1] == 2 {
 			name = to
 		}
-		return fmt.Errorf("user %q: %w", name, ErrNotFound)
+		return noUser(name)
 	default:
 		return fmt.Errorf("%w: user balances not loaded into Redis", ErrUnavailable)
 	}

@@ -21,8 +21,8 @@ type UserSpec struct {
 }
 
 func (s *UserSpec) validate(now time.Time) error {
-	if !ValidName(s.Username) {
-		return invalid("username", "must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+	if problem := NameProblem(s.Username); problem != "" {
+		return invalidName("username", "username", s.Username, problem)
 	}
 	if s.Project != "" && !ValidName(s.Project) {
 		return invalid("project", "must be a project name or null")
@@ -70,7 +70,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor string, spec UserSpec) (U
 		if spec.Project != "" {
 			p, err := getProjectByName(ctx, tx, spec.Project)
 			if errors.Is(err, ErrNotFound) {
-				return invalid("project", fmt.Sprintf("no project named %q", spec.Project))
+				return invalid("project", fmt.Sprintf("There is no project named %q", spec.Project))
 			}
 			if err != nil {
 				return err
@@ -138,23 +138,25 @@ func (e *Engine) GetUser(ctx context.Context, username string) (UserView, error)
 }
 
 func (e *Engine) views(ctx context.Context, users []User) ([]UserView, error) {
-	bal, err := e.liveBalances(ctx, users)
+	now := e.cfg.Now()
+	bal, err := e.liveBalances(ctx, users, now)
 	if err != nil {
 		return nil, err
 	}
-	return e.viewsWith(ctx, users, bal)
+	return e.viewsWith(ctx, users, bal, now)
 }
 
-// viewsWith is views for users whose live balances were read already.
-func (e *Engine) viewsWith(ctx context.Context, users []User, bal []livePosition) ([]UserView, error) {
+// viewsWith is views for users whose live balances were read already, as
+// of now.
+func (e *Engine) viewsWith(ctx context.Context, users []User, bal []livePosition, now time.Time) ([]UserView, error) {
 	flights, err := e.inFlight(ctx, users)
 	if err != nil {
 		return nil, err
 	}
-	now := e.cfg.Now()
 	out := make([]UserView, len(users))
 	for i, u := range users {
-		out[i] = UserView{User: u, Live: bal[i].Balances, HasUsage: u.LastActivityAt != nil, InFlight: flights[i]}
+		out[i] = UserView{User: u, Live: bal[i].Balances, LiveAt: now, HasUsage: u.LastActivityAt != nil,
+			InFlight: flights[i], grantMonth: bal[i].grantMonth}
 		if loc, err := LoadLocation(u.projectTZ); err == nil {
 			out[i].NextGrantAt = nextGrantAt(&u, bal[i].grantMonth, loc, now)
 		}

@@ -24,8 +24,8 @@ func (e *Engine) refreshCall(u *User, mode string, now time.Time) (*scriptCall, 
 // peekCall asks for balances as of now with lazy refills and grants applied
 // in the answer only. Reading never writes, so listing users cannot race a
 // charge, and refills still happen exactly once, at the next change.
-func (e *Engine) peekCall(u *User) (*scriptCall, error) {
-	c, err := e.refreshCall(u, "peek", e.cfg.Now())
+func (e *Engine) peekCall(u *User, now time.Time) (*scriptCall, error) {
+	c, err := e.refreshCall(u, "peek", now)
 	if err != nil {
 		return nil, err
 	}
@@ -40,9 +40,10 @@ type livePosition struct {
 	grantMonth int64
 }
 
-// liveBalances returns each user's live position, loading cold ones from
-// Postgres, with one pipelined round trip for the lot when Redis is warm.
-func (e *Engine) liveBalances(ctx context.Context, users []User) ([]livePosition, error) {
+// liveBalances returns each user's live position as of now, loading cold
+// ones from Postgres, with one pipelined round trip for the lot when Redis
+// is warm.
+func (e *Engine) liveBalances(ctx context.Context, users []User, now time.Time) ([]livePosition, error) {
 	out := make([]livePosition, len(users))
 	pending := make([]int, len(users))
 	for i := range pending {
@@ -51,7 +52,7 @@ func (e *Engine) liveBalances(ctx context.Context, users []User) ([]livePosition
 	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
 		calls := make([]*scriptCall, len(pending))
 		for j, i := range pending {
-			c, err := e.peekCall(&users[i])
+			c, err := e.peekCall(&users[i], now)
 			if err != nil {
 				return nil, err
 			}

@@ -89,8 +89,8 @@ func ValidModel(s string) bool { return modelPattern.MatchString(s) }
 // Validate checks a price: the model name and every rate in 0..MaxPriceRate.
 // Errors are *InvalidError naming the admin API's field.
 func (p Price) Validate() error {
-	if !ValidModel(p.Model) {
-		return invalid("model", "must match ^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+	if problem := ModelNameProblem(p.Model); problem != "" {
+		return invalidName("model", "model name", p.Model, problem)
 	}
 	for _, f := range p.rates() {
 		if f.v < 0 || f.v > MaxPriceRate {

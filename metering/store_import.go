@@ -59,16 +59,21 @@ func insertUsersBulk(ctx context.Context, q querier, users []User) (map[string]i
 	grants := make([]int64, len(users))
 	grantMonths := make([]int64, len(users))
 	partners := make([]bool, len(users))
+	statuses := make([]string, len(users))
 	for i := range users {
 		u := &users[i]
 		names[i], grants[i], grantMonths[i], partners[i] = u.Username, int64(u.MonthlyGrant), u.GrantMonth, u.Partner
+		statuses[i] = "active"
+		if !u.Active {
+			statuses[i] = "inactive"
+		}
 		if u.ProjectID != 0 {
 			projects[i] = &u.ProjectID
 		}
 	}
-	rows, err := q.Query(ctx, `INSERT INTO users (username, project_id, monthly_grant, grant_month, partner)
-		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[])
-		RETURNING id, username`, names, projects, grants, grantMonths, partners)
+	rows, err := q.Query(ctx, `INSERT INTO users (username, project_id, monthly_grant, grant_month, partner, status)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[], $6::text[])
+		RETURNING id, username`, names, projects, grants, grantMonths, partners, statuses)
 	if isUniqueViolation(err) {
 		return nil, errUsernameRace
 	}

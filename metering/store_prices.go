@@ -25,6 +25,9 @@ func scanPrice(row pgx.Row) (Price, error) {
 
 func getPrice(ctx context.Context, q querier, model string) (Price, error) {
 	p, err := scanPrice(q.QueryRow(ctx, `SELECT `+priceColumns+` FROM prices WHERE model = $1`, model))
+	if errors.Is(err, ErrNotFound) {
+		return p, noPrice(model)
+	}
 	if err != nil {
 		return p, fmt.Errorf("price for model %q: %w", model, err)
 	}
@@ -93,6 +96,9 @@ func upsertPrice(ctx context.Context, q querier, p Price, version int64) (Price,
 // deletePriceRow removes a price, returning what it was.
 func deletePriceRow(ctx context.Context, q querier, model string) (Price, error) {
 	p, err := scanPrice(q.QueryRow(ctx, `DELETE FROM prices WHERE model = $1 RETURNING `+priceColumns, model))
+	if errors.Is(err, ErrNotFound) {
+		return p, noPrice(model)
+	}
 	if err != nil {
 		return p, fmt.Errorf("price for model %q: %w", model, err)
 	}

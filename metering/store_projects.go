@@ -46,13 +46,16 @@ func insertProject(ctx context.Context, q querier, p Project) (Project, error) {
 		p.Name, p.AllowanceAmount, string(p.Period), p.TimeZone, p.PoolEnabled, limit)
 	created, err := scanProject(row)
 	if isUniqueViolation(err) {
-		return created, fmt.Errorf("project %q already exists: %w", p.Name, ErrConflict)
+		return created, refuse(ErrConflict, "A project named %q already exists.", p.Name)
 	}
 	return created, err
 }
 
 func getProjectByName(ctx context.Context, q querier, name string) (Project, error) {
 	p, err := scanProject(q.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects p WHERE p.name = $1`, name))
+	if errors.Is(err, ErrNotFound) {
+		return p, noProject(name)
+	}
 	if err != nil {
 		return p, fmt.Errorf("project %q: %w", name, err)
 	}

@@ -22,7 +22,7 @@ const (
 // For descending keys the condition is written as `key <= k AND (key < k
 // OR username > u)`: the first part is an index range bound, the second
 // the exact tie-break (a row comparison cannot mix directions).
-func userListSQL(q *UserQuery, c *userCursor) (string, []any) {
+func userListSQL(q *UserQuery, c *userCursor, now time.Time) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -44,6 +44,7 @@ func userListSQL(q *UserQuery, c *userCursor) (string, []any) {
 	if q.zero != nil {
 		where = append(where, q.zero.sql(arg))
 	}
+	where = append(where, keyFilterSQL(q, now, arg)...)
 	order := `u.username`
 	keyset := func(expr string, k func() any) {
 		if c == nil {
@@ -72,13 +73,32 @@ func userListSQL(q *UserQuery, c *userCursor) (string, []any) {
 	return sql, args
 }
 
+// keyFilterSQL is the key filters of q as conditions on the live key k
+// (users without one match neither), the same decision as User.KeyStatus.
+func keyFilterSQL(q *UserQuery, now time.Time, arg func(any) string) []string {
+	var where []string
+	switch q.KeyStatus {
+	case KeyRevoked:
+		where = append(where, `u.status = 'inactive' AND k.user_id IS NOT NULL`)
+	case KeyExpired:
+		where = append(where, `u.status = 'active' AND k.expires_at < `+arg(expiredBefore(now)))
+	case KeyActive:
+		where = append(where, `u.status = 'active' AND k.user_id IS NOT NULL AND (k.expires_at IS NULL OR k.expires_at >= `+
+			arg(expiredBefore(now))+`)`)
+	}
+	if q.KeyOlderThan > 0 {
+		where = append(where, `k.created_at < `+arg(now.Add(-q.KeyOlderThan)))
+	}
+	return where
+}
+
 // likeEscape quotes LIKE's wildcards (usernames may contain "_").
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-func listUsersPage(ctx context.Context, q querier, uq *UserQuery, c *userCursor) ([]User, error) {
-	sql, args := userListSQL(uq, c)
+func listUsersPage(ctx context.Context, q querier, uq *UserQuery, c *userCursor, now time.Time) ([]User, error) {
+	sql, args := userListSQL(uq, c, now)
 	users, err := queryUsers(ctx, q, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)

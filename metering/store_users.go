@@ -42,6 +42,9 @@ func scanUser(row pgx.Row) (User, error) {
 
 func getUserByName(ctx context.Context, q querier, name string) (User, error) {
 	u, err := scanUser(q.QueryRow(ctx, `SELECT `+userColumns+userFrom+` WHERE u.username = $1`, name))
+	if errors.Is(err, ErrNotFound) {
+		return u, noUser(name)
+	}
 	if err != nil {
 		return u, fmt.Errorf("user %q: %w", name, err)
 	}
@@ -68,7 +71,7 @@ func insertUser(ctx context.Context, q querier, u User) (int64, error) {
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
 		u.Username, project, u.MonthlyGrant, u.GrantMonth, u.Partner).Scan(&id)
 	if isUniqueViolation(err) {
-		return 0, fmt.Errorf("username %q is taken: %w", u.Username, ErrConflict)
+		return 0, usernameTaken(u.Username)
 	}
 	return id, err
 }

@@ -55,7 +55,12 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 			return err
 		}
 		if c.res[0] == 1 && len(c.res) > 1 {
-			return fmt.Errorf("%w: user %q has %d requests in flight; try again when they are done", ErrConflict, username, c.res[1])
+			done := "they are"
+			if c.res[1] == 1 {
+				done = "it is"
+			}
+			return refuse(ErrConflict, "User %q has %s in flight; try again when %s done.", username,
+				Plural(c.res[1], "request", "requests"), done)
 		}
 		if c.res[0] != scriptOK {
 			return fmt.Errorf("delete script answered %v", c.res)

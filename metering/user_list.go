@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // UserSort orders a user listing.
@@ -56,6 +57,12 @@ type UserQuery struct {
 	Cursor  string // from a previous page's next cursor; "" for the first
 	Balance string // BalanceZero, or "" for any (user_list_balance.go)
 
+	// KeyStatus selects users whose key has this status now ("" for any).
+	KeyStatus KeyStatus
+	// KeyOlderThan selects users whose key was made more than this long
+	// ago (0 for any), to find keys due for rotation.
+	KeyOlderThan time.Duration
+
 	zero *zeroBalanceFilter // set while listing with Balance = BalanceZero
 }
 
@@ -69,6 +76,12 @@ func (q *UserQuery) normalize() (*userCursor, error) {
 	}
 	if q.Status != "" && q.Status != "active" && q.Status != "inactive" {
 		return nil, invalid("status", `must be "active" or "inactive"`)
+	}
+	if q.KeyStatus != "" && !ValidKeyStatus(string(q.KeyStatus)) {
+		return nil, invalid("key_status", `must be "active", "expired" or "revoked"`)
+	}
+	if q.KeyOlderThan < 0 {
+		return nil, invalid("key_older_than", "must not be negative")
 	}
 	switch q.Sort {
 	case "":
@@ -151,7 +164,7 @@ func (e *Engine) FindUsers(ctx context.Context, q UserQuery) ([]UserView, string
 	if q.Balance == BalanceZero {
 		return e.findZeroBalance(ctx, q, c)
 	}
-	users, err := listUsersPage(ctx, e.db, &q, c)
+	users, err := listUsersPage(ctx, e.db, &q, c, e.cfg.Now())
 	if err != nil {
 		return nil, "", err
 	}

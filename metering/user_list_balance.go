@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // BalanceZero as UserQuery.Balance lists only users whose live effective
@@ -46,8 +47,7 @@ type zeroBalanceFilter struct {
 // zeroBalanceFilter computes the clocks of every allowance rule in use.
 // A project whose rule changes meanwhile matches no clock; the SQL then
 // keeps its users as candidates both ways, so none is missed.
-func (e *Engine) zeroBalanceFilter(ctx context.Context) (*zeroBalanceFilter, error) {
-	now := e.cfg.Now()
+func (e *Engine) zeroBalanceFilter(ctx context.Context, now time.Time) (*zeroBalanceFilter, error) {
 	f := &zeroBalanceFilter{starts: map[string]int64{}, months: map[string]int64{}}
 	rows, err := e.db.Query(ctx, `SELECT DISTINCT allowance_period, timezone FROM projects`)
 	if err != nil {
@@ -116,7 +116,10 @@ func sortedClockKeys(m map[string]int64) []string {
 
 // findZeroBalance is FindUsers for Balance = BalanceZero (see there).
 func (e *Engine) findZeroBalance(ctx context.Context, q UserQuery, c *userCursor) ([]UserView, string, error) {
-	f, err := e.zeroBalanceFilter(ctx)
+	// One instant for the page: the clocks the ledger is judged by, the
+	// live balances and what the views say they are as of.
+	now := e.cfg.Now()
+	f, err := e.zeroBalanceFilter(ctx, now)
 	if err != nil {
 		return nil, "", err
 	}
@@ -124,11 +127,11 @@ func (e *Engine) findZeroBalance(ctx context.Context, q UserQuery, c *userCursor
 	var found []User
 	var live []livePosition
 	for {
-		cands, err := listUsersPage(ctx, e.db, &q, c) // up to Limit+1
+		cands, err := listUsersPage(ctx, e.db, &q, c, now) // up to Limit+1
 		if err != nil {
 			return nil, "", err
 		}
-		bal, err := e.liveBalances(ctx, cands)
+		bal, err := e.liveBalances(ctx, cands, now)
 		if err != nil {
 			return nil, "", err
 		}
@@ -147,6 +150,6 @@ func (e *Engine) findZeroBalance(ctx context.Context, q UserQuery, c *userCursor
 		found, live = found[:q.Limit], live[:q.Limit]
 		next = cursorOf(&found[q.Limit-1], q.Sort).encode(q.Sort)
 	}
-	views, err := e.viewsWith(ctx, found, live)
+	views, err := e.viewsWith(ctx, found, live, now)
 	return views, next, err
 }

@@ -32,7 +32,7 @@ type UserPatch struct {
 
 func (p *UserPatch) validate(now time.Time) error {
 	if p.Username != nil && !ValidName(*p.Username) {
-		return invalid("username", "must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+		return invalidName("username", "username", *p.Username, NameProblem(*p.Username))
 	}
 	if p.SetProject && p.Project != "" && !ValidName(p.Project) {
 		return invalid("project", "must be a project name or null")
@@ -103,7 +103,7 @@ func (e *Engine) applyPatch(ctx context.Context, tx pgx.Tx, u User, p UserPatch)
 	next := u
 	if p.Username != nil && *p.Username != u.Username {
 		if u.LastActivityAt != nil {
-			return u, nil, fmt.Errorf("%w: user %q has usage history, which keeps its name; it cannot be renamed", ErrConflict, u.Username)
+			return u, nil, refuse(ErrConflict, "User %q has usage history, which keeps its name; it cannot be renamed.", u.Username)
 		}
 		changes["username"] = map[string]any{"from": u.Username, "to": *p.Username}
 		next.Username = *p.Username
@@ -113,7 +113,7 @@ func (e *Engine) applyPatch(ctx context.Context, tx pgx.Tx, u User, p UserPatch)
 		if p.Project != "" {
 			proj, err := getProjectByName(ctx, tx, p.Project)
 			if errors.Is(err, ErrNotFound) {
-				return u, nil, invalid("project", fmt.Sprintf("no project named %q", p.Project))
+				return u, nil, invalid("project", fmt.Sprintf("There is no project named %q", p.Project))
 			}
 			if err != nil {
 				return u, nil, err
@@ -148,7 +148,7 @@ func (e *Engine) applyPatch(ctx context.Context, tx pgx.Tx, u User, p UserPatch)
 		version = version + 1, updated_at = now() WHERE id = $1`,
 		u.ID, next.Username, project, next.MonthlyGrant, next.Partner)
 	if isUniqueViolation(err) {
-		return u, nil, fmt.Errorf("username %q is taken: %w", next.Username, ErrConflict)
+		return u, nil, usernameTaken(next.Username)
 	}
 	if err != nil {
 		return u, nil, err
@@ -212,11 +212,11 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 	}
 	switch {
 	case res[0] == 3:
-		return nil, fmt.Errorf("%w: user %q has usage not yet recorded in the ledger, which keeps its name; it cannot be renamed", ErrConflict, old.Username)
+		return nil, refuse(ErrConflict, "User %q has usage not yet recorded in the ledger, which keeps its name; it cannot be renamed.", old.Username)
 	case res[0] == 4:
-		return nil, fmt.Errorf("%w: the ledger is catching up on a long backlog; renaming %q must wait until it has (try again shortly)", ErrConflict, old.Username)
+		return nil, refuse(ErrConflict, "The ledger is catching up on a long backlog; renaming %q must wait until it has (try again shortly).", old.Username)
 	case res[0] == scriptStale:
-		return nil, fmt.Errorf("%w: user %q changed concurrently; try again", ErrConflict, old.Username)
+		return nil, refuse(ErrConflict, "User %q changed concurrently; try again.", old.Username)
 	case res[0] != scriptOK || len(res) < 16:
 		return nil, fmt.Errorf("%w: patch script answered %v", ErrUnavailable, res)
 	}

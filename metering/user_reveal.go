@@ -17,7 +17,7 @@ var ErrRevealDisabled = errors.New("key reveal is disabled")
 // is committed before the key is returned, so no reveal goes unrecorded.
 func (e *Engine) RevealKey(ctx context.Context, actor, username string) (string, error) {
 	if e.sealer == nil {
-		return "", fmt.Errorf("%w: no key_encryption_key is configured", ErrRevealDisabled)
+		return "", refuse(ErrRevealDisabled, "Keys cannot be revealed: no key_encryption_key is configured.")
 	}
 	var key string
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
@@ -26,11 +26,11 @@ func (e *Engine) RevealKey(ctx context.Context, actor, username string) (string,
 			return err
 		}
 		if u.Key == nil {
-			return fmt.Errorf("user %q has no live key: %w", username, ErrNotFound)
+			return refuse(ErrNotFound, "User %q has no live key.", username)
 		}
 		if len(u.Key.Sealed) == 0 {
-			return fmt.Errorf("%w: the key of %q was made while no key_encryption_key was configured; rotate it to make a revealable one",
-				ErrRevealDisabled, username)
+			return refuse(ErrRevealDisabled, "The key of %q was made while no key_encryption_key was configured; rotate it to make a revealable one.",
+				username)
 		}
 		if key, err = e.sealer.Open(u.Key.Sealed, u.Key.Hash); err != nil {
 			return fmt.Errorf("reveal key of %q: %w", username, err)

@@ -37,9 +37,12 @@ type Error struct {
 	Field   string
 }
 
+// Error is the server's message with the status and code. The server's
+// messages name the field they are about; one that does not gets the
+// field in front.
 func (e *Error) Error() string {
 	msg := e.Message
-	if e.Field != "" {
+	if e.Field != "" && !strings.Contains(msg, e.Field) {
 		msg = e.Field + ": " + msg
 	}
 	if e.Code == "" {

@@ -10,19 +10,48 @@ import (
 	"net/url"
 )
 
-// ImportRow is one row of an import answer.
+// ImportRow is one row of an import answer. A valid row also says what it
+// writes (amounts as the exact decimals the server sent; Project nil for
+// no project).
 type ImportRow struct {
-	Line     int    `json:"line"`
-	Username string `json:"username"`
-	Status   string `json:"status"` // "ok" or "error"
-	Error    string `json:"error,omitempty"`
-	APIKey   string `json:"api_key,omitempty"`
+	Line           int         `json:"line"`
+	Username       string      `json:"username"`
+	UsernameInFile string      `json:"username_in_file,omitempty"`
+	Status         string      `json:"status"` // "ok" or "error"
+	Error          string      `json:"error,omitempty"`
+	APIKey         string      `json:"api_key,omitempty"`
+	Project        *string     `json:"project,omitempty"`
+	InitialCredits json.Number `json:"initial_credits,omitempty"`
+	Purchased      json.Number `json:"purchased,omitempty"`
+	MonthlyGrant   json.Number `json:"monthly_grant,omitempty"`
+	Partner        *bool       `json:"partner,omitempty"`
+	UserStatus     string      `json:"user_status,omitempty"`
+	KeyExpiresAt   *string     `json:"key_expires_at,omitempty"`
 }
 
 // ImportResult is the answer of POST /users/import.
 type ImportResult struct {
-	Rows    []ImportRow `json:"rows"`
-	Created int         `json:"created"`
+	Rows    []ImportRow  `json:"rows"`
+	Created int          `json:"created"`
+	Totals  ImportTotals `json:"totals"`
+}
+
+// ImportTotals adds up the valid rows of an import, overall and per
+// project (Project nil: the users without one).
+type ImportTotals struct {
+	Users          int         `json:"users"`
+	InitialCredits json.Number `json:"initial_credits"`
+	Purchased      json.Number `json:"purchased"`
+	MonthlyGrant   json.Number `json:"monthly_grant"`
+	Partners       int         `json:"partners"`
+	Inactive       int         `json:"inactive"`
+	Projects       []struct {
+		Project        *string     `json:"project"`
+		Users          int         `json:"users"`
+		InitialCredits json.Number `json:"initial_credits"`
+		Purchased      json.Number `json:"purchased"`
+		MonthlyGrant   json.Number `json:"monthly_grant"`
+	} `json:"projects"`
 }
 
 // Failed counts the rows with an error.
@@ -97,14 +126,16 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// UserFilter holds the filters of GET /users and GET /users/export.
+// UserFilter holds the filters of GET /users and GET /users/export
+// (KeyOlderThan is written as the API takes it, "90d").
 type UserFilter struct {
-	Search, Project, Status, Sort string
+	Search, Project, Status, KeyStatus, KeyOlderThan, Sort string
 }
 
 func (f UserFilter) query() url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"search": f.Search, "project": f.Project, "status": f.Status, "sort": f.Sort} {
+	for k, v := range map[string]string{"search": f.Search, "project": f.Project, "status": f.Status,
+		"key_status": f.KeyStatus, "key_older_than": f.KeyOlderThan, "sort": f.Sort} {
 		if v != "" {
 			q.Set(k, v)
 		}
