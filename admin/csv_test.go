@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/admin"
+	"github.com/tollgate/tollgate/admin/adminclient"
 	"github.com/tollgate/tollgate/metering"
 )
 
@@ -42,27 +43,10 @@ type importAnswer struct {
 		KeyExpiresAt      *string      `json:"key_expires_at"`
 		GrantsPaidThrough *string      `json:"grants_paid_through"`
 	} `json:"rows"`
-	Created        int          `json:"created"`
-	Totals         importTotals `json:"totals"`
-	Separator      string       `json:"separator"`
-	IgnoredColumns []string     `json:"ignored_columns"`
-}
-
-// importTotals is the totals object of an import answer.
-type importTotals struct {
-	Users          int         `json:"users"`
-	InitialCredits json.Number `json:"initial_credits"`
-	Purchased      json.Number `json:"purchased"`
-	MonthlyGrant   json.Number `json:"monthly_grant"`
-	Partners       int         `json:"partners"`
-	Inactive       int         `json:"inactive"`
-	Projects       []struct {
-		Project        *string     `json:"project"`
-		Users          int         `json:"users"`
-		InitialCredits json.Number `json:"initial_credits"`
-		Purchased      json.Number `json:"purchased"`
-		MonthlyGrant   json.Number `json:"monthly_grant"`
-	} `json:"projects"`
+	Created        int                      `json:"created"`
+	Totals         adminclient.ImportTotals `json:"totals"`
+	Separator      string                   `json:"separator"`
+	IgnoredColumns []string                 `json:"ignored_columns"`
 }
 
 // sendCSV posts a CSV body (or GETs with none) and returns the raw answer.

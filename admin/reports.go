@@ -100,14 +100,8 @@ func parseUnusualQuery(q url.Values) (uq metering.UnusualQuery, csv bool, err er
 			return uq, false, invalidArg("min_credits", "must be credits from 0 up with at most 6 decimals, got "+strconv.Quote(q.Get("min_credits")))
 		}
 	}
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxUserLimit {
-			return uq, false, invalidArg("limit", "must be a whole number from 1 to 1000")
-		}
-		uq.Limit = n
-	}
-	return uq, csv, nil
+	uq.Limit, err = pageLimit(q, 0, maxUserLimit) // 0: the engine's default
+	return uq, csv, err
 }
 
 // unusualRowJSON is one reported user; ratio is null without a median.

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tollgate/tollgate/metering"
@@ -210,14 +209,9 @@ func userQueryFrom(r *http.Request) (metering.UserQuery, error) {
 		}
 		uq.KeyOlderThan = d
 	}
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxUserLimit {
-			return uq, invalidArg("limit", "must be a whole number from 1 to 1000")
-		}
-		uq.Limit = n
-	}
-	return uq, nil
+	var err error
+	uq.Limit, err = pageLimit(q, 0, maxUserLimit) // 0: the engine's default
+	return uq, err
 }
 
 // getUser: GET /users/{username} → User.

@@ -118,6 +118,9 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 	}
 	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
 	if cfg.Fence != nil {
+		if _, ok := rdb.(*redis.Client); !ok {
+			return nil, errors.New("a Redis fence needs a single-server client (*redis.Client)")
+		}
 		if cfg.Fence.keys != keys {
 			return nil, fmt.Errorf("the Redis fence guards %s, not %s", cfg.Fence.keys.Prefix(), keys.Prefix())
 		}

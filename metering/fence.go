@@ -31,7 +31,7 @@ type RedisFence struct {
 	keys RedisKeys
 	// unverified is set when a connection found the server unverified,
 	// and cleared once it is verified: while set, no script call is sent
-	// and the reconciler waits, even on connections the healer opened.
+	// and the reconciler waits: the engines verify the server first.
 	unverified atomic.Bool
 	// mu makes the engines over this client verify one at a time;
 	// lastErr and lastTry let callers fail fast while verifying fails
@@ -80,14 +80,9 @@ func NewRedisFence(prefix string) (*RedisFence, error) {
 	return &RedisFence{keys: keys}, nil
 }
 
-type healerCtxKey struct{}
-
 // OnConnect checks a new connection: the server must be the one Tollgate
-// last verified. Connections made by the healer itself pass.
+// last verified. (The healer has a client of its own, without this check.)
 func (f *RedisFence) OnConnect(ctx context.Context, cn *redis.Conn) error {
-	if ctx.Value(healerCtxKey{}) != nil {
-		return nil
-	}
 	runID, epoch, err := serverIdentity(ctx, cn, f.keys)
 	if err != nil {
 		return err

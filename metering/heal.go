@@ -73,7 +73,7 @@ func (e *Engine) VerifyRedis(ctx context.Context) error {
 		done = make(chan struct{})
 		f.verifying, f.lastTry, f.lastErr = done, time.Now(), nil
 		go func() {
-			vctx, cancel := context.WithTimeout(context.WithValue(context.Background(), healerCtxKey{}, true), healTimeout)
+			vctx, cancel := context.WithTimeout(context.Background(), healTimeout)
 			err := e.verifyRedis(vctx)
 			cancel()
 			f.mu.Lock()
@@ -115,16 +115,12 @@ type healer struct {
 
 // healer returns the engine with a Redis client of its own (the shared
 // client's settings, without the fence's check), and a func to close it.
-// For a client kind it cannot copy, it shares the client and marks its
-// own requests so the fence lets their connections through.
+// NewEngine accepts a fence only over a *redis.Client, which it can copy.
 func (e *Engine) healer() (healer, func()) {
-	if c, ok := e.rdb.(*redis.Client); ok {
-		o := *c.Options()
-		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
-		rdb := redis.NewClient(&o)
-		return healer{Engine: e, rdb: rdb}, func() { rdb.Close() }
-	}
-	return healer{Engine: e, rdb: e.rdb}, func() {}
+	o := *e.rdb.(*redis.Client).Options()
+	o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
+	rdb := redis.NewClient(&o)
+	return healer{Engine: e, rdb: rdb}, func() { rdb.Close() }
 }
 
 func (h healer) verify(ctx context.Context) error {
