@@ -4,7 +4,9 @@ package console
 // are grouped by screen. Strings with arguments use fmt verbs, in the
 // same order in both languages. TestCatalogue checks that every key
 // used by a template or page exists and has both languages.
-var catalog = mergeCatalogs(catalogCore, catalogPrices)
+var catalog = map[string]message{}
+
+func init() { addCatalog(catalogCore); addCatalog(catalogPrices) }
 
 var catalogCore = map[string]message{
 	// Navigation and layout
@@ -82,17 +84,13 @@ var catalogPrices = map[string]message{
 	"prices.deleted":            {"The price of %s is deleted.", "Der Preis von %s ist gelöscht."},
 }
 
-// mergeCatalogs joins the catalogue's sections into one map; a key in two
-// sections is a programming error.
-func mergeCatalogs(sections ...map[string]message) map[string]message {
-	all := map[string]message{}
-	for _, sec := range sections {
-		for k, m := range sec {
-			if _, dup := all[k]; dup {
-				panic("console: catalogue key " + k + " is defined twice")
-			}
-			all[k] = m
+// addCatalog adds a section of the catalogue; a key in two sections is a
+// programming error.
+func addCatalog(section map[string]message) {
+	for k, m := range section {
+		if _, dup := catalog[k]; dup {
+			panic("console: catalogue key " + k + " is defined twice")
 		}
+		catalog[k] = m
 	}
-	return all
 }
