@@ -87,14 +87,14 @@ func (d userPageData) V(form, field string) string {
 	return d.Form.Value(field)
 }
 
-// userPath is the path of a user, the same below the API's root and the
+// userDetailPath is the path of a user, the same below the API's root and the
 // console's. name comes from a URL or a form and is escaped as one
 // segment, so it cannot reach another route.
-func userPath(name string) string { return "/users/" + pathSegment(name) }
+func userDetailPath(name string) string { return "/users/" + pathSegment(name) }
 
-func (c *Console) loadUser(r *http.Request, s *session, name string) (userDetail, error) {
+func (c *Console) loadUserDetail(r *http.Request, s *session, name string) (userDetail, error) {
 	var u userDetail
-	err := c.call(r, s, http.MethodGet, userPath(name), nil, nil, &u)
+	err := c.call(r, s, http.MethodGet, userDetailPath(name), nil, nil, &u)
 	return u, err
 }
 
@@ -104,7 +104,7 @@ func (c *Console) userShow(w http.ResponseWriter, r *http.Request, s *session) e
 
 // renderUser renders the user page, with form (a refused form) when not nil.
 func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session, name string, status int, form *formState) error {
-	u, err := c.loadUser(r, s, name)
+	u, err := c.loadUserDetail(r, s, name)
 	if err != nil {
 		return err
 	}
@@ -126,9 +126,9 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 		return err
 	}
 	data := userPageData{User: u, Projects: names, Usage: usage, Form: form}
-	data.Edit = editValuesOf(u)
+	data.Edit = userEditValuesOf(u)
 	if form.For("edit") {
-		data.Edit = editValuesTyped(u, form.Values)
+		data.Edit = userEditValuesTyped(u, form.Values)
 	}
 	c.render(w, r, s, status, "user", "page.user", data)
 	return nil

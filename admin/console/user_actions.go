@@ -14,25 +14,25 @@ import (
 // userCredits: the credits form → POST /users/{name}/credits.
 func (c *Console) userCredits(w http.ResponseWriter, r *http.Request, s *session) error {
 	name := r.PathValue("name")
-	if f := notText(r, "delta", "bucket", "note"); f != "" {
-		return c.renderUser(w, r, s, name, http.StatusBadRequest, c.textRefusal(r, s, "credits", f))
+	if f := userFormNotText(r, "delta", "bucket", "note"); f != "" {
+		return c.renderUser(w, r, s, name, http.StatusBadRequest, c.userTextRefusal(r, s, "credits", f))
 	}
 	body := map[string]any{"bucket": r.PostFormValue("bucket"), "note": r.PostFormValue("note")}
 	credits(body, "delta", r.PostFormValue("delta"))
 	var out userDetail
-	if err := c.call(r, s, http.MethodPost, userPath(name)+"/credits", nil, body, &out); err != nil {
+	if err := c.call(r, s, http.MethodPost, userDetailPath(name)+"/credits", nil, body, &out); err != nil {
 		return c.userRefused(w, r, s, name, "credits", err)
 	}
 	l := c.localizerFor(r, s)
-	c.redirect(w, r, s, userPath(name), l.T("user.credits_done", out.Username, l.Credits(out.EffectiveCredits)))
+	c.redirect(w, r, s, userDetailPath(name), l.T("user.credits_done", out.Username, l.Credits(out.EffectiveCredits)))
 	return nil
 }
 
 // userTransfer: the transfer form → POST /transfers from this user.
 func (c *Console) userTransfer(w http.ResponseWriter, r *http.Request, s *session) error {
 	name := r.PathValue("name")
-	if f := notText(r, "to", "amount", "note"); f != "" {
-		return c.renderUser(w, r, s, name, http.StatusBadRequest, c.textRefusal(r, s, "transfer", f))
+	if f := userFormNotText(r, "to", "amount", "note"); f != "" {
+		return c.renderUser(w, r, s, name, http.StatusBadRequest, c.userTextRefusal(r, s, "transfer", f))
 	}
 	body := map[string]any{"from": name, "to": r.PostFormValue("to"), "note": r.PostFormValue("note")}
 	credits(body, "amount", r.PostFormValue("amount"))
@@ -44,7 +44,7 @@ func (c *Console) userTransfer(w http.ResponseWriter, r *http.Request, s *sessio
 		return c.userRefused(w, r, s, name, "transfer", err)
 	}
 	l := c.localizerFor(r, s)
-	c.redirect(w, r, s, userPath(name), l.T("user.transfer_done", out.To.Username))
+	c.redirect(w, r, s, userDetailPath(name), l.T("user.transfer_done", out.To.Username))
 	return nil
 }
 
@@ -58,19 +58,19 @@ func (c *Console) userSetActive(active bool) func(w http.ResponseWriter, r *http
 	return func(w http.ResponseWriter, r *http.Request, s *session) error {
 		name := r.PathValue("name")
 		var out userDetail
-		if err := c.call(r, s, http.MethodPost, userPath(name)+action, nil, nil, &out); err != nil {
+		if err := c.call(r, s, http.MethodPost, userDetailPath(name)+action, nil, nil, &out); err != nil {
 			return c.userRefused(w, r, s, name, form, err)
 		}
-		c.redirect(w, r, s, userPath(name), c.localizerFor(r, s).T(done, out.Username))
+		c.redirect(w, r, s, userDetailPath(name), c.localizerFor(r, s).T(done, out.Username))
 		return nil
 	}
 }
 
-// notText is the first of fields whose value is not valid UTF-8, "" when
+// userFormNotText is the first of fields whose value is not valid UTF-8, "" when
 // all are text. Such a form is refused before anything is sent: encoding
 // it as JSON would silently replace the bad bytes, and the API would store
 // a note or a name the admin never typed.
-func notText(r *http.Request, fields ...string) string {
+func userFormNotText(r *http.Request, fields ...string) string {
 	for _, f := range fields {
 		if !utf8.ValidString(r.PostFormValue(f)) {
 			return f
@@ -79,9 +79,9 @@ func notText(r *http.Request, fields ...string) string {
 	return ""
 }
 
-// textRefusal is the form state of a form refused by notText. The typed
+// userTextRefusal is the form state of a form refused by userFormNotText. The typed
 // values come back with the bad bytes replaced, so the page shows text.
-func (c *Console) textRefusal(r *http.Request, s *session, form, field string) *formState {
+func (c *Console) userTextRefusal(r *http.Request, s *session, form, field string) *formState {
 	typed := url.Values{}
 	for k, vs := range r.PostForm {
 		for _, v := range vs {

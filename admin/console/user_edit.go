@@ -18,16 +18,16 @@ type userEditValues struct {
 	KeyExpiresOn string // YYYY-MM-DD (UTC), "" for no expiry
 }
 
-func editValuesOf(u userDetail) userEditValues {
+func userEditValuesOf(u userDetail) userEditValues {
 	v := userEditValues{Username: u.Username, Project: u.ProjectName(), Partner: u.Partner,
 		MonthlyGrant: u.MonthlyGrant.String()}
 	if u.Key != nil {
-		v.KeyExpiresOn = expiryDay(u.Key.ExpiresAt)
+		v.KeyExpiresOn = userExpiryDay(u.Key.ExpiresAt)
 	}
 	return v
 }
 
-func editValuesTyped(u userDetail, typed url.Values) userEditValues {
+func userEditValuesTyped(u userDetail, typed url.Values) userEditValues {
 	v := userEditValues{Username: typed.Get("username"), Project: typed.Get("project"),
 		Partner: typed.Get("partner") == "true", MonthlyGrant: typed.Get("monthly_grant"),
 		KeyExpiresOn: typed.Get("key_expires_at")}
@@ -37,8 +37,8 @@ func editValuesTyped(u userDetail, typed url.Values) userEditValues {
 	return v
 }
 
-// expiryDay is the UTC day of an RFC 3339 expiry, as a date input shows it.
-func expiryDay(at *string) string {
+// userExpiryDay is the UTC day of an RFC 3339 expiry, as a date input shows it.
+func userExpiryDay(at *string) string {
 	if at == nil {
 		return ""
 	}
@@ -74,32 +74,32 @@ func userPatch(u userDetail, typed url.Values) map[string]any {
 	if strings.TrimSpace(grant) == "" {
 		grant = "0" // an emptied field means no grant
 	}
-	if raw, ok := formCredits(grant); ok && !sameCredits(raw, u.MonthlyGrant) {
+	if raw, ok := formCredits(grant); ok && !userSameCredits(raw, u.MonthlyGrant) {
 		body["monthly_grant"] = raw
 	}
 	current := ""
 	if u.Key != nil {
-		current = expiryDay(u.Key.ExpiresAt)
+		current = userExpiryDay(u.Key.ExpiresAt)
 	}
 	if day := strings.TrimSpace(typed.Get("key_expires_at")); day != current {
-		body["key_expires_at"] = expiryValue(day)
+		body["key_expires_at"] = userExpiryValue(day)
 	}
 	return body
 }
 
-// sameCredits reports whether the typed JSON number equals the current
+// userSameCredits reports whether the typed JSON number equals the current
 // value exactly; anything unreadable counts as a change, for the API to
 // refuse with its sentence.
-func sameCredits(raw json.RawMessage, current json.Number) bool {
+func userSameCredits(raw json.RawMessage, current json.Number) bool {
 	typed, ok1 := parseMicro(string(raw))
 	now, ok2 := parseMicro(current.String())
 	return ok1 && ok2 && typed == now
 }
 
-// expiryValue is the key_expires_at the API gets for a date input: null
+// userExpiryValue is the key_expires_at the API gets for a date input: null
 // for none, the start of that day in UTC for a date (the API refuses one
 // not in the future), and anything else as typed, for the API's sentence.
-func expiryValue(day string) any {
+func userExpiryValue(day string) any {
 	if day == "" {
 		return nil
 	}
@@ -117,23 +117,23 @@ func (c *Console) userEdit(w http.ResponseWriter, r *http.Request, s *session) e
 	if err := r.ParseForm(); err != nil {
 		return err
 	}
-	if f := notText(r, "username", "project", "partner", "monthly_grant", "key_expires_at"); f != "" {
-		return c.renderUser(w, r, s, name, http.StatusBadRequest, c.textRefusal(r, s, "edit", f))
+	if f := userFormNotText(r, "username", "project", "partner", "monthly_grant", "key_expires_at"); f != "" {
+		return c.renderUser(w, r, s, name, http.StatusBadRequest, c.userTextRefusal(r, s, "edit", f))
 	}
-	u, err := c.loadUser(r, s, name)
+	u, err := c.loadUserDetail(r, s, name)
 	if err != nil {
 		return err
 	}
 	l := c.localizerFor(r, s)
 	body := userPatch(u, r.PostForm)
 	if len(body) == 0 {
-		c.redirect(w, r, s, userPath(name), l.T("user.unchanged"))
+		c.redirect(w, r, s, userDetailPath(name), l.T("user.unchanged"))
 		return nil
 	}
 	var out userDetail
-	if err := c.call(r, s, http.MethodPatch, userPath(name), nil, body, &out); err != nil {
+	if err := c.call(r, s, http.MethodPatch, userDetailPath(name), nil, body, &out); err != nil {
 		return c.userRefused(w, r, s, name, "edit", err)
 	}
-	c.redirect(w, r, s, userPath(out.Username), l.T("user.saved", out.Username))
+	c.redirect(w, r, s, userDetailPath(out.Username), l.T("user.saved", out.Username))
 	return nil
 }

@@ -59,7 +59,7 @@ func (c *Console) userConfirm(action userAction) func(w http.ResponseWriter, r *
 }
 
 func (c *Console) renderUserConfirm(w http.ResponseWriter, r *http.Request, s *session, action userAction, status int, form *formState) error {
-	u, err := c.loadUser(r, s, r.PathValue("name"))
+	u, err := c.loadUserDetail(r, s, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (c *Console) userReveal(w http.ResponseWriter, r *http.Request, s *session)
 	var out struct {
 		APIKey string `json:"api_key"`
 	}
-	if err := c.call(r, s, http.MethodGet, userPath(name)+"/key", nil, nil, &out); err != nil {
+	if err := c.call(r, s, http.MethodGet, userDetailPath(name)+"/key", nil, nil, &out); err != nil {
 		return c.userConfirmRefused(w, r, s, userActionReveal, err)
 	}
 	c.render(w, r, s, http.StatusOK, "user_keyshow", "page.user_key", userKeyData{Username: name, Key: out.APIKey})
@@ -107,7 +107,7 @@ func (c *Console) userRotate(w http.ResponseWriter, r *http.Request, s *session)
 	var out struct {
 		APIKey string `json:"api_key"`
 	}
-	if err := c.call(r, s, http.MethodPost, userPath(name)+"/key/rotate", nil, nil, &out); err != nil {
+	if err := c.call(r, s, http.MethodPost, userDetailPath(name)+"/key/rotate", nil, nil, &out); err != nil {
 		return c.userConfirmRefused(w, r, s, userActionRotate, err)
 	}
 	c.render(w, r, s, http.StatusOK, "user_keyshow", "page.user_new_key",
@@ -120,7 +120,7 @@ func (c *Console) userRotate(w http.ResponseWriter, r *http.Request, s *session)
 // API's sentence.
 func (c *Console) userDelete(w http.ResponseWriter, r *http.Request, s *session) error {
 	name := r.PathValue("name")
-	if err := c.call(r, s, http.MethodDelete, userPath(name), nil, nil, nil); err != nil {
+	if err := c.call(r, s, http.MethodDelete, userDetailPath(name), nil, nil, nil); err != nil {
 		return c.userConfirmRefused(w, r, s, userActionDelete, err)
 	}
 	c.redirect(w, r, s, "/users", c.localizerFor(r, s).T("user.deleted", name))

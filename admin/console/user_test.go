@@ -54,33 +54,33 @@ func (e *env) userNow(t *testing.T, username string) metering.UserView {
 	return u
 }
 
-// auditOf is the user's audit entries, newest first.
-func (e *env) auditOf(t *testing.T, username string) []metering.AuditEntry {
+// userAudit is the user's audit entries, newest first.
+func (e *env) userAudit(t *testing.T, username string) []metering.AuditEntry {
 	t.Helper()
 	entries, _, err := e.Engine.ListAudit(e.ctx, metering.AuditFilter{User: username}, 100)
 	require.NoError(t, err)
 	return entries
 }
 
-var formErrorText = regexp.MustCompile(`(?s)<p class="error" role="alert" id="form-error">(.*?)</p>`)
+var userFormErrorText = regexp.MustCompile(`(?s)<p class="error" role="alert" id="form-error">(.*?)</p>`)
 
-// formError is the text of the page's #form-error, unescaped.
-func (p *page) formError(t *testing.T) string {
+// userFormError is the text of the page's #form-error, unescaped.
+func userFormError(t *testing.T, p *page) string {
 	t.Helper()
-	m := formErrorText.FindAllStringSubmatch(p.body, -1)
+	m := userFormErrorText.FindAllStringSubmatch(p.body, -1)
 	require.Len(t, m, 1, "the page shows one form error: %s", p.body)
 	return html.UnescapeString(m[0][1])
 }
 
-// auditByOps is every entry the console's admin token wrote, newest first.
-func (e *env) auditByOps(t *testing.T) []metering.AuditEntry {
+// userAuditByOps is every entry the console's admin token wrote, newest first.
+func (e *env) userAuditByOps(t *testing.T) []metering.AuditEntry {
 	t.Helper()
 	entries, _, err := e.Engine.ListAudit(e.ctx, metering.AuditFilter{Actor: "ops"}, 100)
 	require.NoError(t, err)
 	return entries
 }
 
-func mustCredits(t *testing.T, s string) metering.Credits {
+func userTestCredits(t *testing.T, s string) metering.Credits {
 	t.Helper()
 	c, err := metering.ParseCredits(s)
 	require.NoError(t, err)
@@ -90,8 +90,8 @@ func mustCredits(t *testing.T, s string) metering.Credits {
 func TestUserPageShowsBalancesKeyAndUsage(t *testing.T) {
 	e := setup(t)
 	f := newUserFixture(t, e)
-	f.user(t, metering.UserSpec{Username: "ann", Project: "teach", InitialCredits: mustCredits(t, "1234.5"),
-		Purchased: mustCredits(t, "3")})
+	f.user(t, metering.UserSpec{Username: "ann", Project: "teach", InitialCredits: userTestCredits(t, "1234.5"),
+		Purchased: userTestCredits(t, "3")})
 	f.spend(t, "ann", 2*metering.Micro)
 
 	b := e.signedIn(t, adminSecret)
@@ -156,10 +156,10 @@ func TestUserEditSendsOnlyWhatChanged(t *testing.T) {
 	u := e.userNow(t, "bobby")
 	require.Equal(t, "teach", u.ProjectName)
 	require.True(t, u.Partner)
-	require.Equal(t, mustCredits(t, "12.5"), u.MonthlyGrant)
+	require.Equal(t, userTestCredits(t, "12.5"), u.MonthlyGrant)
 	require.NotNil(t, u.Key.ExpiresAt)
 	require.Equal(t, expires+"T00:00:00Z", u.Key.ExpiresAt.UTC().Format(time.RFC3339), "the start of the day, UTC")
-	audit := e.auditByOps(t)
+	audit := e.userAuditByOps(t)
 	require.Len(t, audit, 1)
 	require.Equal(t, "user.update", audit[0].Action)
 	page := b.get("/admin/users/bobby")
@@ -171,7 +171,7 @@ func TestUserEditSendsOnlyWhatChanged(t *testing.T) {
 		"partner": {"true"}, "monthly_grant": {"12.50"}, "key_expires_at": {expires}})
 	p.requireSeeOther(t, "/admin/users/bobby")
 	require.Contains(t, b.get("/admin/users/bobby").body, "Nothing was changed.")
-	require.Len(t, e.auditByOps(t), len(audit))
+	require.Len(t, e.userAuditByOps(t), len(audit))
 
 	// Emptied fields: no project, no grant, no expiry. Only those are sent:
 	// the unchanged partner flag is not in the audit entry.
@@ -182,7 +182,7 @@ func TestUserEditSendsOnlyWhatChanged(t *testing.T) {
 	require.Empty(t, u.ProjectName)
 	require.Zero(t, u.MonthlyGrant)
 	require.Nil(t, u.Key.ExpiresAt)
-	last := e.auditByOps(t)[0]
+	last := e.userAuditByOps(t)[0]
 	require.Equal(t, "user.update", last.Action)
 	require.NotContains(t, last.Details, "partner")
 	require.NotContains(t, last.Details, "username")
@@ -200,7 +200,7 @@ func TestUserEditShowsTheAPIsSentenceAndKeepsWhatWasTyped(t *testing.T) {
 	p := b.submit("/admin/users/cid", "/admin/users/cid/edit", url.Values{"username": {"cid"}, "project": {"staff"},
 		"monthly_grant": {"7"}, "key_expires_at": {"2020-01-01"}})
 	require.Equal(t, http.StatusBadRequest, p.status)
-	require.Contains(t, p.formError(t), "key_expires_at must be in the future")
+	require.Contains(t, userFormError(t, p), "key_expires_at must be in the future")
 	require.Contains(t, p.body, `name="key_expires_at" value="2020-01-01"`, "the typed date stays")
 	require.Contains(t, p.body, `<option value="staff" selected>staff</option>`, "the typed project stays")
 	require.Contains(t, p.body, `name="monthly_grant" inputmode="decimal" value="7"`)
@@ -209,11 +209,11 @@ func TestUserEditShowsTheAPIsSentenceAndKeepsWhatWasTyped(t *testing.T) {
 	// A rename of a user with usage, posted past the disabled field: 409.
 	p = b.submit("/admin/users/ann", "/admin/users/ann/edit", url.Values{"username": {"anna"}, "project": {"teach"}})
 	require.Equal(t, http.StatusConflict, p.status)
-	require.Equal(t, `User "ann" has usage history, which keeps its name; it cannot be renamed.`, p.formError(t))
+	require.Equal(t, `User "ann" has usage history, which keeps its name; it cannot be renamed.`, userFormError(t, p))
 
 	// An unknown project.
 	p = b.submit("/admin/users/cid", "/admin/users/cid/edit", url.Values{"username": {"cid"}, "project": {"nope"}})
-	require.Contains(t, p.formError(t), "nope")
+	require.Contains(t, userFormError(t, p), "nope")
 }
 
 func TestUserCreditsForm(t *testing.T) {
@@ -224,8 +224,8 @@ func TestUserCreditsForm(t *testing.T) {
 
 	p := b.submit("/admin/users/ann", "/admin/users/ann/credits", url.Values{"delta": {"-20,5"}, "bucket": {"awarded"}, "note": {"Korrektur"}})
 	p.requireSeeOther(t, "/admin/users/ann")
-	require.Equal(t, mustCredits(t, "79.5"), e.userNow(t, "ann").Live.Awarded)
-	entry := e.auditOf(t, "ann")[0]
+	require.Equal(t, userTestCredits(t, "79.5"), e.userNow(t, "ann").Live.Awarded)
+	entry := e.userAudit(t, "ann")[0]
 	require.Equal(t, "user.credits", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
 	require.Equal(t, "Korrektur", entry.Details["note"])
@@ -238,7 +238,7 @@ func TestUserCreditsForm(t *testing.T) {
 	// Below zero: the API's 409 sentence, the typed values kept, nothing written.
 	p = b.submit("/admin/users/ann", "/admin/users/ann/credits", url.Values{"delta": {"-50"}, "bucket": {"purchased"}, "note": {"zu viel"}})
 	require.Equal(t, http.StatusConflict, p.status)
-	require.Contains(t, p.formError(t), "purchased")
+	require.Contains(t, userFormError(t, p), "purchased")
 	require.Contains(t, p.body, `name="delta" inputmode="decimal" required value="-50"`)
 	require.Contains(t, p.body, `<option value="purchased" selected>`)
 	require.Contains(t, p.body, `id="credits-note" name="note" maxlength="1000" value="zu viel"`)
@@ -248,16 +248,16 @@ func TestUserCreditsForm(t *testing.T) {
 	// Not a number, and no number at all.
 	p = b.submit("/admin/users/ann", "/admin/users/ann/credits", url.Values{"delta": {"zehn"}})
 	require.Equal(t, http.StatusBadRequest, p.status)
-	require.Contains(t, p.formError(t), "delta")
+	require.Contains(t, userFormError(t, p), "delta")
 	p = b.submit("/admin/users/ann", "/admin/users/ann/credits", url.Values{"delta": {""}})
 	require.Equal(t, http.StatusBadRequest, p.status)
-	require.Contains(t, p.formError(t), "delta")
+	require.Contains(t, userFormError(t, p), "delta")
 
 	// A note that is not UTF-8 is refused here: JSON would have changed it.
 	p = b.submit("/admin/users/ann", "/admin/users/ann/credits", url.Values{"delta": {"1"}, "note": {"bad \xff byte"}})
 	require.Equal(t, http.StatusBadRequest, p.status)
-	require.Equal(t, "note must be text (valid UTF-8).", p.formError(t))
-	require.Equal(t, mustCredits(t, "79.5"), e.userNow(t, "ann").Live.Awarded)
+	require.Equal(t, "note must be text (valid UTF-8).", userFormError(t, p))
+	require.Equal(t, userTestCredits(t, "79.5"), e.userNow(t, "ann").Live.Awarded)
 }
 
 func TestUserTransferForm(t *testing.T) {
@@ -269,22 +269,22 @@ func TestUserTransferForm(t *testing.T) {
 
 	p := b.submit("/admin/users/ann", "/admin/users/ann/transfer", url.Values{"to": {"bob"}, "amount": {"30,25"}, "note": {"Projektwoche"}})
 	p.requireSeeOther(t, "/admin/users/ann")
-	require.Equal(t, mustCredits(t, "69.75"), e.userNow(t, "ann").Live.Awarded)
-	require.Equal(t, mustCredits(t, "30.25"), e.userNow(t, "bob").Live.Awarded)
+	require.Equal(t, userTestCredits(t, "69.75"), e.userNow(t, "ann").Live.Awarded)
+	require.Equal(t, userTestCredits(t, "30.25"), e.userNow(t, "bob").Live.Awarded)
 	require.Contains(t, b.get("/admin/users/ann").body, "The credits are transferred to bob.")
-	entry := e.auditOf(t, "ann")[0]
+	entry := e.userAudit(t, "ann")[0]
 	require.Equal(t, "ops", entry.Actor)
 	require.Contains(t, entry.Action, "transfer")
 
 	p = b.submit("/admin/users/ann", "/admin/users/ann/transfer", url.Values{"to": {"bob"}, "amount": {"1000"}})
 	require.Equal(t, http.StatusConflict, p.status)
-	require.NotEmpty(t, p.formError(t))
+	require.NotEmpty(t, userFormError(t, p))
 	require.Contains(t, p.body, `id="transfer-amount" name="amount" inputmode="decimal" required value="1000"`)
 
 	p = b.submit("/admin/users/ann", "/admin/users/ann/transfer", url.Values{"to": {"ghost"}, "amount": {"1"}})
 	require.Equal(t, http.StatusNotFound, p.status)
-	require.Contains(t, p.formError(t), "ghost")
-	require.Equal(t, mustCredits(t, "69.75"), e.userNow(t, "ann").Live.Awarded)
+	require.Contains(t, userFormError(t, p), "ghost")
+	require.Equal(t, userTestCredits(t, "69.75"), e.userNow(t, "ann").Live.Awarded)
 }
 
 func TestUserKeyRevealAndRotate(t *testing.T) {
@@ -306,7 +306,7 @@ func TestUserKeyRevealAndRotate(t *testing.T) {
 	require.Contains(t, p.body, `<code class="secret" id="api-key">`+f.keys["ann"]+`</code>`)
 	require.Contains(t, p.body, `data-copy="api-key"`)
 	require.Equal(t, "no-store", p.header.Get("Cache-Control"))
-	entry := e.auditOf(t, "ann")[0]
+	entry := e.userAudit(t, "ann")[0]
 	require.Equal(t, "user.key.reveal", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
 	require.NotContains(t, b.get("/admin/users/ann").body, f.keys["ann"], "nor does the next page")
@@ -328,10 +328,10 @@ func TestUserKeyRevealAndRotate(t *testing.T) {
 	fresh, err := e.Engine.Charge(e.ctx, newKey, 1, "GET /x")
 	require.NoError(t, err)
 	require.Equal(t, metering.Charged, fresh.Status)
-	entry = e.auditOf(t, "ann")[0]
+	entry = e.userAudit(t, "ann")[0]
 	require.Equal(t, "user.key.rotate", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
-	for _, a := range e.auditOf(t, "ann") {
+	for _, a := range e.userAudit(t, "ann") {
 		for _, v := range a.Details {
 			s, _ := v.(string)
 			require.NotContains(t, s, newKey)
@@ -347,7 +347,7 @@ func TestUserKeyRevealRefusedWithoutEncryptionKey(t *testing.T) {
 	b := e.signedIn(t, adminSecret)
 	p := b.submit("/admin/users/ann/key", "/admin/users/ann/key", nil)
 	require.Equal(t, http.StatusConflict, p.status)
-	require.NotEmpty(t, p.formError(t))
+	require.NotEmpty(t, userFormError(t, p))
 	require.Contains(t, p.body, `id="reveal-form"`, "the confirmation page again, with the sentence")
 	require.NotContains(t, p.body, `id="api-key"`)
 }
@@ -366,7 +366,7 @@ func TestUserDeactivateActivateAndDelete(t *testing.T) {
 	require.Contains(t, p.body, `id="activate-form"`)
 	require.NotContains(t, p.body, `id="deactivate-form"`)
 	require.Contains(t, p.body, `<span class="badge revoked" id="key-status">`)
-	require.Equal(t, "user.deactivate", e.auditOf(t, "ann")[0].Action)
+	require.Equal(t, "user.deactivate", e.userAudit(t, "ann")[0].Action)
 	b.submit("/admin/users/ann", "/admin/users/ann/activate", nil).requireSeeOther(t, "/admin/users/ann")
 	require.True(t, e.userNow(t, "ann").Active)
 
@@ -379,7 +379,7 @@ func TestUserDeactivateActivateAndDelete(t *testing.T) {
 	require.Contains(t, confirm.body, `id="delete-confirm"`)
 	p = b.submit("/admin/users/ann/delete", "/admin/users/ann/delete", nil)
 	require.Equal(t, http.StatusConflict, p.status)
-	require.Equal(t, `User "ann" has 1 request in flight; try again when it is done.`, p.formError(t))
+	require.Equal(t, `User "ann" has 1 request in flight; try again when it is done.`, userFormError(t, p))
 	require.Contains(t, p.body, `id="delete-form"`)
 	e.Engine.Release(res.Lease)
 
@@ -387,7 +387,7 @@ func TestUserDeactivateActivateAndDelete(t *testing.T) {
 	p.requireSeeOther(t, "/admin/users")
 	_, err = e.Engine.GetUser(e.ctx, "ann")
 	require.Error(t, err)
-	entry := e.auditOf(t, "ann")[0]
+	entry := e.userAudit(t, "ann")[0]
 	require.Equal(t, "user.delete", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
 }
@@ -432,7 +432,7 @@ func TestUserPageForAViewer(t *testing.T) {
 	require.Equal(t, 10*metering.Micro, u.Live.Awarded)
 	require.True(t, u.Active)
 	require.Empty(t, u.ProjectName)
-	for _, a := range e.auditOf(t, "ann") {
+	for _, a := range e.userAudit(t, "ann") {
 		require.False(t, strings.HasPrefix(a.Actor, "reports"), "the viewer wrote nothing: %+v", a)
 	}
 }

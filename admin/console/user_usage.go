@@ -62,13 +62,13 @@ func (c *Console) loadUserUsage(r *http.Request, s *session, username string) (u
 func (u userUsage) Chart(l *localizer) template.HTML {
 	points := make([]chartPoint, len(u.Points))
 	for i, p := range u.Points {
-		points[i] = chartPoint{Label: shortDay(l, p.Label), Value: p.Value}
+		points[i] = chartPoint{Label: userChartDay(l, p.Label), Value: p.Value}
 	}
 	return barChart(l, l.T("user.usage_chart"), points)
 }
 
-// shortDay writes a day as a chart label: "30 Nov" or "30.11.".
-func shortDay(l *localizer, day string) string {
+// userChartDay writes a day as a chart label: "30 Nov" or "30.11.".
+func userChartDay(l *localizer, day string) string {
 	t, err := time.Parse(time.DateOnly, day)
 	if err != nil {
 		return day
