@@ -102,14 +102,15 @@ var catalogUser = map[string]message{
 	"user.deleted":         {"User %s is deleted.", "Benutzer %s ist gelöscht."},
 
 	// Confirmation pages
-	"user.reveal_question": {"View the key of %s?", "Den Schlüssel von %s anzeigen?"},
-	"user.reveal_hint":     {"Viewing a key is recorded in the audit log.", "Das Anzeigen eines Schlüssels wird im Protokoll vermerkt."},
-	"user.reveal_button":   {"Show the key", "Schlüssel anzeigen"},
-	"user.rotate_question": {"Rotate the key of %s?", "Den Schlüssel von %s erneuern?"},
-	"user.rotate_hint":     {"The current key stops working at once; the user needs the new one.", "Der bisherige Schlüssel funktioniert sofort nicht mehr; der Benutzer braucht den neuen."},
-	"user.rotate_button":   {"Rotate the key", "Schlüssel erneuern"},
-	"user.delete_question": {"Delete the user %s?", "Den Benutzer %s löschen?"},
-	"user.delete_button":   {"Delete the user", "Benutzer löschen"},
+	"user.reveal_question":  {"View the key of %s?", "Den Schlüssel von %s anzeigen?"},
+	"user.reveal_hint":      {"Viewing a key is recorded in the audit log.", "Das Anzeigen eines Schlüssels wird im Protokoll vermerkt."},
+	"user.reveal_button":    {"Show the key", "Schlüssel anzeigen"},
+	"user.rotate_question":  {"Rotate the key of %s?", "Den Schlüssel von %s erneuern?"},
+	"user.rotate_hint":      {"The current key stops working at once; the user needs the new one.", "Der bisherige Schlüssel funktioniert sofort nicht mehr; der Benutzer braucht den neuen."},
+	"user.rotate_button":    {"Rotate the key", "Schlüssel erneuern"},
+	"user.delete_question":  {"Delete the user %s?", "Den Benutzer %s löschen?"},
+	"user.delete_in_flight": {"Requests in progress: %d. The user can be deleted once they are done.", "Laufende Anfragen: %d. Der Benutzer kann gelöscht werden, sobald sie beendet sind."},
+	"user.delete_button":    {"Delete the user", "Benutzer löschen"},
 
 	// Key shown
 	"user.key_of":          {"The API key of %s:", "Der API-Schlüssel von %s:"},

@@ -95,6 +95,9 @@ func TestUserPageShowsBalancesKeyAndUsage(t *testing.T) {
 	f.spend(t, "ann", 2*metering.Micro)
 
 	b := e.signedIn(t, adminSecret)
+	// The console's clock to the engine's (real) time, so the 30 days
+	// shown include the charge's day even across midnight.
+	e.clock.Advance(time.Since(e.clock.Now()))
 	p := b.get("/admin/users/ann")
 	require.Equal(t, http.StatusOK, p.status, p.body)
 	require.Contains(t, p.body, `id="balances"`)
@@ -105,12 +108,12 @@ func TestUserPageShowsBalancesKeyAndUsage(t *testing.T) {
 	require.Contains(t, p.body, `<span class="badge active" id="key-status">active</span>`)
 	require.NotContains(t, p.body, f.keys["ann"], "the page never shows the key itself")
 
-	// The usage of today: a bar in the chart and a row in the table.
-	today := time.Now().UTC().Format(time.DateOnly)
+	// The charge: a bar in the chart and a row in the table (1 request,
+	// 2 credits) on the day it was made.
 	require.Contains(t, p.body, `<svg class="chart"`)
-	require.Contains(t, p.body, `<rect class="bar"`)
+	require.Regexp(t, `<rect class="bar" [^>]*><title>[^<]*: 2</title>`, p.body, "a bar of 2 credits")
 	require.Contains(t, p.body, `id="usage"`)
-	require.Regexp(t, `(?s)<tr data-day="`+today+`">.*?<td class="num">1</td>\s*<td class="num">2</td>`, p.body)
+	require.Regexp(t, `(?s)<tr data-day="\d{4}-\d{2}-\d{2}">.*?<td class="num">1</td>\s*<td class="num">2</td>`, p.body)
 
 	// Every control, with the contract's ids; the rename is locked once
 	// the user has usage.
@@ -376,6 +379,7 @@ func TestUserDeactivateActivateAndDelete(t *testing.T) {
 	require.Equal(t, metering.Charged, res.Status)
 	confirm := b.get("/admin/users/ann/delete")
 	require.Contains(t, confirm.body, `id="delete-form"`)
+	require.Contains(t, confirm.body, `id="in-flight">Requests in progress: 1.`)
 	require.Contains(t, confirm.body, `id="delete-confirm"`)
 	p = b.submit("/admin/users/ann/delete", "/admin/users/ann/delete", nil)
 	require.Equal(t, http.StatusConflict, p.status)
