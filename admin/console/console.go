@@ -145,6 +145,9 @@ type page struct {
 	// send it, whatever the form holds.
 	write bool
 	claim bool
+	// upload: a multipart form with a file, bounded by MaxUploadBytes
+	// (other forms by maxFormBytes).
+	upload bool
 }
 
 // New checks cfg and returns the console.
@@ -223,6 +226,12 @@ func (c *Console) wrap(p page) http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost {
+			// Bound the body before the form is read (checkCSRF reads it).
+			limit := int64(maxFormBytes)
+			if p.upload {
+				limit = c.cfg.MaxUploadBytes + maxFormBytes // the file and the form around it
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			if !c.checkCSRF(w, r, s) {
 				return
 			}
