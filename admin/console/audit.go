@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/url"
 	"sort"
@@ -55,10 +56,29 @@ func auditValue(raw json.RawMessage) string {
 }
 
 type auditData struct {
-	Filter     url.Values
-	Entries    []auditEntry
-	NextCursor string
-	Form       *formState
+	Filter  url.Values
+	Entries []auditEntry
+	// First and Next are the pager's links (below the base path), with
+	// the filters; "" where there is no such page.
+	First, Next template.URL
+	Form        *formState
+}
+
+// auditLink is the audit page with the filters of q and cursor.
+func auditLink(q url.Values, cursor string) template.URL {
+	link := url.Values{}
+	for _, f := range auditFilters {
+		if v := q.Get(f); v != "" && f != "cursor" {
+			link.Set(f, v)
+		}
+	}
+	if cursor != "" {
+		link.Set("cursor", cursor)
+	}
+	if len(link) == 0 {
+		return "/audit"
+	}
+	return template.URL("/audit?" + link.Encode()) // Encode escapes every part
 }
 
 func (c *Console) auditList(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -82,7 +102,13 @@ func (c *Console) auditList(w http.ResponseWriter, r *http.Request, s *session) 
 		c.render(w, r, s, status, "audit", "page.audit", d)
 		return nil
 	}
-	d.Entries, d.NextCursor = out.Entries, out.NextCursor
+	d.Entries = out.Entries
+	if q.Get("cursor") != "" {
+		d.First = auditLink(q, "")
+	}
+	if out.NextCursor != "" {
+		d.Next = auditLink(q, out.NextCursor)
+	}
 	c.render(w, r, s, http.StatusOK, "audit", "page.audit", d)
 	return nil
 }

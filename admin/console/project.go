@@ -131,8 +131,12 @@ func projectPatchBody(was, typed projectSettings) map[string]any {
 	if typed.Period != was.Period {
 		allowance["period"] = typed.Period
 	}
-	if typed.Timezone != was.Timezone {
-		allowance["timezone"] = typed.Timezone
+	zone := strings.TrimSpace(typed.Timezone)
+	if zone == "" {
+		zone = "UTC" // as the API reads an empty time zone
+	}
+	if zone != was.Timezone {
+		allowance["timezone"] = zone
 	}
 	pool := map[string]any{}
 	if typed.PoolEnabled != was.PoolEnabled {

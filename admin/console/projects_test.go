@@ -328,3 +328,19 @@ func TestProjectsInGerman(t *testing.T) {
 	require.Contains(t, p.body, "Mitglieder")
 	require.Contains(t, p.body, "Jetzt abrechnen")
 }
+
+func TestProjectUsageAuditPagesObeyTheCSP(t *testing.T) {
+	e := setup(t)
+	e.project(t, metering.ProjectSpec{Name: "teach"})
+	b := e.signedIn(t, adminSecret)
+	for _, path := range []string{"/admin/projects", "/admin/projects/teach", "/admin/projects/teach/delete",
+		"/admin/usage", "/admin/audit"} {
+		p := b.get(path)
+		require.Equal(t, http.StatusOK, p.status, path)
+		require.NotContains(t, p.body, "<script>", path)
+		require.NotContains(t, p.body, " style=", path)
+		require.NotRegexp(t, `\son[a-z]+=`, p.body, "no event handler attributes: %s", path)
+		require.Equal(t, 1, strings.Count(p.body, "<script"), "only console.js: %s", path)
+	}
+	require.Equal(t, http.StatusNotFound, b.get("/admin/projects/nowhere").status)
+}
