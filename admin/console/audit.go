@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 )
 
 func (c *Console) auditPages() []page {
@@ -25,6 +26,21 @@ type auditEntry struct {
 	Action  string                     `json:"action"`
 	Target  string                     `json:"target"`
 	Details map[string]json.RawMessage `json:"details"`
+}
+
+// TargetPath is the console page of the entry's target (below the base
+// path): a user's for user and transfer actions, a project's for project
+// actions; "" for others (prices). A target deleted since answers 404.
+func (e auditEntry) TargetPath() string {
+	switch {
+	case e.Target == "":
+		return ""
+	case strings.HasPrefix(e.Action, "user."), strings.HasPrefix(e.Action, "transfer."):
+		return "/users/" + pathSegment(e.Target)
+	case strings.HasPrefix(e.Action, "project."):
+		return "/projects/" + pathSegment(e.Target)
+	}
+	return ""
 }
 
 // auditDetail is one "key: value" pair of an entry's details.
@@ -94,7 +110,7 @@ func (c *Console) auditList(w http.ResponseWriter, r *http.Request, s *session) 
 		NextCursor string       `json:"next_cursor"`
 	}
 	if err := c.call(r, s, http.MethodGet, "/audit", q, nil, &out); err != nil {
-		form, status, err := refusedQuery(err, "filter", q)
+		form, status, err := refusedFilter(err, "filter", q)
 		if err != nil {
 			return err
 		}

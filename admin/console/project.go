@@ -29,7 +29,7 @@ type projectSettings struct {
 	PerUserLimit string // "" is no limit
 }
 
-func settingsOf(p apiProject) projectSettings {
+func projectSettingsOf(p apiProject) projectSettings {
 	st := projectSettings{Amount: p.Allowance.Amount.String(), Period: p.Allowance.Period,
 		Timezone: p.Allowance.Timezone, PoolEnabled: p.Pool.Enabled}
 	if p.Pool.PerUserLimit != nil {
@@ -38,7 +38,7 @@ func settingsOf(p apiProject) projectSettings {
 	return st
 }
 
-func settingsTyped(form url.Values) projectSettings {
+func projectSettingsTyped(form url.Values) projectSettings {
 	return projectSettings{Amount: form.Get("allowance_amount"), Period: form.Get("allowance_period"),
 		Timezone: form.Get("allowance_timezone"), PoolEnabled: form.Get("pool_enabled") == "true",
 		PerUserLimit: form.Get("pool_per_user_limit")}
@@ -80,10 +80,10 @@ func (c *Console) renderProject(w http.ResponseWriter, r *http.Request, s *sessi
 	if err := c.call(r, s, http.MethodGet, "/users", q, nil, &members); err != nil {
 		return err
 	}
-	d := projectData{Project: p, Settings: settingsOf(p), Periods: projectPeriods, Members: members.Users,
+	d := projectData{Project: p, Settings: projectSettingsOf(p), Periods: projectPeriods, Members: members.Users,
 		Cursor: cursor, NextCursor: members.NextCursor, Form: form}
 	if form.For("settings") {
-		d.Settings = settingsTyped(form.Values)
+		d.Settings = projectSettingsTyped(form.Values)
 	}
 	c.render(w, r, s, status, "project", "page.project", d)
 	return nil
@@ -98,7 +98,7 @@ func (c *Console) projectSave(w http.ResponseWriter, r *http.Request, s *session
 	if err := c.call(r, s, http.MethodGet, "/projects/"+pathSegment(name), nil, nil, &p); err != nil {
 		return err
 	}
-	body := projectPatchBody(settingsOf(p), settingsTyped(r.PostForm))
+	body := projectPatchBody(projectSettingsOf(p), projectSettingsTyped(r.PostForm))
 	l := c.localizerFor(r, s)
 	if len(body) == 0 {
 		c.redirect(w, r, s, "/projects/"+pathSegment(name), l.T("project.unchanged"))
@@ -125,7 +125,7 @@ func projectPatchBody(was, typed projectSettings) map[string]any {
 	if strings.TrimSpace(amount) == "" {
 		amount = "0" // an empty allowance is none, as when creating
 	}
-	if !sameCredits(was.Amount, amount) {
+	if !projectSameCredits(was.Amount, amount) {
 		credits(allowance, "amount", amount)
 	}
 	if typed.Period != was.Period {
@@ -142,7 +142,7 @@ func projectPatchBody(was, typed projectSettings) map[string]any {
 	if typed.PoolEnabled != was.PoolEnabled {
 		pool["enabled"] = typed.PoolEnabled
 	}
-	if !sameCredits(was.PerUserLimit, typed.PerUserLimit) {
+	if !projectSameCredits(was.PerUserLimit, typed.PerUserLimit) {
 		pool["per_user_limit"] = nil // an empty field removes the limit
 		credits(pool, "per_user_limit", typed.PerUserLimit)
 	}
@@ -156,9 +156,9 @@ func projectPatchBody(was, typed projectSettings) map[string]any {
 	return body
 }
 
-// sameCredits reports whether a stored amount (as the API writes it, or
+// projectSameCredits reports whether a stored amount (as the API writes it, or
 // "" for none) and a typed one are the same amount.
-func sameCredits(stored, typed string) bool {
+func projectSameCredits(stored, typed string) bool {
 	raw, ok := formCredits(typed)
 	if !ok {
 		return stored == ""

@@ -13,9 +13,9 @@ import (
 	"github.com/tollgate/tollgate/metering"
 )
 
-// apiSentence asks the admin API directly what it says to a request, so
+// apiRefusal asks the admin API directly what it says to a request, so
 // tests can check the console shows the API's own sentence.
-func (e *env) apiSentence(t *testing.T, method, path, body string) string {
+func (e *env) apiRefusal(t *testing.T, method, path, body string) string {
 	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+"/admin/v1"+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -37,9 +37,9 @@ func (e *env) apiSentence(t *testing.T, method, path, body string) string {
 	return env.Error.Message
 }
 
-// requireFormError checks a refused form's page: its status and the API's
+// requireRefusal checks a refused form's page: its status and the API's
 // sentence in #form-error.
-func (p *page) requireFormError(t *testing.T, status int, sentence string) {
+func (p *page) requireRefusal(t *testing.T, status int, sentence string) {
 	t.Helper()
 	require.Equal(t, status, p.status, p.body)
 	require.Contains(t, p.body, `id="form-error">`+html.EscapeString(sentence)+`</p>`)
@@ -59,13 +59,13 @@ func (e *env) auditActions(t *testing.T, target string) []metering.AuditEntry {
 	return out
 }
 
-func (e *env) project(t *testing.T, spec metering.ProjectSpec) {
+func (e *env) givenProject(t *testing.T, spec metering.ProjectSpec) {
 	t.Helper()
 	_, err := e.Engine.CreateProject(e.ctx, "setup", spec)
 	require.NoError(t, err)
 }
 
-func (e *env) user(t *testing.T, name, project string) string {
+func (e *env) givenUser(t *testing.T, name, project string) string {
 	t.Helper()
 	_, key, err := e.Engine.CreateUser(e.ctx, "setup", metering.UserSpec{Username: name, Project: project, InitialCredits: 50 * metering.Micro})
 	require.NoError(t, err)
@@ -102,25 +102,25 @@ func TestProjectsListAndCreate(t *testing.T) {
 	require.Contains(t, p.body, "Europe/Berlin")
 
 	// Refusals show the API's sentence and keep what was typed.
-	bad := e.apiSentence(t, "POST", "/projects", `{"name":"Bad Name"}`)
+	bad := e.apiRefusal(t, "POST", "/projects", `{"name":"Bad Name"}`)
 	p = b.submit("/admin/projects", "/admin/projects", url.Values{"name": {"Bad Name"}, "allowance_amount": {"7"}, "allowance_period": {"weekly"}})
-	p.requireFormError(t, http.StatusBadRequest, bad)
+	p.requireRefusal(t, http.StatusBadRequest, bad)
 	require.Contains(t, p.body, `value="Bad Name"`)
 	require.Contains(t, p.body, `value="7"`)
 	require.Contains(t, p.body, `<option value="weekly" selected>`)
-	taken := e.apiSentence(t, "POST", "/projects", `{"name":"teach"}`)
+	taken := e.apiRefusal(t, "POST", "/projects", `{"name":"teach"}`)
 	p = b.submit("/admin/projects", "/admin/projects", url.Values{"name": {"teach"}})
-	p.requireFormError(t, http.StatusConflict, taken)
-	zone := e.apiSentence(t, "POST", "/projects", `{"name":"mars","allowance":{"timezone":"Mars/Base"}}`)
+	p.requireRefusal(t, http.StatusConflict, taken)
+	zone := e.apiRefusal(t, "POST", "/projects", `{"name":"mars","allowance":{"timezone":"Mars/Base"}}`)
 	p = b.submit("/admin/projects", "/admin/projects", url.Values{"name": {"mars"}, "allowance_timezone": {"Mars/Base"}})
-	p.requireFormError(t, http.StatusBadRequest, zone)
+	p.requireRefusal(t, http.StatusBadRequest, zone)
 	_, err = e.Engine.GetProject(e.ctx, "mars")
 	require.Error(t, err, "a refused form creates nothing")
 }
 
 func TestProjectSettings(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach", AllowanceAmount: 10 * metering.Micro, Period: metering.PeriodDaily, PoolEnabled: true})
+	e.givenProject(t, metering.ProjectSpec{Name: "teach", AllowanceAmount: 10 * metering.Micro, Period: metering.PeriodDaily, PoolEnabled: true})
 	b := e.signedIn(t, adminSecret)
 	p := b.get("/admin/projects/teach")
 	require.Equal(t, http.StatusOK, p.status)
@@ -141,7 +141,7 @@ func TestProjectSettings(t *testing.T) {
 	audit := e.auditActions(t, "teach")
 	require.Equal(t, "project.update", audit[0].Action)
 	require.Equal(t, "ops", audit[0].Actor)
-	require.ElementsMatch(t, []string{"allowance.period", "pool.per_user_limit"}, keys(audit[0].Details))
+	require.ElementsMatch(t, []string{"allowance.period", "pool.per_user_limit"}, detailKeys(audit[0].Details))
 	require.Contains(t, b.get("/admin/projects/teach").body, `id="flash">The settings of teach are saved.`)
 
 	// An empty limit removes it; unchecking the box turns the pool off.
@@ -161,10 +161,10 @@ func TestProjectSettings(t *testing.T) {
 	require.Len(t, e.auditActions(t, "teach"), before)
 
 	// A refusal keeps what was typed.
-	sentence := e.apiSentence(t, "PATCH", "/projects/teach", `{"allowance":{"timezone":"Mars/Base"}}`)
+	sentence := e.apiRefusal(t, "PATCH", "/projects/teach", `{"allowance":{"timezone":"Mars/Base"}}`)
 	p = b.submit("/admin/projects/teach", "/admin/projects/teach/settings", url.Values{"allowance_amount": {"11"},
 		"allowance_period": {"weekly"}, "allowance_timezone": {"Mars/Base"}})
-	p.requireFormError(t, http.StatusBadRequest, sentence)
+	p.requireRefusal(t, http.StatusBadRequest, sentence)
 	require.Contains(t, p.body, `value="Mars/Base"`)
 	require.Contains(t, p.body, `value="11"`)
 	got, err = e.Engine.GetProject(e.ctx, "teach")
@@ -172,7 +172,7 @@ func TestProjectSettings(t *testing.T) {
 	require.Equal(t, 10*metering.Micro, got.AllowanceAmount, "a refused change writes nothing")
 }
 
-func keys(m map[string]any) []string {
+func detailKeys(m map[string]any) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -182,8 +182,8 @@ func keys(m map[string]any) []string {
 
 func TestProjectPoolAndSettle(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach", AllowanceAmount: 3 * metering.Micro, Period: metering.PeriodDaily, PoolEnabled: true})
-	e.user(t, "ann", "teach")
+	e.givenProject(t, metering.ProjectSpec{Name: "teach", AllowanceAmount: 3 * metering.Micro, Period: metering.PeriodDaily, PoolEnabled: true})
+	e.givenUser(t, "ann", "teach")
 	b := e.signedIn(t, adminSecret)
 
 	p := b.submit("/admin/projects/teach", "/admin/projects/teach/pool", url.Values{"delta": {"100,5"}, "note": {"term start"}})
@@ -200,9 +200,9 @@ func TestProjectPoolAndSettle(t *testing.T) {
 	require.Contains(t, p.body, `id="pool-balance">100.5 credits`)
 
 	// Taking more than the pool holds: the API's sentence, nothing written.
-	sentence := e.apiSentence(t, "POST", "/projects/teach/pool", `{"delta":-1000,"note":"oops"}`)
+	sentence := e.apiRefusal(t, "POST", "/projects/teach/pool", `{"delta":-1000,"note":"oops"}`)
 	p = b.submit("/admin/projects/teach", "/admin/projects/teach/pool", url.Values{"delta": {"-1000"}, "note": {"oops"}})
-	p.requireFormError(t, http.StatusConflict, sentence)
+	p.requireRefusal(t, http.StatusConflict, sentence)
 	require.Contains(t, p.body, `value="-1000"`)
 	got, err = e.Engine.GetProject(e.ctx, "teach")
 	require.NoError(t, err)
@@ -217,11 +217,11 @@ func TestProjectPoolAndSettle(t *testing.T) {
 
 func TestProjectMembersArePaged(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach"})
-	e.project(t, metering.ProjectSpec{Name: "other"})
-	e.user(t, "zed", "other")
+	e.givenProject(t, metering.ProjectSpec{Name: "teach"})
+	e.givenProject(t, metering.ProjectSpec{Name: "other"})
+	e.givenUser(t, "zed", "other")
 	for i := 0; i < 51; i++ {
-		e.user(t, "u"+string(rune('a'+i/26))+string(rune('a'+i%26)), "teach")
+		e.givenUser(t, "u"+string(rune('a'+i/26))+string(rune('a'+i%26)), "teach")
 	}
 	b := e.signedIn(t, adminSecret)
 	p := b.get("/admin/projects/teach")
@@ -230,7 +230,7 @@ func TestProjectMembersArePaged(t *testing.T) {
 	require.Contains(t, p.body, `href="/admin/users/uaa"`)
 	require.NotContains(t, p.body, `data-user="zed"`, "only this project's members")
 	require.NotContains(t, p.body, `id="first-page"`)
-	next := linkOf(t, p, "next-page")
+	next := hrefOf(t, p, "next-page")
 	p = b.get(next)
 	require.Equal(t, http.StatusOK, p.status)
 	require.Equal(t, 1, strings.Count(p.body, "<tr data-user="))
@@ -239,8 +239,8 @@ func TestProjectMembersArePaged(t *testing.T) {
 	require.Contains(t, p.body, `id="first-page"`)
 }
 
-// linkOf is the href of the link with id on the page, unescaped.
-func linkOf(t *testing.T, p *page, id string) string {
+// hrefOf is the href of the link with id on the page, unescaped.
+func hrefOf(t *testing.T, p *page, id string) string {
 	t.Helper()
 	i := strings.Index(p.body, `id="`+id+`"`)
 	require.GreaterOrEqual(t, i, 0, "no #%s on the page", id)
@@ -253,9 +253,9 @@ func linkOf(t *testing.T, p *page, id string) string {
 
 func TestProjectDelete(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach"})
-	e.project(t, metering.ProjectSpec{Name: "old"})
-	e.user(t, "ann", "teach")
+	e.givenProject(t, metering.ProjectSpec{Name: "teach"})
+	e.givenProject(t, metering.ProjectSpec{Name: "old"})
+	e.givenUser(t, "ann", "teach")
 	b := e.signedIn(t, adminSecret)
 
 	p := b.get("/admin/projects/teach/delete")
@@ -264,9 +264,9 @@ func TestProjectDelete(t *testing.T) {
 	require.Contains(t, p.body, `id="delete-confirm"`)
 	require.Contains(t, p.body, "Delete the project teach?")
 	// Users assigned: the API's 409 on the question page again.
-	sentence := e.apiSentence(t, "DELETE", "/projects/teach", "")
+	sentence := e.apiRefusal(t, "DELETE", "/projects/teach", "")
 	p = b.submit("/admin/projects/teach/delete", "/admin/projects/teach/delete", nil)
-	p.requireFormError(t, http.StatusConflict, sentence)
+	p.requireRefusal(t, http.StatusConflict, sentence)
 	require.Contains(t, p.body, `id="delete-form"`)
 	_, err := e.Engine.GetProject(e.ctx, "teach")
 	require.NoError(t, err)
@@ -285,8 +285,8 @@ func TestProjectDelete(t *testing.T) {
 
 func TestProjectsViewerReadsOnly(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach", PoolEnabled: true})
-	e.user(t, "ann", "teach")
+	e.givenProject(t, metering.ProjectSpec{Name: "teach", PoolEnabled: true})
+	e.givenUser(t, "ann", "teach")
 	v := e.signedIn(t, viewerSecret)
 	p := v.get("/admin/projects")
 	require.Equal(t, http.StatusOK, p.status)
@@ -314,7 +314,7 @@ func TestProjectsViewerReadsOnly(t *testing.T) {
 
 func TestProjectsInGerman(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach", AllowanceAmount: 1234_500_000, Period: metering.PeriodMonthly})
+	e.givenProject(t, metering.ProjectSpec{Name: "teach", AllowanceAmount: 1234_500_000, Period: metering.PeriodMonthly})
 	b := e.browser(t)
 	b.lang = "de-DE,de;q=0.9"
 	b.signIn(adminSecret)
@@ -331,7 +331,7 @@ func TestProjectsInGerman(t *testing.T) {
 
 func TestProjectUsageAuditPagesObeyTheCSP(t *testing.T) {
 	e := setup(t)
-	e.project(t, metering.ProjectSpec{Name: "teach"})
+	e.givenProject(t, metering.ProjectSpec{Name: "teach"})
 	b := e.signedIn(t, adminSecret)
 	for _, path := range []string{"/admin/projects", "/admin/projects/teach", "/admin/projects/teach/delete",
 		"/admin/usage", "/admin/audit"} {

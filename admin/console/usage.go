@@ -87,7 +87,7 @@ func (c *Console) usageReport(w http.ResponseWriter, r *http.Request, s *session
 		Rows []usageRow `json:"rows"`
 	}
 	if err := c.call(r, s, http.MethodGet, "/usage", q, nil, &out); err != nil {
-		form, status, err := refusedQuery(err, "filter", q)
+		form, status, err := refusedFilter(err, "filter", q)
 		if err != nil {
 			return err
 		}
@@ -117,9 +117,9 @@ func (c *Console) usageReport(w http.ResponseWriter, r *http.Request, s *session
 	return nil
 }
 
-// refusedQuery is refused for a GET form: the filter values come from the
+// refusedFilter is refused for a GET form: the filter values come from the
 // query string instead of a posted form.
-func refusedQuery(err error, form string, q url.Values) (*formState, int, error) {
+func refusedFilter(err error, form string, q url.Values) (*formState, int, error) {
 	var ae *apiError
 	if !asAPIError(err, &ae) || ae.Status >= 500 && ae.Status != http.StatusServiceUnavailable {
 		return nil, 0, err
@@ -219,8 +219,8 @@ func usageDayLabel(l *localizer, t time.Time) string {
 	return t.Format("2 Jan")
 }
 
-// csvDay is a day as the export's file name may carry it.
-var csvDay = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+// usageExportDay is a day as the export's file name may carry it.
+var usageExportDay = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 
 // usageExport streams GET /usage as CSV with the page's filters. The page
 // links it with the covered days, which name the file.
@@ -228,7 +228,7 @@ func (c *Console) usageExport(w http.ResponseWriter, r *http.Request, s *session
 	q := usageQuery(r.URL.Query())
 	q.Set("format", "csv")
 	name := "usage.csv"
-	if from, to := q.Get("from"), q.Get("to"); csvDay.MatchString(from) && csvDay.MatchString(to) {
+	if from, to := q.Get("from"), q.Get("to"); usageExportDay.MatchString(from) && usageExportDay.MatchString(to) {
 		name = "usage-" + from + "-to-" + to + ".csv"
 	}
 	return c.stream(w, r, s, "/usage", q, name)

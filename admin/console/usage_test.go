@@ -19,8 +19,8 @@ func usageWorld(t *testing.T) *env {
 	t.Helper()
 	clock := meteringtest.NewClock(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
 	e := setupWith(t, meteringtest.Options{KeyEncryptionKey: testKEK(), Clock: clock})
-	e.project(t, metering.ProjectSpec{Name: "teach"})
-	ann, cid := e.user(t, "ann", "teach"), e.user(t, "cid", "")
+	e.givenProject(t, metering.ProjectSpec{Name: "teach"})
+	ann, cid := e.givenUser(t, "ann", "teach"), e.givenUser(t, "cid", "")
 	charge := func(key string, cost metering.Credits) {
 		res, err := e.Engine.Charge(e.ctx, key, cost, "POST /v1/chat/completions")
 		require.NoError(t, err)
@@ -49,18 +49,18 @@ func TestUsageReport(t *testing.T) {
 	require.Equal(t, 31, strings.Count(p.body, `<rect class="bar"`), "a bar for every day of March")
 	require.Contains(t, p.body, "<title>10 Mar: 3.5</title>")
 	require.Contains(t, p.body, "<title>11 Mar: 0</title>")
-	rows := between(t, p.body, `<table id="usage-rows">`, `</table>`)
+	rows := sliceBetween(t, p.body, `<table id="usage-rows">`, `</table>`)
 	require.Contains(t, rows, "<td>10 Mar 2026</td>")
 	require.Contains(t, rows, "<td>12 Mar 2026</td>")
 	require.Equal(t, 2, strings.Count(rows, "<tr>")-1, "two days with usage, and the header")
-	totals := between(t, p.body, `id="usage-totals"`, `</tr>`)
+	totals := sliceBetween(t, p.body, `id="usage-totals"`, `</tr>`)
 	require.Contains(t, totals, `<td class="num">3</td>`)
 	require.Contains(t, totals, `<td class="num">3.75</td>`)
-	require.Equal(t, "/admin/usage/export?from=2026-03-01&group_by=day&to=2026-03-31", linkOf(t, p, "usage-export"))
+	require.Equal(t, "/admin/usage/export?from=2026-03-01&group_by=day&to=2026-03-31", hrefOf(t, p, "usage-export"))
 
 	// By project: usage outside any project has its own row.
 	p = b.get("/admin/usage?" + url.Values{"group_by": {"project"}, "from": {"2026-03-01"}, "to": {"2026-03-31"}}.Encode())
-	rows = between(t, p.body, `<table id="usage-rows">`, `</table>`)
+	rows = sliceBetween(t, p.body, `<table id="usage-rows">`, `</table>`)
 	require.Contains(t, rows, "<td>(no project)</td>")
 	require.Contains(t, rows, "<td>teach</td>")
 	require.Contains(t, p.body, "<title>teach: 2.25</title>")
@@ -70,15 +70,15 @@ func TestUsageReport(t *testing.T) {
 
 	// Filters and one day.
 	p = b.get("/admin/usage?" + url.Values{"user": {"ann"}, "from": {"2026-03-12"}, "to": {"2026-03-12"}, "group_by": {"none"}}.Encode())
-	rows = between(t, p.body, `<table id="usage-rows">`, `</table>`)
+	rows = sliceBetween(t, p.body, `<table id="usage-rows">`, `</table>`)
 	require.Contains(t, rows, `<td class="num">0.25</td>`)
 	require.NotContains(t, p.body, `<svg class="chart"`, "no chart for totals alone")
 	require.Contains(t, p.body, `id="usage-range">From 12 Mar 2026 to 12 Mar 2026`)
 
 	// A range the API refuses: its sentence, the filters kept.
-	sentence := e.apiSentence(t, "GET", "/usage?from=2026-03-31&to=2026-03-01", "")
+	sentence := e.apiRefusal(t, "GET", "/usage?from=2026-03-31&to=2026-03-01", "")
 	p = b.get("/admin/usage?from=2026-03-31&to=2026-03-01&user=ann")
-	p.requireFormError(t, http.StatusBadRequest, sentence)
+	p.requireRefusal(t, http.StatusBadRequest, sentence)
 	require.Contains(t, p.body, `value="ann"`)
 	require.NotContains(t, p.body, `id="usage-rows"`)
 }
@@ -97,7 +97,7 @@ func TestUsageExport(t *testing.T) {
 	require.True(t, strings.HasPrefix(lines[2], "cid,1,1.5,"), lines[2])
 
 	// An export the API refuses is an error page with its sentence, not a file.
-	sentence := e.apiSentence(t, "GET", "/usage?group_by=week", "")
+	sentence := e.apiRefusal(t, "GET", "/usage?group_by=week", "")
 	p = b.get("/admin/usage/export?group_by=week")
 	require.Equal(t, http.StatusBadRequest, p.status)
 	require.Empty(t, p.header.Get("Content-Disposition"))
@@ -117,8 +117,8 @@ func TestUsageInGerman(t *testing.T) {
 	require.Contains(t, p.body, "Gruppieren nach")
 }
 
-// between is the part of s from the first start up to the next end.
-func between(t *testing.T, s, start, end string) string {
+// sliceBetween is the part of s from the first start up to the next end.
+func sliceBetween(t *testing.T, s, start, end string) string {
 	t.Helper()
 	i := strings.Index(s, start)
 	require.GreaterOrEqual(t, i, 0, "%q not found", start)
