@@ -223,7 +223,7 @@ func (c *Console) wrap(p page) http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost {
-			if !c.checkCSRF(w, r, s) {
+			if !c.readForm(w, r, s) || !c.checkCSRF(w, r, s) {
 				return
 			}
 			if p.write && !s.canWrite() {
