@@ -69,6 +69,7 @@ var catalogUsers = map[string]message{
 	"import.writes_awarded":      {"%s credits awarded", "%s Credits zugeteilt"},
 	"import.writes_purchased":    {"%s purchased", "%s gekauft"},
 	"import.writes_grant":        {"%s every month", "%s monatlich"},
+	"import.writes_partner":      {"partner", "Partner"},
 	"import.writes_expires":      {"key expires %s", "Schlüssel läuft ab %s"},
 	"import.writes_paid_through": {"grants paid through %s", "Zuteilungen bezahlt bis %s"},
 	"import.row_ok":              {"ok", "ok"},

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -123,3 +124,9 @@ func (e *env) auditOf(t testing.TB, user string) []metering.AuditEntry {
 }
 
 func regexpMust(pattern string) *regexp.Regexp { return regexp.MustCompile(pattern) }
+
+func httptestServer(t testing.TB, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
