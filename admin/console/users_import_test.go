@@ -200,3 +200,16 @@ func TestImportUploadsAreBounded(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, p.status)
 	require.Contains(t, p.body, "That is too large.")
 }
+
+func TestImportPreviewInGerman(t *testing.T) {
+	e := setup(t)
+	b := e.signedIn(t, adminSecret)
+	b.lang = "de"
+	p := b.preview("username;project;initial_credits\nanna;;12,5\nanna;;1\n")
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.body, "<h1>Import prüfen</h1>")
+	require.Contains(t, p.body, "Zeilen mit Fehlern: 1.")
+	require.Contains(t, p.body, "12,5 Credits zugeteilt", "amounts in German, the decimal comma of a ; file read")
+	require.Contains(t, p.body, `<th class="num">Zeile</th>`)
+	require.NotContains(t, p.body, `id="import-confirm-form"`)
+}
