@@ -59,7 +59,7 @@ var catalogUsers = map[string]message{
 	"import.file_hint":           {"At most %s bytes.", "Höchstens %s Bytes."},
 	"import.preview":             {"Check the file", "Datei prüfen"},
 	"import.no_file":             {"Choose a CSV file to import.", "Wählen Sie eine CSV-Datei zum Importieren aus."},
-	"import.too_large":           {"The file is larger than %d MiB; split it into smaller files.", "Die Datei ist größer als %d MiB; teilen Sie sie in kleinere Dateien auf."},
+	"import.too_large":           {"The file is larger than %s bytes; split it into smaller files.", "Die Datei ist größer als %s Bytes; teilen Sie sie in kleinere Dateien auf."},
 	"import.expired":             {"This import is no longer waiting for confirmation (it was confirmed already, or another file was checked since). Choose the file again.", "Dieser Import wartet nicht mehr auf Bestätigung (er wurde bereits bestätigt, oder inzwischen wurde eine andere Datei geprüft). Wählen Sie die Datei erneut aus."},
 	"import.line":                {"Line", "Zeile"},
 	"import.writes":              {"What it creates", "Was angelegt wird"},

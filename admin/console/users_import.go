@@ -155,7 +155,7 @@ func (c *Console) importPreview(w http.ResponseWriter, r *http.Request, s *sessi
 		return err
 	}
 	if int64(len(data)) > c.cfg.MaxUploadBytes {
-		return c.importFailed(w, r, s, http.StatusRequestEntityTooLarge, l.T("import.too_large", c.cfg.MaxUploadBytes>>20))
+		return c.importFailed(w, r, s, http.StatusRequestEntityTooLarge, l.T("import.too_large", l.Int(c.cfg.MaxUploadBytes)))
 	}
 	answer, err := c.callImport(r, s, data, true)
 	if err != nil {

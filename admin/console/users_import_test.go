@@ -193,7 +193,7 @@ func TestImportUploadsAreBounded(t *testing.T) {
 
 	p := b.preview("username,project,initial_credits\n" + strings.Repeat("someone,,1\n", 10))
 	require.Equal(t, http.StatusRequestEntityTooLarge, p.status)
-	require.Contains(t, p.formError(), "larger than")
+	require.Equal(t, "The file is larger than 64 bytes; split it into smaller files.", p.formError())
 
 	// A body far beyond the limit is refused before it is read.
 	p = b.preview(strings.Repeat("x", 2<<20))
