@@ -33,10 +33,10 @@ func (e *env) makeUser(t testing.TB, name, project string, awarded metering.Cred
 	return key
 }
 
-// apiRefusal sends a request to the admin API itself, with the admin
+// usersAPIRefusal sends a request to the admin API itself, with the admin
 // token, expects a refusal and returns its sentence as a page shows it
 // (HTML-escaped): what the console must show for the same input.
-func (e *env) apiRefusal(t testing.TB, method, path, contentType, body string) string {
+func (e *env) usersAPIRefusal(t testing.TB, method, path, contentType, body string) string {
 	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+"/admin/v1"+path, strings.NewReader(body))
 	require.NoError(t, err)

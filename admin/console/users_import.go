@@ -18,7 +18,7 @@ import (
 func (c *Console) importPages() []page {
 	return []page{
 		{method: "GET", path: "/users/import", h: c.importForm},
-		{method: "POST", path: "/users/import/preview", h: c.importPreview, write: true},
+		{method: "POST", path: "/users/import/preview", h: c.importPreview, write: true, upload: true},
 		{method: "POST", path: "/users/import/confirm", h: c.importConfirm, write: true},
 	}
 }

@@ -136,7 +136,7 @@ func TestImportFileErrorsShowTheAPIsSentence(t *testing.T) {
 	b := e.signedIn(t, adminSecret)
 
 	for _, file := range []string{"name,credits\nann,1\n", "username,project,initial_credits\n\"ann,,1\n"} {
-		want := e.apiRefusal(t, http.MethodPost, "/users/import?dry_run=true", "text/csv", file)
+		want := e.usersAPIRefusal(t, http.MethodPost, "/users/import?dry_run=true", "text/csv", file)
 		p := b.preview(file)
 		require.Equal(t, http.StatusBadRequest, p.status, p.body)
 		require.Equal(t, want, p.formError())

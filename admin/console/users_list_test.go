@@ -72,7 +72,7 @@ func TestUsersListShowsUsersAndFiltersThem(t *testing.T) {
 func TestUsersListShowsTheAPIsSentenceForABadFilter(t *testing.T) {
 	e := listWorld(t)
 	b := e.signedIn(t, adminSecret)
-	want := e.apiRefusal(t, http.MethodGet, "/users?search="+url.QueryEscape("ann lee"), "", "")
+	want := e.usersAPIRefusal(t, http.MethodGet, "/users?search="+url.QueryEscape("ann lee"), "", "")
 	p := b.get("/admin/users?search=" + url.QueryEscape("ann lee"))
 	require.Equal(t, http.StatusBadRequest, p.status, p.body)
 	require.Equal(t, want, p.formError())
@@ -120,7 +120,7 @@ func TestUsersExportDownloadsTheFilteredCSV(t *testing.T) {
 	require.True(t, strings.HasPrefix(lines[2], "cid,teachers,5,"), lines[2])
 
 	// A filter the API refuses is an error page with its sentence, not a file.
-	want := e.apiRefusal(t, http.MethodGet, "/users/export?key_status=lost", "", "")
+	want := e.usersAPIRefusal(t, http.MethodGet, "/users/export?key_status=lost", "", "")
 	p = b.get("/admin/users/export?key_status=lost")
 	require.Equal(t, http.StatusBadRequest, p.status)
 	require.Empty(t, p.header.Get("Content-Disposition"))

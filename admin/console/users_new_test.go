@@ -73,7 +73,7 @@ func TestCreateUserFormErrorsShowTheAPIsSentence(t *testing.T) {
 	b := e.signedIn(t, adminSecret)
 
 	// A taken username: 409 with the API's sentence, what was typed kept.
-	want := e.apiRefusal(t, http.MethodPost, "/users", "application/json", `{"username":"ann"}`)
+	want := e.usersAPIRefusal(t, http.MethodPost, "/users", "application/json", `{"username":"ann"}`)
 	p := b.submit("/admin/users/new", "/admin/users/new", url.Values{"username": {"ann"}, "initial_credits": {"7,25"}, "partner": {"true"}})
 	require.Equal(t, http.StatusConflict, p.status, p.body)
 	require.Equal(t, want, p.formError())
@@ -84,7 +84,7 @@ func TestCreateUserFormErrorsShowTheAPIsSentence(t *testing.T) {
 
 	// An expiry day that has begun: the API says it must be in the future.
 	today := time.Now().UTC().Format(time.DateOnly)
-	want = e.apiRefusal(t, http.MethodPost, "/users", "application/json", `{"username":"ben","key_expires_at":"`+today+`T00:00:00Z"}`)
+	want = e.usersAPIRefusal(t, http.MethodPost, "/users", "application/json", `{"username":"ben","key_expires_at":"`+today+`T00:00:00Z"}`)
 	p = b.submit("/admin/users/new", "/admin/users/new", url.Values{"username": {"ben"}, "key_expires_at": {today}})
 	require.Equal(t, http.StatusBadRequest, p.status, p.body)
 	require.Equal(t, want, p.formError())
@@ -96,7 +96,7 @@ func TestCreateUserFormErrorsShowTheAPIsSentence(t *testing.T) {
 	require.Contains(t, p.formError(), "key_expires_at")
 
 	// An invalid username and a bad amount, each named by the API.
-	want = e.apiRefusal(t, http.MethodPost, "/users", "application/json", `{"username":"Ann Lee"}`)
+	want = e.usersAPIRefusal(t, http.MethodPost, "/users", "application/json", `{"username":"Ann Lee"}`)
 	p = b.submit("/admin/users/new", "/admin/users/new", url.Values{"username": {"Ann Lee"}})
 	require.Equal(t, http.StatusBadRequest, p.status)
 	require.Equal(t, want, p.formError())

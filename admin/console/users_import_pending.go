@@ -1,41 +1,6 @@
 package console
 
-import (
-	"crypto/subtle"
-	"errors"
-	"mime"
-	"net/http"
-)
-
-// readForm parses a POST's form before anything reads it, within bounds:
-// a plain form may be maxFormBytes, a multipart one (a CSV upload)
-// MaxUploadBytes plus room for its other fields. Without this the CSRF
-// check's PostFormValue would read a body of any size. It answers 413
-// itself when the body is too large and reports whether to go on; other
-// parse failures are left for the CSRF check to refuse.
-func (c *Console) readForm(w http.ResponseWriter, r *http.Request, s *session) bool {
-	limit := int64(maxFormBytes)
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	multipart := mt == "multipart/form-data"
-	if multipart {
-		limit += c.cfg.MaxUploadBytes
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	var err error
-	if multipart {
-		// Parts beyond maxFormBytes go to temporary files, which the
-		// server removes when the request ends.
-		err = r.ParseMultipartForm(maxFormBytes)
-	} else {
-		err = r.ParseForm()
-	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		c.renderError(w, r, s, http.StatusRequestEntityTooLarge, "error.too_large")
-		return false
-	}
-	return true
-}
+import "crypto/subtle"
 
 // pendingUpload is a CSV file whose import preview an admin is looking
 // at, kept in server memory until they confirm it, so that the file is
