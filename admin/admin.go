@@ -151,10 +151,16 @@ func checkPublicURL(s string) error {
 		return nil
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
+		return errors.New("must be an absolute http or https URL such as https://gw.example.org")
+	}
+	if u.User != nil {
+		return errors.New("must not hold a user name or password") // nor print them
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("must be an absolute http or https URL such as https://gw.example.org, got %q", s)
 	}
-	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(s, " \t\r\n") {
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return fmt.Errorf("must hold only a scheme, a host and a path, got %q", s)
 	}
 	return nil

@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -54,7 +56,13 @@ type inviteJSON struct {
 // neither stored (only its SHA-256) nor logged nor audited.
 func (a *api) createInvite(w http.ResponseWriter, r *http.Request) error {
 	var req createInviteRequest
-	if r.ContentLength != 0 {
+	// The body is optional: none at all means the defaults.
+	body := bufio.NewReader(r.Body)
+	if _, err := body.Peek(1); err != io.EOF {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{body, r.Body}
 		if err := a.decodeBody(w, r, &req); err != nil {
 			return err
 		}
