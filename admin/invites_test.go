@@ -192,13 +192,19 @@ func TestInviteFollowsTheUser(t *testing.T) {
 	// the user is activated again.
 	_, token := e.createInvite(t, "ann", "")
 	e.admin(t, "POST", "/users/ann/deactivate", "").requireStatus(t, http.StatusOK)
-	e.admin(t, "POST", "/users/ann/invite", "").requireError(t, http.StatusConflict, "conflict", "")
-	e.claim(t, token).requireError(t, http.StatusGone, "gone", "")
+	r := e.admin(t, "POST", "/users/ann/invite", "")
+	r.requireError(t, http.StatusConflict, "conflict", "")
+	require.Equal(t, `User "ann" is deactivated, so the key an invite hands out would not work; activate the user first.`,
+		r.body["error"].(map[string]any)["message"])
+	r = e.claim(t, token)
+	r.requireError(t, http.StatusGone, "gone", "")
+	require.Equal(t, "This invite link is not valid: it was used already, revoked or expired, or never existed.",
+		r.body["error"].(map[string]any)["message"])
 	e.admin(t, "POST", "/users/ann/activate", "").requireStatus(t, http.StatusOK)
 
 	// A rename keeps the invite: it points at the user, not the name.
 	e.admin(t, "PATCH", "/users/ann", `{"username":"anne"}`).requireStatus(t, http.StatusOK)
-	r := e.admin(t, "GET", "/users/anne/invites", "").requireStatus(t, http.StatusOK)
+	r = e.admin(t, "GET", "/users/anne/invites", "").requireStatus(t, http.StatusOK)
 	require.Len(t, r.body["invites"].([]any), 1)
 	r = e.claim(t, token).requireStatus(t, http.StatusOK)
 	require.Equal(t, "anne", r.body["username"])
