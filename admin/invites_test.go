@@ -334,12 +334,12 @@ func TestInvitePublicURL(t *testing.T) {
 	require.Contains(t, rec.Body.String(), `"url":"https://gw.other.example/claim/tgi_`)
 
 	for name, cfg := range map[string]admin.Config{
-		"relative url":  {PublicURL: "gw.example"},
-		"ftp url":       {PublicURL: "ftp://gw.example"},
-		"query":         {PublicURL: "https://gw.example/?x=1"},
-		"user info":     {PublicURL: "https://me:pw@gw.example"},
-		"negative ttl":  {InviteTTL: -time.Hour},
-		"too long ttl":  {InviteTTL: 91 * 24 * time.Hour},
+		"relative url": {PublicURL: "gw.example"},
+		"ftp url":      {PublicURL: "ftp://gw.example"},
+		"query":        {PublicURL: "https://gw.example/?x=1"},
+		"user info":    {PublicURL: "https://me:pw@gw.example"},
+		"negative ttl": {InviteTTL: -time.Hour},
+		"too long ttl": {InviteTTL: 91 * 24 * time.Hour},
 		"fragment":     {PublicURL: "https://gw.example/#top"},
 	} {
 		cfg.Tokens = []admin.Token{{Name: "ops", Secret: adminSecret, Role: admin.RoleAdmin}}
