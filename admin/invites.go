@@ -23,6 +23,7 @@ func (a *api) inviteRoutes() []route {
 		{method: "DELETE", path: "/users/{username}/invites/{id}", h: a.revokeInvite},
 		// Public like /health: the claimant has the link, not an admin token.
 		{method: "POST", path: "/claim", h: a.claimInvite, public: true},
+		{method: "POST", path: "/claim/check", h: a.checkInvite, public: true},
 	}
 }
 
@@ -128,9 +129,39 @@ func (a *api) revokeInvite(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// claimRequest is the body of POST /claim.
+// claimRequest is the body of POST /claim and POST /claim/check.
 type claimRequest struct {
 	Token string `json:"token"`
+}
+
+// claimToken reads the body of a claim or a check.
+func (a *api) claimToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req claimRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return "", err
+	}
+	if req.Token == "" {
+		return "", invalidArg("token", "is required")
+	}
+	return req.Token, nil
+}
+
+// checkInvite: POST /claim/check {"token"} → 200 {"expires_at"} when a
+// claim would succeed now, else 410 gone exactly as POST /claim answers;
+// nothing is claimed. A POST so the token stays out of URLs and logs.
+func (a *api) checkInvite(w http.ResponseWriter, r *http.Request) error {
+	token, err := a.claimToken(w, r)
+	if err != nil {
+		return err
+	}
+	expires, err := a.engine.CheckInvite(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}{timeJSON(expires)})
+	return nil
 }
 
 // claimInvite: POST /claim {"token"} → 200 {"username", "api_key"}; 410
@@ -138,14 +169,11 @@ type claimRequest struct {
 // 400 for a malformed body. No admin token: the invite's token is the
 // credential.
 func (a *api) claimInvite(w http.ResponseWriter, r *http.Request) error {
-	var req claimRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
+	token, err := a.claimToken(w, r)
+	if err != nil {
 		return err
 	}
-	if req.Token == "" {
-		return invalidArg("token", "is required")
-	}
-	username, key, err := a.engine.ClaimInvite(r.Context(), req.Token)
+	username, key, err := a.engine.ClaimInvite(r.Context(), token)
 	if errors.Is(err, metering.ErrUnavailable) {
 		// Unlike a money change, a failed claim is known not to have
 		// happened (metering.ClaimInvite rolls it back): say so.

@@ -85,6 +85,11 @@ func TestInviteCreateListClaim(t *testing.T) {
 	r = e.admin(t, "GET", "/audit?user=ann", "").requireStatus(t, http.StatusOK)
 	require.NotContains(t, string(r.raw), "tgi_")
 
+	// A check claims nothing and needs no admin token.
+	r = e.do(t, "POST", base+"/claim/check", "", `{"token":"`+token+`"}`).requireStatus(t, http.StatusOK)
+	requireKeys(t, r.body, "expires_at")
+	require.Equal(t, inviteClockStart.Add(7*24*time.Hour), requireRFC3339(t, r.body["expires_at"]))
+
 	// The claim needs no admin token and hands out a fresh key.
 	require.Equal(t, metering.Charged, e.charge(t, oldKey, 1).Status)
 	r = e.claim(t, token).requireStatus(t, http.StatusOK)
@@ -97,6 +102,7 @@ func TestInviteCreateListClaim(t *testing.T) {
 
 	// Exactly once.
 	e.claim(t, token).requireError(t, http.StatusGone, "gone", "")
+	e.do(t, "POST", base+"/claim/check", "", `{"token":"`+token+`"}`).requireError(t, http.StatusGone, "gone", "")
 	r = e.admin(t, "GET", "/users/ann/invites", "").requireStatus(t, http.StatusOK)
 	require.Len(t, r.body["invites"].([]any), 1, "the claimed invite is no longer pending")
 
@@ -140,6 +146,9 @@ func TestInviteClaimGoneForEveryReason(t *testing.T) {
 			message = msg
 		}
 		require.Equal(t, message, msg, "%s: one message for every reason", name)
+		r = e.do(t, "POST", base+"/claim/check", "", `{"token":"`+token+`"}`)
+		r.requireError(t, http.StatusGone, "gone", "")
+		require.Equal(t, message, r.body["error"].(map[string]any)["message"], "%s: the check answers alike", name)
 	}
 	r := e.admin(t, "GET", "/users/ann/invites", "").requireStatus(t, http.StatusOK)
 	require.Empty(t, r.body["invites"], "neither the expired nor the revoked invite is pending")
@@ -173,6 +182,7 @@ func TestInviteRequestChecks(t *testing.T) {
 	for body, field := range map[string]string{`{}`: "token", `{"token":""}`: "token", `{"token":5}`: "token",
 		`{"token":"x","more":1}`: "more", `nope`: "", ``: ""} {
 		e.do(t, "POST", base+"/claim", "", body).requireError(t, http.StatusBadRequest, "invalid_argument", field)
+		e.do(t, "POST", base+"/claim/check", "", body).requireError(t, http.StatusBadRequest, "invalid_argument", field)
 	}
 	e.do(t, "GET", base+"/claim", "", "").requireError(t, http.StatusMethodNotAllowed, "method_not_allowed", "")
 
@@ -196,6 +206,7 @@ func TestInviteFollowsTheUser(t *testing.T) {
 	r.requireError(t, http.StatusConflict, "conflict", "")
 	require.Equal(t, `User "ann" is deactivated, so the key an invite hands out would not work; activate the user first.`,
 		r.body["error"].(map[string]any)["message"])
+	e.do(t, "POST", base+"/claim/check", "", `{"token":"`+token+`"}`).requireError(t, http.StatusGone, "gone", "")
 	r = e.claim(t, token)
 	r.requireError(t, http.StatusGone, "gone", "")
 	require.Equal(t, "This invite link is not valid: it was used already, revoked or expired, or never existed.",

@@ -127,6 +127,20 @@ func (e *Engine) RevokeInvite(ctx context.Context, actor, username, id string) e
 	})
 }
 
+// CheckInvite reports whether a claim of token would succeed now, without
+// claiming it: the invite's expiry, or ErrGone as ClaimInvite answers it.
+// The claim page uses it to show its button only for a live link.
+func (e *Engine) CheckInvite(ctx context.Context, token string) (time.Time, error) {
+	if !WellFormedInviteToken(token) {
+		return time.Time{}, inviteGone()
+	}
+	expires, err := pendingInviteExpiry(ctx, e.db, inviteDigest(token), e.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, inviteGone()
+	}
+	return expires, err
+}
+
 // InviteActor is the actor a claim of invite id is audited under: the
 // claimant has no token, and the invite is what vouches for it.
 func InviteActor(id string) string { return "invite:" + id }

@@ -89,3 +89,16 @@ func lockUserByID(ctx context.Context, tx pgx.Tx, id int64) (User, error) {
 	}
 	return getUserByID(ctx, tx, id)
 }
+
+// pendingInviteExpiry returns when the pending invite with this digest
+// expires, if its user is active (a claim would succeed); ErrNotFound else.
+func pendingInviteExpiry(ctx context.Context, q querier, digest string, now time.Time) (time.Time, error) {
+	var expires time.Time
+	err := q.QueryRow(ctx, `SELECT i.expires_at FROM invites i JOIN users u ON u.id = i.user_id
+		WHERE i.token_sha256 = @digest AND u.status = 'active' AND`+pendingWhere, // users has none of its columns
+		pgx.NamedArgs{"digest": digest, "now": now}).Scan(&expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, ErrNotFound
+	}
+	return expires, err
+}
