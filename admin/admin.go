@@ -237,7 +237,7 @@ func (a *api) routes() []route {
 	var all []route
 	for _, table := range [][]route{a.healthRoutes(), a.openAPIRoutes(), a.projectRoutes(), a.userRoutes(),
 		a.inviteRoutes(), a.csvRoutes(), a.usageRoutes(), a.reportRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes(),
-		a.deadLetterRoutes()} {
+		a.deadLetterRoutes(), a.whoamiRoutes()} {
 		all = append(all, table...)
 	}
 	return all

@@ -299,6 +299,9 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_reconcile_lag <duration>   (e.g. 60s, 5m)
 //		public_url <url>               (e.g. https://gw.example.org)
 //		invite_expiry <duration>       (e.g. 7d, 48h; at most 90d)
+//		console off                    (no console pages, the API only)
+//		session_idle <duration>        (console sign-out after inactivity, default 30m)
+//		session_max_age <duration>     (console sign-out after sign-in, default 12h)
 //	}
 func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	a := new(AdminHandler)
@@ -365,6 +368,31 @@ func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 				return nil, h.Errf("invite_expiry %q: must be a positive duration of at most 90 days, such as 7d", h.Val())
 			}
 			a.InviteExpiry = caddy.Duration(d)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "console":
+			if !h.NextArg() || h.Val() != "off" {
+				return nil, h.Err("console takes one argument: off")
+			}
+			a.ConsoleOff = true
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "session_idle", "session_max_age":
+			name := h.Val()
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			d, err := caddy.ParseDuration(h.Val())
+			if err != nil || d <= 0 {
+				return nil, h.Errf("%s %q: must be a positive duration such as 30m", name, h.Val())
+			}
+			if name == "session_idle" {
+				a.SessionIdle = caddy.Duration(d)
+			} else {
+				a.SessionMaxAge = caddy.Duration(d)
+			}
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}
