@@ -38,7 +38,9 @@ var funcs = template.FuncMap{
 	},
 	// pathEscape escapes one path segment (a username in a link).
 	"pathEscape": pathSegment,
-	"eq2":        func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
+	// userPage is the path of a user's page below the console's base.
+	"userPage": userPagePath,
+	"eq2":      func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
 }
 
 func parsePages() (*pages, error) {

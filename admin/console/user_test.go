@@ -439,3 +439,20 @@ func TestUserPageForAViewer(t *testing.T) {
 		require.False(t, strings.HasPrefix(a.Actor, "reports"), "the viewer wrote nothing: %+v", a)
 	}
 }
+
+// TestUsersNamedLikeScreens: users named new, import or export have pages
+// too, at /users/<name>/, and every link to them goes there.
+func TestUsersNamedLikeScreens(t *testing.T) {
+	e := setup(t)
+	b := e.signedIn(t, adminSecret)
+	for _, name := range []string{"export", "new", "import"} {
+		e.givenUser(t, name, "")
+		p := b.get("/admin/users/" + name + "/")
+		require.Equal(t, http.StatusOK, p.status, name)
+		require.Contains(t, p.body, `id="user-name">`+name+`<`)
+		require.Contains(t, b.get("/admin/users?search="+name).body, `href="/admin/users/`+name+`/"`)
+		b.submit("/admin/users/"+name+"/", "/admin/users/"+name+"/deactivate", nil).
+			requireSeeOther(t, "/admin/users/"+name+"/")
+	}
+	require.Contains(t, b.get("/admin/users/new").body, `id="create-user-form"`, "the screens keep their paths")
+}
