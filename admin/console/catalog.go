@@ -65,6 +65,7 @@ var catalog = map[string]message{
 	// Users list, create user, import
 	// Users list
 	"page.users":                 {"Users", "Benutzer"},
+	"userlist.filter_page":       {"Filter this page", "Diese Seite filtern"},
 	"userlist.new":               {"New user", "Neuer Benutzer"},
 	"userlist.import":            {"Import CSV", "CSV importieren"},
 	"userlist.search":            {"Username contains", "Benutzername enthält"},

@@ -15,10 +15,12 @@ document.addEventListener("DOMContentLoaded", function () {
       });
     });
   });
-  // Live filter: <input data-filter="table-id"> hides rows not matching.
+  // Live filter: <input data-filter="table-id" hidden> hides the rows of
+  // this page that do not match (the server's search covers all pages).
   document.querySelectorAll("input[data-filter]").forEach(function (input) {
     var table = document.getElementById(input.getAttribute("data-filter"));
     if (!table) { return; }
+    input.hidden = false;
     input.addEventListener("input", function () {
       var q = input.value.trim().toLowerCase();
       table.querySelectorAll("tbody tr").forEach(function (tr) {
