@@ -227,6 +227,7 @@ JSON="-H 'Content-Type: application/json'"
 cat <<EOF
 
 Tollgate is running.
+  console      $BASE_URL/admin/   (sign in with the admin token below)
   gateway      $BASE_URL   (listening on $TOLLGATE_BIND; log: ${GW_LOG#"$ROOT"/})
   upstream     http://$UP_HOST:$UP_PORT
   admin token  $TOLLGATE_ADMIN_TOKEN   (kept in ${SECRETS#"$ROOT"/})

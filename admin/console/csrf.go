@@ -8,9 +8,25 @@ import (
 // csrfField is the form field every POST carries.
 const csrfField = "csrf"
 
-// signInCSRFCookie carries the sign-in form's CSRF token before there is
-// a session (double submit: the form's field must equal the cookie).
-const signInCSRFCookie = "tollgate_signin_csrf"
+// publicCSRFCookie carries the CSRF token of a form shown without a
+// session (sign-in, claiming an invite): double submit, the form's field
+// must equal the cookie, which is scoped to the form's own path.
+const publicCSRFCookie = "tollgate_form_csrf"
+
+// publicFormToken sets a new CSRF cookie for the page's path and returns
+// the token for its form.
+func publicFormToken(w http.ResponseWriter, r *http.Request) string {
+	token := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: publicCSRFCookie, Value: token, Path: r.URL.Path,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	return token
+}
+
+// clearPublicFormToken removes the cookie once its form has been used.
+func clearPublicFormToken(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: publicCSRFCookie, Value: "", Path: r.URL.Path, MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
 
 // checkCSRF refuses a POST whose csrf field is not the session's token
 // (or, on the sign-in form, the sign-in cookie's). It answers 403 itself.
@@ -21,7 +37,7 @@ func (c *Console) checkCSRF(w http.ResponseWriter, r *http.Request, s *session) 
 	want := ""
 	if s != nil {
 		want = s.csrf
-	} else if ck, err := r.Cookie(signInCSRFCookie); err == nil {
+	} else if ck, err := r.Cookie(publicCSRFCookie); err == nil {
 		want = ck.Value
 	}
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {

@@ -38,10 +38,7 @@ func (c *Console) signInForm(w http.ResponseWriter, r *http.Request, _ *session)
 }
 
 func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status int, d signInData) {
-	token := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: signInCSRFCookie, Value: token, Path: c.cfg.BasePath + "/login",
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
-	c.render(w, r, nil, status, "login", "page.signin", d, token)
+	c.render(w, r, nil, status, "login", "page.signin", d, publicFormToken(w, r))
 }
 
 // signIn checks the token by asking the API who it is, then starts a
@@ -71,7 +68,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, _ *session) err
 	}
 	c.throttle.succeeded(addr)
 	c.sessions.create(w, r, c.cfg.BasePath, secret, who.Name, who.Role, c.langCookie(r))
-	http.SetCookie(w, &http.Cookie{Name: signInCSRFCookie, Value: "", Path: c.cfg.BasePath + "/login", MaxAge: -1})
+	clearPublicFormToken(w, r)
 	http.Redirect(w, r, c.safeNext(next), http.StatusSeeOther)
 	return nil
 }
