@@ -53,6 +53,36 @@ func api(t *testing.T, method, path string, body, out any) int {
 	return resp.StatusCode
 }
 
+// apiRefusal sends a request the API refuses and returns the status and
+// the API's sentence, to compare with what the console shows.
+func apiRefusal(t *testing.T, method, path string, body any) (int, string) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, theWorld(t).stack.main.URL+"/admin/v1"+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Error.Message == "" {
+		t.Fatalf("%s %s: HTTP %d without an error sentence (%v)", method, path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out.Error.Message
+}
+
 // mustAPI is api that fails the test unless the status is want.
 func mustAPI(t *testing.T, want int, method, path string, body, out any) {
 	t.Helper()
@@ -72,6 +102,7 @@ type user struct {
 	EffectiveCredits json.Number `json:"effective_credits"`
 	MonthlyGrant     json.Number `json:"monthly_grant"`
 	Partner          bool        `json:"partner"`
+	HasUsage         bool        `json:"has_usage"`
 	Key              struct {
 		Prefix    string  `json:"prefix"`
 		Status    string  `json:"status"`
@@ -148,4 +179,18 @@ func missing(s string, want ...string) []string {
 		}
 	}
 	return out
+}
+
+// waitFor polls cond until it holds, for what the gateway records in the
+// background (the ledger trails the live balances by moments). It waits
+// for an outcome and asserts nothing about how long it took.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after 60 s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -275,6 +275,7 @@ func (s *stack) start(name string, args, env []string) (*process, error) {
 	p.cmd = exec.Command(filepath.Join(s.binDir, bin), args...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	dieWithTests(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %v", name, err)
 	}

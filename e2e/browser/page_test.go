@@ -63,11 +63,20 @@ func newPageOn(t *testing.T, gw *gateway) *page {
 func (p *page) explainFailure() {
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	loc, _ := chromedp.Run(ctx, chromedp.Location())
-	body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		p.t.Logf("the browser's location is unknown: %v", err)
+		return
+	}
+	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		body = err.Error()
+	}
 	p.t.Logf("the browser was at %s, showing:\n%s", loc, tail(body, 3000))
 	if buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		p.save("FAILED-"+p.t.Name(), buf)
+	} else {
+		p.t.Logf("no screenshot of the failure: %v", err)
 	}
 }
 
@@ -164,6 +173,19 @@ func (p *page) attr(sel, name string) string {
 	p.t.Helper()
 	p.need(sel)
 	return eval[string](p, `document.querySelector(`+js(sel)+`).getAttribute(`+js(name)+`) || ""`)
+}
+
+// attrs is an attribute of every element matching sel, in page order.
+func (p *page) attrs(sel, name string) []string {
+	p.t.Helper()
+	return eval[[]string](p, `Array.from(document.querySelectorAll(`+js(sel)+`), e => e.getAttribute(`+js(name)+`) || "")`)
+}
+
+// disabled reports whether a form control is disabled.
+func (p *page) disabled(sel string) bool {
+	p.t.Helper()
+	p.need(sel)
+	return eval[bool](p, `document.querySelector(`+js(sel)+`).disabled`)
 }
 
 // value is the current value of a form field.
