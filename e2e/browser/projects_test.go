@@ -60,7 +60,9 @@ func TestProjects(t *testing.T) {
 	}
 	var audit auditPage
 	mustAPI(t, http.StatusOK, "GET", "/audit?actor=admin&limit=1000", nil, &audit)
-	if !audit.has(func(e auditEntry) bool { return strings.Contains(e.Target, name) && strings.Contains(string(e.Details), "browser pool top-up") }) {
+	if !audit.has(func(e auditEntry) bool {
+		return strings.Contains(e.Target, name) && strings.Contains(string(e.Details), "browser pool top-up")
+	}) {
 		t.Error("no audit entry carries the pool note")
 	}
 
