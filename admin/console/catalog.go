@@ -61,6 +61,7 @@ var catalogCore = map[string]message{
 	"error.unavailable":      {"The metering storage is unavailable.", "Der Abrechnungsspeicher ist nicht erreichbar."},
 	"error.invalid_argument": {"Please check what you entered.", "Bitte prüfen Sie Ihre Eingaben."},
 	"error.too_large":        {"That is too large.", "Das ist zu groß."},
+	"error.bad_form":         {"The form could not be read. Reload the page and try again.", "Das Formular konnte nicht gelesen werden. Laden Sie die Seite neu und versuchen Sie es erneut."},
 	"error.reveal_disabled":  {"This key cannot be shown.", "Dieser Schlüssel kann nicht angezeigt werden."},
 	"error.gone":             {"This link is no longer valid.", "Dieser Link ist nicht mehr gültig."},
 	"error.internal":         {"An internal error occurred; the details are in the gateway's log.", "Ein interner Fehler ist aufgetreten; Einzelheiten stehen im Protokoll des Gateways."},

@@ -145,6 +145,9 @@ type page struct {
 	// send it, whatever the form holds.
 	write bool
 	claim bool
+	// upload: a multipart form with a file, bounded by MaxUploadBytes
+	// (other forms by maxFormBytes).
+	upload bool
 }
 
 // New checks cfg and returns the console.
@@ -223,6 +226,21 @@ func (c *Console) wrap(p page) http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost {
+			// Bound the body before the form is read (checkCSRF reads it).
+			limit := int64(maxFormBytes)
+			if p.upload {
+				limit = c.cfg.MaxUploadBytes + maxFormBytes // the file and the form around it
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			if err := parseForm(r, p.upload); err != nil {
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					c.renderError(w, r, s, http.StatusRequestEntityTooLarge, "error.too_large")
+				} else {
+					c.renderError(w, r, s, http.StatusBadRequest, "error.bad_form")
+				}
+				return
+			}
 			if !c.checkCSRF(w, r, s) {
 				return
 			}
@@ -235,6 +253,18 @@ func (c *Console) wrap(p page) http.Handler {
 			c.renderAPIError(w, r, s, err)
 		}
 	})
+}
+
+// parseForm reads the posted form (with its file, for an upload), so
+// that a body too large or unreadable is answered as such and not as a
+// missing CSRF token.
+func parseForm(r *http.Request, upload bool) error {
+	if upload {
+		// Parts beyond 8 MiB go to temporary files, removed after the
+		// request; the body limit bounds them.
+		return r.ParseMultipartForm(8 << 20)
+	}
+	return r.ParseForm()
 }
 
 // redirectToSignIn sends a visitor without a session to the sign-in page,

@@ -33,7 +33,7 @@ func clearPublicFormToken(w http.ResponseWriter, r *http.Request) {
 // SameSite=Strict cookies already keep other sites' forms out; the token
 // also covers browsers that ignore SameSite.
 func (c *Console) checkCSRF(w http.ResponseWriter, r *http.Request, s *session) bool {
-	got := r.PostFormValue(csrfField) // parses the form, bounded by the body limit set in wrap's callers
+	got := r.PostFormValue(csrfField) // parses the form, bounded by the limit wrap sets
 	want := ""
 	if s != nil {
 		want = s.csrf

@@ -1,0 +1,121 @@
+package console
+
+func init() { addCatalog(catalogUser) }
+
+// catalogUser is the user page's text (user.go, user_*.go,
+// templates/user*.html).
+var catalogUser = map[string]message{
+	"page.user":         {"User", "Benutzer"},
+	"page.user_reveal":  {"View key", "Schlüssel anzeigen"},
+	"page.user_rotate":  {"Rotate key", "Schlüssel erneuern"},
+	"page.user_delete":  {"Delete user", "Benutzer löschen"},
+	"page.user_key":     {"API key", "API-Schlüssel"},
+	"page.user_new_key": {"New API key", "Neuer API-Schlüssel"},
+
+	// Heading and facts
+	"user.status_active":       {"active", "aktiv"},
+	"user.status_inactive":     {"deactivated", "deaktiviert"},
+	"user.in_project":          {"in project", "im Projekt"},
+	"user.no_project":          {"in no project", "in keinem Projekt"},
+	"user.back_to_list":        {"All users", "Alle Benutzer"},
+	"user.balances":            {"Credits", "Guthaben"},
+	"user.allowance_remaining": {"Allowance remaining", "Verbleibendes Kontingent"},
+	"user.pool_available":      {"Pool available", "Verfügbar im Gemeinschaftstopf"},
+	"user.awarded":             {"Awarded", "Zugeteilt"},
+	"user.purchased":           {"Purchased", "Gekauft"},
+	"user.personal":            {"Personal (awarded + purchased)", "Eigene Credits (zugeteilt + gekauft)"},
+	"user.effective":           {"Available for the next request", "Verfügbar für die nächste Anfrage"},
+	"user.balances_hint":       {"Live balances. Requests take the allowance first, then the pool, then awarded, then purchased credits.", "Aktuelle Stände. Anfragen verbrauchen zuerst das Kontingent, dann den Gemeinschaftstopf, dann zugeteilte, dann gekaufte Credits."},
+	"user.facts":               {"Settings", "Einstellungen"},
+	"user.monthly_grant":       {"Monthly grant", "Monatliche Gutschrift"},
+	"user.partner":             {"Partner (receives the monthly grant)", "Partner (erhält die monatliche Gutschrift)"},
+	"user.next_grant_at":       {"Next grant", "Nächste Gutschrift"},
+	"user.in_flight":           {"Requests in progress", "Laufende Anfragen"},
+	"user.last_activity":       {"Last activity", "Letzte Aktivität"},
+	"user.created_at":          {"Created", "Angelegt"},
+
+	// Key
+	"user.key":                {"API key", "API-Schlüssel"},
+	"user.key_prefix":         {"Starts with", "Beginnt mit"},
+	"user.key_status":         {"Key status", "Status des Schlüssels"},
+	"user.key_status_active":  {"active", "aktiv"},
+	"user.key_status_expired": {"expired", "abgelaufen"},
+	"user.key_status_revoked": {"revoked (user deactivated)", "gesperrt (Benutzer deaktiviert)"},
+	"user.key_created":        {"Key created", "Schlüssel erstellt"},
+	"user.key_expires":        {"Key expires", "Schlüssel läuft ab"},
+	"user.no_key":             {"This user has no key.", "Dieser Benutzer hat keinen Schlüssel."},
+	"user.view_key":           {"View key", "Schlüssel anzeigen"},
+	"user.rotate_key":         {"Rotate key", "Schlüssel erneuern"},
+
+	// Usage
+	"user.usage":           {"Usage in the last 30 days", "Nutzung der letzten 30 Tage"},
+	"user.usage_chart":     {"Credits used per day", "Verbrauchte Credits pro Tag"},
+	"user.usage_range":     {"From %s to %s (UTC days). Usage of the last second may not be counted yet.", "Vom %s bis %s (UTC-Tage). Die Nutzung der letzten Sekunde ist eventuell noch nicht gezählt."},
+	"user.usage_more":      {"More in the usage report", "Mehr im Nutzungsbericht"},
+	"user.usage_day":       {"Day", "Tag"},
+	"user.usage_requests":  {"Requests", "Anfragen"},
+	"user.usage_credits":   {"Credits", "Credits"},
+	"user.usage_allowance": {"From allowance", "Aus Kontingent"},
+	"user.usage_pool":      {"From pool", "Aus Gemeinschaftstopf"},
+	"user.usage_awarded":   {"From awarded", "Aus zugeteilten"},
+	"user.usage_purchased": {"From purchased", "Aus gekauften"},
+	"user.usage_none":      {"No usage in the last 30 days.", "Keine Nutzung in den letzten 30 Tagen."},
+
+	// Edit form
+	"user.edit":               {"Edit user", "Benutzer bearbeiten"},
+	"user.username":           {"Username", "Benutzername"},
+	"user.rename_locked":      {"The username cannot change any more: the user has usage recorded under it.", "Der Benutzername kann nicht mehr geändert werden: unter ihm ist bereits Nutzung verbucht."},
+	"user.project":            {"Project", "Projekt"},
+	"user.project_none":       {"No project", "Kein Projekt"},
+	"user.monthly_grant_hint": {"Added to purchased credits on the 1st of each month while the user is a partner.", "Wird am 1. jedes Monats den gekauften Credits gutgeschrieben, solange der Benutzer Partner ist."},
+	"user.key_expires_at":     {"Key expires on", "Schlüssel läuft ab am"},
+	"user.key_expires_hint":   {"From the start of that day (UTC); empty: never. To stop the key now, deactivate the user.", "Ab Beginn dieses Tages (UTC); leer: nie. Um den Schlüssel sofort zu sperren, deaktivieren Sie den Benutzer."},
+	"user.unchanged":          {"Nothing was changed.", "Es wurde nichts geändert."},
+	"user.saved":              {"User %s is saved.", "Benutzer %s ist gespeichert."},
+
+	// Credits and transfer forms
+	"user.credits":         {"Add or remove credits", "Credits gutschreiben oder abziehen"},
+	"user.delta":           {"Credits", "Credits"},
+	"user.delta_hint":      {"A negative number removes credits, e.g. -50.", "Eine negative Zahl zieht Credits ab, z. B. -50."},
+	"user.bucket":          {"Balance", "Guthaben"},
+	"user.note":            {"Note (optional, in the audit log)", "Notiz (optional, im Protokoll)"},
+	"user.credits_submit":  {"Book credits", "Credits buchen"},
+	"user.credits_done":    {"Credits of %s are booked; available now: %s.", "Credits von %s sind gebucht; jetzt verfügbar: %s."},
+	"user.transfer":        {"Transfer credits", "Credits übertragen"},
+	"user.transfer_hint":   {"Moves awarded credits of this user to another user.", "Überträgt zugeteilte Credits dieses Benutzers an einen anderen Benutzer."},
+	"user.transfer_to":     {"To user", "An Benutzer"},
+	"user.amount":          {"Credits", "Credits"},
+	"user.transfer_submit": {"Transfer", "Übertragen"},
+	"user.transfer_done":   {"The credits are transferred to %s.", "Die Credits sind an %s übertragen."},
+	"user.not_text":        {"%s must be text (valid UTF-8).", "%s muss Text sein (gültiges UTF-8)."},
+
+	// Status and delete
+	"user.status":          {"Status", "Status"},
+	"user.deactivate_hint": {"Deactivating stops the key at once; balances are kept.", "Deaktivieren sperrt den Schlüssel sofort; das Guthaben bleibt erhalten."},
+	"user.deactivate":      {"Deactivate user", "Benutzer deaktivieren"},
+	"user.activate_hint":   {"The user is deactivated: its key is refused. Activating lets the same key work again.", "Der Benutzer ist deaktiviert: sein Schlüssel wird abgelehnt. Aktivieren lässt denselben Schlüssel wieder arbeiten."},
+	"user.activate":        {"Activate user", "Benutzer aktivieren"},
+	"user.deactivated":     {"User %s is deactivated; its key no longer works.", "Benutzer %s ist deaktiviert; sein Schlüssel funktioniert nicht mehr."},
+	"user.activated":       {"User %s is active again.", "Benutzer %s ist wieder aktiv."},
+	"user.delete":          {"Delete user", "Benutzer löschen"},
+	"user.delete_hint":     {"Deleting removes the user and its key; its usage history stays in reports.", "Löschen entfernt den Benutzer und seinen Schlüssel; seine Nutzung bleibt in den Berichten erhalten."},
+	"user.deleted":         {"User %s is deleted.", "Benutzer %s ist gelöscht."},
+
+	// Confirmation pages
+	"user.reveal_question":  {"View the key of %s?", "Den Schlüssel von %s anzeigen?"},
+	"user.reveal_hint":      {"Viewing a key is recorded in the audit log.", "Das Anzeigen eines Schlüssels wird im Protokoll vermerkt."},
+	"user.reveal_button":    {"Show the key", "Schlüssel anzeigen"},
+	"user.rotate_question":  {"Rotate the key of %s?", "Den Schlüssel von %s erneuern?"},
+	"user.rotate_hint":      {"The current key stops working at once; the user needs the new one.", "Der bisherige Schlüssel funktioniert sofort nicht mehr; der Benutzer braucht den neuen."},
+	"user.rotate_button":    {"Rotate the key", "Schlüssel erneuern"},
+	"user.delete_question":  {"Delete the user %s?", "Den Benutzer %s löschen?"},
+	"user.delete_in_flight": {"Requests in progress: %d. The user can be deleted once they are done.", "Laufende Anfragen: %d. Der Benutzer kann gelöscht werden, sobald sie beendet sind."},
+	"user.delete_button":    {"Delete the user", "Benutzer löschen"},
+
+	// Key shown
+	"user.key_of":          {"The API key of %s:", "Der API-Schlüssel von %s:"},
+	"user.new_key_of":      {"The new API key of %s:", "Der neue API-Schlüssel von %s:"},
+	"user.key_warning":     {"Keep it secret. Leaving this page hides it; viewing it again is recorded in the audit log.", "Halten Sie ihn geheim. Beim Verlassen dieser Seite wird er ausgeblendet; erneutes Anzeigen wird im Protokoll vermerkt."},
+	"user.new_key_warning": {"The key is shown only once here: copy it now and give it to the user. The old key no longer works.", "Der Schlüssel wird hier nur einmal angezeigt: Kopieren Sie ihn jetzt und geben Sie ihn dem Benutzer. Der alte Schlüssel funktioniert nicht mehr."},
+	"user.back_to_user":    {"Back to %s", "Zurück zu %s"},
+}
