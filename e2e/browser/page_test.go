@@ -201,12 +201,22 @@ func (p *page) bodyText() string {
 	return eval[string](p, `document.body.innerText`)
 }
 
-// fill sets a form field's value: a text, number or date input, a
-// textarea or a select (by option value).
+// fill sets a form field's value as typing would leave it: a text,
+// number or date input, a textarea, or a select (by option value; a value
+// no option has fails the test). Hidden inputs can be set too.
 func (p *page) fill(sel, value string) {
 	p.t.Helper()
 	p.need(sel)
-	p.run("fill "+sel, chromedp.SetValue(chromedp.CSS(sel), value))
+	got := eval[string](p, `(() => {
+		const e = document.querySelector(`+js(sel)+`);
+		e.value = `+js(value)+`;
+		e.dispatchEvent(new Event("input", {bubbles: true}));
+		e.dispatchEvent(new Event("change", {bubbles: true}));
+		return e.value;
+	})()`)
+	if got != value {
+		p.t.Fatalf("%s on %s does not take the value %q (it holds %q): for a select, no option has that value", sel, p.path(), value, got)
+	}
 }
 
 // check sets a checkbox on or off.

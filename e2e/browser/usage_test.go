@@ -56,7 +56,7 @@ func TestUsage(t *testing.T) {
 		t.Errorf("grouped by user, the row %q does not name %s", row, name)
 	}
 	href := p.attr("#usage-export", "href")
-	if m := missing(href, "format=csv", "user="+name); len(m) > 0 {
+	if m := missing(href, "user="+name, "group_by=user", "from="+today()); len(m) > 0 {
 		t.Errorf("#usage-export links to %q, which lacks %v", href, m)
 	}
 	got := p.fetch(href)
