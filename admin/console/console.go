@@ -184,7 +184,7 @@ func New(cfg Config) (*Console, error) {
 func (c *Console) routes() []page {
 	var all []page
 	for _, table := range [][]page{c.signInPages(), c.userListPages(), c.userCreatePages(), c.importPages(),
-		c.userPages(), c.projectPages(), c.pricePages(), c.usagePages(), c.auditPages(), c.claimPages()} {
+		c.userPages(), c.inviteRoutes(), c.projectPages(), c.pricePages(), c.usagePages(), c.auditPages(), c.claimPages()} {
 		all = append(all, table...)
 	}
 	return all

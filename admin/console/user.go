@@ -76,6 +76,10 @@ type userPageData struct {
 	Edit     userEditValues
 	Usage    userUsage
 	Form     *formState // the form the API refused, if any
+	// Invites are the pending invite links; NewInvite the one just made,
+	// whose link this answer shows once.
+	Invites   []pendingInvite
+	NewInvite *createdInvite
 }
 
 // V is what was typed into field of form when that form was refused, so a
@@ -104,6 +108,11 @@ func (c *Console) userShow(w http.ResponseWriter, r *http.Request, s *session) e
 
 // renderUser renders the user page, with form (a refused form) when not nil.
 func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session, name string, status int, form *formState) error {
+	return c.renderUserWith(w, r, s, name, status, form, nil)
+}
+
+// renderUserWith is renderUser showing an invite link just made.
+func (c *Console) renderUserWith(w http.ResponseWriter, r *http.Request, s *session, name string, status int, form *formState, made *createdInvite) error {
 	u, err := c.loadUserDetail(r, s, name)
 	if err != nil {
 		return err
@@ -125,7 +134,11 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, s *session,
 	if err != nil {
 		return err
 	}
-	data := userPageData{User: u, Projects: names, Usage: usage, Form: form}
+	invites, err := c.loadInvites(r, s, u.Username)
+	if err != nil {
+		return err
+	}
+	data := userPageData{User: u, Projects: names, Usage: usage, Form: form, Invites: invites, NewInvite: made}
 	data.Edit = userEditValuesOf(u)
 	if form.For("edit") {
 		data.Edit = userEditValuesTyped(u, form.Values)
