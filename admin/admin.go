@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -54,6 +55,14 @@ type Config struct {
 	// read whole before anything is written; larger ones get 413.
 	// Default 16 MiB.
 	MaxImportBytes int64
+	// PublicURL is the scheme, host and optional path users reach the
+	// gateway at ("https://gw.school.example"); invite links are
+	// <PublicURL>/claim/<token>. Default: the scheme and Host of the
+	// request that creates the invite.
+	PublicURL string
+	// InviteTTL is how long an invite stays claimable when its creator
+	// gives no expires_at. Default 7 days, at most 90.
+	InviteTTL time.Duration
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -75,6 +84,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxImportBytes == 0 {
 		c.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if c.InviteTTL == 0 {
+		c.InviteTTL = metering.DefaultInviteLifetime
 	}
 	return c
 }
@@ -99,6 +111,12 @@ func (c Config) validate() error {
 	if c.MaxImportBytes < 0 {
 		return fmt.Errorf("max_import_bytes: must not be negative, got %d", c.MaxImportBytes)
 	}
+	if c.InviteTTL < 0 || c.InviteTTL > metering.MaxInviteLifetime {
+		return fmt.Errorf("invite_expiry: must be positive and at most 90 days, got %s", c.InviteTTL)
+	}
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		return fmt.Errorf("public_url: %w", err)
+	}
 	if len(c.Tokens) == 0 {
 		return errors.New("tokens: at least one token is required")
 	}
@@ -121,6 +139,29 @@ func (c Config) validate() error {
 		if _, err := ParseRole(string(t.Role)); err != nil {
 			return fmt.Errorf("tokens[%d].role: %w", i, err)
 		}
+	}
+	return nil
+}
+
+// checkPublicURL accepts "" (invite links then use the request's host) or
+// an absolute http(s) URL with a host and nothing after its path, to which
+// /claim/<token> can be appended.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("must be an absolute http or https URL such as https://gw.example.org")
+	}
+	if u.User != nil {
+		return errors.New("must not hold a user name or password") // nor print them
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("must be an absolute http or https URL such as https://gw.example.org, got %q", s)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("must hold only a scheme, a host and a path, got %q", s)
 	}
 	return nil
 }
@@ -195,7 +236,7 @@ func New(engine *metering.Engine, cfg Config) (http.Handler, error) {
 func (a *api) routes() []route {
 	var all []route
 	for _, table := range [][]route{a.healthRoutes(), a.openAPIRoutes(), a.projectRoutes(), a.userRoutes(),
-		a.csvRoutes(), a.usageRoutes(), a.reportRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes(),
+		a.inviteRoutes(), a.csvRoutes(), a.usageRoutes(), a.reportRoutes(), a.auditRoutes(), a.transferRoutes(), a.priceRoutes(),
 		a.deadLetterRoutes(), a.whoamiRoutes()} {
 		all = append(all, table...)
 	}

@@ -77,6 +77,7 @@ func (e *env) requireNoSecretsLogged(t testing.TB) {
 		require.NotContains(t, line, adminSecret)
 		require.NotContains(t, line, viewerSecret)
 		require.NotContains(t, line, "tg_", "an API key was logged: %s", line)
+		require.NotContains(t, line, metering.InviteTokenPrefix, "an invite token was logged: %s", line)
 	}
 }
 

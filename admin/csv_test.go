@@ -84,7 +84,7 @@ func (e *env) importCSV(t *testing.T, query, body string, status int) importAnsw
 func (e *env) worldCounts(t *testing.T) []int64 {
 	t.Helper()
 	var out []int64
-	for _, table := range []string{"users", "api_keys", "events", "audit_log"} {
+	for _, table := range []string{"users", "api_keys", "events", "audit_log", "invites"} {
 		out = append(out, int64(e.countRows(t, table)))
 	}
 	n, err := e.Redis.HLen(e.ctx, e.Engine.Keys().KeyIndex()).Result()

@@ -67,6 +67,8 @@ func toAPIError(err error, write bool) (e *apiError, internal bool) {
 		return refused(http.StatusConflict, "reveal_disabled")
 	case errors.Is(err, metering.ErrConflict):
 		return refused(http.StatusConflict, "conflict")
+	case errors.Is(err, metering.ErrGone):
+		return refused(http.StatusGone, "gone")
 	case errors.Is(err, metering.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg := "metering storage is unavailable; try again later"
 		if write {
@@ -89,7 +91,7 @@ func refusalMessage(err error) string {
 		return r.Message
 	}
 	msg := err.Error()
-	for _, kind := range []error{metering.ErrNotFound, metering.ErrConflict, metering.ErrInsufficient, metering.ErrRevealDisabled} {
+	for _, kind := range []error{metering.ErrNotFound, metering.ErrConflict, metering.ErrInsufficient, metering.ErrRevealDisabled, metering.ErrGone} {
 		msg = strings.TrimSuffix(msg, ": "+kind.Error())
 		msg = strings.TrimPrefix(msg, kind.Error()+": ")
 	}

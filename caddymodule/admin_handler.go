@@ -35,6 +35,14 @@ type AdminHandler struct {
 	// MaxReconcileLag is the age of the oldest event not yet in Postgres
 	// past which GET /health answers 503 (reconciler stalled). Default 60s.
 	MaxReconcileLag caddy.Duration `json:"max_reconcile_lag,omitempty"`
+	// PublicURL is where users reach the gateway ("https://gw.example.org");
+	// invite links are <public_url>/claim/<token>. Default: the scheme and
+	// host of the request that creates the invite. Placeholders such as
+	// {env.TOLLGATE_PUBLIC_URL} are allowed.
+	PublicURL string `json:"public_url,omitempty"`
+	// InviteExpiry is how long an invite stays claimable unless its creator
+	// says otherwise. Default 7 days, at most 90.
+	InviteExpiry caddy.Duration `json:"invite_expiry,omitempty"`
 	// ConsoleOff serves the API alone, without the console's pages.
 	ConsoleOff bool `json:"console_off,omitempty"`
 	// SessionIdle signs a console session out after this long unused.
@@ -86,7 +94,8 @@ func (a *AdminHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("metering_admin: no usable token (set the admin token's secret, e.g. TOLLGATE_ADMIN_TOKEN)")
 	}
 	a.api, err = admin.New(app.Engine(), admin.Config{BasePath: a.BasePath, Tokens: tokens, Logger: log,
-		MaxImportBytes: a.MaxImportBytes, MaxReconcileLag: time.Duration(a.MaxReconcileLag)})
+		MaxImportBytes: a.MaxImportBytes, MaxReconcileLag: time.Duration(a.MaxReconcileLag),
+		PublicURL: repl.ReplaceAll(a.PublicURL, ""), InviteTTL: time.Duration(a.InviteExpiry)})
 	if err != nil {
 		return fmt.Errorf("metering_admin: %w", err)
 	}

@@ -297,6 +297,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		base_path <path>
 //		max_import_size <size>   (e.g. 16MiB, 500KB, 1048576)
 //		max_reconcile_lag <duration>   (e.g. 60s, 5m)
+//		public_url <url>               (e.g. https://gw.example.org)
+//		invite_expiry <duration>       (e.g. 7d, 48h; at most 90d)
 //		console off                    (no console pages, the API only)
 //		session_idle <duration>        (console sign-out after inactivity, default 30m)
 //		session_max_age <duration>     (console sign-out after sign-in, default 12h)
@@ -346,6 +348,26 @@ func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 				return nil, h.Errf("max_reconcile_lag %q: must be a positive duration such as 60s", h.Val())
 			}
 			a.MaxReconcileLag = caddy.Duration(d)
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "public_url":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			a.PublicURL = h.Val() // checked when provisioned, placeholders replaced
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+		case "invite_expiry":
+			if !h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			d, err := caddy.ParseDuration(h.Val())
+			if err != nil || d <= 0 || d > metering.MaxInviteLifetime {
+				return nil, h.Errf("invite_expiry %q: must be a positive duration of at most 90 days, such as 7d", h.Val())
+			}
+			a.InviteExpiry = caddy.Duration(d)
 			if h.NextArg() {
 				return nil, h.ArgErr()
 			}

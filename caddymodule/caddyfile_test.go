@@ -89,6 +89,8 @@ func TestParseAdminHandler(t *testing.T) {
 		base_path /api
 		max_import_size 2MiB
 		max_reconcile_lag 90s
+		public_url https://gw.school.example
+		invite_expiry 3d
 	}`)})
 	require.NoError(t, err)
 	a := h.(*AdminHandler)
@@ -98,6 +100,9 @@ func TestParseAdminHandler(t *testing.T) {
 	raw, err := json.Marshal(a)
 	require.NoError(t, err)
 	require.Contains(t, string(raw), `"max_reconcile_lag":90000000000`, "the JSON config carries it")
+	require.Equal(t, "https://gw.school.example", a.PublicURL)
+	require.Equal(t, caddy.Duration(72*time.Hour), a.InviteExpiry)
+	require.Contains(t, string(raw), `"public_url":"https://gw.school.example","invite_expiry":259200000000000`)
 	for in, want := range map[string]int64{"1048576": 1 << 20, "500KB": 500_000, "16mib": 16 << 20} {
 		h, err := parseAdminHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering_admin {\n max_import_size " + in + "\n}")})
 		require.NoError(t, err, in)
@@ -118,6 +123,13 @@ func TestParseAdminHandler(t *testing.T) {
 		"metering_admin {\n max_reconcile_lag soon\n}": "max_reconcile_lag",
 		"metering_admin {\n max_reconcile_lag 0s\n}":   "max_reconcile_lag",
 		"metering_admin {\n max_reconcile_lag 1m 2\n}": "wrong argument count",
+		"metering_admin {\n public_url\n}":             "wrong argument count",
+		"metering_admin {\n public_url a b\n}":         "wrong argument count",
+		"metering_admin {\n invite_expiry\n}":          "wrong argument count",
+		"metering_admin {\n invite_expiry soon\n}":     "invite_expiry",
+		"metering_admin {\n invite_expiry 0s\n}":       "invite_expiry",
+		"metering_admin {\n invite_expiry 91d\n}":      "invite_expiry",
+		"metering_admin {\n invite_expiry 1d 2\n}":     "wrong argument count",
 	} {
 		_, err := parseAdminHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
 		require.ErrorContains(t, err, msg, in)

@@ -12,6 +12,9 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrInsufficient = errors.New("insufficient balance")
 	ErrUnavailable  = errors.New("metering unavailable")
+	// ErrGone: what was asked for existed once, or might have, and is no
+	// longer usable (an invite link claimed, revoked or expired).
+	ErrGone = errors.New("gone")
 	// ErrOutcomeUnknown wraps a Redis error after which a script may or
 	// may not have run (its answer was lost to a timeout or a broken
 	// connection). Always together with ErrUnavailable.

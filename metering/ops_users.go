@@ -216,29 +216,42 @@ func (e *Engine) SetUserActive(ctx context.Context, actor, username string, acti
 func (e *Engine) RotateKey(ctx context.Context, actor, username string) (string, error) {
 	var key string
 	err := e.changeUser(ctx, username, func(tx pgx.Tx, u User) (*KeyHash, error) {
-		var expires *time.Time
-		var old *KeyHash
-		if u.Key != nil {
-			expires, old = u.Key.ExpiresAt, &u.Key.Hash
-			if expires != nil && !expires.After(e.cfg.Now()) {
-				expires = nil // an expired key's successor would be dead on arrival
-			}
-		}
-		k, info, err := e.newKey(e.cfg.Now(), expires)
+		k, info, old, err := e.replaceKey(ctx, tx, u)
 		if err != nil {
 			return nil, err
 		}
 		key = k
-		if err := insertKey(ctx, tx, u.ID, info); err != nil {
-			return nil, err
-		}
-		if _, err := bumpUserVersion(ctx, tx, u.ID); err != nil {
-			return nil, err
-		}
 		return old, insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "user.key.rotate", Target: u.Username,
 			Details: map[string]any{"key_prefix": info.Prefix}})
 	})
 	return key, err
+}
+
+// replaceKey stores a new key for u, locked in tx, in place of its live
+// one, keeping that one's expiry unless it has passed, and bumps the
+// user's version so gateways drop what they cached. It returns the key,
+// its record and the hash of the key it replaced (nil when u had none).
+// Key rotation and invite claims share it; each audits in its own words.
+func (e *Engine) replaceKey(ctx context.Context, tx pgx.Tx, u User) (string, APIKeyInfo, *KeyHash, error) {
+	var expires *time.Time
+	var old *KeyHash
+	if u.Key != nil {
+		expires, old = u.Key.ExpiresAt, &u.Key.Hash
+		if expires != nil && !expires.After(e.cfg.Now()) {
+			expires = nil // an expired key's successor would be dead on arrival
+		}
+	}
+	key, info, err := e.newKey(e.cfg.Now(), expires)
+	if err != nil {
+		return "", APIKeyInfo{}, nil, err
+	}
+	if err := insertKey(ctx, tx, u.ID, info); err != nil {
+		return "", APIKeyInfo{}, nil, err
+	}
+	if _, err := bumpUserVersion(ctx, tx, u.ID); err != nil {
+		return "", APIKeyInfo{}, nil, err
+	}
+	return key, info, old, nil
 }
 
 // changeUser runs a config change in a transaction, locking the user row,
@@ -252,16 +265,26 @@ func (e *Engine) changeUser(ctx context.Context, username string, change func(pg
 		if err != nil {
 			return err
 		}
-		if dropped, err = change(tx, u); err != nil {
-			return err
-		}
-		if u, err = getUserByID(ctx, tx, u.ID); err != nil {
-			return err
-		}
-		return e.syncUserToRedis(ctx, u, dropped)
+		dropped, err = e.changeLockedUser(ctx, tx, u, change)
+		return err
 	})
 	if err == nil && dropped != nil {
 		e.cache.drop(*dropped)
 	}
 	return err
+}
+
+// changeLockedUser is changeUser's work inside tx, on a user whose row tx
+// has locked: it runs change, then mirrors the user as changed into Redis.
+// It returns the key hash change dropped; the caller drops it from the
+// cache once tx has committed.
+func (e *Engine) changeLockedUser(ctx context.Context, tx pgx.Tx, u User, change func(pgx.Tx, User) (*KeyHash, error)) (*KeyHash, error) {
+	dropped, err := change(tx, u)
+	if err != nil {
+		return nil, err
+	}
+	if u, err = getUserByID(ctx, tx, u.ID); err != nil {
+		return nil, err
+	}
+	return dropped, e.syncUserToRedis(ctx, u, dropped)
 }

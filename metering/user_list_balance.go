@@ -86,23 +86,31 @@ func (e *Engine) zeroBalanceFilter(ctx context.Context, now time.Time) (*zeroBal
 // NULL keeps the user a candidate: a refill that may be due is tried both
 // ways.
 func (f *zeroBalanceFilter) sql(arg func(any) string) string {
-	start := `CASE p.allowance_period || ' ' || p.timezone`
-	for _, k := range sortedClockKeys(f.starts) {
-		start += ` WHEN ` + arg(k) + `::text THEN ` + arg(f.starts[k]) + `::bigint`
-	}
-	month := `CASE coalesce(p.timezone, 'UTC')`
-	for _, k := range sortedClockKeys(f.months) {
-		month += ` WHEN ` + arg(k) + `::text THEN ` + arg(f.months[k]) + `::bigint`
-	}
+	start := clockCase(`p.allowance_period || ' ' || p.timezone`, f.starts, arg)
+	month := clockCase(`coalesce(p.timezone, 'UTC')`, f.months, arg)
 	// A refill is due: the project has a period and the user's allowance
 	// belongs to an earlier one (charge.lua's test).
-	due := `(p.id IS NOT NULL AND p.allowance_period <> 'none' AND u.allowance_period < (` + start + ` END))`
+	due := `(p.id IS NOT NULL AND p.allowance_period <> 'none' AND u.allowance_period < (` + start + `))`
 	return `u.awarded + u.purchased <= 0
-		AND (NOT u.partner OR u.monthly_grant <= 0 OR u.grant_month >= (` + month + ` END)) IS NOT FALSE
+		AND (NOT u.partner OR u.monthly_grant <= 0 OR u.grant_month >= (` + month + `)) IS NOT FALSE
 		AND (` + due + ` IS NOT FALSE AND p.allowance_amount <= 0 OR ` + due + ` IS NOT TRUE AND u.allowance_remaining <= 0)
 		AND (p.pool_enabled IS NOT TRUE OR p.pool_balance <= 0
 			OR ` + due + ` IS NOT FALSE AND p.pool_per_user_limit <= 0
 			OR ` + due + ` IS NOT TRUE AND p.pool_per_user_limit <= u.pool_used)`
+}
+
+// clockCase is a CASE over key giving each clock's value, NULL for a key
+// it lacks. With no clocks at all (every project without periods, or no
+// project) it is a plain NULL: a CASE needs at least one WHEN.
+func clockCase(key string, clocks map[string]int64, arg func(any) string) string {
+	if len(clocks) == 0 {
+		return `NULL::bigint`
+	}
+	c := `CASE ` + key
+	for _, k := range sortedClockKeys(clocks) {
+		c += ` WHEN ` + arg(k) + `::text THEN ` + arg(clocks[k]) + `::bigint`
+	}
+	return c + ` END`
 }
 
 func sortedClockKeys(m map[string]int64) []string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/tollgate/tollgate/admin"
 	"github.com/tollgate/tollgate/admin/console"
@@ -68,7 +69,7 @@ func setupWith(t testing.TB, opts meteringtest.Options) *env {
 	}})
 	require.NoError(t, err)
 	clock := &testClock{now: time.Now()}
-	con, err := console.New(console.Config{API: api, Now: clock.Now})
+	con, err := console.New(console.Config{API: api, Now: clock.Now, Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/admin/v1/", api)

@@ -28,6 +28,9 @@ type session struct {
 	created  time.Time
 	lastSeen time.Time
 	flash    string // shown once on the next page
+	// pendingImport is the CSV file of an import preview awaiting its
+	// confirmation (upload.go); nil when there is none.
+	pendingImport *pendingUpload
 }
 
 func (s *session) canWrite() bool { return s != nil && s.role == "admin" }

@@ -13,30 +13,46 @@ import (
 // handler cannot change what Caddy already cloned, so `tollgate run`
 // passes everything it writes to standard output and standard error
 // through keyScrubber (see scrub_unix.go) and redacts anything shaped like
-// a Tollgate API key there, before it reaches a terminal, a journal or a
-// log collector. Logs Caddy writes to files itself are not seen here:
-// filter them in the Caddyfile (`format filter`, see the README).
+// a Tollgate API key or invite token there, before it reaches a terminal,
+// a journal or a log collector. Invite tokens travel in URL paths
+// (/claim/<token>), which access logs print. Logs Caddy writes to files
+// itself are not seen here: filter them in the Caddyfile (`format filter`,
+// see the README).
 
-const (
-	keyPrefix = "tg_"
-	// keyChars is how many base62 characters follow the prefix.
-	keyChars = metering.APIKeyLen - len(keyPrefix)
-	// keepDisplay is how many of them stay visible: the key's display
-	// prefix, which the admin API shows anyway, so a redacted line can
-	// still be matched to a user.
-	keepDisplay = 4
-	redacted    = "[redacted]"
+// secretShape is a kind of secret the scrubber redacts: a prefix followed
+// by exactly chars base62 characters, of which the first keep stay visible.
+type secretShape struct {
+	prefix string
+	chars  int
+	keep   int
+}
+
+var (
+	// apiKeyShape keeps the key's display prefix, which the admin API
+	// shows anyway, so a redacted line can still be matched to a user.
+	apiKeyShape = secretShape{prefix: "tg_", chars: metering.APIKeyLen - len("tg_"), keep: 4}
+	// inviteShape keeps nothing: no part of a token is shown anywhere.
+	inviteShape = secretShape{prefix: metering.InviteTokenPrefix,
+		chars: metering.InviteTokenLen - len(metering.InviteTokenPrefix), keep: 0}
+	// secretShapes are checked in this order at each position; no prefix
+	// is a prefix of another ("tg_" and "tgi_" part at their third byte).
+	secretShapes = []secretShape{apiKeyShape, inviteShape}
+	// maxHeldBack is the longest start of a secret that can end a write.
+	maxHeldBack = max(len(apiKeyShape.prefix)+apiKeyShape.chars, len(inviteShape.prefix)+inviteShape.chars) - 1
 )
+
+const redacted = "[redacted]"
 
 func isBase62(c byte) bool {
 	return '0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z'
 }
 
-// keyScrubber writes to w what is written to it, with every "tg_" followed
-// by keyChars base62 characters replaced by "tg_" + the first four +
-// "[redacted]". It holds back at
-// most the last len("tg_")+keyChars-1 bytes, which could be the start of a
-// key whose rest has not arrived yet; Close writes them.
+// keyScrubber writes to w what is written to it, with every secret of a
+// secretShape (an API key: "tg_" and its base62 characters; an invite
+// token: "tgi_" and its) replaced by its prefix, the characters it keeps
+// and "[redacted]". It holds back at most maxHeldBack bytes, which could
+// be the start of a secret whose rest has not arrived yet; Close writes
+// them.
 type keyScrubber struct {
 	w       io.Writer
 	pending []byte
@@ -54,7 +70,7 @@ func (s *keyScrubber) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close writes what was held back, redacting a key cut short too.
+// Close writes what was held back, redacting a secret cut short too.
 func (s *keyScrubber) Close() error {
 	s.out = redactKeys(s.out[:0], s.pending, true)
 	s.pending = s.pending[:0]
@@ -62,27 +78,39 @@ func (s *keyScrubber) Close() error {
 	return err
 }
 
-// redactKeys appends b to dst with every key-shaped run redacted; at the
-// end of the stream (final), a run cut short at the end of b is redacted
-// whatever its length.
+// nextSecret finds the first secret prefix in b: its index and shape, or -1.
+func nextSecret(b []byte) (int, secretShape) {
+	at, shape := -1, secretShape{}
+	for _, sh := range secretShapes {
+		if i := bytes.Index(b, []byte(sh.prefix)); i >= 0 && (at < 0 || i < at) {
+			at, shape = i, sh
+		}
+	}
+	return at, shape
+}
+
+// redactKeys appends b to dst with every secret-shaped run redacted; at
+// the end of the stream (final), a run cut short at the end of b is
+// redacted whatever its length.
 func redactKeys(dst, b []byte, final bool) []byte {
 	for {
-		i := bytes.Index(b, []byte(keyPrefix))
+		i, sh := nextSecret(b)
 		if i < 0 {
 			return append(dst, b...)
 		}
-		run := i + len(keyPrefix)
+		body := i + len(sh.prefix)
+		run := body
 		for run < len(b) && isBase62(b[run]) {
 			run++
 		}
-		n := run - i - len(keyPrefix)
+		n := run - body
 		switch {
-		case n >= keyChars:
-			// The key itself; base62 after it is not key material.
-			run = i + len(keyPrefix) + keyChars
+		case n >= sh.chars:
+			// The secret itself; base62 after it is not secret material.
+			run = body + sh.chars
 			fallthrough
 		case final && run == len(b) && n > 0:
-			dst = append(dst, b[:i+len(keyPrefix)+min(n, keepDisplay)]...)
+			dst = append(dst, b[:body+min(n, sh.keep)]...)
 			dst = append(dst, redacted...)
 		default:
 			dst = append(dst, b[:run]...)
@@ -91,25 +119,29 @@ func redactKeys(dst, b []byte, final bool) []byte {
 	}
 }
 
-// heldBack is how many bytes at the end of b could begin a key: "t", "tg",
-// or "tg_" and fewer than keyChars base62 characters, reaching the end.
+// heldBack is how many bytes at the end of b could begin a secret: part
+// of a prefix, or a whole prefix and fewer base62 characters than the
+// secret has, reaching the end.
 func heldBack(b []byte) int {
-	for i := max(0, len(b)-len(keyPrefix)-keyChars+1); i < len(b); i++ {
+	for i := max(0, len(b)-maxHeldBack); i < len(b); i++ {
 		rest := b[i:]
-		if len(rest) <= len(keyPrefix) {
-			if bytes.HasPrefix([]byte(keyPrefix), rest) {
+		for _, sh := range secretShapes {
+			if couldStart(rest, sh) {
 				return len(rest)
 			}
-			continue
-		}
-		if !bytes.HasPrefix(rest, []byte(keyPrefix)) {
-			continue
-		}
-		if allBase62(rest[len(keyPrefix):]) {
-			return len(rest)
 		}
 	}
 	return 0
+}
+
+// couldStart reports whether rest, the end of the output so far, could be
+// the start of a secret of shape sh.
+func couldStart(rest []byte, sh secretShape) bool {
+	if len(rest) <= len(sh.prefix) {
+		return bytes.HasPrefix([]byte(sh.prefix), rest)
+	}
+	return len(rest) < len(sh.prefix)+sh.chars && bytes.HasPrefix(rest, []byte(sh.prefix)) &&
+		allBase62(rest[len(sh.prefix):])
 }
 
 func allBase62(b []byte) bool {

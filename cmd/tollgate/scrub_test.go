@@ -71,3 +71,46 @@ func TestKeyScrubberHoldsBackOnlyAKeyStart(t *testing.T) {
 	require.Equal(t, "line one\nline two tg_abc is not a key\n", out.String())
 	require.Empty(t, s.pending)
 }
+
+// Invite tokens travel in URL paths (/claim/<token>), which access logs
+// print: they are redacted whole, however the output is cut into writes.
+func TestKeyScrubberRedactsInviteTokens(t *testing.T) {
+	token := "tgi_" + strings.Repeat("Ab9", 14) + "z" // 43 base62 characters
+	key, err := metering.NewAPIKey()
+	require.NoError(t, err)
+	red := "tgi_" + redacted
+	for in, want := range map[string]string{
+		`"uri":"/claim/` + token + `"` + "\n":        `"uri":"/claim/` + red + `"` + "\n",
+		token + " then " + key + "\n":                red + " then " + key[:7] + redacted + "\n",
+		"x" + token + "more0123\n":                   "x" + red + "more0123\n",
+		"tgi_short tgi_ tgi tg" + "\n":               "tgi_short tgi_ tgi tg\n",
+		"cut at the end: " + token[:20]:              "cut at the end: " + red,
+		"post " + `{"token":"` + token + `"}` + "\n": "post " + `{"token":"` + red + `"}` + "\n",
+	} {
+		require.Equal(t, want, scrubAll(t, in, nil), in)
+		for range 50 {
+			var pieces []int
+			for range 6 {
+				pieces = append(pieces, rand.IntN(len(in)+1))
+			}
+			require.Equal(t, want, scrubAll(t, in, pieces), "%q in pieces %v", in, pieces)
+		}
+		for _, n := range []int{1, 2, 3, 4, 46, 47} {
+			pieces := make([]int, len(in))
+			for i := range pieces {
+				pieces[i] = n
+			}
+			require.Equal(t, want, scrubAll(t, in, pieces), "%q in pieces of %d", in, n)
+		}
+	}
+	require.True(t, metering.WellFormedInviteToken(token), "the test's token has the real shape")
+
+	// Only a possible token start is held back.
+	var out bytes.Buffer
+	s := &keyScrubber{w: &out}
+	s.Write([]byte("line one\nopen /claim/tgi_ab"))
+	require.Equal(t, "line one\nopen /claim/", out.String())
+	s.Write([]byte("/ is no token\n"))
+	require.Equal(t, "line one\nopen /claim/tgi_ab/ is no token\n", out.String())
+	require.Empty(t, s.pending)
+}
