@@ -69,12 +69,13 @@ func TestImportUsers(t *testing.T) {
 	if dl := p.attr("#import-keys-csv", "download"); dl != "tollgate-keys.csv" {
 		t.Errorf(`#import-keys-csv has download=%q, want "tollgate-keys.csv"`, dl)
 	}
+	// data:text/csv[;charset=utf-8];base64,<data>: parameters are allowed.
 	href := p.attr("#import-keys-csv", "href")
-	const prefix = "data:text/csv;base64,"
-	if !strings.HasPrefix(href, prefix) {
-		t.Fatalf("#import-keys-csv links to %.60q, want a %s URL", href, prefix)
+	meta, data, _ := strings.Cut(href, ",")
+	if !strings.HasPrefix(meta, "data:text/csv") || !strings.HasSuffix(meta, ";base64") {
+		t.Fatalf("#import-keys-csv links to %.60q, want a data:text/csv;base64 URL", href)
 	}
-	csv, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(href, prefix))
+	csv, err := base64.StdEncoding.DecodeString(data)
 	if err != nil {
 		t.Fatalf("#import-keys-csv: %v", err)
 	}
@@ -82,13 +83,13 @@ func TestImportUsers(t *testing.T) {
 		t.Errorf("the keys CSV lacks %v:\n%s", m, csv)
 	}
 	p.screenshot("import-result")
+	if u := getUser(t, one); u.Project == nil || *u.Project != proj || u.Awarded.String() != "10" {
+		t.Errorf("%s is %+v, want project %s with 10 awarded", one, u, proj)
+	}
 	for _, k := range keys {
 		if status := metered(t, k); status != http.StatusOK {
 			t.Errorf("an imported key got HTTP %d from GET /v1/models, want 200", status)
 		}
-	}
-	if u := getUser(t, one); u.Project == nil || *u.Project != proj || u.Awarded.String() != "10" {
-		t.Errorf("%s is %+v, want project %s with 10 awarded", one, u, proj)
 	}
 }
 
