@@ -101,6 +101,12 @@ func TestLanguageSwitch(t *testing.T) {
 		t.Errorf("the sign-out button says %q, want Abmelden", out)
 	}
 	p.screenshot("prices-de")
+	// The choice belongs to the session: other screens are German too.
+	p.goTo("/admin/users")
+	if h := p.text("h1"); h != "Benutzer" {
+		t.Errorf("the users page in German is headed %q, want Benutzer", h)
+	}
+	p.goTo("/admin/prices")
 	p.click(`.langs a[lang="en"]`)
 	if h := p.text("h1"); h != "Prices" {
 		t.Errorf("after switching back to English the heading is %q, want Prices", h)
