@@ -114,11 +114,8 @@ func startStack() (_ *stack, err error) {
 	if err := waitListening(s.upstream, up); err != nil {
 		return nil, err
 	}
-	caddyfile, err := os.ReadFile(filepath.Join(s.root, "Caddyfile"))
-	if err != nil {
-		return nil, err
-	}
-	if s.main, err = s.startGateway("main", string(caddyfile)); err != nil {
+	// The repository's Caddyfile itself, as `make run` serves it.
+	if s.main, err = s.startGateway("main", filepath.Join(s.root, "Caddyfile")); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -165,9 +162,9 @@ func (s *stack) createDatabase() error {
 	return nil
 }
 
-// startGateway runs tollgate with caddyfile on a free port. name tells
-// the gateways apart in file names and messages.
-func (s *stack) startGateway(name, caddyfile string) (*gateway, error) {
+// startGateway runs tollgate with the Caddyfile at config on a free port.
+// name tells the gateways apart in file names and messages.
+func (s *stack) startGateway(name, config string) (*gateway, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -180,17 +177,13 @@ func (s *stack) startGateway(name, caddyfile string) (*gateway, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
-		return nil, err
-	}
 	_, port, _ := net.SplitHostPort(listen)
 	env := append(append([]string{}, s.env...),
 		"TOLLGATE_LISTEN=:"+port,
 		"CADDY_ADMIN="+adminAddr,
 		"HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 	)
-	p, err := s.start("tollgate-"+name, []string{"run", "--config", cfg, "--adapter", "caddyfile"}, env)
+	p, err := s.start("tollgate-"+name, []string{"run", "--config", config, "--adapter", "caddyfile"}, env)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +211,11 @@ func (s *stack) idleGateway(t *testing.T) *gateway {
 			return
 		}
 		text := strings.Replace(string(caddyfile), block, block+"\n\t\t\tsession_idle 3s", 1)
-		s.idle, s.idleErr = s.startGateway("idle", text)
+		config := filepath.Join(s.scratch, "Caddyfile.idle")
+		if s.idleErr = os.WriteFile(config, []byte(text), 0o600); s.idleErr != nil {
+			return
+		}
+		s.idle, s.idleErr = s.startGateway("idle", config)
 	})
 	if s.idleErr != nil {
 		t.Fatalf("start the gateway with session_idle 3s: %v", s.idleErr)
