@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -52,7 +53,7 @@ func (s *csvStream) Flush() error {
 	if err := s.cw.Error(); err != nil {
 		return err
 	}
-	if err := http.NewResponseController(s.w).Flush(); err != nil && err != http.ErrNotSupported {
+	if err := http.NewResponseController(s.w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	return nil

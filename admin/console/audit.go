@@ -36,7 +36,7 @@ func (e auditEntry) TargetPath() string {
 	case e.Target == "":
 		return ""
 	case strings.HasPrefix(e.Action, "user."), strings.HasPrefix(e.Action, "transfer."):
-		return "/users/" + pathSegment(e.Target)
+		return userPagePath(e.Target)
 	case strings.HasPrefix(e.Action, "project."):
 		return "/projects/" + pathSegment(e.Target)
 	}

@@ -9,18 +9,37 @@ import (
 	"testing"
 )
 
-// Keys used in templates: {{.L.T "key"}}, {{$.L.T "key" ...}}.
-var templateKey = regexp.MustCompile(`\.L\.T "([a-z0-9_.]+)"`)
+var (
+	// {{.L.T "key"}} in a template.
+	templateKey = regexp.MustCompile(`\.T "([a-z0-9_.]+)"`)
+	// {{.L.T (print "prefix." .Value)}}: a key built from a value.
+	templateKeyPrefix = regexp.MustCompile(`\.T \(print "([a-z0-9_.]+)"`)
+	// A Go string literal shaped like a key: "section.name".
+	goKeyLiteral = regexp.MustCompile(`"([a-z][a-z_]*\.[a-z0-9_.]+)"`)
+)
 
-// Keys used in Go: T("key"...), renderError(..., "key"), and string
-// literals that look like keys handed to render as titles.
-var goKey = regexp.MustCompile(`"((?:page|error|action|nav|status|signin|chart|common|role|[a-z_]+)\.[a-z0-9_.]+)"`)
+// builtKeys are the values each key prefix is completed with at run time.
+var builtKeys = map[string][]string{
+	"prices.":          priceRates,
+	"projects.period.": projectPeriods,
+	"usage.group.":     usageGroups,
+	"project.status.":  {"active", "inactive"},
+	"user.status_":     {"active", "inactive"},
+	"project.key.":     {"active", "expired", "revoked"},
+	"user.key_status_": {"active", "expired", "revoked"},
+	"userlist.key.":    {"active", "expired", "revoked"},
+	"error.":           apiErrorCodes, // errorKey
+}
 
-// TestCatalogue: every key a template or the Go code uses is in the
-// catalogue, and every entry has both languages. Keys built at run time
-// ("prices." + rate) are listed in dynamicKeys.
+// TestCatalogue: every key the templates and pages use is in the
+// catalogue with both languages taking the same arguments, and every
+// entry of the catalogue is used.
 func TestCatalogue(t *testing.T) {
-	used := map[string]string{}
+	used := map[string]string{} // key → where
+	sections := map[string]bool{}
+	for k := range catalog {
+		sections[k[:strings.IndexByte(k, '.')+1]] = true
+	}
 	err := fs.WalkDir(templateFS, "templates", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -29,28 +48,45 @@ func TestCatalogue(t *testing.T) {
 		for _, m := range templateKey.FindAllStringSubmatch(string(b), -1) {
 			used[m[1]] = path
 		}
+		for _, m := range templateKeyPrefix.FindAllStringSubmatch(string(b), -1) {
+			values, ok := builtKeys[m[1]]
+			if !ok {
+				t.Errorf("%s builds keys from %q: list its values in builtKeys", path, m[1])
+			}
+			for _, v := range values {
+				used[m[1]+v] = path
+			}
+		}
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("*.go")
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(f, "catalog") {
+		if strings.HasSuffix(f, "_test.go") || f == "catalog.go" {
 			continue
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range goKey.FindAllStringSubmatch(string(b), -1) {
-			if _, isKey := catalog[m[1]]; isKey || looksLikeKey(m[1]) {
+		for _, m := range regexp.MustCompile(`"([a-z]+\.)" \+`).FindAllStringSubmatch(string(b), -1) {
+			for _, v := range builtKeys[m[1]] {
+				used[m[1]+v] = f
+			}
+		}
+		for _, m := range goKeyLiteral.FindAllStringSubmatch(string(b), -1) {
+			if sections[m[1][:strings.IndexByte(m[1], '.')+1]] && !strings.HasSuffix(m[1], ".csv") {
 				used[m[1]] = f
 			}
 		}
 	}
-	for _, rate := range priceRates {
-		used["prices."+rate] = "prices.html"
+	if len(used) < 200 {
+		t.Fatalf("only %d keys found in use: the patterns no longer match the templates", len(used))
 	}
 	for key, where := range used {
 		if _, ok := catalog[key]; !ok {
@@ -62,17 +98,10 @@ func TestCatalogue(t *testing.T) {
 			t.Errorf("catalogue entry %q lacks a language (en %q, de %q)", key, m.en, m.de)
 		}
 		if strings.Count(m.en, "%") != strings.Count(m.de, "%") {
-			t.Errorf("catalogue entry %q has different arguments in English and German", key)
+			t.Errorf("catalogue entry %q takes different arguments in English and German", key)
+		}
+		if _, ok := used[key]; !ok {
+			t.Errorf("catalogue entry %q is not used", key)
 		}
 	}
-}
-
-// looksLikeKey: a literal of the catalogue's own sections.
-func looksLikeKey(s string) bool {
-	for _, p := range []string{"page.", "error.", "action.", "nav.", "status.", "signin.", "chart.", "common.", "role."} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }

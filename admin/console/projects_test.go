@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"encoding/json"
 	"html"
 	"net/http"
 	"net/url"
@@ -13,28 +12,15 @@ import (
 	"github.com/tollgate/tollgate/metering"
 )
 
-// apiRefusal asks the admin API directly what it says to a request, so
-// tests can check the console shows the API's own sentence.
-func (e *env) apiRefusal(t *testing.T, method, path, body string) string {
+// apiRefusal asks the admin API directly what it says to a JSON request,
+// so tests can check the console shows the API's own sentence.
+func (e *env) apiRefusal(t testing.TB, method, path, body string) string {
 	t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+"/admin/v1"+path, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+adminSecret)
+	contentType := ""
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		contentType = "application/json"
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var env struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
-	require.GreaterOrEqual(t, resp.StatusCode, 400, "the API accepted %s %s", method, path)
-	require.NotEmpty(t, env.Error.Message)
-	return env.Error.Message
+	return e.apiRefusalAs(t, method, path, contentType, body)
 }
 
 // requireRefusal checks a refused form's page: its status and the API's

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -38,7 +39,9 @@ var funcs = template.FuncMap{
 	},
 	// pathEscape escapes one path segment (a username in a link).
 	"pathEscape": pathSegment,
-	"eq2":        func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
+	// userPage is the path of a user's page below the console's base.
+	"userPage": userPagePath,
+	"eq2":      func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
 }
 
 func parsePages() (*pages, error) {
@@ -139,10 +142,13 @@ func (c *Console) renderAPIError(w http.ResponseWriter, r *http.Request, s *sess
 	c.renderError(w, r, s, http.StatusInternalServerError, "error.internal")
 }
 
+// apiErrorCodes are the API's error codes the catalogue has a heading for.
+var apiErrorCodes = []string{"not_found", "conflict", "forbidden", "unavailable", "invalid_argument", "too_large",
+	"reveal_disabled", "gone"}
+
 // errorKey is the catalogue heading of an API error code.
 func errorKey(ae *apiError) string {
-	switch ae.Code {
-	case "not_found", "conflict", "forbidden", "unavailable", "invalid_argument", "too_large", "reveal_disabled", "gone":
+	if slices.Contains(apiErrorCodes, ae.Code) {
 		return "error." + ae.Code
 	}
 	return "error.internal"

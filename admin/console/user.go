@@ -2,7 +2,9 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 )
 
@@ -13,6 +15,9 @@ import (
 func (c *Console) userPages() []page {
 	return []page{
 		{method: "GET", path: "/users/{name}", h: c.userShow},
+		// The page of a user named like another screen (new, import,
+		// export): those screens own /users/new and the like.
+		{method: "GET", path: "/users/{name}/{$}", h: c.userShow},
 		{method: "POST", path: "/users/{name}/edit", h: c.userEdit, write: true},
 		{method: "POST", path: "/users/{name}/credits", h: c.userCredits, write: true},
 		{method: "POST", path: "/users/{name}/transfer", h: c.userTransfer, write: true},
@@ -96,10 +101,51 @@ func (d userPageData) V(form, field string) string {
 // segment, so it cannot reach another route.
 func userDetailPath(name string) string { return "/users/" + pathSegment(name) }
 
+// screensUnderUsers are the console's own pages at /users/<word>; a user
+// with such a name has its page at /users/<name>/ instead.
+var screensUnderUsers = map[string]bool{"new": true, "import": true, "export": true}
+
+// userPagePath is the console path of a user's page, below BasePath.
+func userPagePath(name string) string {
+	if screensUnderUsers[name] {
+		return userDetailPath(name) + "/"
+	}
+	return userDetailPath(name)
+}
+
 func (c *Console) loadUserDetail(r *http.Request, s *session, name string) (userDetail, error) {
 	var u userDetail
+	if name == "export" {
+		// GET /users/export is the API's CSV export, so this one user is
+		// read from the list instead (a search matches substrings).
+		return c.findListedUser(r, s, name)
+	}
 	err := c.call(r, s, http.MethodGet, userDetailPath(name), nil, nil, &u)
 	return u, err
+}
+
+// findListedUser reads a user from GET /users?search=name.
+func (c *Console) findListedUser(r *http.Request, s *session, name string) (userDetail, error) {
+	q := url.Values{"search": {name}, "limit": {"1000"}}
+	for {
+		var page struct {
+			Users      []userDetail `json:"users"`
+			NextCursor string       `json:"next_cursor"`
+		}
+		if err := c.call(r, s, http.MethodGet, "/users", q, nil, &page); err != nil {
+			return userDetail{}, err
+		}
+		for _, u := range page.Users {
+			if u.Username == name {
+				return u, nil
+			}
+		}
+		if page.NextCursor == "" {
+			return userDetail{}, &apiError{Status: http.StatusNotFound, Code: "not_found",
+				Message: fmt.Sprintf("There is no user named %q.", name)}
+		}
+		q.Set("cursor", page.NextCursor)
+	}
 }
 
 func (c *Console) userShow(w http.ResponseWriter, r *http.Request, s *session) error {

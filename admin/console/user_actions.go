@@ -24,7 +24,7 @@ func (c *Console) userCredits(w http.ResponseWriter, r *http.Request, s *session
 		return c.userRefused(w, r, s, name, "credits", err)
 	}
 	l := c.localizerFor(r, s)
-	c.redirect(w, r, s, userDetailPath(name), l.T("user.credits_done", out.Username, l.Credits(out.EffectiveCredits)))
+	c.redirect(w, r, s, userPagePath(name), l.T("user.credits_done", out.Username, l.Credits(out.EffectiveCredits)))
 	return nil
 }
 
@@ -44,7 +44,7 @@ func (c *Console) userTransfer(w http.ResponseWriter, r *http.Request, s *sessio
 		return c.userRefused(w, r, s, name, "transfer", err)
 	}
 	l := c.localizerFor(r, s)
-	c.redirect(w, r, s, userDetailPath(name), l.T("user.transfer_done", out.To.Username))
+	c.redirect(w, r, s, userPagePath(name), l.T("user.transfer_done", out.To.Username))
 	return nil
 }
 
@@ -61,7 +61,7 @@ func (c *Console) userSetActive(active bool) func(w http.ResponseWriter, r *http
 		if err := c.call(r, s, http.MethodPost, userDetailPath(name)+action, nil, nil, &out); err != nil {
 			return c.userRefused(w, r, s, name, form, err)
 		}
-		c.redirect(w, r, s, userDetailPath(name), c.localizerFor(r, s).T(done, out.Username))
+		c.redirect(w, r, s, userPagePath(name), c.localizerFor(r, s).T(done, out.Username))
 		return nil
 	}
 }

@@ -127,13 +127,13 @@ func (c *Console) userEdit(w http.ResponseWriter, r *http.Request, s *session) e
 	l := c.localizerFor(r, s)
 	body := userPatch(u, r.PostForm)
 	if len(body) == 0 {
-		c.redirect(w, r, s, userDetailPath(name), l.T("user.unchanged"))
+		c.redirect(w, r, s, userPagePath(name), l.T("user.unchanged"))
 		return nil
 	}
 	var out userDetail
 	if err := c.call(r, s, http.MethodPatch, userDetailPath(name), nil, body, &out); err != nil {
 		return c.userRefused(w, r, s, name, "edit", err)
 	}
-	c.redirect(w, r, s, userDetailPath(out.Username), l.T("user.saved", out.Username))
+	c.redirect(w, r, s, userPagePath(out.Username), l.T("user.saved", out.Username))
 	return nil
 }

@@ -65,6 +65,6 @@ func (c *Console) inviteRevoke(w http.ResponseWriter, r *http.Request, s *sessio
 	if err := c.call(r, s, http.MethodDelete, userDetailPath(name)+"/invites/"+pathSegment(r.PathValue("id")), nil, nil, nil); err != nil {
 		return c.userRefused(w, r, s, name, "invite", err)
 	}
-	c.redirect(w, r, s, userDetailPath(name), c.localizerFor(r, s).T("invite.revoked"))
+	c.redirect(w, r, s, userPagePath(name), c.localizerFor(r, s).T("invite.revoked"))
 	return nil
 }

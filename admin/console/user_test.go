@@ -54,20 +54,10 @@ func (e *env) userNow(t *testing.T, username string) metering.UserView {
 	return u
 }
 
-// userAudit is the user's audit entries, newest first.
-func (e *env) userAudit(t *testing.T, username string) []metering.AuditEntry {
-	t.Helper()
-	entries, _, err := e.Engine.ListAudit(e.ctx, metering.AuditFilter{User: username}, 100)
-	require.NoError(t, err)
-	return entries
-}
-
-var userFormErrorText = regexp.MustCompile(`(?s)<p class="error" role="alert" id="form-error">(.*?)</p>`)
-
 // userFormError is the text of the page's #form-error, unescaped.
 func userFormError(t *testing.T, p *page) string {
 	t.Helper()
-	m := userFormErrorText.FindAllStringSubmatch(p.body, -1)
+	m := formError.FindAllStringSubmatch(p.body, -1)
 	require.Len(t, m, 1, "the page shows one form error: %s", p.body)
 	return html.UnescapeString(m[0][1])
 }
@@ -227,7 +217,7 @@ func TestUserCreditsForm(t *testing.T) {
 	p := b.submit("/admin/users/ann", "/admin/users/ann/credits", url.Values{"delta": {"-20,5"}, "bucket": {"awarded"}, "note": {"Korrektur"}})
 	p.requireSeeOther(t, "/admin/users/ann")
 	require.Equal(t, userTestCredits(t, "79.5"), e.userNow(t, "ann").Live.Awarded)
-	entry := e.userAudit(t, "ann")[0]
+	entry := e.auditOf(t, "ann")[0]
 	require.Equal(t, "user.credits", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
 	require.Equal(t, "Korrektur", entry.Details["note"])
@@ -274,7 +264,7 @@ func TestUserTransferForm(t *testing.T) {
 	require.Equal(t, userTestCredits(t, "69.75"), e.userNow(t, "ann").Live.Awarded)
 	require.Equal(t, userTestCredits(t, "30.25"), e.userNow(t, "bob").Live.Awarded)
 	require.Contains(t, b.get("/admin/users/ann").body, "The credits are transferred to bob.")
-	entry := e.userAudit(t, "ann")[0]
+	entry := e.auditOf(t, "ann")[0]
 	require.Equal(t, "ops", entry.Actor)
 	require.Contains(t, entry.Action, "transfer")
 
@@ -308,7 +298,7 @@ func TestUserKeyRevealAndRotate(t *testing.T) {
 	require.Contains(t, p.body, `<code class="secret" id="api-key">`+f.keys["ann"]+`</code>`)
 	require.Contains(t, p.body, `data-copy="api-key"`)
 	require.Equal(t, "no-store", p.header.Get("Cache-Control"))
-	entry := e.userAudit(t, "ann")[0]
+	entry := e.auditOf(t, "ann")[0]
 	require.Equal(t, "user.key.reveal", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
 	require.NotContains(t, b.get("/admin/users/ann").body, f.keys["ann"], "nor does the next page")
@@ -330,10 +320,10 @@ func TestUserKeyRevealAndRotate(t *testing.T) {
 	fresh, err := e.Engine.Charge(e.ctx, newKey, 1, "GET /x")
 	require.NoError(t, err)
 	require.Equal(t, metering.Charged, fresh.Status)
-	entry = e.userAudit(t, "ann")[0]
+	entry = e.auditOf(t, "ann")[0]
 	require.Equal(t, "user.key.rotate", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
-	for _, a := range e.userAudit(t, "ann") {
+	for _, a := range e.auditOf(t, "ann") {
 		for _, v := range a.Details {
 			s, _ := v.(string)
 			require.NotContains(t, s, newKey)
@@ -368,7 +358,7 @@ func TestUserDeactivateActivateAndDelete(t *testing.T) {
 	require.Contains(t, p.body, `id="activate-form"`)
 	require.NotContains(t, p.body, `id="deactivate-form"`)
 	require.Contains(t, p.body, `<span class="badge revoked" id="key-status">`)
-	require.Equal(t, "user.deactivate", e.userAudit(t, "ann")[0].Action)
+	require.Equal(t, "user.deactivate", e.auditOf(t, "ann")[0].Action)
 	b.submit("/admin/users/ann", "/admin/users/ann/activate", nil).requireSeeOther(t, "/admin/users/ann")
 	require.True(t, e.userNow(t, "ann").Active)
 
@@ -390,7 +380,7 @@ func TestUserDeactivateActivateAndDelete(t *testing.T) {
 	p.requireSeeOther(t, "/admin/users")
 	_, err = e.Engine.GetUser(e.ctx, "ann")
 	require.Error(t, err)
-	entry := e.userAudit(t, "ann")[0]
+	entry := e.auditOf(t, "ann")[0]
 	require.Equal(t, "user.delete", entry.Action)
 	require.Equal(t, "ops", entry.Actor)
 }
@@ -435,7 +425,24 @@ func TestUserPageForAViewer(t *testing.T) {
 	require.Equal(t, 10*metering.Micro, u.Live.Awarded)
 	require.True(t, u.Active)
 	require.Empty(t, u.ProjectName)
-	for _, a := range e.userAudit(t, "ann") {
+	for _, a := range e.auditOf(t, "ann") {
 		require.False(t, strings.HasPrefix(a.Actor, "reports"), "the viewer wrote nothing: %+v", a)
 	}
+}
+
+// TestUsersNamedLikeScreens: users named new, import or export have pages
+// too, at /users/<name>/, and every link to them goes there.
+func TestUsersNamedLikeScreens(t *testing.T) {
+	e := setup(t)
+	b := e.signedIn(t, adminSecret)
+	for _, name := range []string{"export", "new", "import"} {
+		e.givenUser(t, name, "")
+		p := b.get("/admin/users/" + name + "/")
+		require.Equal(t, http.StatusOK, p.status, name)
+		require.Contains(t, p.body, `id="user-name">`+name+`<`)
+		require.Contains(t, b.get("/admin/users?search="+name).body, `href="/admin/users/`+name+`/"`)
+		b.submit("/admin/users/"+name+"/", "/admin/users/"+name+"/deactivate", nil).
+			requireSeeOther(t, "/admin/users/"+name+"/")
+	}
+	require.Contains(t, b.get("/admin/users/new").body, `id="create-user-form"`, "the screens keep their paths")
 }

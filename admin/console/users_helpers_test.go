@@ -33,10 +33,16 @@ func (e *env) makeUser(t testing.TB, name, project string, awarded metering.Cred
 	return key
 }
 
-// usersAPIRefusal sends a request to the admin API itself, with the admin
-// token, expects a refusal and returns its sentence as a page shows it
+// usersAPIRefusal is the API's sentence for a request as a page shows it
 // (HTML-escaped): what the console must show for the same input.
 func (e *env) usersAPIRefusal(t testing.TB, method, path, contentType, body string) string {
+	t.Helper()
+	return htmlText(t, e.apiRefusalAs(t, method, path, contentType, body))
+}
+
+// apiRefusalAs sends a request to the admin API itself, with the admin
+// token, expects a refusal and returns its sentence.
+func (e *env) apiRefusalAs(t testing.TB, method, path, contentType, body string) string {
 	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+"/admin/v1"+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -47,7 +53,7 @@ func (e *env) usersAPIRefusal(t testing.TB, method, path, contentType, body stri
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	require.GreaterOrEqual(t, resp.StatusCode, 400)
+	require.GreaterOrEqual(t, resp.StatusCode, 400, "the API accepted %s %s", method, path)
 	var env struct {
 		Error struct {
 			Message string `json:"message"`
@@ -55,7 +61,7 @@ func (e *env) usersAPIRefusal(t testing.TB, method, path, contentType, body stri
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&env))
 	require.NotEmpty(t, env.Error.Message)
-	return htmlText(t, env.Error.Message)
+	return env.Error.Message
 }
 
 // htmlText is s as html/template writes it in an element's text.
