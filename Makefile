@@ -16,12 +16,13 @@ endif
 # The Go release series go.mod asks for, e.g. 1.26.
 GO_SERIES := $(shell sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' go.mod 2>/dev/null)
 
-.PHONY: help build run test test-faults bench fmt vet clean services services-stop check-go
+.PHONY: help build run test test-browser test-faults bench fmt vet clean services services-stop check-go
 
 help:
 	@echo "make build     build bin/tollgate and bin/demo-upstream"
 	@echo "make run       start Redis/PostgreSQL if needed, the demo upstream and the gateway (scripts/run.sh)"
 	@echo "make test      go vet + go test with real Redis/PostgreSQL (scripts/test.sh; TEST_FLAGS=... to override)"
+	@echo "make test-browser  only the browser tests of the admin console (e2e/browser; headless Chromium, installed if missing)"
 	@echo "make test-faults  fault-injection suite: private Redis/PostgreSQL, two gateways, faults under load (scripts/test-faults.sh; FAULTS_CYCLES=20)"
 	@echo "make bench     plain vs metered proxy benchmark with wrk (bench/run.sh; BENCH_DURATION=15s)"
 	@echo "make fmt       gofmt the Go sources"
@@ -49,6 +50,9 @@ run: check-go
 
 test: check-go
 	scripts/test.sh
+
+test-browser: check-go
+	TEST_PACKAGES=./e2e/browser/ scripts/test.sh
 
 test-faults: check-go
 	scripts/test-faults.sh

@@ -87,6 +87,20 @@ apt_install() {
 	rm -f "$aptlog"
 }
 
+# ensure_chromium makes sure the browser tests (e2e/browser) have a
+# Chromium: $TOLLGATE_CHROMIUM when set, else /usr/bin/chromium, installing
+# Debian's chromium package when that is missing. Exports TOLLGATE_CHROMIUM.
+ensure_chromium() {
+	local path="${TOLLGATE_CHROMIUM:-/usr/bin/chromium}"
+	if [[ ! -x "$path" ]]; then
+		[[ -n "${TOLLGATE_CHROMIUM:-}" ]] &&
+			die "TOLLGATE_CHROMIUM=$TOLLGATE_CHROMIUM is not an executable file; unset it to have /usr/bin/chromium installed"
+		apt_install chromium
+		[[ -x "$path" ]] || die "$path is still missing after installing the chromium package"
+	fi
+	export TOLLGATE_CHROMIUM="$path"
+}
+
 # ---------------------------------------------------------------------------
 # URL parsing. Results go into global variables (bash has no tuples).
 

@@ -7,6 +7,8 @@
 #                               (the database is created when missing)
 #   TEST_FLAGS                  go test flags, default "-race -count=1 -timeout 9m"
 #   TEST_PACKAGES               default ./...
+#   TOLLGATE_CHROMIUM           the browser tests' Chromium, default /usr/bin/chromium
+#                               (Debian's chromium package is installed when missing)
 #
 # Both services are started privately under .data/ when they do not answer
 # (see scripts/services.sh). Exits non-zero when anything fails.
@@ -21,6 +23,8 @@ export TOLLGATE_TEST_REDIS_URL="${TOLLGATE_TEST_REDIS_URL:-redis://127.0.0.1:637
 export TOLLGATE_TEST_DATABASE_URL="${TOLLGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tollgate_test?sslmode=disable}"
 TOLLGATE_REDIS_URL="$TOLLGATE_TEST_REDIS_URL" TOLLGATE_DATABASE_URL="$TOLLGATE_TEST_DATABASE_URL" \
 	"$ROOT/scripts/services.sh" ensure
+# The browser tests (e2e/browser) drive a real Chromium.
+ensure_chromium
 
 if [[ -z "${TEST_FLAGS+set}" ]]; then
 	TEST_FLAGS="-race -count=1 -timeout 9m"
