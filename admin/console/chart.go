@@ -20,6 +20,7 @@ const (
 	chartPadLeft = 64
 	chartPadBot  = 36
 	chartPadTop  = 12
+	chartMaxBar  = 48 // a few bars stay bars, not blocks
 )
 
 // barChart draws points as an SVG bar chart, server-side: no script, no
@@ -38,24 +39,25 @@ func barChart(l *localizer, caption string, points []chartPoint) template.HTML {
 	plotH := chartHeight - chartPadBot - chartPadTop
 	base := chartHeight - chartPadBot
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, chartPadLeft, base, chartWidth-8, base)
-	fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">%s</text>`, chartPadLeft-6, chartPadTop+10,
-		html.EscapeString(l.Credits(formatMicro(max))))
 	fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">0</text>`, chartPadLeft-6, base)
 	if len(points) == 0 || max == 0 {
 		fmt.Fprintf(&b, `<text class="empty" x="%d" y="%d" text-anchor="middle">%s</text></svg>`,
 			chartPadLeft+plotW/2, chartPadTop+plotH/2, html.EscapeString(l.T("chart.empty")))
 		return template.HTML(b.String())
 	}
+	fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">%s</text>`, chartPadLeft-6, chartPadTop+10,
+		html.EscapeString(l.Credits(formatMicro(max))))
 	slot := float64(plotW) / float64(len(points)) // drawing geometry, not money
+	barW := min(slot*0.7, chartMaxBar)
 	labelEvery := 1 + len(points)/12
 	for i, p := range points {
 		h := float64(plotH) * float64(p.Value) / float64(max)
-		x := float64(chartPadLeft) + slot*float64(i) + slot*0.15
+		mid := float64(chartPadLeft) + slot*(float64(i)+0.5)
 		fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s</title></rect>`,
-			x, float64(base)-h, slot*0.7, h, html.EscapeString(p.Label), html.EscapeString(l.Credits(formatMicro(p.Value))))
+			mid-barW/2, float64(base)-h, barW, h, html.EscapeString(p.Label), html.EscapeString(l.Credits(formatMicro(p.Value))))
 		if i%labelEvery == 0 {
 			fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`,
-				x+slot*0.35, base+16, html.EscapeString(p.Label))
+				mid, base+16, html.EscapeString(p.Label))
 		}
 	}
 	b.WriteString(`</svg>`)
