@@ -1,6 +1,13 @@
 // Tollgate admin console: small enhancements only. Every page works
 // without this file. No inline script anywhere (the CSP forbids it).
 "use strict";
+// A page that shows a key or an invite link is sent with no-store, but a
+// browser may still restore it from its back-forward cache: blank the
+// secrets when that happens, so Back never shows a key again.
+window.addEventListener("pageshow", function (ev) {
+  if (!ev.persisted) { return; }
+  document.querySelectorAll(".secret").forEach(function (el) { el.textContent = "…"; });
+});
 document.addEventListener("DOMContentLoaded", function () {
   // Copy buttons: <button data-copy="element-id">.
   document.querySelectorAll("button[data-copy]").forEach(function (btn) {
