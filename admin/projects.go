@@ -147,7 +147,7 @@ func (a *api) adjustPool(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := a.engine.AdjustPool(r.Context(), actor(r), r.PathValue("name"), delta, req.Note)
 	if err != nil {
-		return adjustError(err, delta)
+		return err
 	}
 	writeJSON(w, http.StatusOK, projectOut(p))
 	return nil

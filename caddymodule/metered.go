@@ -214,14 +214,12 @@ func unitsUsed(est *estimate, cw *capture) metering.Units {
 	case cw.sse:
 		// No usage chunk (client gone, or an upstream that ignores
 		// include_usage): the prompt, and the text delivered so far.
-		return metering.Units{InputTokens: est.Units.InputTokens, OutputTokens: tokensFor64(cw.streamedBytes)}
+		return metering.Units{InputTokens: est.Units.InputTokens, OutputTokens: (cw.streamedBytes + bytesPerToken - 1) / bytesPerToken}
 	case est.Kind == epImages && u.hasImages:
 		return metering.Units{InputTokens: est.Units.InputTokens, Images: u.images}
 	}
 	return est.Units
 }
-
-func tokensFor64(n int64) int64 { return (n + bytesPerToken - 1) / bytesPerToken }
 
 // settle records what the request used and answers the balance after
 // it (ok false when it could not be recorded now, or was already). When

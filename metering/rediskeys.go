@@ -57,7 +57,8 @@ func (k RedisKeys) Epoch() string { return k.tag + ":epoch" }
 // to reflect every event in Postgres (heal.go).
 func (k RedisKeys) Checkpoint() string { return k.tag + ":ckpt" }
 
-// SweepLock and other cluster-wide coordination keys live under the same tag.
+// Prefix is the hash tag itself, "{<prefix>}": it names the deployment
+// where no key does (heal.go's advisory lock, the fence check).
 func (k RedisKeys) Prefix() string { return k.tag }
 
 //go:embed *.lua
