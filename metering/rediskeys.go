@@ -81,12 +81,12 @@ func mustScript(name string) *luaScript {
 }
 
 var (
-	chargeScript = mustScript("charge.lua")
-	loadScript   = mustScript("load.lua")
-	adjustScript = mustScript("adjust.lua")
-	ackScript    = mustScript("ack.lua")
-	settleScript = mustScript("settle.lua")
-	renewScript  = mustScript("renew.lua")
+	chargeScript     = mustScript("charge.lua")
+	loadScript       = mustScript("load.lua")
+	adjustPoolScript = mustScript("adjust_pool.lua")
+	ackScript        = mustScript("ack.lua")
+	settleScript     = mustScript("settle.lua")
+	renewScript      = mustScript("renew.lua")
 )
 
 // Script answers' status codes (first element), shared by the scripts.
