@@ -255,11 +255,11 @@ func TestParseHandlerMetered(t *testing.T) {
 	}
 }
 
-func TestProvisionMeteredChecks(t *testing.T) {
+func TestProvisionVariableCostChecks(t *testing.T) {
 	t.Parallel()
 	ok := []Handler{{}, {PriceBy: "model"}, {CostHeader: "X-Cost", Cost: "2"}, {PriceBy: "model", UnknownModel: "0.25", Buckets: []string{"pool"}}}
 	for _, h := range ok {
-		require.NoError(t, h.provisionMetered(), "%+v", h)
+		require.NoError(t, h.provisionVariableCost(), "%+v", h)
 	}
 	bad := []Handler{{PriceBy: "route"}, {PriceBy: "model", CostHeader: "X"}, {Buckets: []string{"pool"}},
 		{PriceBy: "model", UnknownModel: "x"}, {PriceBy: "model", MaxOutputTokens: -1}, {PriceBy: "model", Lease: -1},
@@ -267,10 +267,10 @@ func TestProvisionMeteredChecks(t *testing.T) {
 		{PriceBy: "model", MinOutputTokens: -1}, {PriceBy: "model", ImageTokens: -1}, {MinOutputTokens: 5},
 		{PriceBy: "model", SettleWait: -1}, {SettleWait: caddy.Duration(time.Second)}}
 	for _, h := range bad {
-		require.Error(t, h.provisionMetered(), "%+v", h)
+		require.Error(t, h.provisionVariableCost(), "%+v", h)
 	}
 	h := Handler{PriceBy: "model"}
-	require.NoError(t, h.provisionMetered())
+	require.NoError(t, h.provisionVariableCost())
 	require.True(t, h.unknown.Reject, "unknown models are refused by default")
 	require.Equal(t, int64(4<<20), h.maxBody, "JSON bodies: 4 MiB by default")
 	require.Equal(t, int64(25<<20), h.maxMultipart, "uploads: 25 MiB by default")

@@ -33,7 +33,7 @@ type Handler struct {
 
 	// PriceBy "model" meters by usage: the request is estimated from its
 	// body, reserved at the model's price, and settled from the usage the
-	// upstream reports (see metered.go).
+	// upstream reports (see variable_cost.go).
 	PriceBy string `json:"price_by,omitempty"`
 	// CostHeader names an upstream response header carrying the request's
 	// actual cost in credits; Cost is then the amount reserved (a cap).
@@ -86,7 +86,7 @@ type Handler struct {
 	cost         metering.Credits
 	engine       *metering.Engine
 	log          *zap.Logger
-	metered      bool
+	variableCost bool // price_by or cost_header: reserve, then settle
 	priceByModel bool
 	buckets      metering.BucketOrder
 	unknown      metering.UnknownModelPolicy
@@ -125,7 +125,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.lease = time.Duration(h.InFlightLease)
 	}
-	if err := h.provisionMetered(); err != nil {
+	if err := h.provisionVariableCost(); err != nil {
 		return err
 	}
 	app, err := appFrom(ctx, "the metering handler")
@@ -142,8 +142,8 @@ const (
 	DefaultMaxMultipartBody = 25 << 20
 )
 
-// provisionMetered checks the variable-cost settings.
-func (h *Handler) provisionMetered() error {
+// provisionVariableCost checks the variable-cost settings.
+func (h *Handler) provisionVariableCost() error {
 	switch h.PriceBy {
 	case "", "model":
 	default:
@@ -153,8 +153,8 @@ func (h *Handler) provisionMetered() error {
 	if h.priceByModel && h.CostHeader != "" {
 		return errors.New("metering: price_by and cost_header exclude each other")
 	}
-	h.metered = h.priceByModel || h.CostHeader != ""
-	if !h.metered {
+	h.variableCost = h.priceByModel || h.CostHeader != ""
+	if !h.variableCost {
 		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.Lease != 0 || h.SettleWait != 0 || h.hasEstimateOptions() {
 			return errors.New("metering: buckets, unknown_model, lease, settle_wait and the estimate's options need price_by or cost_header")
 		}
@@ -243,8 +243,8 @@ var (
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.metered {
-		return h.serveMetered(w, r, next)
+	if h.variableCost {
+		return h.serveVariableCost(w, r, next)
 	}
 	key := apiKey(r)
 	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, requestLabel(r), h.lease)

@@ -31,7 +31,7 @@ var (
 // context detached from the request, which a client disconnect cancels.
 const settleTimeout = 10 * time.Second
 
-func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (h *Handler) serveVariableCost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	key := apiKey(r)
 	// A malformed key is refused before the body is read: reading up to
 	// max_request_body for a request that will be refused anyway is waste.
