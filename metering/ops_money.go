@@ -8,14 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Bucket names a personal balance an admin can adjust.
-type Bucket string
-
-const (
-	BucketAwarded   Bucket = "awarded"
-	BucketPurchased Bucket = "purchased"
-)
-
+// field is the user hash field of a bucket an admin can adjust ("" is
+// awarded): the personal balances, not the allowance or the pool.
 func (b Bucket) field() (string, error) {
 	switch b {
 	case BucketAwarded, "":

@@ -138,7 +138,7 @@ func TestSettleAfterAllowancePeriodRolledForfeits(t *testing.T) {
 func TestSettleOverrunWithShortfall(t *testing.T) {
 	t.Parallel()
 	w, key := reserveWorld(t)
-	purchasedOnly := metering.BucketOrder{metering.BucketNamePurchased}
+	purchasedOnly := metering.BucketOrder{metering.BucketPurchased}
 	r := w.reserve(t, metering.ReserveRequest{Key: key, Fixed: ptr(cr(4)), Buckets: purchasedOnly})
 	require.Equal(t, metering.Split{Purchased: cr(4)}, r.Taken)
 	require.Equal(t, cr(6), r.Remaining, "what the allowed buckets still hold")
