@@ -291,3 +291,35 @@ func TestParseHandlerInsufficientStatus(t *testing.T) {
 		require.ErrorContains(t, err, "insufficient_status", status)
 	}
 }
+
+// The Caddyfile holds a handler to Provision's rules, no more and no less:
+// what UnmarshalCaddyfile reads is refused at adapt time exactly when
+// Provision would refuse it. (The two used to check separately and
+// disagreed: a negative cost passed the Caddyfile, and token counts above
+// 2^31 were refused by it but not by a JSON config.)
+func TestParseHandlerChecksAsProvision(t *testing.T) {
+	t.Parallel()
+	for in, bad := range map[string]bool{
+		"metering -1": true,
+		"metering 0":  false,
+		"metering {\n cost 0.5\n price_by model\n}":                        false,
+		"metering {\n price_by model\n max_output_tokens 3000000000\n}":    false,
+		"metering {\n price_by model\n max_output_tokens 1099511627777\n}": true,
+		"metering {\n price_by model\n audio_seconds 2147483649\n}":        true,
+		"metering {\n price_by model\n buckets pool pool\n}":               true,
+		"metering {\n cost_header X-Cost\n unknown_model 1.5\n}":           false,
+		"metering {\n insufficient_status 401\n}":                          true,
+	} {
+		var m Handler
+		require.NoError(t, m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)), in)
+		provisionErr := m.provisionSettings()
+		require.Equal(t, bad, provisionErr != nil, "%s: %v", in, provisionErr)
+		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		if bad {
+			require.ErrorContains(t, err, provisionErr.Error(), in)
+			require.ErrorContains(t, err, "Testfile:", "the error names the line: %s", in)
+		} else {
+			require.NoError(t, err, in)
+		}
+	}
+}

@@ -102,14 +102,29 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.handlers.metering", New: func() caddy.Module { return new(Handler) }}
 }
 
-// Provision parses the cost and finds the metering app.
+// Provision checks the settings and finds the metering app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	if err := h.provisionSettings(); err != nil {
+		return err
+	}
+	app, err := appFrom(ctx, "the metering handler")
+	if err != nil {
+		return err
+	}
+	h.engine = app.Engine()
+	return nil
+}
+
+// provisionSettings checks every setting and derives the working fields
+// from them. It is the one place the settings are checked: Provision runs
+// it, and so does parseHandler (on a copy) when a Caddyfile is adapted.
+func (h *Handler) provisionSettings() error {
 	h.cost = metering.Micro
 	if h.Cost != "" {
 		c, err := metering.ParseCredits(h.Cost)
 		if err != nil || c < 0 {
-			return errors.New("metering: cost must be a non-negative decimal with at most 6 fractional digits")
+			return fmt.Errorf("metering: cost %q must be a non-negative decimal with at most 6 fractional digits", h.Cost)
 		}
 		h.cost = c
 	}
@@ -125,15 +140,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.lease = time.Duration(h.InFlightLease)
 	}
-	if err := h.provisionVariableCost(); err != nil {
-		return err
-	}
-	app, err := appFrom(ctx, "the metering handler")
-	if err != nil {
-		return err
-	}
-	h.engine = app.Engine()
-	return nil
+	return h.provisionVariableCost()
 }
 
 // Defaults of Handler.MaxRequestBody and MaxMultipartBody.
@@ -206,11 +213,11 @@ func (h *Handler) hasEstimateOptions() bool {
 func (h *Handler) provisionEstimate() error {
 	for _, v := range []int64{h.MaxOutputTokens, h.MinOutputTokens, h.ImageTokens} {
 		if v < 0 || v > maxTokensValue {
-			return errors.New("metering: max_output_tokens, min_output_tokens and image_tokens must be positive token counts")
+			return fmt.Errorf("metering: max_output_tokens, min_output_tokens and image_tokens must be positive token counts of at most %d", int64(maxTokensValue))
 		}
 	}
 	if h.AudioSeconds < 0 || h.AudioSeconds > 1<<31 {
-		return errors.New("metering: audio_seconds must be positive")
+		return fmt.Errorf("metering: audio_seconds must be positive and at most %d", int64(1<<31))
 	}
 	switch h.ChatLimitField {
 	case "", "max_completion_tokens", "max_tokens":
