@@ -45,14 +45,72 @@ type ChargeResult struct {
 // in one atomic script call, appending the usage event to the stream.
 // request labels the event (e.g. "POST /v1/chat/completions").
 // Errors wrapping ErrUnavailable mean Redis could not be reached: fail closed.
+//
+// The charge is final at admission and records nothing in flight
+// (fixed_charge.lua): the user may be deleted while the request is served,
+// and a charge whose answer is lost stays charged (the error says so with
+// ErrOutcomeUnknown). ChargeTracked is the charge that can be undone.
 func (e *Engine) Charge(ctx context.Context, key string, cost Credits, request string) (ChargeResult, error) {
-	return e.ChargeTracked(ctx, key, cost, request, 0)
+	if !WellFormedKey(key) {
+		return ChargeResult{Status: KeyRefused}, nil
+	}
+	if cost < 0 || cost > MaxCredits {
+		return ChargeResult{}, fmt.Errorf("charge: cost %d out of range", cost)
+	}
+	h := e.hasher.Hash(key)
+	// As for tracked charges: each retry follows a repair.
+	for attempt := 0; attempt < 3; attempt++ {
+		ent, err := e.resolve(ctx, h)
+		if err != nil || ent == nil {
+			return ChargeResult{Status: KeyRefused}, err
+		}
+		now := e.cfg.Now()
+		start, month := ent.periodArgs(now)
+		args := fixedChargeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
+			KeyHash: keyString(&h), UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
+			NowMs: now.UnixMilli(), AllowanceStart: start, Month: month, Cost: cost,
+			EventID: e.ids.Next(), Request: request, UserID: ent.userArg}
+		c := getCall(fixedChargeScript)
+		args.fill(c)
+		err = e.runner.run(ctx, c)
+		var ans fixedChargeAnswer
+		if err == nil {
+			ans, err = parseFixedChargeAnswer(c.res)
+		}
+		putCall(c)
+		if err != nil {
+			return ChargeResult{}, err
+		}
+		switch ans.Status {
+		case scriptOK:
+			return ChargeResult{Status: Charged, UserID: ent.userID, Username: ent.username, Project: ent.project,
+				Remaining: ans.Remaining, Taken: ans.Taken}, nil
+		case scriptInsufficient:
+			return ChargeResult{Status: Insufficient, UserID: ent.userID, Username: ent.username, Project: ent.project,
+				Remaining: ans.Remaining}, nil
+		case scriptRefused, scriptDeleted:
+			return ChargeResult{Status: KeyRefused}, nil
+		}
+		refused, err := e.repair(ctx, h, ent, ans.Status)
+		if err != nil {
+			return ChargeResult{}, err
+		}
+		if refused {
+			return ChargeResult{Status: KeyRefused}, nil
+		}
+	}
+	return ChargeResult{}, fmt.Errorf("%w: charge did not settle after repeated cache refreshes", ErrUnavailable)
 }
 
 // ChargeTracked is Charge that also records the request as in flight for
 // up to lease (0: not tracked), so the user cannot be deleted under it. The
 // caller hands the result's Lease to Release when the response is done.
+// A tracked charge whose answer is lost is undone (cancel.go): the in-flight
+// member says what it took. lease 0 is Charge.
 func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, request string, lease time.Duration) (ChargeResult, error) {
+	if lease <= 0 {
+		return e.Charge(ctx, key, cost, request)
+	}
 	if !WellFormedKey(key) {
 		return ChargeResult{Status: KeyRefused}, nil
 	}
