@@ -1,9 +1,16 @@
--- fixed_charge.lua: a fixed-cost charge, final at admission: check the
--- key, bring the balances up to date (refill, monthly grant) and take the
--- cost through the waterfall allowance → pool → awarded → purchased, all
--- or nothing, appending the usage event. Joined after prelude.lua.
--- One operation, one fixed argument layout (fixedChargeArgs in
--- fixed_charge.go builds it; the names are in scriptkeys.go).
+-- fixed_charge.lua: a fixed-cost charge: check the key, bring the
+-- balances up to date (refill, monthly grant) and take the cost through
+-- the waterfall allowance → pool → awarded → purchased, all or nothing,
+-- appending the usage event.
+--
+-- Two scripts are built from this file (fixed_charge.go), each with its
+-- own fixed layout; Go joins prelude.lua and a constant TRACKED before it:
+--   fixed charge (TRACKED false): final at admission, nothing recorded in
+--     flight (deleting the user meanwhile is harmless). fixedChargeArgs.
+--   tracked charge (TRACKED true): the same, and the request recorded in
+--     flight, so the user cannot be deleted under it and a charge whose
+--     answer the gateway lost can be undone (cancel_charge.lua).
+--     trackedChargeArgs.
 --
 -- KEYS[1] user hash   KEYS[2] project hash (ignored for unassigned users)
 -- KEYS[3] event stream
@@ -12,15 +19,21 @@
 -- ARGV[5] start of the project's current allowance period, Unix seconds
 -- ARGV[6] current month index (year*12+month-1)   ARGV[7] cost, micro-credits
 -- ARGV[8] event id   ARGV[9] request label   ARGV[10] user id
+-- Tracked only:
+-- KEYS[4] the user's in-flight set   KEYS[5] the charge's record key
+--         {p}:r:<event id>: it must not exist; cancel_charge.lua creates
+--         it as a marker when it finds the charge has not run, so a
+--         cancelled charge can never run afterwards
+-- ARGV[11] lease deadline, Unix ms: the member
+--          "<event id>|<project id>|<allowance period>|<a>|<p>|<w>|<r>"
+--          (what was taken from each bucket; flightMember in Go) counts
+--          as in flight until release.lua removes it or the deadline passes
 --
--- Answers {0, effective after, allowance, pool, awarded, purchased} taken,
--- {1, effective} insufficient (nothing taken), or a status alone:
--- -1 user not in Redis (load it), -2 caller's cache stale, -3 key refused,
--- -4 project not in Redis, -7 user deleted.
---
--- It records nothing in flight: deleting the user while the request is
--- served is harmless, the charge is final. (Tracked charges, whose lost
--- answer can be undone, still run charge.lua.)
+-- Answers {0, effective after, allowance, pool, awarded, purchased} taken
+-- (tracked: and the allowance period), {1, effective} insufficient
+-- (nothing taken), or a status alone: -1 user not in Redis (load it),
+-- -2 caller's cache stale, -3 key refused, -4 project not in Redis,
+-- -6 cancelled (tracked: the record exists), -7 user deleted.
 --
 -- Every check and read happens before the first write: Redis does not
 -- roll back a script that fails half way.
@@ -34,6 +47,7 @@ if u[3] ~= '1' then return {-3} end
 local now = tonumber(ARGV[4])
 local exp = tonumber(u[4])
 if exp > 0 and now >= exp then return {-3} end
+if TRACKED and redis.call('EXISTS', KEYS[5]) == 1 then return {-6} end
 
 local pid = u[5]
 local alw, ap, pu = tonumber(u[7]), tonumber(u[8]), tonumber(u[9])
@@ -111,4 +125,11 @@ if tw ~= 0 then f[m + 1], f[m + 2], m = 'aw', 0 - tw, m + 2 end
 if tr ~= 0 then f[m + 1], f[m + 2], m = 'pr', 0 - tr, m + 2 end
 if ARGV[9] ~= '' then f[m + 1], f[m + 2] = 'rq', ARGV[9] end
 redis.call('XADD', KEYS[3], '*', unpack(f))
+if TRACKED then
+  -- An admin deleting the user refuses while this member's lease is
+  -- alive (delete_user.lua reads the same set).
+  if refilled then ap = pstart end
+  redis.call('ZADD', KEYS[4], ARGV[11], string.format('%s|%s|%d|%d|%d|%d|%d', id, pid, ap, ta, tp, tw, tr))
+  return {0, reach - cost, ta, tp, tw, tr, ap}
+end
 return {0, reach - cost, ta, tp, tw, tr}

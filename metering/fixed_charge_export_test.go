@@ -13,6 +13,7 @@ import (
 
 type (
 	FixedChargeArgs   = fixedChargeArgs
+	TrackedChargeArgs = trackedChargeArgs
 	FixedChargeAnswer = fixedChargeAnswer
 )
 
@@ -25,6 +26,7 @@ const (
 	ScriptRefused      = scriptRefused
 	ScriptNoProject    = scriptNoProject
 	ScriptDeleted      = scriptDeleted
+	ScriptCancelled    = scriptCancelled
 )
 
 // RunFixedCharge runs fixed_charge.lua once (EVALSHA, EVAL on NOSCRIPT).
@@ -52,4 +54,28 @@ func RunChargeMode(ctx context.Context, rdb redis.Scripter, a FixedChargeArgs) (
 		res = res[:6]
 	}
 	return parseFixedChargeAnswer(res)
+}
+
+// RunTrackedCharge runs the tracked charge script once.
+func RunTrackedCharge(ctx context.Context, rdb redis.Scripter, a TrackedChargeArgs) (FixedChargeAnswer, error) {
+	var c scriptCall
+	a.fill(&c)
+	res, err := trackedChargeScript.Run(ctx, rdb, c.keys, c.args...).Int64Slice()
+	if err != nil {
+		return FixedChargeAnswer{}, err
+	}
+	return parseTrackedChargeAnswer(res)
+}
+
+// RunChargeModeTracked runs charge.lua's "charge" mode with a lease, with
+// the same arguments: what the tracked charge script replaces.
+func RunChargeModeTracked(ctx context.Context, rdb redis.Scripter, a TrackedChargeArgs) (FixedChargeAnswer, error) {
+	f := a.Charge
+	res, err := chargeScript.Run(ctx, rdb, []string{f.UserKey, f.ProjectKey, f.EventsKey, a.FlightKey, a.RecordKey},
+		"charge", f.KeyHash, f.UserVersion, f.ProjectVersion, f.NowMs, f.AllowanceStart, f.Month,
+		int64(f.Cost), f.EventID, f.Request, f.UserID, a.DeadlineMs).Int64Slice()
+	if err != nil {
+		return FixedChargeAnswer{}, err
+	}
+	return parseTrackedChargeAnswer(res)
 }

@@ -81,8 +81,10 @@ func mustScript(name string) *luaScript {
 
 // mustScriptWithPrelude is a money script joined after prelude.lua, the
 // balance rules the money scripts share (one script per operation, one
-// copy of the rules). Joined here, at load time, so Redis sees one script.
-func mustScriptWithPrelude(name string) *luaScript {
+// copy of the rules), and after defs, lines of constants that build one
+// script of several from a file (see fixed_charge.lua). Joined here, at
+// load time, so Redis sees one script.
+func mustScriptWithPrelude(name string, defs ...string) *luaScript {
 	prelude, err := luaFiles.ReadFile("prelude.lua")
 	if err != nil {
 		panic(err)
@@ -91,7 +93,11 @@ func mustScriptWithPrelude(name string) *luaScript {
 	if err != nil {
 		panic(err)
 	}
-	src := string(prelude) + "\n" + string(body)
+	src := string(prelude) + "\n"
+	for _, d := range defs {
+		src += d + "\n"
+	}
+	src += string(body)
 	return &luaScript{Script: redis.NewScript(src), src: src}
 }
 
