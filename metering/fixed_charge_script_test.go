@@ -305,9 +305,9 @@ func TestFixedChargeScriptMatchesChargeMode(t *testing.T) {
 	require.Greater(t, seen[metering.ScriptCancelled], 10)
 }
 
-// BenchmarkFixedChargeScript compares Redis's CPU per charge of
-// fixed_charge.lua, of charge.lua's charge mode (what it replaces) and of
-// an empty script with the same arguments (the floor of one EVALSHA), the
+// BenchmarkFixedChargeScript compares Redis's CPU per charge of the fixed
+// and tracked charge scripts, of charge.lua's charge mode without and with
+// a lease (what they replace) and of an empty script with the same arguments (the floor of one EVALSHA), the
 // scripts alone (no Engine), on a user with a project charged from its
 // allowance, as most charges are. The three alternate in rounds so a
 // machine whose load drifts skews none of them. Exact only against a Redis
@@ -318,24 +318,44 @@ func BenchmarkFixedChargeScript(b *testing.B) {
 	rdb := meteringtest.Redis(b)
 	ctx := context.Background()
 	empty := redis.NewScript("return {0, 0, 0, 0, 0, 0}")
-	runEmpty := func(ctx context.Context, rdb redis.Scripter, a metering.FixedChargeArgs) (metering.FixedChargeAnswer, error) {
-		res, err := empty.Run(ctx, rdb, []string{a.UserKey, a.ProjectKey, a.EventsKey}, a.KeyHash, a.UserVersion,
-			a.ProjectVersion, a.NowMs, a.AllowanceStart, a.Month, int64(a.Cost), a.EventID, a.Request, a.UserID).Int64Slice()
-		return metering.FixedChargeAnswer{Status: res[0]}, err
-	}
+	type run func(*scriptWorld) (metering.FixedChargeAnswer, error)
+	const cost, pstart = 1, 1000
+	// Tracked: the in-flight member of the same id is written over each
+	// time, so the set stays at one member, as when releases keep up.
 	scripts := []struct {
 		unit string
-		run  func(context.Context, redis.Scripter, metering.FixedChargeArgs) (metering.FixedChargeAnswer, error)
-		args metering.FixedChargeArgs
+		run  run
+		w    *scriptWorld
 		usec int64
 		n    int
-	}{{unit: "charge.lua-µs/call", run: metering.RunChargeMode}, {unit: "fixed_charge.lua-µs/call", run: metering.RunFixedCharge},
-		{unit: "empty-µs/call", run: runEmpty}}
+	}{
+		{unit: "charge.lua-µs/call", run: func(w *scriptWorld) (metering.FixedChargeAnswer, error) {
+			return metering.RunChargeMode(ctx, rdb, w.args(cost, pstart))
+		}},
+		{unit: "fixed-µs/call", run: func(w *scriptWorld) (metering.FixedChargeAnswer, error) {
+			return metering.RunFixedCharge(ctx, rdb, w.args(cost, pstart))
+		}},
+		{unit: "charge.lua-tracked-µs/call", run: func(w *scriptWorld) (metering.FixedChargeAnswer, error) {
+			return metering.RunChargeModeTracked(ctx, rdb, w.tracked(cost, pstart))
+		}},
+		{unit: "tracked-µs/call", run: func(w *scriptWorld) (metering.FixedChargeAnswer, error) {
+			return metering.RunTrackedCharge(ctx, rdb, w.tracked(cost, pstart))
+		}},
+		{unit: "empty-µs/call", run: func(w *scriptWorld) (metering.FixedChargeAnswer, error) {
+			a := w.args(cost, pstart)
+			res, err := empty.Run(ctx, rdb, []string{a.UserKey, a.ProjectKey, a.EventsKey}, a.KeyHash, a.UserVersion,
+				a.ProjectVersion, a.NowMs, a.AllowanceStart, a.Month, int64(a.Cost), a.EventID, a.Request, a.UserID).Int64Slice()
+			if err != nil {
+				return metering.FixedChargeAnswer{}, err
+			}
+			return metering.FixedChargeAnswer{Status: res[0]}, nil
+		}},
+	}
 	for i := range scripts {
 		w := newScriptWorld(b, rdb)
 		w.put(baseUser("a", strconv.FormatInt(1<<50, 10)), baseProject("pe", "1", "pb", "1000"))
-		scripts[i].args = w.args(1, 1000)
-		_, err := scripts[i].run(ctx, rdb, scripts[i].args) // loads the script
+		scripts[i].w = w
+		_, err := scripts[i].run(w) // loads the script
 		require.NoError(b, err)
 	}
 	b.ResetTimer()
@@ -345,7 +365,7 @@ func BenchmarkFixedChargeScript(b *testing.B) {
 			s := &scripts[i]
 			before := meteringtest.ReadScriptStats(b, rdb)
 			for j := 0; j < round && done+j < b.N; j++ {
-				if ans, err := s.run(ctx, rdb, s.args); err != nil || ans.Status != metering.ScriptOK {
+				if ans, err := s.run(s.w); err != nil || ans.Status != metering.ScriptOK {
 					b.Fatalf("%+v %v", ans, err)
 				}
 				s.n++
