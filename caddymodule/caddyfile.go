@@ -109,7 +109,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //
 //	metering [<cost>] {
 //		cost <credits>
-//		in_flight_lease <duration>
+//		in_flight_lease <duration>|off
 //		price_by model
 //		cost_header <name>
 //		buckets <bucket>...              (allowance pool awarded purchased: an ordered subset)
@@ -159,9 +159,16 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if !h.NextArg() {
 				return nil, h.ArgErr()
 			}
+			if h.Val() == "off" {
+				m.NoInFlight = true
+				if h.NextArg() {
+					return nil, h.ArgErr()
+				}
+				continue
+			}
 			d, err := caddy.ParseDuration(h.Val())
 			if err != nil || d <= 0 {
-				return nil, h.Errf("in_flight_lease %q: must be a positive duration such as 15m", h.Val())
+				return nil, h.Errf("in_flight_lease %q: must be a positive duration such as 15m, or off", h.Val())
 			}
 			m.InFlightLease = caddy.Duration(d)
 			if h.NextArg() {
