@@ -9,7 +9,11 @@
 --         it finds the charge has not run, so a charge whose answer the
 --         gateway lost and then cancelled can never run afterwards
 -- ARGV[1] mode:
---   "charge" validate the key, take ARGV[8] through the waterfall
+--   "charge" validate the key, take ARGV[8] through the waterfall. The
+--            engine charges with fixed_charge.lua instead (one script per
+--            operation); this mode stays only as the reference
+--            fixed_charge_script_test.go compares it with, until the
+--            other modes have scripts of their own and this file goes.
 --   "peek"   report balances as of now, refills applied in the answer only
 --   "adjust" add ARGV[8] (signed) to bucket ARGV[12] after refills (admin)
 --   "refresh" write due refills and grants with their events, charge nothing
