@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // ChargeStatus is the outcome of a charge.
@@ -102,10 +104,16 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 		}
 		putCall(c)
 		if err != nil {
-			if tracked && errors.Is(err, ErrOutcomeUnknown) {
+			switch {
+			case tracked && errors.Is(err, ErrOutcomeUnknown):
 				// The caller refuses the request: it must not stay charged.
 				e.cancelChargeLater(lostCharge{id: id, request: request, userID: ent.userID, projectID: ent.projectID,
 					userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey, deadline: args.DeadlineMs})
+			case errors.Is(err, ErrOutcomeUnknown):
+				// Nothing records what an untracked charge took: it stays,
+				// if it ran. Its id finds it in the ledger.
+				e.log.Warn("an untracked charge's answer was lost; if it ran it stays charged",
+					zap.String("charge", id), zap.String("user", ent.username), zap.Error(err))
 			}
 			return ChargeResult{}, err
 		}
