@@ -114,7 +114,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //
 //	metering [<cost>] {
 //		cost <credits>
-//		in_flight_lease <duration>
+//		in_flight_lease <duration>|off
 //		price_by model
 //		cost_header <name>
 //		buckets <bucket>...              (allowance pool awarded purchased: an ordered subset)
@@ -144,7 +144,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "cost":
 			h.Cost, err = oneArg(d)
 		case "in_flight_lease":
-			h.InFlightLease, err = durationArg(d, "15m")
+			if d.CountRemainingArgs() == 1 && peekArg(d) == "off" {
+				d.NextArg()
+				h.NoInFlight = true
+				break
+			}
+			h.InFlightLease, err = durationArg(d, "15m, or off")
 		case "price_by":
 			h.PriceBy, err = oneArg(d)
 		case "cost_header":
@@ -305,6 +310,16 @@ func durationArg(d *caddyfile.Dispenser, example string) (caddy.Duration, error)
 		return 0, d.Errf("%s %q: must be a positive duration such as %s", name, v, example)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// peekArg is the next argument on the line without consuming it.
+func peekArg(d *caddyfile.Dispenser) string {
+	if !d.NextArg() {
+		return ""
+	}
+	v := d.Val()
+	d.Prev()
+	return v
 }
 
 // countArg reads a positive integer (its upper bound is Provision's).

@@ -181,10 +181,15 @@ func TestParseHandlerInFlightLease(t *testing.T) {
 	require.Equal(t, caddy.Duration(30*time.Minute), h.(*Handler).InFlightLease)
 	require.Equal(t, "2", h.(*Handler).Cost)
 	for _, in := range []string{"metering {\n in_flight_lease\n}", "metering {\n in_flight_lease soon\n}",
-		"metering {\n in_flight_lease -1m\n}", "metering {\n in_flight_lease 1m 2m\n}"} {
+		"metering {\n in_flight_lease -1m\n}", "metering {\n in_flight_lease 1m 2m\n}",
+		"metering {\n in_flight_lease off 1m\n}"} {
 		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
 		require.Error(t, err, in)
 	}
+	h, err = parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser("metering {\n in_flight_lease off\n}")})
+	require.NoError(t, err)
+	require.True(t, h.(*Handler).NoInFlight)
+	require.Zero(t, h.(*Handler).InFlightLease)
 }
 
 func TestParseHandlerMetered(t *testing.T) {
@@ -321,5 +326,15 @@ func TestParseHandlerChecksAsProvision(t *testing.T) {
 		} else {
 			require.NoError(t, err, in)
 		}
+	}
+}
+
+// in_flight_lease off takes no duration and applies to fixed-cost routes
+// only: reservations are always tracked. Refused at Provision.
+func TestProvisionNoInFlight(t *testing.T) {
+	t.Parallel()
+	for _, h := range []*Handler{{NoInFlight: true, InFlightLease: caddy.Duration(time.Minute)},
+		{NoInFlight: true, PriceBy: "model"}, {NoInFlight: true, CostHeader: "X-Cost"}} {
+		require.ErrorContains(t, h.provisionSettings(), "in_flight_lease", "%+v", h)
 	}
 }

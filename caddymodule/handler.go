@@ -30,6 +30,16 @@ type Handler struct {
 	// blocks deleting its user) if its release never arrives because the
 	// gateway died. Longer than the longest upstream call. Default 15m.
 	InFlightLease caddy.Duration `json:"in_flight_lease,omitempty"`
+	// NoInFlight (Caddyfile: in_flight_lease off) charges a fixed-cost
+	// route without recording its requests in flight: a fixed charge is
+	// final at admission, so its user may be deleted while one is served
+	// (in_flight does not count them), and Redis does one write less per
+	// request and no release after it. What tracking also buys is lost:
+	// when Redis's answer to a charge is lost (a timeout, a broken
+	// connection) the request is refused 503 and may stay charged, as
+	// nothing says what to give back. Not for price_by or cost_header
+	// routes, whose reservations are always tracked.
+	NoInFlight bool `json:"no_in_flight,omitempty"`
 
 	// PriceBy "model" meters by usage: the request is estimated from its
 	// body, reserved at the model's price, and settled from the usage the
@@ -140,7 +150,16 @@ func (h *Handler) provisionSettings() error {
 		}
 		h.lease = time.Duration(h.InFlightLease)
 	}
-	return h.provisionVariableCost()
+	if h.NoInFlight && h.InFlightLease != 0 {
+		return errors.New("metering: in_flight_lease is off; it takes no duration")
+	}
+	if err := h.provisionVariableCost(); err != nil {
+		return err
+	}
+	if h.NoInFlight && h.variableCost {
+		return errors.New("metering: in_flight_lease off is for fixed-cost routes; reservations (price_by, cost_header) are always tracked")
+	}
+	return nil
 }
 
 // Defaults of Handler.MaxRequestBody and MaxMultipartBody.
@@ -254,7 +273,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveVariableCost(w, r, next)
 	}
 	key := apiKey(r)
-	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, requestLabel(r), h.lease)
+	lease := h.lease
+	if h.NoInFlight {
+		lease = 0 // final at admission: nothing in flight, nothing to release
+	}
+	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, requestLabel(r), lease)
 	if err != nil {
 		return h.failClosed(w, r, "charge", err)
 	}

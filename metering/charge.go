@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // ChargeStatus is the outcome of a charge.
@@ -45,20 +47,32 @@ type ChargeResult struct {
 // in one atomic script call, appending the usage event to the stream.
 // request labels the event (e.g. "POST /v1/chat/completions").
 // Errors wrapping ErrUnavailable mean Redis could not be reached: fail closed.
+//
+// The charge is final at admission and records nothing in flight (the fixed
+// charge script, fixed_charge.lua): the user may be deleted while the
+// request is served, and a charge whose answer is lost is not undone (the
+// error wraps ErrOutcomeUnknown). ChargeTracked is the charge that can be.
 func (e *Engine) Charge(ctx context.Context, key string, cost Credits, request string) (ChargeResult, error) {
-	return e.ChargeTracked(ctx, key, cost, request, 0)
+	return e.charge(ctx, key, cost, request, 0)
 }
 
 // ChargeTracked is Charge that also records the request as in flight for
-// up to lease (0: not tracked), so the user cannot be deleted under it. The
-// caller hands the result's Lease to Release when the response is done.
+// up to lease (0: not tracked, as Charge), so the user cannot be deleted
+// under it, and so a charge whose answer is lost is undone (cancel.go: the
+// in-flight member says what it took). The caller hands the result's Lease
+// to Release when the response is done.
 func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, request string, lease time.Duration) (ChargeResult, error) {
+	return e.charge(ctx, key, cost, request, lease)
+}
+
+func (e *Engine) charge(ctx context.Context, key string, cost Credits, request string, lease time.Duration) (ChargeResult, error) {
 	if !WellFormedKey(key) {
 		return ChargeResult{Status: KeyRefused}, nil
 	}
 	if cost < 0 || cost > MaxCredits {
 		return ChargeResult{}, fmt.Errorf("charge: cost %d out of range", cost)
 	}
+	tracked := lease > 0
 	h := e.hasher.Hash(key)
 	// Each retry follows a repair (stale cache dropped, state loaded), so
 	// three attempts cover a cold Redis plus a concurrent admin change.
@@ -69,51 +83,58 @@ func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, re
 		}
 		now := e.cfg.Now()
 		start, month := ent.periodArgs(now)
-		c := getCall(chargeScript)
 		id := e.ids.Next()
-		c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events())
-		c.args = append(c.args, "charge", keyString(&h), ent.versionArg, ent.projectVer,
-			now.UnixMilli(), start, month, int64(cost), id, request, ent.userArg)
-		deadline := now.Add(lease).UnixMilli()
-		if lease > 0 {
-			// Only tracked charges pay for the extra keys and argument.
-			c.keys = append(c.keys, ent.flightKey, e.keys.Reservation(id))
-			c.args = append(c.args, deadline)
+		args := trackedChargeArgs{Charge: fixedChargeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey,
+			EventsKey: e.keys.Events(), KeyHash: keyString(&h), UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
+			NowMs: now.UnixMilli(), AllowanceStart: start, Month: month, Cost: cost, EventID: id, Request: request,
+			UserID: ent.userArg}}
+		var c *scriptCall
+		if tracked {
+			args.FlightKey, args.RecordKey, args.DeadlineMs = ent.flightKey, e.keys.Reservation(id), now.Add(lease).UnixMilli()
+			c = getCall(trackedChargeScript)
+			args.fill(c)
+		} else {
+			c = getCall(fixedChargeScript)
+			args.Charge.fill(c)
 		}
 		err = e.runner.run(ctx, c)
-		res := c.res
+		var ans fixedChargeAnswer
+		if err == nil {
+			ans, err = parseChargeAnswer(c.res, tracked)
+		}
+		putCall(c)
 		if err != nil {
-			putCall(c)
-			if lease > 0 && errors.Is(err, ErrOutcomeUnknown) {
+			switch {
+			case tracked && errors.Is(err, ErrOutcomeUnknown):
 				// The caller refuses the request: it must not stay charged.
 				e.cancelChargeLater(lostCharge{id: id, request: request, userID: ent.userID, projectID: ent.projectID,
-					userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey, deadline: deadline})
+					userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey, deadline: args.DeadlineMs})
+			case errors.Is(err, ErrOutcomeUnknown):
+				// Nothing records what an untracked charge took: it stays,
+				// if it ran. Its id finds it in the ledger.
+				e.log.Warn("an untracked charge's answer was lost; if it ran it stays charged",
+					zap.String("charge", id), zap.String("user", ent.username), zap.Error(err))
 			}
 			return ChargeResult{}, err
 		}
-		out := ChargeResult{UserID: ent.userID, Username: ent.username, Project: ent.project}
-		code := res[0]
-		switch {
-		case code == scriptOK && len(res) >= 7:
-			out.Status, out.Remaining = Charged, Credits(res[1])
-			out.Taken = Split{Credits(res[2]), Credits(res[3]), Credits(res[4]), Credits(res[5])}
-			if lease > 0 {
-				out.Lease = Lease{flightKey: ent.flightKey, member: flightMember(id, ent.projectID, res[6], out.Taken)}
+		switch ans.Status {
+		case scriptOK:
+			out := ChargeResult{Status: Charged, UserID: ent.userID, Username: ent.username, Project: ent.project,
+				Remaining: ans.Remaining, Taken: ans.Taken}
+			if tracked {
+				out.Lease = Lease{flightKey: ent.flightKey, member: flightMember(id, ent.projectID, ans.Period, ans.Taken)}
 			}
-		case code == scriptInsufficient && len(res) >= 2:
-			out.Status, out.Remaining = Insufficient, Credits(res[1])
-		case code == scriptRefused, code == scriptDeleted:
-			out = ChargeResult{Status: KeyRefused}
-		}
-		putCall(c)
-		switch code {
-		case scriptOK, scriptInsufficient, scriptRefused, scriptDeleted:
 			return out, nil
+		case scriptInsufficient:
+			return ChargeResult{Status: Insufficient, UserID: ent.userID, Username: ent.username, Project: ent.project,
+				Remaining: ans.Remaining}, nil
+		case scriptRefused, scriptDeleted:
+			return ChargeResult{Status: KeyRefused}, nil
 		case scriptCancelled:
 			// Only an event id reused after a cancel gets here: ids are unique.
 			return ChargeResult{}, fmt.Errorf("%w: charge %s was cancelled", ErrUnavailable, id)
 		}
-		refused, err := e.repair(ctx, h, ent, code)
+		refused, err := e.repair(ctx, h, ent, ans.Status)
 		if err != nil {
 			return ChargeResult{}, err
 		}
@@ -124,7 +145,7 @@ func (e *Engine) ChargeTracked(ctx context.Context, key string, cost Credits, re
 	return ChargeResult{}, fmt.Errorf("%w: charge did not settle after repeated cache refreshes", ErrUnavailable)
 }
 
-// repair acts on a charge.lua answer that asks for a retry: a stale cache
+// repair acts on a charge script's answer that asks for a retry: a stale cache
 // entry is dropped, a user or project missing from Redis is loaded.
 // refused: the user no longer exists. Other answers are errors.
 func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int64) (refused bool, err error) {

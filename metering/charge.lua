@@ -9,7 +9,11 @@
 --         it finds the charge has not run, so a charge whose answer the
 --         gateway lost and then cancelled can never run afterwards
 -- ARGV[1] mode:
---   "charge" validate the key, take ARGV[8] through the waterfall
+--   "charge" validate the key, take ARGV[8] through the waterfall. The
+--            engine charges with fixed_charge.lua instead (one script per
+--            operation); this mode stays only as the reference
+--            fixed_charge_script_test.go compares it with, until the
+--            other modes have scripts of their own and this file goes.
 --   "peek"   report balances as of now, refills applied in the answer only
 --   "adjust" add ARGV[8] (signed) to bucket ARGV[12] after refills (admin)
 --   "refresh" write due refills and grants with their events, charge nothing
@@ -60,10 +64,9 @@
 --  -7  the user was deleted (a tombstone): nothing done
 --
 -- Every check and read happens before the first write: Redis does not roll
--- back a script that fails half way. Numbers are Lua doubles, exact below
--- 2^53; MAX keeps every stored balance there.
+-- back a script that fails half way. Joined after prelude.lua (MAX and the
+-- refill, grant and pool rules it shares with fixed_charge.lua).
 
-local MAX = 9007199254740991
 local mode = ARGV[1]
 local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
   'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del', 'pt')
@@ -100,39 +103,19 @@ if pid ~= '0' then
   pool_on, pb, pl = p[5] == '1', tonumber(p[6]), tonumber(p[7])
 end
 
--- Lazy allowance refill: the period rolled since the last one. "<" rather
--- than "~=" so a gateway whose clock lags cannot roll the period back.
+-- Lazy allowance refill and monthly grants (prelude.lua has the rules).
 local pstart = tonumber(ARGV[6])
 local refilled, refill_a, refill_pu = false, 0, 0
-if pid ~= '0' and per ~= 'none' and ap < pstart then
+if due_refill(pid, per, ap, pstart) then
   refilled, refill_a, refill_pu = true, amt - alw, 0 - pu
   alw, pu, ap = amt, 0, pstart
 end
-
--- Lazy monthly grants into purchased, one per month begun since the last
--- one paid, exactly once, and only while the user is a partner. 'gm' is
--- the last month paid or owed nothing (a grant starts with the current
--- month owed nothing: patch_user.lua), and only ever grows.
 local month = tonumber(ARGV[7])
-local grant = 0
-if u[15] == '1' and mg > 0 and gm < month then
-  local months = month - gm
-  if gm <= 0 then months = 1 end
-  grant = mg * months
-  if pr + grant > MAX then grant = MAX - pr end
-  pr, gm = pr + grant, month
-end
+local granted, grant = due_grant(u[15], mg, gm, month, pr)
+if granted then pr, gm = pr + grant, month end
 
-local pool_avail = 0
-if pool_on then
-  pool_avail = pb
-  if pl >= 0 and pl - pu < pool_avail then pool_avail = pl - pu end
-  if pool_avail < 0 then pool_avail = 0 end
-end
--- Each bucket is below 2^53 but their sum need not be; past MAX it would
--- round, so it is capped (no single charge can exceed MAX anyway).
-local effective = alw + pool_avail + aw + pr
-if effective > MAX then effective = MAX end
+local pool_avail = pool_available(pool_on, pb, pl, pu)
+local effective = capped(alw + pool_avail + aw + pr)
 
 if mode == 'peek' then
   return {0, effective, alw, pool_avail, aw, pr, pb, pu, gm}

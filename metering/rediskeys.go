@@ -80,8 +80,30 @@ func mustScript(name string) *luaScript {
 	return &luaScript{Script: redis.NewScript(string(src)), src: string(src)}
 }
 
+// mustScriptWithPrelude is a money script joined after prelude.lua, the
+// balance rules the money scripts share (one script per operation, one
+// copy of the rules), and after defs, lines of constants that build one
+// script of several from a file (see fixed_charge.lua). Joined here, at
+// load time, so Redis sees one script.
+func mustScriptWithPrelude(name string, defs ...string) *luaScript {
+	prelude, err := luaFiles.ReadFile("prelude.lua")
+	if err != nil {
+		panic(err)
+	}
+	body, err := luaFiles.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	src := string(prelude) + "\n"
+	for _, d := range defs {
+		src += d + "\n"
+	}
+	src += string(body)
+	return &luaScript{Script: redis.NewScript(src), src: src}
+}
+
 var (
-	chargeScript     = mustScript("charge.lua")
+	chargeScript     = mustScriptWithPrelude("charge.lua")
 	loadScript       = mustScript("load.lua")
 	adjustPoolScript = mustScript("adjust_pool.lua")
 	ackScript        = mustScript("ack.lua")

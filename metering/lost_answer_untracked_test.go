@@ -1,0 +1,33 @@
+package metering_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+// What in_flight_lease off gives up, stated as a test: an untracked charge
+// that runs in Redis but whose answer is lost stays charged (nothing
+// records what it took), exactly once, and nothing is left in flight. Its
+// tracked counterpart is TestLostAnswerChargeIsUndone.
+func TestLostAnswerUntrackedChargeStays(t *testing.T) {
+	t.Parallel()
+	w := newLostAnswerWorld(t)
+	ctx := context.Background()
+	before := w.effective(t)
+
+	w.proxy.DropReplies()
+	_, err := w.gw.Charge(ctx, w.key, 2*metering.Micro, "GET /lost-untracked")
+	require.ErrorIs(t, err, metering.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, metering.ErrUnavailable)
+
+	require.NoError(t, w.gw.WaitForRepairs(ctx))
+	require.Equal(t, before-2*metering.Micro, w.effective(t), "the charge ran once and stays")
+	require.Zero(t, w.inFlight(t))
+	w.b.Drain(t)
+	w.b.AssertConsistent(t)
+	require.Equal(t, map[string]int{"usage": 1}, w.ledger(t, "GET /lost-untracked"))
+}
