@@ -95,6 +95,15 @@ type Reconciler struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ahead is the read of the next batch, started while the current one
+	// is written (readAhead); nil when none is under way.
+	ahead chan readResult
+}
+
+// readResult is a batch read ahead, or why it could not be.
+type readResult struct {
+	msgs []redis.XMessage
+	err  error
 }
 
 // NewReconciler builds a reconciler for the engine's stream.
@@ -134,6 +143,9 @@ func (r *Reconciler) Stop() {
 
 func (r *Reconciler) loop(ctx context.Context) {
 	defer close(r.done)
+	// A read still under way must end before the loop does: Stop promises
+	// that nothing of the reconciler runs any more.
+	defer r.dropAhead()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		started := time.Now()
@@ -171,14 +183,60 @@ func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
 		// move between it and the ledger until then.
+		r.dropAhead()
 		return 0, r.e.VerifyRedis(ctx)
 	}
-	msgs, err := r.next(ctx)
+	msgs, err := r.takeAhead()
+	if err == nil && len(msgs) == 0 {
+		msgs, err = r.next(ctx)
+	}
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
-	return len(msgs), r.apply(ctx, msgs)
+	if len(msgs) == r.cfg.BatchSize {
+		// A full batch: more is probably waiting. Read it while this one
+		// is written (Redis and Postgres work in parallel); it is
+		// acknowledged only after its own commit, like every batch.
+		r.readAhead(ctx)
+	}
+	if err := r.apply(ctx, msgs); err != nil {
+		// What was read ahead stays pending for this consumer: the next
+		// round reads it again, after the failed batch, from "0".
+		r.dropAhead()
+		return 0, err
+	}
+	return len(msgs), nil
 }
+
+// readAhead starts reading the batch after the one being written: entries
+// abandoned by other consumers, then new ones, without waiting for any.
+// Not this consumer's pending entries: the batch being written is among
+// them.
+func (r *Reconciler) readAhead(ctx context.Context) {
+	ch := make(chan readResult, 1)
+	r.ahead = ch
+	go func() {
+		msgs, err := r.claim(ctx)
+		if err == nil && len(msgs) == 0 {
+			msgs, err = r.read(ctx, ">", -1)
+		}
+		ch <- readResult{msgs, unavailable(err)}
+	}()
+}
+
+// takeAhead waits for the batch read ahead, if one was started.
+func (r *Reconciler) takeAhead() ([]redis.XMessage, error) {
+	if r.ahead == nil {
+		return nil, nil
+	}
+	res := <-r.ahead
+	r.ahead = nil
+	return res.msgs, res.err
+}
+
+// dropAhead waits for a read under way and forgets its batch, which stays
+// pending for this consumer and is read again from "0".
+func (r *Reconciler) dropAhead() { _, _ = r.takeAhead() }
 
 // next reads the round's batch.
 func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
@@ -187,8 +245,7 @@ func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
 	}
 	msgs, err := r.read(ctx, "0", -1)
 	if err == nil && len(msgs) == 0 {
-		msgs, _, err = r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
-			Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.cfg.BatchSize)}).Result()
+		msgs, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
@@ -199,6 +256,13 @@ func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
 }
 
 const blockSlice = 100 * time.Millisecond
+
+// claim takes over entries other consumers left pending for ClaimIdle.
+func (r *Reconciler) claim(ctx context.Context) ([]redis.XMessage, error) {
+	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
+		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.cfg.BatchSize)}).Result()
+	return msgs, err
+}
 
 func (r *Reconciler) read(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
 	res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
@@ -229,7 +293,7 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	ids, events, letters := decodeBatch(msgs)
 	// Cleaned once here, so a retry below does not warn again.
 	events = r.e.storableTexts(events)
-	refused, err := r.store(ctx, ids, events)
+	refused, seq, err := r.store(ctx, ids, events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
 	}
@@ -243,13 +307,10 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 			letters = append(letters, l)
 		}
 	}
-	// Every event numbered up to now in the ledger was made by a script
-	// that had run before its number was drawn: Redis reflects them all.
-	// Raised in Redis after the batch, it is where a heal starts from.
-	var seq int64
-	if err := r.e.db.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&seq); err != nil {
-		return fmt.Errorf("read the ledger sequence: %w", err)
-	}
+	// Every event numbered up to seq in the ledger (the sequence's value
+	// when the batch was written) was made by a script that had run before
+	// its number was drawn: Redis reflects them all. Raised in Redis after
+	// the batch, it is where a heal starts from.
 	// Dead letters are acknowledged as they are moved; one another
 	// consumer claimed meanwhile is neither moved nor acknowledged here.
 	if err := r.deadLetter(ctx, letters); err != nil {
@@ -285,33 +346,35 @@ func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters [
 	return ids, events, letters
 }
 
-// store writes events (their entry ids alongside) to Postgres. A batch
-// refused for a data reason is split in halves, each in its own
-// transaction, until the refused events stand alone: they are returned,
-// the others are recorded. A batch of n entries with k refused costs about
-// 2k·log2(n) extra transactions, once. Any other error is returned: the
-// batch stays pending and is retried.
-func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, error) {
+// store writes events (their entry ids alongside) to Postgres and returns
+// the ledger sequence's value it read with them (0 when nothing was
+// written). A batch refused for a data reason is split in halves, each in
+// its own transaction, until the refused events stand alone: they are
+// returned, the others are recorded. A batch of n entries with k refused
+// costs about 2k·log2(n) extra transactions, once. Any other error is
+// returned: the batch stays pending and is retried.
+func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, int64, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
-	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) error {
-		_, err := r.e.applyEvents(ctx, tx, events)
+	var seq int64
+	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) (err error) {
+		_, seq, err = r.e.applyEventsSeq(ctx, tx, events)
 		return err
 	})
 	if err == nil || !isDataError(err) {
-		return nil, err
+		return nil, seq, err
 	}
 	if len(events) == 1 {
-		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, nil
+		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, 0, nil
 	}
 	mid := len(events) / 2
-	first, err := r.store(ctx, ids[:mid], events[:mid])
+	first, seq1, err := r.store(ctx, ids[:mid], events[:mid])
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	second, err := r.store(ctx, ids[mid:], events[mid:])
-	return append(first, second...), err
+	second, seq2, err := r.store(ctx, ids[mid:], events[mid:])
+	return append(first, second...), max(seq1, seq2), err
 }
 
 // ack acknowledges entries now in Postgres (or dead-lettered) and trims
