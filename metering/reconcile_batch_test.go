@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
@@ -62,4 +63,42 @@ func TestRollupNamesAreTheMaximaOfTheBatch(t *testing.T) {
 	require.Equal(t, int64(2), requests)
 	require.Equal(t, int64(3000), credits)
 	w.drainAndCheck(t)
+}
+
+// TestReconcilerReadsBigBatchesInChunks: a batch larger than one Redis
+// read (5,000 entries) is read in chunks, new entries and, after a failed
+// write, this consumer's pending ones, each chunk after the last; every
+// event is recorded once.
+func TestReconcilerReadsBigBatchesInChunks(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, monday)
+	w.user(t, metering.UserSpec{Username: "b"})
+	uid := strconv.FormatInt(w.view(t, "b").ID, 10)
+	at := strconv.FormatInt(monday.UnixMilli(), 10)
+	const entries = 12_345
+	_, err := w.Redis.Pipelined(w.ctx, func(p redis.Pipeliner) error {
+		for i := 0; i < entries; i++ {
+			p.XAdd(w.ctx, &redis.XAddArgs{Stream: w.Engine.Keys().Events(), Values: []any{
+				"id", "big-" + strconv.Itoa(i), "k", "usage", "t", at, "u", uid, "un", "b", "c", "1"}})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+
+	release := lockEvents(t, w)
+	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "big", BatchSize: 11_000})
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	_, err = r.RunOnce(ctx)
+	cancel()
+	require.Error(t, err)
+	require.Equal(t, int64(entries), w.pendingFor(t, "big"), "a full batch of new entries and the rest read ahead")
+	release()
+
+	n, err := r.RunOnce(w.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 11_000, n, "the pending entries, in chunks, up to a batch")
+	require.Equal(t, entries-11_000, runUntilIdle(t, r))
+	require.Equal(t, int64(entries), w.pgInt(t, `SELECT count(*) FROM events WHERE kind = 'usage'`))
+	require.Equal(t, int64(entries), w.pgInt(t, `SELECT requests FROM usage_daily WHERE user_id = $1`, uid))
+	requireDrained(t, w)
 }

@@ -22,7 +22,11 @@ type ReconcilerConfig struct {
 	// restarts so a restarted process re-reads its own pending entries
 	// first. Default: the host name.
 	Consumer string
-	// BatchSize is the most events written in one transaction. Default 5000.
+	// BatchSize is the most events written in one transaction. Default
+	// 20000. Each transaction costs a commit and updates every user,
+	// pool and rollup row its events touch once, so larger batches
+	// drain a backlog faster (docs/benchmarks.md); Redis is read and
+	// acknowledged in chunks of readChunk whatever the size.
 	BatchSize int
 	// Block is how long one read waits for new events. Default 1s.
 	Block time.Duration
@@ -54,7 +58,7 @@ func (c ReconcilerConfig) WithDefaults() ReconcilerConfig {
 		}
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 20000
 	}
 	if c.Block == 0 {
 		c.Block = time.Second
@@ -218,7 +222,7 @@ func (r *Reconciler) readAhead(ctx context.Context) {
 	go func() {
 		msgs, err := r.claim(ctx)
 		if err == nil && len(msgs) == 0 {
-			msgs, err = r.read(ctx, ">", -1)
+			msgs, err = r.readBatch(ctx, ">", -1)
 		}
 		ch <- readResult{msgs, unavailable(err)}
 	}()
@@ -243,30 +247,63 @@ func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
-	msgs, err := r.read(ctx, "0", -1)
+	msgs, err := r.readBatch(ctx, "0", -1)
 	if err == nil && len(msgs) == 0 {
 		msgs, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
 	for wait := r.cfg.Block; err == nil && len(msgs) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
-		msgs, err = r.read(ctx, ">", min(wait, blockSlice))
+		msgs, err = r.readBatch(ctx, ">", min(wait, blockSlice))
 	}
 	return msgs, unavailable(err)
 }
 
 const blockSlice = 100 * time.Millisecond
 
+// readChunk is the most entries one Redis command reads or acknowledges.
+// Redis runs one command at a time: a reply of 5,000 entries keeps it busy
+// a few milliseconds, which every request arriving meanwhile waits out.
+const readChunk = 5000
+
+// readBatch reads up to BatchSize entries in chunks of readChunk: this
+// consumer's pending entries (from "0", each chunk after the last entry of
+// the one before) or new ones (">"). Only the first read waits (block).
+// After an error the entries read so far stay pending for this consumer
+// and are read again from "0".
+func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
+	var batch []redis.XMessage
+	for {
+		count := min(r.cfg.BatchSize-len(batch), readChunk)
+		msgs, err := r.read(ctx, from, block, count)
+		if err != nil {
+			return nil, err
+		}
+		if batch == nil {
+			batch = msgs
+		} else {
+			batch = append(batch, msgs...)
+		}
+		if len(msgs) < count || len(batch) == r.cfg.BatchSize {
+			return batch, nil
+		}
+		if from != ">" {
+			from = msgs[len(msgs)-1].ID
+		}
+		block = -1
+	}
+}
+
 // claim takes over entries other consumers left pending for ClaimIdle.
 func (r *Reconciler) claim(ctx context.Context) ([]redis.XMessage, error) {
 	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
-		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.cfg.BatchSize)}).Result()
+		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
 	return msgs, err
 }
 
-func (r *Reconciler) read(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
+func (r *Reconciler) read(ctx context.Context, from string, block time.Duration, count int) ([]redis.XMessage, error) {
 	res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
-		Streams: []string{r.e.keys.Events(), from}, Count: int64(r.cfg.BatchSize), Block: block}).Result()
+		Streams: []string{r.e.keys.Events(), from}, Count: int64(count), Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -381,12 +418,23 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 // every entry that is done, so the stream's memory stays bounded and its
 // first entry is always the oldest unreconciled event. One script, so no
 // other consumer's read can fall between the pending check and the trim
-// (see ack.lua).
+// (see ack.lua). In chunks of readChunk, oldest first, so that Redis
+// serves requests in between; an entry of a later chunk is still pending
+// when an earlier one trims, so the trim stops before it. Called with no
+// ids it only trims (after a batch of dead letters, which deadletter.lua
+// acknowledges).
 func (r *Reconciler) ack(ctx context.Context, ids []string) error {
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, r.cfg.Group)
-	for _, id := range ids {
-		args = append(args, id)
+	args := make([]any, 0, min(len(ids), readChunk)+1)
+	for first := true; first || len(ids) > 0; first = false {
+		n := min(len(ids), readChunk)
+		args = append(args[:0], r.cfg.Group)
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		if err := ackScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events()}, args...).Err(); err != nil {
+			return unavailable(err)
+		}
+		ids = ids[n:]
 	}
-	return unavailable(ackScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events()}, args...).Err())
+	return nil
 }
