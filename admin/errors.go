@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -114,15 +113,4 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, e.Status, struct {
 		Error *apiError `json:"error"`
 	}{e})
-}
-
-// adjustError refines an engine error of a balance adjustment by delta: the
-// engine answers ErrInsufficient both when the balance would go below zero
-// and when it would pass MaxCredits. Only a positive delta can do the
-// latter, and that is a 400 (out of range), not a 409.
-func adjustError(err error, delta metering.Credits) error {
-	if delta > 0 && errors.Is(err, metering.ErrInsufficient) {
-		return invalidArg("delta", fmt.Sprintf("would take the balance above the maximum of %s credits", metering.MaxCredits))
-	}
-	return err
 }

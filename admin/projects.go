@@ -147,7 +147,7 @@ func (a *api) adjustPool(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := a.engine.AdjustPool(r.Context(), actor(r), r.PathValue("name"), delta, req.Note)
 	if err != nil {
-		return adjustError(err, delta)
+		return err
 	}
 	writeJSON(w, http.StatusOK, projectOut(p))
 	return nil
@@ -225,7 +225,7 @@ func (a *api) patchProject(w http.ResponseWriter, r *http.Request) error {
 // settleProject: POST /projects/{name}/settle → Project, after every
 // member's due allowance refill (and monthly grant) is applied and recorded.
 func (a *api) settleProject(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.engine.SettleProject(r.Context(), actor(r), r.PathValue("name"))
+	p, err := a.engine.RefreshProject(r.Context(), actor(r), r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -251,7 +251,7 @@ func (a *api) adjustCredits(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, err := a.engine.AdjustCredits(r.Context(), actor(r), r.PathValue("username"), bucket, delta, req.Note)
 	if err != nil {
-		return adjustError(err, delta)
+		return err
 	}
 	writeJSON(w, http.StatusOK, a.userOut(v))
 	return nil

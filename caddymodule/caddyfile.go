@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -25,7 +26,24 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("metering", httpcaddyfile.Before, "reverse_proxy")
 }
 
-// parseGlobalOption parses the `metering` global option:
+// The Caddyfile is read in two steps: UnmarshalCaddyfile turns the tokens
+// into the module's JSON fields (argument counts; a number, duration or
+// size that is one, and not zero, which in the JSON means the default),
+// and the checks of what the values mean are Provision's. parseHandler
+// runs the handler's (provisionSettings) on a copy at adapt time, so that
+// `caddy adapt` and `tollgate validate` name the bad line, and a JSON
+// config is held to exactly the same rules.
+
+// parseGlobalOption parses the `metering` global option (App.UnmarshalCaddyfile).
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "metering", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile reads the `metering` global option:
 //
 //	metering {
 //		redis               <url>
@@ -38,74 +56,61 @@ func init() {
 //		sweep_policy        charge|refund
 //		sweep_interval      <duration>
 //	}
-func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
-	app := new(App)
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
-		return nil, d.ArgErr()
+		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		var target *string
+		var err error
 		switch d.Val() {
 		case "redis":
-			target = &app.Redis
+			a.Redis, err = optionalArg(d)
 		case "postgres":
-			target = &app.Postgres
+			a.Postgres, err = optionalArg(d)
 		case "key_pepper":
-			target = &app.KeyPepper
+			a.KeyPepper, err = optionalArg(d)
 		case "key_encryption_key":
-			target = &app.KeyEncryptionKey
+			a.KeyEncryptionKey, err = optionalArg(d)
 		case "redis_prefix":
-			target = &app.RedisPrefix
+			a.RedisPrefix, err = optionalArg(d)
 		case "reconciler_consumer":
-			target = &app.ReconcilerConsumer
+			a.ReconcilerConsumer, err = optionalArg(d)
 		case "sweep_policy":
-			if !d.NextArg() {
-				return nil, d.ArgErr()
+			// Checked here as well as by the sweeper, whose check needs
+			// the stores: a typo is reported when the config is adapted.
+			if a.SweepPolicy, err = oneArg(d); err == nil && a.SweepPolicy != "charge" && a.SweepPolicy != "refund" {
+				err = d.Errf("sweep_policy %q: charge or refund", a.SweepPolicy)
 			}
-			if v := d.Val(); v != "charge" && v != "refund" {
-				return nil, d.Errf("sweep_policy %q: charge or refund", v)
-			}
-			app.SweepPolicy = d.Val()
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			continue
 		case "sweep_interval":
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("sweep_interval %q: must be a positive duration such as 30s", d.Val())
-			}
-			app.SweepInterval = caddy.Duration(dur)
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			continue
+			a.SweepInterval, err = durationArg(d, "30s")
 		case "skip_migrations":
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			app.SkipMigrations = true
-			continue
+			a.SkipMigrations, err = true, noMoreArgs(d)
 		default:
-			return nil, d.Errf("unknown metering option %q", d.Val())
+			err = d.Errf("unknown metering option %q", d.Val())
 		}
-		// An empty value (an unset {$VAR}) is allowed here and reported by
-		// Provision, which knows whether the setting is required.
-		if d.NextArg() {
-			*target = d.Val()
-		}
-		if d.NextArg() {
-			return nil, d.ArgErr()
+		if err != nil {
+			return err
 		}
 	}
-	return httpcaddyfile.App{Name: "metering", Value: caddyconfig.JSON(app, nil)}, nil
+	return nil
 }
 
-// parseHandler parses the `metering` directive:
+// parseHandler parses the `metering` directive (Handler.UnmarshalCaddyfile)
+// and checks it as Provision will.
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	check := *m // provisionSettings fills the working fields; the JSON must not carry them
+	if err := check.provisionSettings(); err != nil {
+		return nil, h.Errf("%v", err)
+	}
+	return m, nil
+}
+
+// UnmarshalCaddyfile reads the `metering` directive:
 //
 //	metering [<cost>] {
 //		cost <credits>
@@ -125,172 +130,76 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		settle_wait <duration>
 //		insufficient_status 402|429
 //	}
-func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(Handler)
-	h.Next() // the directive name
-	setCost := func() error {
-		if _, err := metering.ParseCredits(h.Val()); err != nil {
-			return h.Errf("cost %q: %v", h.Val(), err)
-		}
-		m.Cost = h.Val()
-		return nil
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		h.Cost = d.Val()
 	}
-	if h.NextArg() {
-		if err := setCost(); err != nil {
-			return nil, err
-		}
+	if d.NextArg() {
+		return d.ArgErr()
 	}
-	if h.NextArg() {
-		return nil, h.ArgErr()
-	}
-	for h.NextBlock(0) {
-		switch h.Val() {
+	for d.NextBlock(0) {
+		var err error
+		switch name := d.Val(); name {
 		case "cost":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			if err := setCost(); err != nil {
-				return nil, err
-			}
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			h.Cost, err = oneArg(d)
 		case "in_flight_lease":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			d, err := caddy.ParseDuration(h.Val())
-			if err != nil || d <= 0 {
-				return nil, h.Errf("in_flight_lease %q: must be a positive duration such as 15m", h.Val())
-			}
-			m.InFlightLease = caddy.Duration(d)
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			h.InFlightLease, err = durationArg(d, "15m")
 		case "price_by":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			if h.Val() != "model" {
-				return nil, h.Errf("price_by %q: only \"model\" is supported", h.Val())
-			}
-			m.PriceBy = h.Val()
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			h.PriceBy, err = oneArg(d)
 		case "cost_header":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			m.CostHeader = h.Val()
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			h.CostHeader, err = oneArg(d)
 		case "buckets":
-			m.Buckets = h.RemainingArgs()
-			if len(m.Buckets) == 0 {
-				return nil, h.ArgErr()
-			}
-			if _, err := metering.ParseBucketOrder(m.Buckets); err != nil {
-				return nil, h.Errf("buckets: %v", err)
+			if h.Buckets = d.RemainingArgs(); len(h.Buckets) == 0 {
+				err = d.ArgErr()
 			}
 		case "unknown_model":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			if h.Val() != "reject" {
-				if c, err := metering.ParseCredits(h.Val()); err != nil || c < 0 {
-					return nil, h.Errf("unknown_model %q: reject or a credit amount", h.Val())
+			h.UnknownModel, err = oneArg(d)
+		case "max_output_tokens":
+			h.MaxOutputTokens, err = countArg(d)
+		case "min_output_tokens":
+			h.MinOutputTokens, err = countArg(d)
+		case "image_tokens":
+			h.ImageTokens, err = countArg(d)
+		case "audio_seconds":
+			h.AudioSeconds, err = countArg(d)
+		case "chat_limit_field":
+			h.ChatLimitField, err = oneArg(d)
+		case "max_request_body":
+			h.MaxRequestBody, err = sizeArg(d, "4MiB")
+		case "max_multipart_body":
+			h.MaxMultipartBody, err = sizeArg(d, "25MiB")
+		case "lease":
+			h.Lease, err = durationArg(d, "15m")
+		case "settle_wait":
+			h.SettleWait, err = durationArg(d, "1s")
+		case "insufficient_status":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if h.InsufficientStatus, err = strconv.Atoi(v); err != nil {
+					err = d.Errf("insufficient_status %q: 402 or 429", v)
 				}
 			}
-			m.UnknownModel = h.Val()
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-		case "max_output_tokens", "min_output_tokens", "image_tokens", "audio_seconds":
-			name := h.Val()
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			n, err := strconv.ParseInt(h.Val(), 10, 64)
-			if err != nil || n <= 0 || n > 1<<31 {
-				return nil, h.Errf("%s %q: must be a positive integer", name, h.Val())
-			}
-			*map[string]*int64{"max_output_tokens": &m.MaxOutputTokens, "min_output_tokens": &m.MinOutputTokens,
-				"image_tokens": &m.ImageTokens, "audio_seconds": &m.AudioSeconds}[name] = n
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-		case "chat_limit_field":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			if v := h.Val(); v != "max_completion_tokens" && v != "max_tokens" {
-				return nil, h.Errf("chat_limit_field %q: max_completion_tokens or max_tokens", v)
-			}
-			m.ChatLimitField = h.Val()
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-		case "max_request_body", "max_multipart_body":
-			name := h.Val()
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			size, err := humanize.ParseBytes(h.Val())
-			if err != nil || size == 0 || size > math.MaxInt64 {
-				return nil, h.Errf("%s %q: must be a positive size such as 4MiB", name, h.Val())
-			}
-			if name == "max_request_body" {
-				m.MaxRequestBody = int64(size)
-			} else {
-				m.MaxMultipartBody = int64(size)
-			}
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-		case "lease", "settle_wait":
-			name := h.Val()
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			d, err := caddy.ParseDuration(h.Val())
-			if err != nil || d <= 0 {
-				return nil, h.Errf("%s %q: must be a positive duration such as %s", name, h.Val(),
-					map[string]string{"lease": "15m", "settle_wait": "1s"}[name])
-			}
-			*map[string]*caddy.Duration{"lease": &m.Lease, "settle_wait": &m.SettleWait}[name] = caddy.Duration(d)
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-		case "insufficient_status":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			switch h.Val() {
-			case "402", "429":
-				m.InsufficientStatus, _ = strconv.Atoi(h.Val())
-			default:
-				return nil, h.Errf("insufficient_status %q: 402 or 429", h.Val())
-			}
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
 		default:
-			return nil, h.Errf("unknown metering subdirective %q", h.Val())
+			err = d.Errf("unknown metering subdirective %q", name)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if m.PriceBy != "" && m.CostHeader != "" {
-		return nil, h.Err("price_by and cost_header exclude each other")
-	}
-	if m.PriceBy == "" && m.CostHeader == "" && (len(m.Buckets) > 0 || m.UnknownModel != "" || m.Lease != 0 || m.SettleWait != 0 || m.hasEstimateOptions()) {
-		return nil, h.Err("buckets, unknown_model, lease, settle_wait and the estimate's options (max_output_tokens, min_output_tokens, " +
-			"chat_limit_field, image_tokens, audio_seconds, max_request_body, max_multipart_body) need price_by model or cost_header")
-	}
-	return m, nil
+	return nil
 }
 
-// parseAdminHandler parses the `metering_admin` directive:
+// parseAdminHandler parses the `metering_admin` directive (AdminHandler.UnmarshalCaddyfile).
+func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(AdminHandler)
+	if err := a.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// UnmarshalCaddyfile reads the `metering_admin` directive:
 //
 //	metering_admin {
 //		token     <secret> <name> <admin|viewer>
@@ -303,16 +212,16 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		session_idle <duration>        (console sign-out after inactivity, default 30m)
 //		session_max_age <duration>     (console sign-out after sign-in, default 12h)
 //	}
-func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	a := new(AdminHandler)
-	h.Next()
-	if h.NextArg() {
-		return nil, h.ArgErr()
+func (a *AdminHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
 	}
-	for h.NextBlock(0) {
-		switch h.Val() {
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
 		case "token":
-			args := h.RemainingArgs()
+			args := d.RemainingArgs()
 			// An unset optional token ({$VAR} empty) leaves two arguments.
 			switch len(args) {
 			case 3:
@@ -320,85 +229,115 @@ func parseAdminHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 			case 2:
 				a.Tokens = append(a.Tokens, AdminToken{Name: args[0], Role: args[1]})
 			default:
-				return nil, h.Err("token takes <secret> <name> <role>")
+				err = d.Err("token takes <secret> <name> <role>")
 			}
 		case "base_path":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			a.BasePath = h.Val()
+			a.BasePath, err = oneArg(d)
 		case "max_import_size":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			size, err := humanize.ParseBytes(h.Val())
-			if err != nil || size == 0 || size > math.MaxInt64 {
-				return nil, h.Errf("max_import_size %q: must be a positive size such as 16MiB", h.Val())
-			}
-			a.MaxImportBytes = int64(size)
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			a.MaxImportBytes, err = sizeArg(d, "16MiB")
 		case "max_reconcile_lag":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			d, err := caddy.ParseDuration(h.Val())
-			if err != nil || d <= 0 {
-				return nil, h.Errf("max_reconcile_lag %q: must be a positive duration such as 60s", h.Val())
-			}
-			a.MaxReconcileLag = caddy.Duration(d)
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			a.MaxReconcileLag, err = durationArg(d, "60s")
 		case "public_url":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			a.PublicURL = h.Val() // checked when provisioned, placeholders replaced
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			a.PublicURL, err = oneArg(d) // checked when provisioned, placeholders replaced
 		case "invite_expiry":
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			d, err := caddy.ParseDuration(h.Val())
-			if err != nil || d <= 0 || d > metering.MaxInviteLifetime {
-				return nil, h.Errf("invite_expiry %q: must be a positive duration of at most 90 days, such as 7d", h.Val())
-			}
-			a.InviteExpiry = caddy.Duration(d)
-			if h.NextArg() {
-				return nil, h.ArgErr()
+			// The bound is the admin API's too (metering.MaxInviteLifetime):
+			// checked here so that adapting the config reports it.
+			if a.InviteExpiry, err = durationArg(d, "7d"); err == nil && time.Duration(a.InviteExpiry) > metering.MaxInviteLifetime {
+				err = d.Errf("invite_expiry %q: must be a positive duration of at most 90 days, such as 7d", d.Val())
 			}
 		case "console":
-			if !h.NextArg() || h.Val() != "off" {
-				return nil, h.Err("console takes one argument: off")
+			if !d.NextArg() || d.Val() != "off" {
+				return d.Err("console takes one argument: off")
 			}
-			a.ConsoleOff = true
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-		case "session_idle", "session_max_age":
-			name := h.Val()
-			if !h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			d, err := caddy.ParseDuration(h.Val())
-			if err != nil || d <= 0 {
-				return nil, h.Errf("%s %q: must be a positive duration such as 30m", name, h.Val())
-			}
-			if name == "session_idle" {
-				a.SessionIdle = caddy.Duration(d)
-			} else {
-				a.SessionMaxAge = caddy.Duration(d)
-			}
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
+			a.ConsoleOff, err = true, noMoreArgs(d)
+		case "session_idle":
+			a.SessionIdle, err = durationArg(d, "30m")
+		case "session_max_age":
+			a.SessionMaxAge, err = durationArg(d, "12h")
 		default:
-			return nil, h.Errf("unknown metering_admin subdirective %q", h.Val())
+			err = d.Errf("unknown metering_admin subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return a, nil
+	return nil
 }
+
+// Argument readers: each reads the arguments of the subdirective the
+// dispenser is on, refusing a missing or an extra one.
+
+// noMoreArgs refuses an argument after those read.
+func noMoreArgs(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// oneArg reads the subdirective's one argument.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return d.Val(), noMoreArgs(d)
+}
+
+// optionalArg reads at most one argument: an empty value (an unset
+// {$VAR}) is reported by Provision, which knows whether it is required.
+func optionalArg(d *caddyfile.Dispenser) (string, error) {
+	var v string
+	if d.NextArg() {
+		v = d.Val()
+	}
+	return v, noMoreArgs(d)
+}
+
+// durationArg reads a positive duration (zero would read as the default).
+func durationArg(d *caddyfile.Dispenser, example string) (caddy.Duration, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s %q: must be a positive duration such as %s", name, v, example)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// countArg reads a positive integer (its upper bound is Provision's).
+func countArg(d *caddyfile.Dispenser) (int64, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s %q: must be a positive integer", name, v)
+	}
+	return n, nil
+}
+
+// sizeArg reads a positive byte size ("4MiB", "500KB", "1048576").
+func sizeArg(d *caddyfile.Dispenser, example string) (int64, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	size, err := humanize.ParseBytes(v)
+	if err != nil || size == 0 || size > math.MaxInt64 {
+		return 0, d.Errf("%s %q: must be a positive size such as %s", name, v, example)
+	}
+	return int64(size), nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*AdminHandler)(nil)
+)

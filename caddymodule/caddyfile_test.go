@@ -255,11 +255,11 @@ func TestParseHandlerMetered(t *testing.T) {
 	}
 }
 
-func TestProvisionMeteredChecks(t *testing.T) {
+func TestProvisionVariableCostChecks(t *testing.T) {
 	t.Parallel()
 	ok := []Handler{{}, {PriceBy: "model"}, {CostHeader: "X-Cost", Cost: "2"}, {PriceBy: "model", UnknownModel: "0.25", Buckets: []string{"pool"}}}
 	for _, h := range ok {
-		require.NoError(t, h.provisionMetered(), "%+v", h)
+		require.NoError(t, h.provisionVariableCost(), "%+v", h)
 	}
 	bad := []Handler{{PriceBy: "route"}, {PriceBy: "model", CostHeader: "X"}, {Buckets: []string{"pool"}},
 		{PriceBy: "model", UnknownModel: "x"}, {PriceBy: "model", MaxOutputTokens: -1}, {PriceBy: "model", Lease: -1},
@@ -267,10 +267,10 @@ func TestProvisionMeteredChecks(t *testing.T) {
 		{PriceBy: "model", MinOutputTokens: -1}, {PriceBy: "model", ImageTokens: -1}, {MinOutputTokens: 5},
 		{PriceBy: "model", SettleWait: -1}, {SettleWait: caddy.Duration(time.Second)}}
 	for _, h := range bad {
-		require.Error(t, h.provisionMetered(), "%+v", h)
+		require.Error(t, h.provisionVariableCost(), "%+v", h)
 	}
 	h := Handler{PriceBy: "model"}
-	require.NoError(t, h.provisionMetered())
+	require.NoError(t, h.provisionVariableCost())
 	require.True(t, h.unknown.Reject, "unknown models are refused by default")
 	require.Equal(t, int64(4<<20), h.maxBody, "JSON bodies: 4 MiB by default")
 	require.Equal(t, int64(25<<20), h.maxMultipart, "uploads: 25 MiB by default")
@@ -289,5 +289,37 @@ func TestParseHandlerInsufficientStatus(t *testing.T) {
 	for _, status := range []int{200, 403, 500} {
 		err := (&Handler{InsufficientStatus: status}).Provision(caddy.Context{})
 		require.ErrorContains(t, err, "insufficient_status", status)
+	}
+}
+
+// The Caddyfile holds a handler to Provision's rules, no more and no less:
+// what UnmarshalCaddyfile reads is refused at adapt time exactly when
+// Provision would refuse it. (The two used to check separately and
+// disagreed: a negative cost passed the Caddyfile, and token counts above
+// 2^31 were refused by it but not by a JSON config.)
+func TestParseHandlerChecksAsProvision(t *testing.T) {
+	t.Parallel()
+	for in, bad := range map[string]bool{
+		"metering -1": true,
+		"metering 0":  false,
+		"metering {\n cost 0.5\n price_by model\n}":                        false,
+		"metering {\n price_by model\n max_output_tokens 3000000000\n}":    false,
+		"metering {\n price_by model\n max_output_tokens 1099511627777\n}": true,
+		"metering {\n price_by model\n audio_seconds 2147483649\n}":        true,
+		"metering {\n price_by model\n buckets pool pool\n}":               true,
+		"metering {\n cost_header X-Cost\n unknown_model 1.5\n}":           false,
+		"metering {\n insufficient_status 401\n}":                          true,
+	} {
+		var m Handler
+		require.NoError(t, m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)), in)
+		provisionErr := m.provisionSettings()
+		require.Equal(t, bad, provisionErr != nil, "%s: %v", in, provisionErr)
+		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		if bad {
+			require.ErrorContains(t, err, provisionErr.Error(), in)
+			require.ErrorContains(t, err, "Testfile:", "the error names the line: %s", in)
+		} else {
+			require.NoError(t, err, in)
+		}
 	}
 }

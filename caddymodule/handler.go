@@ -33,7 +33,7 @@ type Handler struct {
 
 	// PriceBy "model" meters by usage: the request is estimated from its
 	// body, reserved at the model's price, and settled from the usage the
-	// upstream reports (see metered.go).
+	// upstream reports (see variable_cost.go).
 	PriceBy string `json:"price_by,omitempty"`
 	// CostHeader names an upstream response header carrying the request's
 	// actual cost in credits; Cost is then the amount reserved (a cap).
@@ -86,7 +86,7 @@ type Handler struct {
 	cost         metering.Credits
 	engine       *metering.Engine
 	log          *zap.Logger
-	metered      bool
+	variableCost bool // price_by or cost_header: reserve, then settle
 	priceByModel bool
 	buckets      metering.BucketOrder
 	unknown      metering.UnknownModelPolicy
@@ -102,14 +102,29 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.handlers.metering", New: func() caddy.Module { return new(Handler) }}
 }
 
-// Provision parses the cost and finds the metering app.
+// Provision checks the settings and finds the metering app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
+	if err := h.provisionSettings(); err != nil {
+		return err
+	}
+	app, err := appFrom(ctx, "the metering handler")
+	if err != nil {
+		return err
+	}
+	h.engine = app.Engine()
+	return nil
+}
+
+// provisionSettings checks every setting and derives the working fields
+// from them. It is the one place the settings are checked: Provision runs
+// it, and so does parseHandler (on a copy) when a Caddyfile is adapted.
+func (h *Handler) provisionSettings() error {
 	h.cost = metering.Micro
 	if h.Cost != "" {
 		c, err := metering.ParseCredits(h.Cost)
 		if err != nil || c < 0 {
-			return errors.New("metering: cost must be a non-negative decimal with at most 6 fractional digits")
+			return fmt.Errorf("metering: cost %q must be a non-negative decimal with at most 6 fractional digits", h.Cost)
 		}
 		h.cost = c
 	}
@@ -125,15 +140,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.lease = time.Duration(h.InFlightLease)
 	}
-	if err := h.provisionMetered(); err != nil {
-		return err
-	}
-	app, err := appFrom(ctx, "the metering handler")
-	if err != nil {
-		return err
-	}
-	h.engine = app.Engine()
-	return nil
+	return h.provisionVariableCost()
 }
 
 // Defaults of Handler.MaxRequestBody and MaxMultipartBody.
@@ -142,8 +149,8 @@ const (
 	DefaultMaxMultipartBody = 25 << 20
 )
 
-// provisionMetered checks the variable-cost settings.
-func (h *Handler) provisionMetered() error {
+// provisionVariableCost checks the variable-cost settings.
+func (h *Handler) provisionVariableCost() error {
 	switch h.PriceBy {
 	case "", "model":
 	default:
@@ -153,8 +160,8 @@ func (h *Handler) provisionMetered() error {
 	if h.priceByModel && h.CostHeader != "" {
 		return errors.New("metering: price_by and cost_header exclude each other")
 	}
-	h.metered = h.priceByModel || h.CostHeader != ""
-	if !h.metered {
+	h.variableCost = h.priceByModel || h.CostHeader != ""
+	if !h.variableCost {
 		if len(h.Buckets) > 0 || h.UnknownModel != "" || h.Lease != 0 || h.SettleWait != 0 || h.hasEstimateOptions() {
 			return errors.New("metering: buckets, unknown_model, lease, settle_wait and the estimate's options need price_by or cost_header")
 		}
@@ -206,11 +213,11 @@ func (h *Handler) hasEstimateOptions() bool {
 func (h *Handler) provisionEstimate() error {
 	for _, v := range []int64{h.MaxOutputTokens, h.MinOutputTokens, h.ImageTokens} {
 		if v < 0 || v > maxTokensValue {
-			return errors.New("metering: max_output_tokens, min_output_tokens and image_tokens must be positive token counts")
+			return fmt.Errorf("metering: max_output_tokens, min_output_tokens and image_tokens must be positive token counts of at most %d", int64(maxTokensValue))
 		}
 	}
 	if h.AudioSeconds < 0 || h.AudioSeconds > 1<<31 {
-		return errors.New("metering: audio_seconds must be positive")
+		return fmt.Errorf("metering: audio_seconds must be positive and at most %d", int64(1<<31))
 	}
 	switch h.ChatLimitField {
 	case "", "max_completion_tokens", "max_tokens":
@@ -243,8 +250,8 @@ var (
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.metered {
-		return h.serveMetered(w, r, next)
+	if h.variableCost {
+		return h.serveVariableCost(w, r, next)
 	}
 	key := apiKey(r)
 	res, err := h.engine.ChargeTracked(r.Context(), key, h.cost, requestLabel(r), h.lease)

@@ -52,7 +52,7 @@ func TestKeyCheckedBeforeTheBodyIsRead(t *testing.T) {
 	_, err := b.Engine.PutPrice(ctx, "test", p)
 	require.NoError(t, err)
 	h := &Handler{PriceBy: "model"}
-	require.NoError(t, h.provisionMetered())
+	require.NoError(t, h.provisionVariableCost())
 	h.engine, h.log, h.lease = b.Engine, zap.NewNop(), time.Minute
 	var nextCalls int
 	next := func(w http.ResponseWriter, r *http.Request) error {

@@ -1,58 +1,17 @@
 package metering_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
-	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 func cr(credits int64) metering.Credits { return metering.Credits(credits) * metering.Micro }
 
 func ptr[T any](v T) *T { return &v }
-
-// world is a project with a daily allowance and a pool, in one test's stores.
-type world struct {
-	*meteringtest.Bundle
-	ctx context.Context
-}
-
-func newWorld(t *testing.T, start time.Time) *world {
-	b := meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(start)})
-	return &world{Bundle: b, ctx: context.Background()}
-}
-
-func (w *world) project(t *testing.T, spec metering.ProjectSpec) metering.Project {
-	t.Helper()
-	p, err := w.Engine.CreateProject(w.ctx, "test", spec)
-	require.NoError(t, err)
-	return p
-}
-
-func (w *world) user(t *testing.T, spec metering.UserSpec) string {
-	t.Helper()
-	_, key, err := w.Engine.CreateUser(w.ctx, "test", spec)
-	require.NoError(t, err)
-	return key
-}
-
-func (w *world) charge(t *testing.T, key string, cost metering.Credits) metering.ChargeResult {
-	t.Helper()
-	res, err := w.Engine.Charge(w.ctx, key, cost, "GET /test")
-	require.NoError(t, err)
-	return res
-}
-
-func (w *world) view(t *testing.T, name string) metering.UserView {
-	t.Helper()
-	v, err := w.Engine.GetUser(w.ctx, name)
-	require.NoError(t, err)
-	return v
-}
 
 var monday = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 

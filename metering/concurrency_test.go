@@ -119,23 +119,6 @@ func requireSerial(t *testing.T, tl tally, total int) {
 	}
 }
 
-// ledgerUsage sums the user's usage events in Postgres.
-type ledgerUsage struct {
-	events                 int64
-	cost, a, pl, aw, pr, t int64
-}
-
-func (w *world) ledgerUsage(t *testing.T, userID int64) ledgerUsage {
-	t.Helper()
-	var l ledgerUsage
-	require.NoError(t, w.DB.QueryRow(w.ctx, `SELECT count(*), coalesce(sum(cost), 0), coalesce(sum(d_allowance), 0),
-		coalesce(sum(d_pool), 0), coalesce(sum(d_awarded), 0), coalesce(sum(d_purchased), 0),
-		coalesce(sum(d_allowance + d_pool + d_awarded + d_purchased), 0)
-		FROM events WHERE kind = 'usage' AND user_id = $1`, userID).
-		Scan(&l.events, &l.cost, &l.a, &l.pl, &l.aw, &l.pr, &l.t))
-	return l
-}
-
 func TestConcurrentChargesNeverOverdraw(t *testing.T) {
 	t.Parallel()
 	const goroutines, balance = 500, 200

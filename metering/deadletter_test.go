@@ -8,44 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tollgate/tollgate/metering"
 )
-
-// xadd appends an entry straight to the event stream, as a buggy or older
-// gateway (or anything else with Redis access) could.
-func (w *world) xadd(t *testing.T, fields ...any) string {
-	t.Helper()
-	id, err := w.Redis.XAdd(w.ctx, &redis.XAddArgs{Stream: w.Engine.Keys().Events(), Values: fields}).Result()
-	require.NoError(t, err)
-	return id
-}
-
-// xaddAdjust appends an awarded-credits adjustment of user uid and makes
-// the same change to the Redis balance, as adjust.lua would, so that the
-// ledger must record it for Redis and Postgres to agree.
-func (w *world) xaddAdjust(t *testing.T, uid int64, eventID string, delta int64, fields ...any) string {
-	t.Helper()
-	require.NoError(t, w.Redis.HIncrBy(w.ctx, w.Engine.Keys().User(uid), "aw", delta).Err())
-	return w.xadd(t, append([]any{"id", eventID, "k", "adjust", "t", strconv.FormatInt(monday.UnixMilli(), 10),
-		"u", strconv.FormatInt(uid, 10), "aw", strconv.FormatInt(delta, 10)}, fields...)...)
-}
-
-// observedEngine is another engine over w's stores whose log the test reads.
-func (w *world) observedEngine(t *testing.T) (*metering.Engine, *observer.ObservedLogs) {
-	t.Helper()
-	core, logs := observer.New(zap.DebugLevel)
-	cfg := w.Config
-	cfg.Logger = zap.New(core)
-	e, err := metering.NewEngine(w.Redis, w.DB, cfg)
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	return e, logs
-}
 
 func newReconciler(t *testing.T, e *metering.Engine, cfg metering.ReconcilerConfig) *metering.Reconciler {
 	t.Helper()
@@ -56,14 +23,6 @@ func newReconciler(t *testing.T, e *metering.Engine, cfg metering.ReconcilerConf
 	require.NoError(t, err)
 	t.Cleanup(r.Stop)
 	return r
-}
-
-func (w *world) deadLetters(t *testing.T) []metering.DeadLetter {
-	t.Helper()
-	letters, next, err := w.Engine.ListDeadLetters(w.ctx, 1000, "")
-	require.NoError(t, err)
-	require.Empty(t, next)
-	return letters
 }
 
 // TestReconcilerRecordsUnstorableTexts: texts Postgres refuses (NUL,

@@ -177,11 +177,13 @@ func (e *Engine) resolve(ctx context.Context, h KeyHash) (*userEntry, error) {
 func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 	uidStr, err := e.rdb.HGet(ctx, e.keys.KeyIndex(), string(h[:])).Result()
 	if errors.Is(err, redis.Nil) {
-		n, err := e.rdb.Exists(ctx, e.keys.KeyIndexSynced()).Result()
-		if err != nil {
-			return nil, unavailable(err)
+		// Not := here: the HGet after the sync must set the outer err,
+		// or a key the sync found would read as unknown.
+		synced, xerr := e.rdb.Exists(ctx, e.keys.KeyIndexSynced()).Result()
+		if xerr != nil {
+			return nil, unavailable(xerr)
 		}
-		if n == 1 {
+		if synced == 1 {
 			return nil, nil
 		}
 		if err := e.syncKeyIndex(ctx); err != nil {

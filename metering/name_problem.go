@@ -2,6 +2,7 @@ package metering
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -9,6 +10,11 @@ import (
 // Names are checked with a regular expression (ValidName, ValidModel), but
 // an admin is told in words what is wrong with one: NameProblem and
 // ModelNameProblem say it, and the tests hold them to the expressions.
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// ValidName reports whether s is a valid username or project name.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
 
 // nameRule is what a kind of name may hold.
 type nameRule struct {

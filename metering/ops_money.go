@@ -8,14 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Bucket names a personal balance an admin can adjust.
-type Bucket string
-
-const (
-	BucketAwarded   Bucket = "awarded"
-	BucketPurchased Bucket = "purchased"
-)
-
+// field is the user hash field of a bucket an admin can adjust ("" is
+// awarded): the personal balances, not the allowance or the pool.
 func (b Bucket) field() (string, error) {
 	switch b {
 	case BucketAwarded, "":
@@ -40,7 +34,7 @@ type adjustment struct {
 }
 
 // call builds the script call: charge.lua in adjust mode for a user (due
-// refills and grants first, as a charge would), adjust.lua for a pool.
+// refills and grants first, as a charge would), adjust_pool.lua for a pool.
 func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall, error) {
 	if u := a.user; u != nil {
 		c, err := e.refreshCall(u, "adjust", now)
@@ -51,7 +45,7 @@ func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall
 		return c, nil
 	}
 	p := a.project
-	c := getCall(adjustScript)
+	c := getCall(adjustPoolScript)
 	c.keys = append(c.keys, e.keys.Project(p.ID), e.keys.Events())
 	c.args = append(c.args, a.field, int64(a.delta), int64(MaxCredits), id, a.kind, now.UnixMilli(),
 		"", "", p.ID, p.Name, a.actor, a.note)

@@ -2,7 +2,6 @@ package metering_test
 
 import (
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 
@@ -23,37 +22,6 @@ func mustLoc(t testing.TB, name string) *time.Location {
 
 func utc(y int, m time.Month, d, h, min, s int) time.Time {
 	return time.Date(y, m, d, h, min, s, 0, time.UTC)
-}
-
-// pgInt runs a query answering one integer (coalesced by the caller).
-func (w *world) pgInt(t testing.TB, sql string, args ...any) int64 {
-	t.Helper()
-	var v int64
-	require.NoError(t, w.DB.QueryRow(w.ctx, sql, args...).Scan(&v), sql)
-	return v
-}
-
-// redisUser reads a user's raw balance fields from Redis.
-func (w *world) redisUser(t testing.TB, id int64) map[string]int64 {
-	t.Helper()
-	names := []string{"a", "ap", "pu", "aw", "pr", "gm"}
-	vals, err := w.Redis.HMGet(w.ctx, w.Engine.Keys().User(id), names...).Result()
-	require.NoError(t, err)
-	out := map[string]int64{}
-	for i, n := range names {
-		s, ok := vals[i].(string)
-		require.Truef(t, ok, "user %d: Redis field %s missing", id, n)
-		v, err := strconv.ParseInt(s, 10, 64)
-		require.NoError(t, err, "field %s=%q", n, s)
-		out[n] = v
-	}
-	return out
-}
-
-func (w *world) drainAndCheck(t *testing.T) {
-	t.Helper()
-	w.Drain(t)
-	w.AssertConsistent(t)
 }
 
 type refillStep struct {

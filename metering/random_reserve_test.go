@@ -27,8 +27,8 @@ type mRes struct {
 	reserved metering.Credits
 }
 
-var letterBucket = map[byte]metering.BucketName{'a': metering.BucketNameAllowance, 'p': metering.BucketNamePool,
-	'w': metering.BucketNameAwarded, 'r': metering.BucketNamePurchased}
+var letterBucket = map[byte]metering.Bucket{'a': metering.BucketAllowance, 'p': metering.BucketPool,
+	'w': metering.BucketAwarded, 'r': metering.BucketPurchased}
 
 // randomOrder is a random non-empty selection of buckets in random order.
 func randomOrder(rng *rand.Rand) (string, metering.BucketOrder) {

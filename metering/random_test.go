@@ -3,7 +3,6 @@ package metering_test
 import (
 	"fmt"
 	"math/rand"
-	"strconv"
 	"testing"
 	"time"
 
@@ -313,118 +312,5 @@ func runRandom(t *testing.T, seed int64, steps int) {
 	}
 	for _, p := range projects {
 		require.Equal(t, int64(p.pb), w.pgInt(t, `SELECT pool_balance FROM projects WHERE id = $1`, p.id))
-	}
-}
-
-// checkLedger verifies the durability invariant at this instant: for every
-// user and pool, Postgres + the events still waiting in the stream (not yet
-// in the ledger) = Redis. It also insists that every waiting event has an
-// id of its own: an id already in the ledger for another event would make
-// the reconciler drop it.
-func (w *world) checkLedger(t *testing.T, ctx string) {
-	t.Helper()
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
-	type ev struct {
-		kind                  string
-		u, p                  int64
-		a, pl, aw, pr, pu     int64
-		ap, gm                int64
-		hasAp, hasGm, applied bool
-	}
-	num := func(v map[string]any, f string) int64 {
-		s, _ := v[f].(string)
-		if s == "" {
-			return 0
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		require.NoError(t, err, "%s: stream field %s=%q", ctx, f, s)
-		return n
-	}
-	events := map[string]*ev{}
-	var ids []string
-	for _, m := range msgs {
-		id, _ := m.Values["id"].(string)
-		e := &ev{kind: m.Values["k"].(string), u: num(m.Values, "u"), p: num(m.Values, "p"),
-			a: num(m.Values, "a"), pl: num(m.Values, "pl"), aw: num(m.Values, "aw"), pr: num(m.Values, "pr"), pu: num(m.Values, "pu")}
-		if _, ok := m.Values["ap"]; ok {
-			e.ap, e.hasAp = num(m.Values, "ap"), true
-		}
-		if _, ok := m.Values["gm"]; ok {
-			e.gm, e.hasGm = num(m.Values, "gm"), true
-		}
-		if prev, dup := events[id]; dup {
-			t.Fatalf("%s: event id %q used by a %s and a %s event in the stream", ctx, id, prev.kind, e.kind)
-		}
-		events[id] = e
-		ids = append(ids, id)
-	}
-	rows, err := w.DB.Query(w.ctx, `SELECT event_id, kind, coalesce(user_id, 0), d_allowance, d_pool, d_awarded, d_purchased, d_pool_used
-		FROM events WHERE event_id = ANY($1)`, ids)
-	require.NoError(t, err)
-	for rows.Next() {
-		var id, kind string
-		var u, a, pl, aw, pr, pu int64
-		require.NoError(t, rows.Scan(&id, &kind, &u, &a, &pl, &aw, &pr, &pu))
-		e := events[id]
-		if e.kind != kind || e.u != u || e.a != a || e.pl != pl || e.aw != aw || e.pr != pr || e.pu != pu {
-			t.Fatalf("%s: stream event %q (%s user %d a=%d pl=%d aw=%d pr=%d pu=%d) is not the ledger's event of that id (%s user %d a=%d pl=%d aw=%d pr=%d pu=%d): the ledger will drop it",
-				ctx, id, e.kind, e.u, e.a, e.pl, e.aw, e.pr, e.pu, kind, u, a, pl, aw, pr, pu)
-		}
-		e.applied = true
-	}
-	require.NoError(t, rows.Err())
-
-	type bal struct{ a, ap, pu, aw, pr, gm int64 }
-	users := map[int64]*bal{}
-	urows, err := w.DB.Query(w.ctx, `SELECT id, allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month FROM users`)
-	require.NoError(t, err)
-	for urows.Next() {
-		var id int64
-		b := &bal{}
-		require.NoError(t, urows.Scan(&id, &b.a, &b.ap, &b.pu, &b.aw, &b.pr, &b.gm))
-		users[id] = b
-	}
-	require.NoError(t, urows.Err())
-	pools := map[int64]int64{}
-	prows, err := w.DB.Query(w.ctx, `SELECT id, pool_balance FROM projects`)
-	require.NoError(t, err)
-	for prows.Next() {
-		var id, pb int64
-		require.NoError(t, prows.Scan(&id, &pb))
-		pools[id] = pb
-	}
-	require.NoError(t, prows.Err())
-
-	for _, id := range ids {
-		e := events[id]
-		if e.applied || e.kind == metering.KindPark || e.kind == metering.KindResume {
-			continue // parked allowances are not the user's current balances
-		}
-		if e.p != 0 {
-			pools[e.p] += e.pl
-		}
-		if b := users[e.u]; e.u != 0 && b != nil {
-			b.a += e.a
-			b.pu += e.pu
-			b.aw += e.aw
-			b.pr += e.pr
-			if e.hasAp {
-				b.ap = max(b.ap, e.ap)
-			}
-			if e.hasGm {
-				b.gm = max(b.gm, e.gm)
-			}
-		}
-	}
-	for id, b := range users {
-		raw := w.redisUser(t, id)
-		require.Equal(t, []int64{raw["a"], raw["ap"], raw["pu"], raw["aw"], raw["pr"], raw["gm"]},
-			[]int64{b.a, b.ap, b.pu, b.aw, b.pr, b.gm}, "%s: user %d: Postgres + unreconciled events must equal Redis [a ap pu aw pr gm]", ctx, id)
-	}
-	for id, pb := range pools {
-		v, err := w.Redis.HGet(w.ctx, w.Engine.Keys().Project(id), "pb").Int64()
-		require.NoError(t, err)
-		require.Equal(t, v, pb, "%s: project %d: Postgres + unreconciled events must equal the Redis pool", ctx, id)
 	}
 }

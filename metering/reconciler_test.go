@@ -2,7 +2,6 @@ package metering_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -15,56 +14,6 @@ import (
 )
 
 const group = "reconciler" // ReconcilerConfig's default group
-
-func (w *world) reconciler(t *testing.T, cfg metering.ReconcilerConfig) *metering.Reconciler {
-	t.Helper()
-	if cfg.Block == 0 {
-		cfg.Block = 10 * time.Millisecond
-	}
-	r, err := w.Engine.NewReconciler(cfg)
-	require.NoError(t, err)
-	t.Cleanup(r.Stop)
-	return r
-}
-
-func (w *world) streamLen(t *testing.T) int64 {
-	t.Helper()
-	n, err := w.Redis.XLen(w.ctx, w.Engine.Keys().Events()).Result()
-	require.NoError(t, err)
-	return n
-}
-
-func (w *world) pendingFor(t *testing.T, consumer string) int64 {
-	t.Helper()
-	n, err := w.tryPending(consumer)
-	require.NoError(t, err)
-	return n
-}
-
-// The try* helpers answer -1 on error, for require.Eventually conditions
-// (which run in another goroutine, where require must not be used).
-
-func (w *world) tryPending(consumer string) (int64, error) {
-	p, err := w.Redis.XPendingExt(w.ctx, &redis.XPendingExtArgs{Stream: w.Engine.Keys().Events(), Group: group,
-		Start: "-", End: "+", Count: 100000, Consumer: consumer}).Result()
-	return int64(len(p)), err
-}
-
-func (w *world) tryStreamLen() int64 {
-	n, err := w.Redis.XLen(w.ctx, w.Engine.Keys().Events()).Result()
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-func (w *world) tryInt(sql string) int64 {
-	var v int64
-	if err := w.DB.QueryRow(w.ctx, sql).Scan(&v); err != nil {
-		return -1
-	}
-	return v
-}
 
 // runUntilIdle calls RunOnce until it reports nothing done (bounded, unlike
 // a loop on the stream length, so a stream that never empties fails fast).
@@ -81,26 +30,6 @@ func runUntilIdle(t *testing.T, r *metering.Reconciler) int {
 	}
 	t.Fatal("reconciler never went idle")
 	return total
-}
-
-// pgSnapshot is every balance and the ledger size in Postgres.
-func (w *world) pgSnapshot(t *testing.T) string {
-	t.Helper()
-	rows, err := w.DB.Query(w.ctx, `
-		SELECT 'u', username, awarded, purchased, allowance_remaining, allowance_period, pool_used, grant_month FROM users
-		UNION ALL SELECT 'p', name, pool_balance, 0, 0, 0, 0, 0 FROM projects
-		UNION ALL SELECT 'e', kind, count(*), sum(cost), sum(d_allowance + d_pool + d_awarded + d_purchased), sum(d_pool_used), 0, 0 FROM events GROUP BY kind
-		ORDER BY 1, 2`)
-	require.NoError(t, err)
-	defer rows.Close()
-	out := ""
-	for rows.Next() {
-		vals, err := rows.Values()
-		require.NoError(t, err)
-		out += fmt.Sprintln(vals...)
-	}
-	require.NoError(t, rows.Err())
-	return out
 }
 
 // someTraffic makes usage, refill, grant, adjustment and pool events for a

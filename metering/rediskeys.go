@@ -57,7 +57,8 @@ func (k RedisKeys) Epoch() string { return k.tag + ":epoch" }
 // to reflect every event in Postgres (heal.go).
 func (k RedisKeys) Checkpoint() string { return k.tag + ":ckpt" }
 
-// SweepLock and other cluster-wide coordination keys live under the same tag.
+// Prefix is the hash tag itself, "{<prefix>}": it names the deployment
+// where no key does (heal.go's advisory lock, the fence check).
 func (k RedisKeys) Prefix() string { return k.tag }
 
 //go:embed *.lua
@@ -80,12 +81,12 @@ func mustScript(name string) *luaScript {
 }
 
 var (
-	chargeScript = mustScript("charge.lua")
-	loadScript   = mustScript("load.lua")
-	adjustScript = mustScript("adjust.lua")
-	ackScript    = mustScript("ack.lua")
-	settleScript = mustScript("settle.lua")
-	renewScript  = mustScript("renew.lua")
+	chargeScript     = mustScript("charge.lua")
+	loadScript       = mustScript("load.lua")
+	adjustPoolScript = mustScript("adjust_pool.lua")
+	ackScript        = mustScript("ack.lua")
+	settleScript     = mustScript("settle.lua")
+	renewScript      = mustScript("renew.lua")
 )
 
 // Script answers' status codes (first element), shared by the scripts.

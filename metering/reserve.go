@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -12,61 +11,6 @@ import (
 // upstream (charge.lua in "reserve" mode: a hold plus a reservation record
 // and a lease), Settle takes the real cost after it (settle.lua). A
 // gateway that dies in between leaves a lease the Sweeper settles.
-
-// BucketName names one of the four buckets a charge draws from.
-type BucketName string
-
-const (
-	BucketNameAllowance BucketName = "allowance"
-	BucketNamePool      BucketName = "pool"
-	BucketNameAwarded   BucketName = "awarded"
-	BucketNamePurchased BucketName = "purchased"
-)
-
-// bucketLetters are the scripts' one-letter bucket names.
-var bucketLetters = map[BucketName]byte{BucketNameAllowance: 'a', BucketNamePool: 'p',
-	BucketNameAwarded: 'w', BucketNamePurchased: 'r'}
-
-// BucketOrder is the buckets a route may draw from, in order. Nil: all
-// four in the usual order. Refunds go back in the reverse order.
-type BucketOrder []BucketName
-
-// ParseBucketOrder reads bucket names; each at most once.
-func ParseBucketOrder(s []string) (BucketOrder, error) {
-	if len(s) == 0 {
-		return nil, nil
-	}
-	out := make(BucketOrder, 0, len(s))
-	for _, name := range s {
-		b := BucketName(strings.ToLower(strings.TrimSpace(name)))
-		if _, ok := bucketLetters[b]; !ok {
-			return nil, invalid("buckets", fmt.Sprintf("unknown bucket %q (allowance, pool, awarded, purchased)", name))
-		}
-		for _, seen := range out {
-			if seen == b {
-				return nil, invalid("buckets", fmt.Sprintf("bucket %q named twice", name))
-			}
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
-
-// letters is the order as the scripts take it ("apwr" for nil).
-func (o BucketOrder) letters() (string, error) {
-	if len(o) == 0 {
-		return "apwr", nil
-	}
-	b := make([]byte, 0, 4)
-	for _, name := range o {
-		l, ok := bucketLetters[name]
-		if !ok || strings.IndexByte(string(b), l) >= 0 {
-			return "", invalid("buckets", fmt.Sprintf("bad bucket order %v", o))
-		}
-		b = append(b, l)
-	}
-	return string(b), nil
-}
 
 // UnknownModelPolicy says what to do with a model that has no price:
 // Reject it, or charge it at Default (whose Model may be "").

@@ -9,37 +9,6 @@ import (
 	"github.com/tollgate/tollgate/metering"
 )
 
-// reserveWorld is a project with a daily allowance and a pool, and one
-// member u holding some of every bucket.
-func reserveWorld(t *testing.T) (*world, string) {
-	t.Helper()
-	w := newWorld(t, monday)
-	w.project(t, metering.ProjectSpec{Name: "p", AllowanceAmount: cr(10), Period: metering.PeriodDaily,
-		PoolEnabled: true, PoolBalance: cr(100), PoolPerUserLimit: ptr(cr(10))})
-	key := w.user(t, metering.UserSpec{Username: "u", Project: "p", InitialCredits: cr(10), Purchased: cr(10)})
-	_, err := w.Engine.PutPrice(w.ctx, "test", metering.Price{Model: "m1",
-		InputPerMillion: cr(1), OutputPerMillion: cr(2)})
-	require.NoError(t, err)
-	return w, key
-}
-
-func (w *world) reserve(t *testing.T, r metering.ReserveRequest) *metering.Reservation {
-	t.Helper()
-	if r.Request == "" {
-		r.Request = "POST /v1/chat/completions"
-	}
-	res, err := w.Engine.Reserve(w.ctx, r)
-	require.NoError(t, err)
-	return res
-}
-
-func (w *world) settle(t *testing.T, r *metering.Reservation, o metering.Outcome) metering.SettleResult {
-	t.Helper()
-	res, err := w.Engine.Settle(w.ctx, r, o)
-	require.NoError(t, err)
-	return res
-}
-
 // tokens makes a usage of in input and out output tokens.
 func tokens(in, out int64) metering.Units { return metering.Units{InputTokens: in, OutputTokens: out} }
 
@@ -73,15 +42,6 @@ func TestReserveSettleExact(t *testing.T) {
 		GroupBy: metering.GroupModel})
 	require.NoError(t, err)
 	require.Equal(t, []metering.UsageRow{{Model: "m1", Requests: 1, Credits: cr(5), Allowance: cr(5)}}, rows)
-}
-
-// raw reads u's stored balances and the pool, as Redis holds them.
-func (w *world) balances(t *testing.T) (user map[string]int64, pool int64) {
-	t.Helper()
-	v := w.view(t, "u")
-	pb, err := w.Redis.HGet(w.ctx, w.Engine.Keys().Project(v.ProjectID), "pb").Int64()
-	require.NoError(t, err)
-	return w.redisUser(t, v.ID), pb
 }
 
 func TestSettleRefundsInReverseOrder(t *testing.T) {
@@ -138,7 +98,7 @@ func TestSettleAfterAllowancePeriodRolledForfeits(t *testing.T) {
 func TestSettleOverrunWithShortfall(t *testing.T) {
 	t.Parallel()
 	w, key := reserveWorld(t)
-	purchasedOnly := metering.BucketOrder{metering.BucketNamePurchased}
+	purchasedOnly := metering.BucketOrder{metering.BucketPurchased}
 	r := w.reserve(t, metering.ReserveRequest{Key: key, Fixed: ptr(cr(4)), Buckets: purchasedOnly})
 	require.Equal(t, metering.Split{Purchased: cr(4)}, r.Taken)
 	require.Equal(t, cr(6), r.Remaining, "what the allowed buckets still hold")

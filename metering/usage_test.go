@@ -1,7 +1,6 @@
 package metering_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -10,36 +9,6 @@ import (
 
 	"github.com/tollgate/tollgate/metering"
 )
-
-// rollupMismatches compares the daily rollup with the same sums computed
-// from the ledger's usage and hold events (requests and credits from usage
-// events only, bucket columns netting both); it returns the rows that differ.
-func (w *world) rollupMismatches(t testing.TB) []string {
-	t.Helper()
-	rows, err := w.DB.Query(w.ctx, `
-		WITH from_events AS (
-			SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, user_id, coalesce(project_id, 0) AS project_id,
-				coalesce(model, '') AS model, max(username) AS username, coalesce(max(project_name), '') AS project_name,
-				count(*) FILTER (WHERE kind = 'usage') AS requests, coalesce(sum(cost) FILTER (WHERE kind = 'usage'), 0) AS credits,
-				-sum(d_allowance) AS allowance, -sum(d_pool) AS pool, -sum(d_awarded) AS awarded, -sum(d_purchased) AS purchased
-			FROM events WHERE kind IN ('usage', 'hold') GROUP BY 1, 2, 3, 4),
-		rollup AS (
-			SELECT day, user_id, project_id, model, username, project_name, requests::numeric, credits::numeric,
-				allowance::numeric, pool::numeric, awarded::numeric, purchased::numeric FROM usage_daily)
-		(SELECT 'events', * FROM (SELECT * FROM from_events EXCEPT SELECT * FROM rollup) a)
-		UNION ALL
-		(SELECT 'rollup', * FROM (SELECT * FROM rollup EXCEPT SELECT * FROM from_events) b)`)
-	require.NoError(t, err)
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		v, err := rows.Values()
-		require.NoError(t, err)
-		out = append(out, fmt.Sprint(v...))
-	}
-	require.NoError(t, rows.Err())
-	return out
-}
 
 // TestUsageRollupMatchesEvents: the rollup equals the sums over the ledger's
 // usage events, per UTC day, user and project, across day boundaries and

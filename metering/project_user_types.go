@@ -1,40 +1,6 @@
 package metering
 
-import (
-	"errors"
-	"regexp"
-	"time"
-)
-
-// Errors the admin layer maps to HTTP statuses.
-var (
-	ErrNotFound     = errors.New("not found")
-	ErrConflict     = errors.New("conflict")
-	ErrInsufficient = errors.New("insufficient balance")
-	ErrUnavailable  = errors.New("metering unavailable")
-	// ErrGone: what was asked for existed once, or might have, and is no
-	// longer usable (an invite link claimed, revoked or expired).
-	ErrGone = errors.New("gone")
-	// ErrOutcomeUnknown wraps a Redis error after which a script may or
-	// may not have run (its answer was lost to a timeout or a broken
-	// connection). Always together with ErrUnavailable.
-	ErrOutcomeUnknown = errors.New("outcome unknown")
-)
-
-// InvalidError names the input field that was rejected.
-type InvalidError struct {
-	Field   string
-	Message string
-}
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
-
-func invalid(field, format string) error { return &InvalidError{Field: field, Message: format} }
-
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
-// ValidName reports whether s is a valid username or project name.
-func ValidName(s string) bool { return namePattern.MatchString(s) }
+import "time"
 
 // Project is a group of users sharing an allowance rule and a common pool.
 type Project struct {

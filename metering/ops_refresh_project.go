@@ -8,15 +8,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// settleChunk bounds how many script calls one pipeline carries.
-const settleChunk = 500
+// refreshChunk bounds how many script calls one pipeline carries.
+const refreshChunk = 500
 
-// SettleProject brings every member's allowance up to the current period
+// RefreshProject brings every member's allowance up to the current period
 // now, rather than at each one's next request: charge.lua in "refresh" mode
 // writes the refills and monthly grants that are due, with their events, and
 // charges nothing. The events are in Postgres before it returns, so the
-// ledger shows the current period for every member.
-func (e *Engine) SettleProject(ctx context.Context, actor, name string) (Project, error) {
+// ledger shows the current period for every member. The admin API calls it
+// "settle" (POST /projects/{name}/settle, audit action project.settle); in
+// the engine, Settle is the end of a reservation, so this one is named for
+// the script mode it runs.
+func (e *Engine) RefreshProject(ctx context.Context, actor, name string) (Project, error) {
 	p, err := getProjectByName(ctx, e.db, name)
 	if err != nil {
 		return Project{}, err
@@ -27,8 +30,8 @@ func (e *Engine) SettleProject(ctx context.Context, actor, name string) (Project
 	}
 	now := e.cfg.Now()
 	var events []Event
-	for start := 0; start < len(members); start += settleChunk {
-		evs, err := e.refreshUsers(ctx, members[start:min(start+settleChunk, len(members))], now)
+	for start := 0; start < len(members); start += refreshChunk {
+		evs, err := e.refreshUsers(ctx, members[start:min(start+refreshChunk, len(members))], now)
 		if err != nil {
 			return Project{}, err
 		}

@@ -31,7 +31,7 @@ var (
 // context detached from the request, which a client disconnect cancels.
 const settleTimeout = 10 * time.Second
 
-func (h *Handler) serveMetered(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (h *Handler) serveVariableCost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	key := apiKey(r)
 	// A malformed key is refused before the body is read: reading up to
 	// max_request_body for a request that will be refused anyway is waste.
@@ -214,14 +214,12 @@ func unitsUsed(est *estimate, cw *capture) metering.Units {
 	case cw.sse:
 		// No usage chunk (client gone, or an upstream that ignores
 		// include_usage): the prompt, and the text delivered so far.
-		return metering.Units{InputTokens: est.Units.InputTokens, OutputTokens: tokensFor64(cw.streamedBytes)}
+		return metering.Units{InputTokens: est.Units.InputTokens, OutputTokens: (cw.streamedBytes + bytesPerToken - 1) / bytesPerToken}
 	case est.Kind == epImages && u.hasImages:
 		return metering.Units{InputTokens: est.Units.InputTokens, Images: u.images}
 	}
 	return est.Units
 }
-
-func tokensFor64(n int64) int64 { return (n + bytesPerToken - 1) / bytesPerToken }
 
 // settle records what the request used and answers the balance after
 // it (ok false when it could not be recorded now, or was already). When

@@ -1,4 +1,4 @@
--- adjust.lua: add a signed delta to a project's pool and append its event.
+-- adjust_pool.lua: add a signed delta to a project's pool and append its event.
 -- (User balances are adjusted by charge.lua in "adjust" mode, which first
 -- applies due refills and grants.)
 --

@@ -1,0 +1,61 @@
+// Package metering is Tollgate's core, without Caddy: balances in Redis,
+// changed only by Lua scripts that append each change's event to one
+// stream, and recorded by the reconciler in the Postgres ledger. Money is
+// int64 micro-credits (Credits), never a float.
+//
+// A map of the package, by concern (docs/architecture.md says why it works
+// as it does):
+//
+// Engine and types
+//   - engine.go: Config, Engine, NewEngine.
+//   - credits.go, bucket.go, period.go: Credits; the four buckets and a
+//     route's order of them; allowance periods.
+//   - project_user_types.go: Project, User, UserView, Balances, APIKeyInfo.
+//   - errors.go, refusal.go, sentence.go: the error kinds the admin API
+//     maps to statuses, refusals as sentences, InvalidError.
+//   - event.go, eventid.go: the event as the scripts append it; event ids.
+//
+// The gateway's path (per request)
+//   - apikey.go, keycheck.go, key_status.go: keys and their hashes.
+//   - usercache.go, load.go (load.lua): the key → user cache; loading a
+//     user, a project and the key index from Postgres into Redis.
+//   - charge.go (charge.lua): a fixed-cost charge, the waterfall.
+//   - reserve.go, settle.go, cancel.go (charge.lua reserve mode,
+//     settle.lua, renew.lua, cancel_*.lua): variable cost, reserve then
+//     settle; SettleEventually retries when Redis is away.
+//   - inflight.go (release.lua, inflight_count.lua): requests in flight.
+//   - price.go, price_cache.go (price_version.lua): model prices.
+//   - runner.go: the pipelined script runner. rediskeys.go: every Redis
+//     key, the scripts' status codes, and mustScript, which embeds each
+//     script (declared beside the Go that calls it, the shared ones here).
+//
+// Admin operations (Engine methods the admin API calls)
+//   - ops_users.go, user_patch.go (patch_user.lua), user_delete.go
+//     (delete_user.lua), user_reveal.go, user_list.go,
+//     user_list_balance.go: users.
+//   - ops_projects.go, ops_project_changes.go, ops_refresh_project.go:
+//     projects; RefreshProject (the API's "settle") writes due refills.
+//   - ops_money.go (adjust_pool.lua), ops_transfer.go (transfer.lua):
+//     balance adjustments and transfers; peek.go: admin-side charge.lua
+//     calls. grants.go, grant_month.go: monthly grants; parked.go: what a
+//     user leaves in a project it moves out of.
+//   - ops_prices.go, ops_audit.go, invites.go, invite_token.go,
+//     import_*.go, usage.go, report_unusual.go: prices, audit log,
+//     invites, CSV import, usage and unusual-usage reports.
+//
+// Background work
+//   - reconciler.go (ack.lua), deadletter.go (deadletter.lua): stream to
+//     Postgres, and entries it can never record.
+//   - sweeper.go: settles reservations whose lease ran out.
+//   - fence.go, heal.go (checkpoint.lua, heal_balances.lua,
+//     restore_reservation.lua): a Redis that restarted is fenced off and
+//     healed from the ledger.
+//   - repairs.go: Redis work retried until done; health.go; migrate.go.
+//
+// Postgres: the store_*.go files hold most of the SQL (store_events.go the
+// ledger's); heal.go, migrate.go and a few admin operations still write
+// their own statements.
+// Texts and names: text.go, name_problem.go, plural.go.
+// Tests share one fixture, world (world_test.go); meteringtest builds
+// isolated Redis and Postgres state for them and for other packages.
+package metering
