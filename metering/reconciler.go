@@ -183,6 +183,9 @@ func (r *Reconciler) loop(ctx context.Context) {
 // RunOnce applies one batch: this consumer's pending entries first, then
 // entries abandoned by other consumers, then new ones (waiting up to Block).
 // It returns how many entries it handled (recorded or dead-lettered).
+// After a full batch a read of the next one is left under way (see
+// readAhead), which the next call takes; its entries are pending for this
+// consumer until they are recorded.
 func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
