@@ -53,7 +53,8 @@
 //   - repairs.go: Redis work retried until done; health.go; migrate.go.
 //
 // Postgres: the store_*.go files hold most of the SQL (store_events.go the
-// ledger's); heal.go, migrate.go and a few admin operations still write
+// ledger's inserts, store_event_deltas.go the balances, parked allowances
+// and rollup rows its new events change); heal.go, migrate.go and a few admin operations still write
 // their own statements.
 // Texts and names: text.go, name_problem.go, plural.go.
 // Tests share one fixture, world (world_test.go); meteringtest builds

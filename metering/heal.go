@@ -230,7 +230,7 @@ func (h healer) drainStreamToLedger(ctx context.Context) (int, error) {
 			return applied, err
 		}
 		ids, events, _ := decodeBatch(msgs)
-		refused, err := r.store(ctx, ids, h.storableTexts(events))
+		refused, _, err := r.store(ctx, ids, h.storableTexts(events))
 		if err != nil {
 			return applied, err
 		}

@@ -22,7 +22,11 @@ type ReconcilerConfig struct {
 	// restarts so a restarted process re-reads its own pending entries
 	// first. Default: the host name.
 	Consumer string
-	// BatchSize is the most events written in one transaction. Default 5000.
+	// BatchSize is the most events written in one transaction. Default
+	// 20000. Each transaction costs a commit and updates every user,
+	// pool and rollup row its events touch once, so larger batches
+	// drain a backlog faster (docs/benchmarks.md); Redis is read and
+	// acknowledged in chunks of readChunk whatever the size.
 	BatchSize int
 	// Block is how long one read waits for new events. Default 1s.
 	Block time.Duration
@@ -54,7 +58,7 @@ func (c ReconcilerConfig) WithDefaults() ReconcilerConfig {
 		}
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 20000
 	}
 	if c.Block == 0 {
 		c.Block = time.Second
@@ -95,6 +99,15 @@ type Reconciler struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ahead is the read of the next batch, started while the current one
+	// is written (readAhead); nil when none is under way.
+	ahead chan readResult
+}
+
+// readResult is a batch read ahead, or why it could not be.
+type readResult struct {
+	msgs []redis.XMessage
+	err  error
 }
 
 // NewReconciler builds a reconciler for the engine's stream.
@@ -134,6 +147,9 @@ func (r *Reconciler) Stop() {
 
 func (r *Reconciler) loop(ctx context.Context) {
 	defer close(r.done)
+	// A read still under way must end before the loop does: Stop promises
+	// that nothing of the reconciler runs any more.
+	defer r.dropAhead()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		started := time.Now()
@@ -167,42 +183,130 @@ func (r *Reconciler) loop(ctx context.Context) {
 // RunOnce applies one batch: this consumer's pending entries first, then
 // entries abandoned by other consumers, then new ones (waiting up to Block).
 // It returns how many entries it handled (recorded or dead-lettered).
+// After a full batch a read of the next one is left under way (see
+// readAhead), which the next call takes; its entries are pending for this
+// consumer until they are recorded.
 func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
 		// move between it and the ledger until then.
+		r.dropAhead()
 		return 0, r.e.VerifyRedis(ctx)
 	}
-	msgs, err := r.next(ctx)
+	msgs, err := r.takeAhead()
+	if err == nil && len(msgs) == 0 {
+		msgs, err = r.next(ctx)
+	}
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
-	return len(msgs), r.apply(ctx, msgs)
+	if len(msgs) == r.cfg.BatchSize {
+		// A full batch: more is probably waiting. Read it while this one
+		// is written (Redis and Postgres work in parallel); it is
+		// acknowledged only after its own commit, like every batch.
+		r.readAhead(ctx)
+	}
+	if err := r.apply(ctx, msgs); err != nil {
+		// What was read ahead stays pending for this consumer: the next
+		// round reads it again, after the failed batch, from "0".
+		r.dropAhead()
+		return 0, err
+	}
+	return len(msgs), nil
 }
+
+// readAhead starts reading the batch after the one being written: entries
+// abandoned by other consumers, then new ones, without waiting for any.
+// Not this consumer's pending entries: the batch being written is among
+// them.
+func (r *Reconciler) readAhead(ctx context.Context) {
+	ch := make(chan readResult, 1)
+	r.ahead = ch
+	go func() {
+		msgs, err := r.claim(ctx)
+		if err == nil && len(msgs) == 0 {
+			msgs, err = r.readBatch(ctx, ">", -1)
+		}
+		ch <- readResult{msgs, unavailable(err)}
+	}()
+}
+
+// takeAhead waits for the batch read ahead, if one was started.
+func (r *Reconciler) takeAhead() ([]redis.XMessage, error) {
+	if r.ahead == nil {
+		return nil, nil
+	}
+	res := <-r.ahead
+	r.ahead = nil
+	return res.msgs, res.err
+}
+
+// dropAhead waits for a read under way and forgets its batch, which stays
+// pending for this consumer and is read again from "0".
+func (r *Reconciler) dropAhead() { _, _ = r.takeAhead() }
 
 // next reads the round's batch.
 func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
-	msgs, err := r.read(ctx, "0", -1)
+	msgs, err := r.readBatch(ctx, "0", -1)
 	if err == nil && len(msgs) == 0 {
-		msgs, _, err = r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
-			Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.cfg.BatchSize)}).Result()
+		msgs, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
 	for wait := r.cfg.Block; err == nil && len(msgs) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
-		msgs, err = r.read(ctx, ">", min(wait, blockSlice))
+		msgs, err = r.readBatch(ctx, ">", min(wait, blockSlice))
 	}
 	return msgs, unavailable(err)
 }
 
 const blockSlice = 100 * time.Millisecond
 
-func (r *Reconciler) read(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
+// readChunk is the most entries one Redis command reads or acknowledges.
+// Redis runs one command at a time: a reply of 5,000 entries keeps it busy
+// a few milliseconds, which every request arriving meanwhile waits out.
+const readChunk = 5000
+
+// readBatch reads up to BatchSize entries in chunks of readChunk: this
+// consumer's pending entries (from "0", each chunk after the last entry of
+// the one before) or new ones (">"). Only the first read waits (block).
+// After an error the entries read so far stay pending for this consumer
+// and are read again from "0".
+func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
+	var batch []redis.XMessage
+	for {
+		count := min(r.cfg.BatchSize-len(batch), readChunk)
+		msgs, err := r.read(ctx, from, block, count)
+		if err != nil {
+			return nil, err
+		}
+		if batch == nil {
+			batch = msgs
+		} else {
+			batch = append(batch, msgs...)
+		}
+		if len(msgs) < count || len(batch) == r.cfg.BatchSize {
+			return batch, nil
+		}
+		if from != ">" {
+			from = msgs[len(msgs)-1].ID
+		}
+		block = -1
+	}
+}
+
+// claim takes over entries other consumers left pending for ClaimIdle.
+func (r *Reconciler) claim(ctx context.Context) ([]redis.XMessage, error) {
+	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
+		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
+	return msgs, err
+}
+
+func (r *Reconciler) read(ctx context.Context, from string, block time.Duration, count int) ([]redis.XMessage, error) {
 	res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
-		Streams: []string{r.e.keys.Events(), from}, Count: int64(r.cfg.BatchSize), Block: block}).Result()
+		Streams: []string{r.e.keys.Events(), from}, Count: int64(count), Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -229,7 +333,7 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	ids, events, letters := decodeBatch(msgs)
 	// Cleaned once here, so a retry below does not warn again.
 	events = r.e.storableTexts(events)
-	refused, err := r.store(ctx, ids, events)
+	refused, seq, err := r.store(ctx, ids, events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
 	}
@@ -243,13 +347,10 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 			letters = append(letters, l)
 		}
 	}
-	// Every event numbered up to now in the ledger was made by a script
-	// that had run before its number was drawn: Redis reflects them all.
-	// Raised in Redis after the batch, it is where a heal starts from.
-	var seq int64
-	if err := r.e.db.QueryRow(ctx, `SELECT last_value FROM events_seq`).Scan(&seq); err != nil {
-		return fmt.Errorf("read the ledger sequence: %w", err)
-	}
+	// Every event numbered up to seq in the ledger (the sequence's value
+	// when the batch was written) was made by a script that had run before
+	// its number was drawn: Redis reflects them all. Raised in Redis after
+	// the batch, it is where a heal starts from.
 	// Dead letters are acknowledged as they are moved; one another
 	// consumer claimed meanwhile is neither moved nor acknowledged here.
 	if err := r.deadLetter(ctx, letters); err != nil {
@@ -285,45 +386,58 @@ func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters [
 	return ids, events, letters
 }
 
-// store writes events (their entry ids alongside) to Postgres. A batch
-// refused for a data reason is split in halves, each in its own
-// transaction, until the refused events stand alone: they are returned,
-// the others are recorded. A batch of n entries with k refused costs about
-// 2k·log2(n) extra transactions, once. Any other error is returned: the
-// batch stays pending and is retried.
-func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, error) {
+// store writes events (their entry ids alongside) to Postgres and returns
+// the ledger sequence's value it read with them (0 when nothing was
+// written). A batch refused for a data reason is split in halves, each in
+// its own transaction, until the refused events stand alone: they are
+// returned, the others are recorded. A batch of n entries with k refused
+// costs about 2k·log2(n) extra transactions, once. Any other error is
+// returned: the batch stays pending and is retried.
+func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, int64, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
-	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) error {
-		_, err := r.e.applyEvents(ctx, tx, events)
+	var seq int64
+	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) (err error) {
+		_, seq, err = r.e.applyEventsSeq(ctx, tx, events)
 		return err
 	})
 	if err == nil || !isDataError(err) {
-		return nil, err
+		return nil, seq, err
 	}
 	if len(events) == 1 {
-		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, nil
+		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, 0, nil
 	}
 	mid := len(events) / 2
-	first, err := r.store(ctx, ids[:mid], events[:mid])
+	first, seq1, err := r.store(ctx, ids[:mid], events[:mid])
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	second, err := r.store(ctx, ids[mid:], events[mid:])
-	return append(first, second...), err
+	second, seq2, err := r.store(ctx, ids[mid:], events[mid:])
+	return append(first, second...), max(seq1, seq2), err
 }
 
 // ack acknowledges entries now in Postgres (or dead-lettered) and trims
 // every entry that is done, so the stream's memory stays bounded and its
 // first entry is always the oldest unreconciled event. One script, so no
 // other consumer's read can fall between the pending check and the trim
-// (see ack.lua).
+// (see ack.lua). In chunks of readChunk, oldest first, so that Redis
+// serves requests in between; an entry of a later chunk is still pending
+// when an earlier one trims, so the trim stops before it. Called with no
+// ids it only trims (after a batch of dead letters, which deadletter.lua
+// acknowledges).
 func (r *Reconciler) ack(ctx context.Context, ids []string) error {
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, r.cfg.Group)
-	for _, id := range ids {
-		args = append(args, id)
+	args := make([]any, 0, min(len(ids), readChunk)+1)
+	for first := true; first || len(ids) > 0; first = false {
+		n := min(len(ids), readChunk)
+		args = append(args[:0], r.cfg.Group)
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		if err := ackScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events()}, args...).Err(); err != nil {
+			return unavailable(err)
+		}
+		ids = ids[n:]
 	}
-	return unavailable(ackScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events()}, args...).Err())
+	return nil
 }

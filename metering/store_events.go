@@ -2,12 +2,14 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 )
 
@@ -19,120 +21,135 @@ var eventCopyColumns = []string{"event_id", "kind", "occurred_at", "user_id", "u
 
 var eventColumnList = strings.Join(eventCopyColumns, ", ")
 
-// applyEventsSQL inserts the staged events that are new and, in the same
-// statement, adds exactly those to the balances and the daily usage rollup. A replayed event conflicts
-// on its id, is not returned by the INSERT, and so changes nothing.
-var applyEventsSQL = `
-WITH ins AS (
-	INSERT INTO events (` + eventColumnList + `)
-	SELECT ` + eventColumnList + `
-	FROM event_staging
+// insertNewEventsSQL inserts the staged events the ledger does not hold yet
+// and names them. A replayed event conflicts on its id and is not returned.
+var insertNewEventsSQL = `INSERT INTO events (` + eventColumnList + `)
+	SELECT ` + eventColumnList + ` FROM event_staging
 	ON CONFLICT (event_id) DO NOTHING
-	RETURNING user_id, project_id, kind, occurred_at, d_allowance, d_pool, d_awarded,
-		d_purchased, d_pool_used, allowance_period, grant_month, username, project_name, cost, model
-), user_deltas AS (
-	UPDATE users SET
-		allowance_remaining = users.allowance_remaining + d.a,
-		awarded = users.awarded + d.aw,
-		purchased = users.purchased + d.pr,
-		pool_used = users.pool_used + d.pu,
-		allowance_period = greatest(users.allowance_period, d.ap),
-		grant_month = greatest(users.grant_month, d.gm),
-		last_activity_at = greatest(users.last_activity_at, d.last_use)
-	FROM (SELECT user_id, sum(d_allowance) a, sum(d_awarded) aw, sum(d_purchased) pr,
-			sum(d_pool_used) pu, max(allowance_period) ap, max(grant_month) gm,
-			max(occurred_at) FILTER (WHERE kind IN ('usage', 'hold')) last_use
-		FROM ins WHERE user_id IS NOT NULL AND kind NOT IN ('park', 'resume') GROUP BY user_id) d
-	WHERE users.id = d.user_id
-), parked AS (
-	-- What users left in projects they moved out of (parked.go): park
-	-- events add to the entry of their project, resume events take it
-	-- back; sums and greatest(), so the order within a batch is
-	-- irrelevant. Only for users that still exist (no foreign key: an
-	-- event replayed after a deletion must not fail the batch).
-	INSERT INTO parked_allowances AS s (user_id, project_id, allowance_remaining, allowance_period, pool_used, parked)
-	SELECT d.user_id, d.project_id, d.a, d.ap, d.pu, d.n
-	FROM (SELECT user_id, project_id, sum(d_allowance) a, coalesce(max(allowance_period), -1) ap,
-			sum(d_pool_used) pu, sum(CASE WHEN kind = 'park' THEN 1 ELSE -1 END) n
-		FROM ins WHERE kind IN ('park', 'resume') AND user_id IS NOT NULL AND project_id IS NOT NULL
-		GROUP BY user_id, project_id) d
-	WHERE EXISTS (SELECT 1 FROM users WHERE users.id = d.user_id)
-	ON CONFLICT (user_id, project_id) DO UPDATE SET
-		allowance_remaining = s.allowance_remaining + EXCLUDED.allowance_remaining,
-		allowance_period = greatest(s.allowance_period, EXCLUDED.allowance_period),
-		pool_used = s.pool_used + EXCLUDED.pool_used,
-		parked = s.parked + EXCLUDED.parked
-), pool_deltas AS (
-	UPDATE projects SET pool_balance = projects.pool_balance + d.pl
-	FROM (SELECT project_id, sum(d_pool) pl FROM ins
-		WHERE project_id IS NOT NULL AND d_pool <> 0 GROUP BY project_id) d
-	WHERE projects.id = d.project_id
-), usage_rollup AS (
-	-- Only the usage, hold and void events inserted just now, so replays
-	-- never double count. A variable-cost request has a hold and a usage
-	-- event: the hold's deltas count as spent, its usage event's refunds as
-	-- given back, so the bucket columns net them. A void undoes a charge
-	-- whose request was refused after all: its negative cost and its
-	-- refunds net the charge's. Requests come from usage events only.
-	-- Grouping makes each key appear once, as ON CONFLICT DO UPDATE requires.
-	-- The names are not updated: they are fixed for a given user and project
-	-- id once there is usage, and leaving indexed columns alone keeps the
-	-- update HOT (no index writes), which the reconciler's throughput needs.
-	INSERT INTO usage_daily AS r (day, user_id, project_id, model, username, project_name,
-		requests, credits, allowance, pool, awarded, purchased)
-	SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, coalesce(project_id, 0), coalesce(model, ''),
-		max(username), coalesce(max(project_name), ''), count(*) FILTER (WHERE kind = 'usage'),
-		coalesce(sum(cost) FILTER (WHERE kind IN ('usage', 'void')), 0),
-		0 - sum(d_allowance), 0 - sum(d_pool), 0 - sum(d_awarded), 0 - sum(d_purchased)
-	FROM ins WHERE kind IN ('usage', 'hold', 'void') AND user_id IS NOT NULL
-	GROUP BY 1, 2, 3, 4
-	ON CONFLICT (day, user_id, project_id, model) DO UPDATE SET
-		requests = r.requests + EXCLUDED.requests,
-		credits = r.credits + EXCLUDED.credits,
-		allowance = r.allowance + EXCLUDED.allowance,
-		pool = r.pool + EXCLUDED.pool,
-		awarded = r.awarded + EXCLUDED.awarded,
-		purchased = r.purchased + EXCLUDED.purchased
-)
-SELECT count(*) FROM ins`
+	RETURNING event_id`
 
-// applyEvents records events in the ledger and updates balances, in the
-// caller's transaction, each event at most once however often it is applied.
-// It returns how many were new. Texts Postgres would refuse are cleaned
-// first (storableTexts), so a text never costs the ledger a money event.
+// applyEvents records events in the ledger and updates balances, parked
+// allowances and the daily usage rollup from exactly the events that were
+// new, in the caller's transaction: each event counts at most once however
+// often it is applied. It returns how many were new, and the ledger
+// sequence's value (see Reconciler.apply). Texts Postgres would refuse are
+// cleaned first (storableTexts), so a text never costs the ledger a money
+// event.
 func (e *Engine) applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) {
+	n, _, err := e.applyEventsSeq(ctx, tx, events)
+	return n, err
+}
+
+func (e *Engine) applyEventsSeq(ctx context.Context, tx pgx.Tx, events []Event) (n, seq int64, err error) {
 	if len(events) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	events = e.storableTexts(events)
+	fresh, err := insertNewEvents(ctx, tx, e.storableTexts(events))
+	if err != nil {
+		return 0, 0, err
+	}
+	seq, err = applyDeltas(ctx, tx, fresh)
+	return int64(len(fresh)), seq, err
+}
+
+// insertNewEvents inserts the events the ledger does not hold yet and
+// returns them. Usually none is held: the reconciler meets an event again
+// only after a crash between commit and acknowledgement, for an admin
+// write (which records its own event before the reconciler reads it), or
+// when an entry is in the stream twice. So it first COPYs the batch
+// straight into events under a savepoint; only when that meets an event
+// already there (the primary key refuses it) does it fall back to a
+// staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING, which
+// names the new ones and lets a concurrent writer of the same event win
+// cleanly.
+func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, error) {
+	events = uniqueEvents(events)
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = sp.CopyFrom(ctx, pgx.Identifier{"events"}, eventCopyColumns, eventRows(events))
+	if err == nil {
+		return events, sp.Commit(ctx)
+	}
+	if rbErr := sp.Rollback(ctx); rbErr != nil || !isEventReplay(err) {
+		return nil, fmt.Errorf("copy events: %w", err)
+	}
 	// The staging table lives per connection and empties itself at commit.
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS event_staging
 		(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
-		return 0, fmt.Errorf("staging table: %w", err)
+		return nil, fmt.Errorf("staging table: %w", err)
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_staging"}, eventCopyColumns,
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			e := &events[i]
-			return []any{e.ID, e.Kind, e.At, nullID(e.UserID), nullText(e.Username),
-				nullID(e.ProjectID), nullText(e.ProjectName), int64(e.Cost), int64(e.Allowance),
-				int64(e.Pool), int64(e.Awarded), int64(e.Purchased), int64(e.PoolUsed),
-				nullInt(e.AllowancePeriod, e.HasPeriod), nullInt(e.GrantMonth, e.HasGrant),
-				nullText(e.Request), nullText(e.Actor), nullText(e.Note),
-				nullText(e.Model), nullInt(e.InputUnits, e.HasDetail && e.Kind == KindUsage),
-				nullInt(e.OutputUnits, e.HasDetail && e.Kind == KindUsage), nullInt(int64(e.Reserved), e.HasDetail),
-				nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage && e.UpstreamStatus >= 0),
-				nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
-				nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
-				nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage), nullText(e.ServedModel)}, nil
-		}))
+	if _, err := tx.Exec(ctx, `DELETE FROM event_staging`); err != nil { // an earlier call in this transaction
+		return nil, fmt.Errorf("staging table: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_staging"}, eventCopyColumns, eventRows(events)); err != nil {
+		return nil, fmt.Errorf("copy events: %w", err)
+	}
+	rows, err := tx.Query(ctx, insertNewEventsSQL)
 	if err != nil {
-		return 0, fmt.Errorf("copy events: %w", err)
+		return nil, fmt.Errorf("insert events: %w", err)
 	}
-	var n int64
-	if err := tx.QueryRow(ctx, applyEventsSQL).Scan(&n); err != nil {
-		return 0, fmt.Errorf("apply events: %w", err)
+	inserted := make(map[string]bool, len(events))
+	var id string
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error { inserted[id] = true; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
 	}
-	return n, nil
+	fresh := make([]Event, 0, len(inserted))
+	for _, ev := range events {
+		if inserted[ev.ID] {
+			fresh = append(fresh, ev)
+		}
+	}
+	return fresh, nil
+}
+
+// isEventReplay reports whether err is the ledger refusing an event id it
+// already holds (not a trigger or another constraint, which keep their
+// meaning: see isDataError).
+func isEventReplay(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_pkey"
+}
+
+// uniqueEvents drops every event whose id appeared earlier in the batch
+// (an entry in the stream twice): the ledger keeps the first copy, and the
+// balances must count exactly the copy it keeps.
+func uniqueEvents(events []Event) []Event {
+	seen := make(map[string]struct{}, len(events))
+	out := events
+	for i := range events {
+		if _, dup := seen[events[i].ID]; dup {
+			if &out[0] == &events[0] {
+				out = append(make([]Event, 0, len(events)), events[:i]...)
+			}
+			continue
+		}
+		seen[events[i].ID] = struct{}{}
+		if &out[0] != &events[0] {
+			out = append(out, events[i])
+		}
+	}
+	return out
+}
+
+// eventRows is events as COPY rows of eventCopyColumns.
+func eventRows(events []Event) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+		e := &events[i]
+		return []any{e.ID, e.Kind, e.At, nullID(e.UserID), nullText(e.Username),
+			nullID(e.ProjectID), nullText(e.ProjectName), int64(e.Cost), int64(e.Allowance),
+			int64(e.Pool), int64(e.Awarded), int64(e.Purchased), int64(e.PoolUsed),
+			nullInt(e.AllowancePeriod, e.HasPeriod), nullInt(e.GrantMonth, e.HasGrant),
+			nullText(e.Request), nullText(e.Actor), nullText(e.Note),
+			nullText(e.Model), nullInt(e.InputUnits, e.HasDetail && e.Kind == KindUsage),
+			nullInt(e.OutputUnits, e.HasDetail && e.Kind == KindUsage), nullInt(int64(e.Reserved), e.HasDetail),
+			nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage && e.UpstreamStatus >= 0),
+			nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
+			nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
+			nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage), nullText(e.ServedModel)}, nil
+	})
 }
 
 func nullID(id int64) any {
