@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,12 +92,10 @@ func (c ReconcilerConfig) validate() error {
 // anywhere leaves entries pending; they are read again and applied at most
 // once more, which the unique event id turns into a no-op.
 type Reconciler struct {
-	e      *Engine
-	cfg    ReconcilerConfig
-	log    *zap.Logger
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	e   *Engine
+	cfg ReconcilerConfig
+	log *zap.Logger
+	bg  background
 	// ahead is the read of the next batch, started while the current one
 	// is written (readAhead); nil when none is under way.
 	ahead chan readResult
@@ -119,34 +116,20 @@ func (e *Engine) NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	return &Reconciler{e: e, cfg: cfg, log: e.log.Named("reconciler")}, nil
 }
 
-// Start runs the loop in the background until Stop.
+// Start runs the loop in the background until Stop. The loop outlives
+// ctx (it keeps only its values): Stop ends it. Starting a running
+// reconciler does nothing; Start after Stop runs it again (background.go).
 func (r *Reconciler) Start(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cancel != nil {
-		return errors.New("reconciler already started")
-	}
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r.done = make(chan struct{})
-	go r.loop(ctx)
+	r.bg.start(context.WithoutCancel(ctx), r.loop)
 	return nil
 }
 
 // Stop ends the loop and waits for it; the current batch finishes or is
-// left pending for the next run. Idempotent.
-func (r *Reconciler) Stop() {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
+// left pending for the next run. Idempotent, a no-op before Start, and
+// safe to call concurrently: every call returns once the loop has.
+func (r *Reconciler) Stop() { r.bg.stop() }
 
 func (r *Reconciler) loop(ctx context.Context) {
-	defer close(r.done)
 	// A read still under way must end before the loop does: Stop promises
 	// that nothing of the reconciler runs any more.
 	defer r.dropAhead()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,10 +69,7 @@ type Sweeper struct {
 	e       *Engine
 	cfg     SweeperConfig
 	lockKey int64
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg      background
 }
 
 // NewSweeper checks the config and builds a sweeper; Start runs it.
@@ -92,33 +88,19 @@ func (e *Engine) NewSweeper(cfg SweeperConfig) (*Sweeper, error) {
 func (s *Sweeper) LockKey() int64 { return s.lockKey }
 
 // Start runs a sweep every Interval until Stop or ctx ends. Starting a
-// running sweeper does nothing.
+// running sweeper does nothing; Start after Stop (or after ctx ended)
+// runs it again (background.go).
 func (s *Sweeper) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done != nil {
-		return nil
-	}
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go s.loop(ctx, s.done)
+	s.bg.start(ctx, s.loop)
 	return nil
 }
 
-// Stop ends the loop and waits for a sweep in progress. Idempotent.
-func (s *Sweeper) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+// Stop ends the loop and waits for a sweep in progress. Idempotent, a
+// no-op before Start, and safe to call concurrently: every call returns
+// once the loop has.
+func (s *Sweeper) Stop() { s.bg.stop() }
 
-func (s *Sweeper) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (s *Sweeper) loop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
