@@ -41,6 +41,12 @@ type App struct {
 	// ReconcilerConsumer names this gateway in the stream consumer group.
 	// Default: the host name.
 	ReconcilerConsumer string `json:"reconciler_consumer,omitempty"`
+	// ReconcileBatch is the most events the reconciler writes to Postgres
+	// in one transaction, 1..maxReconcileBatch. Default: the engine's
+	// (20,000, metering.ReconcilerConfig.WithDefaults). Like the
+	// consumer name, it is read when the stores open: a reload that
+	// changes only this keeps the running reconciler.
+	ReconcileBatch int `json:"reconcile_batch,omitempty"`
 	// SweepPolicy is what the sweeper does with a reservation whose lease
 	// ran out (its gateway died): "charge" the estimate (default) or
 	// "refund" it.
@@ -71,6 +77,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	pepper := repl.ReplaceAll(a.KeyPepper, "")
 	kekB64 := strings.TrimSpace(repl.ReplaceAll(a.KeyEncryptionKey, ""))
 	prefix := repl.ReplaceAll(a.RedisPrefix, "")
+	if err := checkReconcileBatch(a.ReconcileBatch); err != nil {
+		return fmt.Errorf("metering: %w", err)
+	}
 	if redisURL == "" {
 		return errors.New("metering: redis URL is required")
 	}
@@ -92,7 +101,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.key = redisURL + "\x00" + pgURL + "\x00" + cfg.RedisPrefix
 	v, _, err := stores.LoadOrNew(a.key, func() (caddy.Destructor, error) {
-		return openStores(redisURL, pgURL, cfg, a.ReconcilerConsumer, a.log)
+		rcfg := metering.ReconcilerConfig{Consumer: a.ReconcilerConsumer, BatchSize: a.ReconcileBatch}
+		return openStores(redisURL, pgURL, cfg, rcfg, a.log)
 	})
 	if err != nil {
 		return fmt.Errorf("metering: %w", err)
@@ -103,6 +113,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	return a.provisionSweeper()
+}
+
+// maxReconcileBatch bounds reconcile_batch. A batch's decoded entries are
+// held twice while the next one is read ahead: about 54 MB of live heap at
+// the default 20,000 (docs/architecture.md), so some 270 MB at this bound,
+// and a transaction that long holds its row locks for seconds.
+const maxReconcileBatch = 100_000
+
+// checkReconcileBatch checks a reconcile_batch value; 0 is the default.
+func checkReconcileBatch(n int) error {
+	if n < 0 || n > maxReconcileBatch {
+		return fmt.Errorf("reconcile_batch %d: must be an integer from 1 to %d (default 20000)", n, maxReconcileBatch)
+	}
+	return nil
 }
 
 // provisionSweeper finds or makes the sweeper for these stores and

@@ -52,6 +52,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		key_encryption_key  <base64 of 32 bytes>
 //		redis_prefix        <name>
 //		reconciler_consumer <name>
+//		reconcile_batch     <events per transaction>
 //		skip_migrations
 //		sweep_policy        charge|refund
 //		sweep_interval      <duration>
@@ -76,6 +77,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.RedisPrefix, err = optionalArg(d)
 		case "reconciler_consumer":
 			a.ReconcilerConsumer, err = optionalArg(d)
+		case "reconcile_batch":
+			var n int64
+			if n, err = countArg(d); err == nil {
+				if n > maxReconcileBatch {
+					err = d.Errf("reconcile_batch %d: must be an integer from 1 to %d (default 20000)", n, maxReconcileBatch)
+				} else {
+					a.ReconcileBatch = int(n)
+				}
+			}
 		case "sweep_policy":
 			// Checked here as well as by the sweeper, whose check needs
 			// the stores: a typo is reported when the config is adapted.

@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
 )
 
 var update = flag.Bool("update", false, "rewrite the adapt golden files")
@@ -52,6 +54,7 @@ func TestParseGlobalOption(t *testing.T) {
 		key_encryption_key {env.KEK}
 		redis_prefix school
 		reconciler_consumer gw1
+		reconcile_batch 5000
 		skip_migrations
 		sweep_policy refund
 		sweep_interval 30s
@@ -62,23 +65,51 @@ func TestParseGlobalOption(t *testing.T) {
 	var got App
 	require.NoError(t, json.Unmarshal(app.Value, &got))
 	require.Equal(t, App{Redis: "redis://r:6379/1", Postgres: "postgres://p/db", KeyPepper: "{env.PEPPER}",
-		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", SkipMigrations: true,
+		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", ReconcileBatch: 5000, SkipMigrations: true,
 		SweepPolicy: "refund", SweepInterval: caddy.Duration(30 * time.Second)}, got)
 
 	for in, msg := range map[string]string{
-		"metering {\n bogus 1\n}":              "unknown metering option",
-		"metering {\n redis a b\n}":            "wrong argument count",
-		"metering x":                           "wrong argument count",
-		"metering {\n skip_migrations x\n}":    "wrong argument count",
-		"metering {\n sweep_policy keep\n}":    "sweep_policy",
-		"metering {\n sweep_policy\n}":         "wrong argument count",
-		"metering {\n sweep_interval 0s\n}":    "sweep_interval",
-		"metering {\n sweep_interval x\n}":     "sweep_interval",
-		"metering {\n sweep_interval 1s 2s\n}": "wrong argument count",
+		"metering {\n bogus 1\n}":                "unknown metering option",
+		"metering {\n redis a b\n}":              "wrong argument count",
+		"metering x":                             "wrong argument count",
+		"metering {\n skip_migrations x\n}":      "wrong argument count",
+		"metering {\n sweep_policy keep\n}":      "sweep_policy",
+		"metering {\n sweep_policy\n}":           "wrong argument count",
+		"metering {\n sweep_interval 0s\n}":      "sweep_interval",
+		"metering {\n sweep_interval x\n}":       "sweep_interval",
+		"metering {\n sweep_interval 1s 2s\n}":   "wrong argument count",
+		"metering {\n reconcile_batch\n}":        "wrong argument count",
+		"metering {\n reconcile_batch 1 2\n}":    "wrong argument count",
+		"metering {\n reconcile_batch 0\n}":      "reconcile_batch",
+		"metering {\n reconcile_batch -5\n}":     "reconcile_batch",
+		"metering {\n reconcile_batch 2e4\n}":    "reconcile_batch",
+		"metering {\n reconcile_batch 100001\n}": "from 1 to 100000",
 	} {
 		_, err := parseGlobalOption(caddyfile.NewTestDispenser(in), nil)
 		require.ErrorContains(t, err, msg, in)
 	}
+}
+
+// TestParseReconcileBatch: reconcile_batch takes 1 to 100,000 events; left
+// out, the JSON carries nothing and the engine's default (20,000) applies.
+func TestParseReconcileBatch(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{
+		"metering {\n redis r\n}":                0,
+		"metering {\n reconcile_batch 1\n}":      1,
+		"metering {\n reconcile_batch 20000\n}":  20000,
+		"metering {\n reconcile_batch 100000\n}": 100000,
+	} {
+		v, err := parseGlobalOption(caddyfile.NewTestDispenser(in), nil)
+		require.NoError(t, err, in)
+		var got App
+		require.NoError(t, json.Unmarshal(v.(httpcaddyfile.App).Value, &got), in)
+		require.Equal(t, want, got.ReconcileBatch, in)
+		if want == 0 {
+			require.NotContains(t, string(v.(httpcaddyfile.App).Value), "reconcile_batch", in)
+		}
+	}
+	require.Equal(t, 20000, metering.ReconcilerConfig{}.WithDefaults().BatchSize, "the default the README states")
 }
 
 func TestParseAdminHandler(t *testing.T) {

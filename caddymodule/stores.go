@@ -34,7 +34,7 @@ type sharedStores struct {
 	migrating   sync.WaitGroup
 }
 
-func openStores(redisURL, pgURL string, cfg metering.Config, consumer string, log *zap.Logger) (*sharedStores, error) {
+func openStores(redisURL, pgURL string, cfg metering.Config, rcfg metering.ReconcilerConfig, log *zap.Logger) (*sharedStores, error) {
 	ropt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL: %w", err)
@@ -66,7 +66,7 @@ func openStores(redisURL, pgURL string, cfg metering.Config, consumer string, lo
 		s.Destruct()
 		return nil, err
 	}
-	if s.reconciler, err = s.engine.NewReconciler(metering.ReconcilerConfig{Consumer: consumer}); err != nil {
+	if s.reconciler, err = s.engine.NewReconciler(rcfg); err != nil {
 		s.Destruct()
 		return nil, err
 	}
