@@ -57,11 +57,11 @@ func (e *Engine) cancelCharge(ctx context.Context, l lostCharge) error {
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(cancelChargeScript)
-		c.keys = append(c.keys, l.userKey, pkey, e.keys.Events(), l.flightKey, e.keys.Reservation(l.id))
-		c.args = append(c.args, l.id, l.deadline, e.cfg.Now().UnixMilli(), int64(cancelMarkerTTL/time.Second),
+		c.Keys = append(c.Keys, l.userKey, pkey, e.keys.Events(), l.flightKey, e.keys.Reservation(l.id))
+		c.Args = append(c.Args, l.id, l.deadline, e.cfg.Now().UnixMilli(), int64(cancelMarkerTTL/time.Second),
 			l.userID, cancelNote, l.request)
-		err := e.runner.run(ctx, c)
-		res := append([]int64(nil), c.res...)
+		err := e.runner.Run(ctx, c)
+		res := append([]int64(nil), c.Res...)
 		putCall(c)
 		if err != nil {
 			return err
@@ -93,10 +93,10 @@ func (e *Engine) cancelReserveLater(r *Reservation) {
 	e.log.Warn("a reservation's answer was lost; cancelling it", zap.String("reservation", r.ID))
 	e.repairs.add("cancel reservation "+r.ID, func(ctx context.Context) error {
 		c := getCall(cancelReserveScript)
-		c.keys = append(c.keys, e.keys.Reservation(r.ID))
-		c.args = append(c.args, int64(cancelMarkerTTL/time.Second))
-		err := e.runner.run(ctx, c)
-		ran := len(c.res) >= 1 && c.res[0] == 1
+		c.Keys = append(c.Keys, e.keys.Reservation(r.ID))
+		c.Args = append(c.Args, int64(cancelMarkerTTL/time.Second))
+		err := e.runner.Run(ctx, c)
+		ran := len(c.Res) >= 1 && c.Res[0] == 1
 		putCall(c)
 		if err != nil || !ran {
 			return err

@@ -97,10 +97,10 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 			c = getCall(fixedChargeScript)
 			args.Charge.fill(c)
 		}
-		err = e.runner.run(ctx, c)
+		err = e.runner.Run(ctx, c)
 		var ans fixedChargeAnswer
 		if err == nil {
-			ans, err = parseChargeAnswer(c.res, tracked)
+			ans, err = parseChargeAnswer(c.Res, tracked)
 		}
 		putCall(c)
 		if err != nil {

@@ -25,7 +25,9 @@
 //     settle; SettleEventually retries when Redis is away.
 //   - inflight.go (release.lua, inflight_count.lua): requests in flight.
 //   - price.go, price_cache.go (price_version.lua): model prices.
-//   - runner.go: the pipelined script runner. rediskeys.go: every Redis
+//   - runner.go: names for the pipelined script runner, which lives in
+//     internal/scriptrun (batching, EVAL on NOSCRIPT, no go-redis
+//     retries, the fence check; tested there). rediskeys.go: every Redis
 //     key, the scripts' status codes, and mustScript, which embeds each
 //     script (declared beside the Go that calls it, the shared ones here).
 //

@@ -1,7 +1,6 @@
 package metering
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/metering/internal/scriptrun"
 )
 
 // Config configures an Engine.
@@ -124,7 +125,7 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 		if cfg.Fence.keys != keys {
 			return nil, fmt.Errorf("the Redis fence guards %s, not %s", cfg.Fence.keys.Prefix(), keys.Prefix())
 		}
-		e.runner.fence, e.runner.verify = cfg.Fence, e.VerifyRedis
+		e.runner.SetFence(cfg.Fence, e.VerifyRedis)
 		cfg.Fence.watch(e, e.replayReleases)
 	}
 	return e, nil
@@ -135,7 +136,7 @@ func (e *Engine) Close() {
 	if e.cfg.Fence != nil {
 		e.cfg.Fence.unwatch(e)
 	}
-	e.runner.close()
+	e.runner.Close()
 	e.repairs.close()
 }
 
@@ -146,9 +147,4 @@ func (e *Engine) Keys() RedisKeys { return e.keys }
 func (e *Engine) RevealEnabled() bool { return e.sealer != nil }
 
 // unavailable wraps Redis errors so callers can fail closed with a 503.
-func unavailable(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
-}
+func unavailable(err error) error { return scriptrun.Unavailable(err) }

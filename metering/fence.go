@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/metering/internal/scriptrun"
 )
 
 // A Redis that restarts may come back without its last writes: with
@@ -69,7 +71,7 @@ func (f *RedisFence) unwatch(e *Engine) {
 
 // errFenced is what a connection to an unverified Redis fails with; such
 // a connection never carries a command, so nothing was sent.
-var errFenced = errors.New("Redis restarted and is not yet verified against the ledger")
+var errFenced = scriptrun.ErrFenced
 
 // NewRedisFence makes the fence for a key prefix.
 func NewRedisFence(prefix string) (*RedisFence, error) {

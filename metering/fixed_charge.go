@@ -34,8 +34,8 @@ type fixedChargeArgs struct {
 
 // fill appends the keys and arguments to a call in the script's layout.
 func (a *fixedChargeArgs) fill(c *scriptCall) {
-	c.keys = append(c.keys, a.UserKey, a.ProjectKey, a.EventsKey)
-	c.args = append(c.args, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs,
+	c.Keys = append(c.Keys, a.UserKey, a.ProjectKey, a.EventsKey)
+	c.Args = append(c.Args, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs,
 		a.AllowanceStart, a.Month, int64(a.Cost), a.EventID, a.Request, a.UserID)
 }
 
@@ -50,8 +50,8 @@ type trackedChargeArgs struct {
 
 func (a *trackedChargeArgs) fill(c *scriptCall) {
 	a.Charge.fill(c)
-	c.keys = append(c.keys, a.FlightKey, a.RecordKey)
-	c.args = append(c.args, a.DeadlineMs)
+	c.Keys = append(c.Keys, a.FlightKey, a.RecordKey)
+	c.Args = append(c.Args, a.DeadlineMs)
 }
 
 // fixedChargeAnswer is fixed_charge.lua's answer. Remaining and Taken are

@@ -33,7 +33,7 @@ const (
 func RunFixedCharge(ctx context.Context, rdb redis.Scripter, a FixedChargeArgs) (FixedChargeAnswer, error) {
 	var c scriptCall
 	a.fill(&c)
-	res, err := fixedChargeScript.Run(ctx, rdb, c.keys, c.args...).Int64Slice()
+	res, err := fixedChargeScript.Run(ctx, rdb, c.Keys, c.Args...).Int64Slice()
 	if err != nil {
 		return FixedChargeAnswer{}, err
 	}
@@ -60,7 +60,7 @@ func RunChargeMode(ctx context.Context, rdb redis.Scripter, a FixedChargeArgs) (
 func RunTrackedCharge(ctx context.Context, rdb redis.Scripter, a TrackedChargeArgs) (FixedChargeAnswer, error) {
 	var c scriptCall
 	a.fill(&c)
-	res, err := trackedChargeScript.Run(ctx, rdb, c.keys, c.args...).Int64Slice()
+	res, err := trackedChargeScript.Run(ctx, rdb, c.Keys, c.Args...).Int64Slice()
 	if err != nil {
 		return FixedChargeAnswer{}, err
 	}

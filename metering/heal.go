@@ -364,18 +364,18 @@ func (h healer) healRunAll(ctx context.Context, calls []*scriptCall) error {
 	}()
 	loaded := map[*luaScript]bool{}
 	for _, c := range calls {
-		if !loaded[c.script] {
-			if err := c.script.Load(ctx, h.rdb).Err(); err != nil {
+		if !loaded[c.Script] {
+			if err := c.Script.Load(ctx, h.rdb).Err(); err != nil {
 				return err
 			}
-			loaded[c.script] = true
+			loaded[c.Script] = true
 		}
 	}
 	for i := 0; i < len(calls); i += 1000 {
 		batch := calls[i:min(i+1000, len(calls))]
 		cmds, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, c := range batch {
-				c.script.EvalSha(ctx, p, c.keys, c.args...)
+				c.Script.EvalSha(ctx, p, c.Keys, c.Args...)
 			}
 			return nil
 		})
@@ -417,8 +417,8 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 			return 0, 0, err
 		}
 		c := getCall(healBalancesScript)
-		c.keys = append(c.keys, h.keys.User(id))
-		c.args = append(c.args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm, "x", parked)
+		c.Keys = append(c.Keys, h.keys.User(id))
+		c.Args = append(c.Args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm, "x", parked)
 		calls = append(calls, c)
 	}
 	rows.Close()
@@ -437,8 +437,8 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 			return 0, 0, err
 		}
 		c := getCall(healBalancesScript)
-		c.keys = append(c.keys, h.keys.Project(id))
-		c.args = append(c.args, "pb", pb)
+		c.Keys = append(c.Keys, h.keys.Project(id))
+		c.Args = append(c.Args, "pb", pb)
 		calls = append(calls, c)
 	}
 	rows.Close()
@@ -549,8 +549,8 @@ func (h healer) restoreLostReservations(ctx context.Context, ckpt int64) (int, e
 			order = "apwr"
 		}
 		c := getCall(restoreReservationScript)
-		c.keys = append(c.keys, h.keys.Reservation(id), h.keys.Leases(), h.keys.InFlight(uid))
-		c.args = append(c.args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap, "ae", 0,
+		c.Keys = append(c.Keys, h.keys.Reservation(id), h.keys.Leases(), h.keys.InFlight(uid))
+		c.Args = append(c.Args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap, "ae", 0,
 			"o", order, "rs", reserved, "a", 0-a, "pl", 0-p, "w", 0-w, "r", 0-r, "m", model, "rq", request)
 		calls = append(calls, c)
 	}

@@ -270,10 +270,10 @@ func (e *Engine) mirrorUsers(ctx context.Context, users []User) error {
 		for i := range batch {
 			calls[i] = e.userLoadCall(&batch[i], nil)
 		}
-		err := e.runner.runAll(ctx, calls)
+		err := e.runner.RunAll(ctx, calls)
 		for _, c := range calls {
 			if err == nil {
-				err = c.err
+				err = c.Err
 			}
 			putCall(c)
 		}

@@ -47,9 +47,9 @@ func (e *Engine) Release(l Lease) {
 	r.mu.Unlock()
 	if start {
 		c := getCall(releaseScript)
-		c.prepare = e.fillRelease
-		c.failed = e.releaseFailed
-		e.runner.detach(c)
+		c.Prepare = e.fillRelease
+		c.Failed = e.releaseFailed
+		e.runner.Detach(c)
 	}
 }
 
@@ -58,15 +58,15 @@ func (e *Engine) Release(l Lease) {
 // answers: releasing twice is harmless, never releasing keeps the user
 // undeletable until the leases run out.
 func (e *Engine) releaseFailed(c *scriptCall) {
-	if len(c.args) == 0 {
+	if len(c.Args) == 0 {
 		return // failed before it took any lease
 	}
-	leases := make([]Lease, len(c.keys))
-	for i, key := range c.keys {
-		leases[i] = Lease{flightKey: key, member: c.args[i+1].(string)}
+	leases := make([]Lease, len(c.Keys))
+	for i, key := range c.Keys {
+		leases[i] = Lease{flightKey: key, member: c.Args[i+1].(string)}
 	}
 	e.log.Warn("releasing requests in flight failed; retrying until Redis answers",
-		zap.Int("requests", len(leases)), zap.Error(c.err))
+		zap.Int("requests", len(leases)), zap.Error(c.Err))
 	e.releaseLater("release in-flight requests", leases)
 }
 
@@ -75,12 +75,12 @@ func (e *Engine) releaseLater(what string, leases []Lease) {
 	e.repairs.add(what, func(ctx context.Context) error {
 		c := getCall(releaseScript)
 		defer putCall(c)
-		c.args = append(c.args, e.cfg.Now().UnixMilli())
+		c.Args = append(c.Args, e.cfg.Now().UnixMilli())
 		for _, l := range leases {
-			c.keys = append(c.keys, l.flightKey)
-			c.args = append(c.args, l.member)
+			c.Keys = append(c.Keys, l.flightKey)
+			c.Args = append(c.Args, l.member)
 		}
-		return e.runner.run(ctx, c)
+		return e.runner.Run(ctx, c)
 	})
 }
 
@@ -134,10 +134,10 @@ func (e *Engine) fillRelease(c *scriptCall) {
 	r.pending, r.spare = r.spare[:0], nil
 	r.queued = false
 	r.mu.Unlock()
-	c.args = append(c.args, e.cfg.Now().UnixMilli())
+	c.Args = append(c.Args, e.cfg.Now().UnixMilli())
 	for _, l := range batch {
-		c.keys = append(c.keys, l.flightKey)
-		c.args = append(c.args, l.member)
+		c.Keys = append(c.Keys, l.flightKey)
+		c.Args = append(c.Args, l.member)
 	}
 	clear(batch)
 	r.mu.Lock()
@@ -150,7 +150,7 @@ func (e *Engine) fillRelease(c *scriptCall) {
 // inFlightCall counts a user's live in-flight requests as of now.
 func (e *Engine) inFlightCall(userID int64, now time.Time) *scriptCall {
 	c := getCall(inflightCountScript)
-	c.keys = append(c.keys, e.keys.InFlight(userID))
-	c.args = append(c.args, now.UnixMilli())
+	c.Keys = append(c.Keys, e.keys.InFlight(userID))
+	c.Args = append(c.Args, now.UnixMilli())
 	return c
 }

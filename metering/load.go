@@ -45,20 +45,20 @@ func projectConfigArgs(p Project) []any {
 // changes (indexAdd → indexUser added, indexDel removed; "" for none).
 func (e *Engine) loadCall(key string, version int64, config, balances []any, indexAdd string, indexUser int64, indexDel string) *scriptCall {
 	c := getCall(loadScript)
-	c.keys = append(c.keys, key, e.keys.KeyIndex())
-	c.args = append(c.args, version, indexAdd, indexUser, indexDel, len(config)/2)
-	c.args = append(c.args, config...)
-	c.args = append(c.args, balances...)
+	c.Keys = append(c.Keys, key, e.keys.KeyIndex())
+	c.Args = append(c.Args, version, indexAdd, indexUser, indexDel, len(config)/2)
+	c.Args = append(c.Args, config...)
+	c.Args = append(c.Args, balances...)
 	return c
 }
 
 // runLoad sends one load.lua call and gives the call back to the pool.
 func (e *Engine) runLoad(ctx context.Context, c *scriptCall) error {
 	defer putCall(c)
-	if err := e.runner.run(ctx, c); err != nil {
+	if err := e.runner.Run(ctx, c); err != nil {
 		return unavailable(err)
 	}
-	return c.err
+	return c.Err
 }
 
 // userLoadCall builds the load.lua call that writes a user's Postgres

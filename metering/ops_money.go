@@ -41,13 +41,13 @@ func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall
 		if err != nil {
 			return nil, err
 		}
-		c.args = append(c.args, int64(a.delta), id, "", u.ID, a.field, a.kind, a.actor, a.note)
+		c.Args = append(c.Args, int64(a.delta), id, "", u.ID, a.field, a.kind, a.actor, a.note)
 		return c, nil
 	}
 	p := a.project
 	c := getCall(adjustPoolScript)
-	c.keys = append(c.keys, e.keys.Project(p.ID), e.keys.Events())
-	c.args = append(c.args, a.field, int64(a.delta), int64(MaxCredits), id, a.kind, now.UnixMilli(),
+	c.Keys = append(c.Keys, e.keys.Project(p.ID), e.keys.Events())
+	c.Args = append(c.Args, a.field, int64(a.delta), int64(MaxCredits), id, a.kind, now.UnixMilli(),
 		"", "", p.ID, p.Name, a.actor, a.note)
 	return c, nil
 }
@@ -65,8 +65,8 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		if err != nil {
 			return err
 		}
-		err = e.runner.run(ctx, c)
-		res = append(res[:0], c.res...)
+		err = e.runner.Run(ctx, c)
+		res = append(res[:0], c.Res...)
 		putCall(c)
 		if err != nil {
 			return err

@@ -73,31 +73,31 @@ func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) 
 				return nil, err
 			}
 			ids[i] = e.ids.Next()
-			c.args = append(c.args, 0, ids[i], "", pending[i].ID)
+			c.Args = append(c.Args, 0, ids[i], "", pending[i].ID)
 			calls[i] = c
 		}
-		err := e.runner.runAll(ctx, calls)
+		err := e.runner.RunAll(ctx, calls)
 		var again []User
 		for i, c := range calls {
 			u := &pending[i]
 			switch {
 			case err != nil:
-			case c.err != nil:
-				err = c.err
-			case c.res[0] == scriptOK && len(c.res) >= 7:
-				events = append(events, refreshEvents(u, ids[i], now, c.res)...)
-			case c.res[0] == scriptDeleted:
+			case c.Err != nil:
+				err = c.Err
+			case c.Res[0] == scriptOK && len(c.Res) >= 7:
+				events = append(events, refreshEvents(u, ids[i], now, c.Res)...)
+			case c.Res[0] == scriptDeleted:
 				// Deleted since the member list was read: nothing to refresh.
-			case c.res[0] == scriptNoUser:
+			case c.Res[0] == scriptNoUser:
 				if _, err = e.loadUser(ctx, u.ID); err == nil {
 					again = append(again, *u)
 				}
-			case c.res[0] == scriptNoProject:
+			case c.Res[0] == scriptNoProject:
 				if err = e.loadProject(ctx, u.ProjectID); err == nil {
 					again = append(again, *u)
 				}
 			default:
-				err = fmt.Errorf("refresh of user %q answered %v", u.Username, c.res)
+				err = fmt.Errorf("refresh of user %q answered %v", u.Username, c.Res)
 			}
 			putCall(c)
 		}

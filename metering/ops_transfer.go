@@ -66,11 +66,11 @@ func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amou
 	var res []int64
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(transferScript)
-		c.keys = append(c.keys, e.keys.User(src.ID), e.keys.User(dst.ID), e.keys.Events())
-		c.args = append(c.args, int64(amount), int64(MaxCredits), outID, inID, now.UnixMilli(), actor, note,
+		c.Keys = append(c.Keys, e.keys.User(src.ID), e.keys.User(dst.ID), e.keys.Events())
+		c.Args = append(c.Args, int64(amount), int64(MaxCredits), outID, inID, now.UnixMilli(), actor, note,
 			src.ID, src.ProjectName, dst.ID, dst.ProjectName)
-		err := e.runner.run(ctx, c)
-		res = append(res[:0], c.res...)
+		err := e.runner.Run(ctx, c)
+		res = append(res[:0], c.Res...)
 		putCall(c)
 		if err != nil {
 			return err

@@ -176,18 +176,18 @@ func (e *Engine) inFlight(ctx context.Context, users []User) ([]int64, error) {
 			putCall(c)
 		}
 	}()
-	if err := e.runner.runAll(ctx, calls); err != nil {
+	if err := e.runner.RunAll(ctx, calls); err != nil {
 		return nil, err
 	}
 	out := make([]int64, len(users))
 	for i, c := range calls {
-		if c.err != nil {
-			return nil, c.err
+		if c.Err != nil {
+			return nil, c.Err
 		}
-		if len(c.res) != 1 {
-			return nil, fmt.Errorf("in-flight count answered %v", c.res)
+		if len(c.Res) != 1 {
+			return nil, fmt.Errorf("in-flight count answered %v", c.Res)
 		}
-		out[i] = c.res[0]
+		out[i] = c.Res[0]
 	}
 	return out, nil
 }

@@ -15,8 +15,8 @@ func (e *Engine) refreshCall(u *User, mode string, now time.Time) (*scriptCall, 
 		return nil, fmt.Errorf("user %q: %w", u.Username, err)
 	}
 	c := getCall(chargeScript)
-	c.keys = append(c.keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
-	c.args = append(c.args, mode, "", "", "", now.UnixMilli(),
+	c.Keys = append(c.Keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
+	c.Args = append(c.Args, mode, "", "", "", now.UnixMilli(),
 		PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now))
 	return c, nil
 }
@@ -29,7 +29,7 @@ func (e *Engine) peekCall(u *User, now time.Time) (*scriptCall, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.args = append(c.args, 0, "", "", u.ID)
+	c.Args = append(c.Args, 0, "", "", u.ID)
 	return c, nil
 }
 
@@ -58,29 +58,29 @@ func (e *Engine) liveBalances(ctx context.Context, users []User, now time.Time) 
 			}
 			calls[j] = c
 		}
-		if err := e.runner.runAll(ctx, calls); err != nil {
+		if err := e.runner.RunAll(ctx, calls); err != nil {
 			return nil, err
 		}
 		var again []int
 		for j, i := range pending {
 			c := calls[j]
 			switch {
-			case c.err != nil:
+			case c.Err != nil:
 				putCall(c)
-				return nil, c.err
-			case c.res[0] == scriptOK && len(c.res) >= 9:
-				r := c.res
+				return nil, c.Err
+			case c.Res[0] == scriptOK && len(c.Res) >= 9:
+				r := c.Res
 				out[i] = livePosition{Balances: Balances{Effective: Credits(r[1]), Allowance: Credits(r[2]),
 					PoolAvailable: Credits(r[3]), Awarded: Credits(r[4]), Purchased: Credits(r[5])}, grantMonth: r[8]}
-			case c.res[0] == scriptDeleted:
+			case c.Res[0] == scriptDeleted:
 				// Deleted since the caller read it: nothing left.
-			case c.res[0] == scriptNoUser:
+			case c.Res[0] == scriptNoUser:
 				if _, err := e.loadUser(ctx, users[i].ID); err != nil {
 					putCall(c)
 					return nil, err
 				}
 				again = append(again, i)
-			case c.res[0] == scriptNoProject:
+			case c.Res[0] == scriptNoProject:
 				if err := e.loadProject(ctx, users[i].ProjectID); err != nil {
 					putCall(c)
 					return nil, err
@@ -88,7 +88,7 @@ func (e *Engine) liveBalances(ctx context.Context, users []User, now time.Time) 
 				again = append(again, i)
 			default:
 				putCall(c)
-				return nil, fmt.Errorf("peek answered %v", c.res)
+				return nil, fmt.Errorf("peek answered %v", c.Res)
 			}
 			putCall(c)
 		}

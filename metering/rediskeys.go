@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/tollgate/tollgate/metering/internal/scriptrun"
 )
 
 // RedisKeys names every Redis key Tollgate uses. All share one hash tag, so
@@ -64,20 +64,12 @@ func (k RedisKeys) Prefix() string { return k.tag }
 //go:embed *.lua
 var luaFiles embed.FS
 
-// luaScript is an embedded script: go-redis's Script (EVALSHA, with its
-// hash) and the source, which the runner sends with EVAL when Redis has
-// lost its script cache.
-type luaScript struct {
-	*redis.Script
-	src string
-}
-
 func mustScript(name string) *luaScript {
 	src, err := luaFiles.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
-	return &luaScript{Script: redis.NewScript(string(src)), src: string(src)}
+	return scriptrun.NewScript(string(src))
 }
 
 // mustScriptWithPrelude is a money script joined after prelude.lua, the
@@ -99,7 +91,7 @@ func mustScriptWithPrelude(name string, defs ...string) *luaScript {
 		src += d + "\n"
 	}
 	src += string(body)
-	return &luaScript{Script: redis.NewScript(src), src: src}
+	return scriptrun.NewScript(src)
 }
 
 var (

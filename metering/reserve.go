@@ -160,12 +160,12 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r R
 	id := e.ids.Next()
 	c := getCall(chargeScript)
 	defer putCall(c)
-	c.keys = append(c.keys, ent.userKey, ent.projectKey, e.keys.Events(), ent.flightKey,
+	c.Keys = append(c.Keys, ent.userKey, ent.projectKey, e.keys.Events(), ent.flightKey,
 		e.keys.Reservation(id), e.keys.Leases(), e.keys.PriceVersion())
-	c.args = append(c.args, "reserve", keyString(&h), ent.versionArg, ent.projectVer,
+	c.Args = append(c.Args, "reserve", keyString(&h), ent.versionArg, ent.projectVer,
 		now.UnixMilli(), b.allowanceStart, b.month, int64(res.Reserved), id, r.Request, ent.userArg,
 		now.Add(r.Lease).UnixMilli(), order, version, r.Model, b.allowanceEnd)
-	if err := e.runner.run(ctx, c); err != nil {
+	if err := e.runner.Run(ctx, c); err != nil {
 		if errors.Is(err, ErrOutcomeUnknown) {
 			// The caller refuses the request: it must not stay reserved.
 			e.cancelReserveLater(&Reservation{ID: id, Status: Reserved, UserID: ent.userID, projectID: ent.projectID,
@@ -173,7 +173,7 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r R
 		}
 		return 0, err
 	}
-	a := c.res
+	a := c.Res
 	if len(a) == 0 {
 		return 0, fmt.Errorf("reserve script answered nothing")
 	}
@@ -198,12 +198,12 @@ func (e *Engine) RenewLease(ctx context.Context, r *Reservation, d time.Duration
 	}
 	c := getCall(renewScript)
 	defer putCall(c)
-	c.keys = append(c.keys, e.keys.Leases(), r.flightKey)
-	c.args = append(c.args, r.ID, e.cfg.Now().Add(d).UnixMilli())
-	if err := e.runner.run(ctx, c); err != nil {
+	c.Keys = append(c.Keys, e.keys.Leases(), r.flightKey)
+	c.Args = append(c.Args, r.ID, e.cfg.Now().Add(d).UnixMilli())
+	if err := e.runner.Run(ctx, c); err != nil {
 		return err
 	}
-	if len(c.res) == 0 || c.res[0] != 1 {
+	if len(c.Res) == 0 || c.Res[0] != 1 {
 		return fmt.Errorf("renew lease of %s: %w", r.ID, ErrNotFound)
 	}
 	return nil

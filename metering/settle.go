@@ -98,16 +98,16 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 	orphan := "0"
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(settleScript)
-		c.keys = append(c.keys, a.userKey, a.projectKey, e.keys.Events(), a.flightKey,
+		c.Keys = append(c.Keys, a.userKey, a.projectKey, e.keys.Events(), a.flightKey,
 			e.keys.Reservation(a.id), e.keys.Leases())
 		status := ""
 		if a.status >= 0 {
 			status = strconv.Itoa(a.status)
 		}
-		c.args = append(c.args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, status,
+		c.Args = append(c.Args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, status,
 			a.duration.Milliseconds(), a.note, orphan, a.servedModel)
-		err := e.runner.run(ctx, c)
-		res := append([]int64(nil), c.res...)
+		err := e.runner.Run(ctx, c)
+		res := append([]int64(nil), c.Res...)
 		putCall(c)
 		if err != nil {
 			return SettleResult{}, err

@@ -49,21 +49,21 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 		}
 		c := getCall(deleteUserScript)
 		defer putCall(c)
-		c.keys = append(c.keys, e.keys.User(u.ID), e.keys.InFlight(u.ID), e.keys.KeyIndex())
-		c.args = append(c.args, e.cfg.Now().UnixMilli(), kh, v, int64(deleteTombstoneTTL/time.Second))
-		if err := e.runner.run(ctx, c); err != nil {
+		c.Keys = append(c.Keys, e.keys.User(u.ID), e.keys.InFlight(u.ID), e.keys.KeyIndex())
+		c.Args = append(c.Args, e.cfg.Now().UnixMilli(), kh, v, int64(deleteTombstoneTTL/time.Second))
+		if err := e.runner.Run(ctx, c); err != nil {
 			return err
 		}
-		if c.res[0] == 1 && len(c.res) > 1 {
+		if c.Res[0] == 1 && len(c.Res) > 1 {
 			done := "they are"
-			if c.res[1] == 1 {
+			if c.Res[1] == 1 {
 				done = "it is"
 			}
 			return refuse(ErrConflict, "User %q has %s in flight; try again when %s done.", username,
-				Plural(c.res[1], "request", "requests"), done)
+				Plural(c.Res[1], "request", "requests"), done)
 		}
-		if c.res[0] != scriptOK {
-			return fmt.Errorf("delete script answered %v", c.res)
+		if c.Res[0] != scriptOK {
+			return fmt.Errorf("delete script answered %v", c.Res)
 		}
 		return nil
 	})

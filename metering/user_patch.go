@@ -185,13 +185,13 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 	var res []int64
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(patchUserScript)
-		c.keys = append(c.keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
-		c.args = append(c.args, u.Version, now.UnixMilli(), id, actor, flag(rename), flag(reassign),
+		c.Keys = append(c.Keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
+		c.Args = append(c.Args, u.Version, now.UnixMilli(), id, actor, flag(rename), flag(reassign),
 			PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), flag(grantChange), u.ID,
 			MonthIndex(oldLoc, now), old.ProjectID, old.ProjectName, len(config)/2)
-		c.args = append(c.args, config...)
-		err := e.runner.run(ctx, c)
-		res = append(res[:0], c.res...)
+		c.Args = append(c.Args, config...)
+		err := e.runner.Run(ctx, c)
+		res = append(res[:0], c.Res...)
 		putCall(c)
 		if err != nil {
 			return nil, err

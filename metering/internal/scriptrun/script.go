@@ -1,0 +1,53 @@
+package scriptrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Script is a Lua script: go-redis's Script (EVALSHA, with its hash) and
+// the source, which the runner sends with EVAL when Redis has lost its
+// script cache.
+type Script struct {
+	*redis.Script
+	src string
+}
+
+// NewScript makes a script of its source.
+func NewScript(src string) *Script {
+	return &Script{Script: redis.NewScript(src), src: src}
+}
+
+// Source is the script's Lua source.
+func (s *Script) Source() string { return s.src }
+
+// Fence is what the runner asks before it sends: while Blocked, Redis must
+// not be written to until it is verified (metering.RedisFence).
+type Fence interface {
+	Blocked() bool
+}
+
+// The errors callers see, defined here so the runner can produce them;
+// the metering package re-exports them under the same names.
+var (
+	// ErrUnavailable: Redis could not be used (callers fail closed, 503).
+	ErrUnavailable = errors.New("metering unavailable")
+	// ErrOutcomeUnknown wraps a Redis error after which a script may or
+	// may not have run (its answer was lost to a timeout or a broken
+	// connection). Always together with ErrUnavailable.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrFenced is what a connection to an unverified Redis fails with;
+	// such a connection never carries a command, so nothing was sent.
+	ErrFenced = errors.New("Redis restarted and is not yet verified against the ledger")
+)
+
+// Unavailable wraps Redis errors so callers can fail closed with a 503.
+func Unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
