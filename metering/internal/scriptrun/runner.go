@@ -433,8 +433,13 @@ func int64Slice(cmd *redis.Cmd, dst []int64) ([]int64, error) {
 	if err != nil {
 		var rerr redis.Error
 		switch {
-		case redis.HasErrorPrefix(err, "ERR"):
-			return dst, fmt.Errorf("metering script: %w", err)
+		case errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "ERR "):
+			// The script ran and failed (a Lua error, a command refused
+			// inside it). Redis keeps what it wrote before the failure, so
+			// this is not "did not run": the outcome is unknown, and the
+			// caller's lost-answer handling applies. (redis.HasErrorPrefix
+			// strips "ERR " before comparing, so it cannot test for it.)
+			return dst, fmt.Errorf("%w: %w: metering script failed: %v", ErrUnavailable, ErrOutcomeUnknown, err)
 		case errors.As(err, &rerr):
 			// Redis answered (LOADING, BUSY, READONLY, OOM…): it did not
 			// run the script.

@@ -512,22 +512,35 @@ func TestTimeoutIsOutcomeUnknown(t *testing.T) {
 	}
 }
 
-// A script's error reply is the call's error, and not "outcome unknown"
-// (Redis answered). Note: go-redis's HasErrorPrefix trims a leading "ERR ",
-// so the runner reports an "ERR ..." reply as ErrUnavailable (Redis did not
-// run the script), not as "metering script: ..."; pinned here as it is.
+// A script's error reply ("ERR ...": a Lua error or a command refused
+// inside the script) means the script ran and may have written before it
+// failed (Redis does not roll back): outcome unknown, never "did not run".
 func TestScriptError(t *testing.T) {
 	srv := startRedis(t)
-	r := newRunner(t, srv.client(t), 2*time.Second)
-	c := scriptrun.Get(scriptrun.NewScript(`return redis.error_reply('ERR nope')`))
-	err := r.Run(context.Background(), c)
-	if err == nil || !strings.Contains(err.Error(), "nope") || errors.Is(err, scriptrun.ErrOutcomeUnknown) {
-		t.Fatalf("script error: %v", err)
+	rdb := srv.client(t)
+	r := newRunner(t, rdb, 2*time.Second)
+	ctx := context.Background()
+	// A script that fails after a write: Redis keeps the write, so the
+	// runner must not say the script did not run.
+	for _, src := range []string{
+		`redis.call('SET', KEYS[1], 'written'); return redis.error_reply('ERR nope')`,
+		`redis.call('SET', KEYS[1], 'written'); return redis.call('INCR', 'no-such-' .. nil)`,
+	} {
+		c := scriptrun.Get(scriptrun.NewScript(src))
+		c.Keys = append(c.Keys, "script-error-key")
+		err := r.Run(ctx, c)
+		if err == nil || !errors.Is(err, scriptrun.ErrOutcomeUnknown) || !errors.Is(err, scriptrun.ErrUnavailable) {
+			t.Fatalf("script error: %v, want outcome unknown", err)
+		}
+		if !strings.Contains(err.Error(), "metering script failed") {
+			t.Errorf("script error: %v names no script failure", err)
+		}
+		if v := rdb.Get(ctx, "script-error-key").Val(); v != "written" {
+			t.Errorf("the write before the failure: %q", v)
+		}
+		rdb.Del(ctx, "script-error-key")
+		scriptrun.Put(c)
 	}
-	if !errors.Is(err, scriptrun.ErrUnavailable) {
-		t.Fatalf("script error: %v (the runner's classification changed)", err)
-	}
-	scriptrun.Put(c)
 }
 
 // Detached calls are sent by the flusher when no caller takes a turn,
