@@ -315,6 +315,12 @@ func setBody(r *http.Request, b []byte, contentType string) {
 }
 
 func isMultipart(contentType string) bool {
+	// JSON bodies ("application/json…", any case) skip the parser and its
+	// allocations: a type starting so can never parse as multipart.
+	const app = "application/"
+	if len(contentType) >= len(app) && strings.EqualFold(contentType[:len(app)], app) {
+		return false
+	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	return strings.HasPrefix(mt, "multipart/")
 }
