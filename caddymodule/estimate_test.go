@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -354,5 +355,18 @@ func TestAffordableOutput(t *testing.T) {
 		u.OutputTokens = (k + 1) * 3
 		require.Greater(t, p.Cost(u), budget)
 		u.OutputTokens = 0
+	}
+}
+
+// isMultipart's fast path for JSON types answers as mime.ParseMediaType does.
+func TestIsMultipartMatchesTheParser(t *testing.T) {
+	parsed := func(ct string) bool {
+		mt, _, _ := mime.ParseMediaType(ct)
+		return strings.HasPrefix(mt, "multipart/")
+	}
+	for _, ct := range []string{"", "application/json", "APPLICATION/JSON; charset=utf-8", "application/", "applicatio",
+		"multipart/form-data; boundary=x", "Multipart/Form-Data; boundary=x", " multipart/form-data; boundary=x",
+		"multipart/form-data; bad", "MULT\u0130PART/form-data", "text/plain", "application/multipart"} {
+		require.Equal(t, parsed(ct), isMultipart(ct), "%q", ct)
 	}
 }

@@ -522,7 +522,10 @@ type jmember struct {
 
 // members lists an object's members in order.
 func (d *jsonDoc) members(v jval) []jmember {
-	var out []jmember
+	// Sized for a request's top level (model, messages, max_tokens,
+	// stream, …) and a usage object, so they take one allocation, not one
+	// per doubling.
+	out := make([]jmember, 0, 8)
 	i := d.skipWS(v.start + 1)
 	for d.b[i] != '}' {
 		end := d.skip(i)

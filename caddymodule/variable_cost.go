@@ -253,30 +253,42 @@ func (h *Handler) settle(res *metering.Reservation, o metering.Outcome) (remaini
 // end long before their first renewal is due. The returned stop is
 // idempotent, and no renewal starts after it returns.
 func (h *Handler) renewWhileServing(res *metering.Reservation) (stop func()) {
-	every := h.lease / 3
-	var mu sync.Mutex
-	stopped := false
-	var timer *time.Timer
-	mu.Lock()
-	defer mu.Unlock()
-	timer = time.AfterFunc(every, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		if err := h.engine.RenewLease(ctx, res, h.lease); err != nil {
-			h.log.Warn("could not renew a reservation's lease", zap.String("reservation", res.ID), zap.Error(err))
-		}
-		cancel()
-		mu.Lock()
-		if !stopped {
-			timer.Reset(every)
-		}
-		mu.Unlock()
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		timer.Stop()
-		mu.Unlock()
+	rn := &renewal{h: h, res: res, every: h.lease / 3}
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	rn.timer = time.AfterFunc(rn.every, rn.renew)
+	return rn.stop
+}
+
+// renewal is one response's lease renewal: its state in one allocation
+// rather than one per variable two closures would share.
+type renewal struct {
+	h       *Handler
+	res     *metering.Reservation
+	every   time.Duration
+	mu      sync.Mutex
+	stopped bool
+	timer   *time.Timer
+}
+
+func (rn *renewal) renew() {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	if err := rn.h.engine.RenewLease(ctx, rn.res, rn.h.lease); err != nil {
+		rn.h.log.Warn("could not renew a reservation's lease", zap.String("reservation", rn.res.ID), zap.Error(err))
 	}
+	cancel()
+	rn.mu.Lock()
+	if !rn.stopped {
+		rn.timer.Reset(rn.every)
+	}
+	rn.mu.Unlock()
+}
+
+func (rn *renewal) stop() {
+	rn.mu.Lock()
+	rn.stopped = true
+	rn.timer.Stop()
+	rn.mu.Unlock()
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -315,6 +327,12 @@ func setBody(r *http.Request, b []byte, contentType string) {
 }
 
 func isMultipart(contentType string) bool {
+	// JSON bodies ("application/json…", any case) skip the parser and its
+	// allocations: a type starting so can never parse as multipart.
+	const app = "application/"
+	if len(contentType) >= len(app) && strings.EqualFold(contentType[:len(app)], app) {
+		return false
+	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	return strings.HasPrefix(mt, "multipart/")
 }

@@ -105,16 +105,25 @@ func NewKeyHasher(pepper []byte) (*KeyHasher, error) {
 		return nil, errors.New("key pepper must not be empty")
 	}
 	p := append([]byte(nil), pepper...)
-	return &KeyHasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, p) }}}, nil
+	return &KeyHasher{pool: sync.Pool{New: func() any { return &pooledHMAC{mac: hmac.New(sha256.New, p)} }}}, nil
+}
+
+// pooledHMAC is an HMAC with the buffer its sum is written to: Sum is an
+// interface call, so a buffer on Hash's stack would escape to the heap on
+// every call; this one lives as long as the pooled HMAC.
+type pooledHMAC struct {
+	mac hash.Hash
+	sum KeyHash
 }
 
 // Hash returns HMAC-SHA256(pepper, key).
 func (h *KeyHasher) Hash(key string) (out KeyHash) {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write(unsafe.Slice(unsafe.StringData(key), len(key))) // read only
-	m.Sum(out[:0])
-	h.pool.Put(m)
+	p := h.pool.Get().(*pooledHMAC)
+	p.mac.Reset()
+	p.mac.Write(unsafe.Slice(unsafe.StringData(key), len(key))) // read only
+	p.mac.Sum(p.sum[:0])
+	out = p.sum
+	h.pool.Put(p)
 	return out
 }
 

@@ -116,7 +116,12 @@ func (c Credits) AppendText(b []byte) []byte {
 	return append(b, digits[:n]...)
 }
 
-func (c Credits) String() string { return string(c.AppendText(nil)) }
+// String formats into a stack buffer (the longest amount, "-9223372036854.775808",
+// has 21 bytes), so the string is the one allocation.
+func (c Credits) String() string {
+	var buf [24]byte
+	return string(c.AppendText(buf[:0]))
+}
 
 // MarshalJSON writes the amount as an exact JSON number.
 func (c Credits) MarshalJSON() ([]byte, error) { return c.AppendText(nil), nil }

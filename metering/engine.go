@@ -117,6 +117,7 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 			return nil, err
 		}
 	}
+	e.releases.fill, e.releases.failed = e.fillRelease, e.releaseFailed
 	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
 	if cfg.Fence != nil {
 		if _, ok := rdb.(*redis.Client); !ok {

@@ -47,8 +47,8 @@ func (e *Engine) Release(l Lease) {
 	r.mu.Unlock()
 	if start {
 		c := getCall(releaseScript)
-		c.Prepare = e.fillRelease
-		c.Failed = e.releaseFailed
+		c.Prepare = r.fill
+		c.Failed = r.failed
 		e.runner.Detach(c)
 	}
 }
@@ -95,6 +95,9 @@ type releases struct {
 	// them (replayReleases).
 	recent []Lease
 	next   int
+	// fill and failed are Engine.fillRelease and releaseFailed as func
+	// values, made once: a method value allocates each time it is taken.
+	fill, failed func(*scriptCall)
 }
 
 // recentReleases is how many releases a gateway remembers: several

@@ -25,7 +25,7 @@ var priceVersionScript = mustScript("price_version.lua")
 // as 0). It equals the Postgres version once announced: writers raise it
 // after committing, and a gateway loading the table raises it to what it
 // loaded, so a cold Redis is seeded with the same number by every gateway.
-func (k RedisKeys) PriceVersion() string { return k.tag + ":prices:v" }
+func (k RedisKeys) PriceVersion() string { return k.priceVersion }
 
 // priceCache is a gateway's in-process copy of the price table.
 type priceCache struct {

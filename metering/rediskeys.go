@@ -13,6 +13,9 @@ import (
 // each script touches a single slot and Redis Cluster stays possible.
 type RedisKeys struct {
 	tag string // "{tollgate}"
+	// The fixed names every charge, reservation or settlement passes,
+	// built once rather than concatenated per request.
+	events, leases, priceVersion string
 }
 
 // NewRedisKeys validates a key prefix (tests give each run its own).
@@ -20,7 +23,8 @@ func NewRedisKeys(prefix string) (RedisKeys, error) {
 	if prefix == "" || strings.ContainsAny(prefix, "{}: \t\n") {
 		return RedisKeys{}, fmt.Errorf("redis key prefix %q must be non-empty without braces, colons or spaces", prefix)
 	}
-	return RedisKeys{tag: "{" + prefix + "}"}, nil
+	tag := "{" + prefix + "}"
+	return RedisKeys{tag: tag, events: tag + ":events", leases: tag + ":leases", priceVersion: tag + ":prices:v"}, nil
 }
 
 func (k RedisKeys) User(id int64) string    { return k.tag + ":u:" + strconv.FormatInt(id, 10) }
@@ -37,10 +41,10 @@ func (k RedisKeys) Reservation(id string) string { return k.tag + ":r:" + id }
 
 // Leases is the sorted set of every open reservation: id → lease deadline
 // (Unix ms). The sweeper settles the members whose deadline passed.
-func (k RedisKeys) Leases() string { return k.tag + ":leases" }
+func (k RedisKeys) Leases() string { return k.leases }
 
 // Events is the stream every balance change is appended to.
-func (k RedisKeys) Events() string { return k.tag + ":events" }
+func (k RedisKeys) Events() string { return k.events }
 
 // KeyIndex maps key hashes to user ids.
 func (k RedisKeys) KeyIndex() string { return k.tag + ":keys" }

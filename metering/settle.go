@@ -107,7 +107,10 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 		c.Args = append(c.Args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, status,
 			a.duration.Milliseconds(), a.note, orphan, a.servedModel)
 		err := e.runner.Run(ctx, c)
-		res := append([]int64(nil), c.Res...)
+		// Copied out before the call goes back to the pool, into a buffer
+		// on the stack (the answer has 7 fields).
+		var buf [8]int64
+		res := append(buf[:0], c.Res...)
 		putCall(c)
 		if err != nil {
 			return SettleResult{}, err
@@ -131,7 +134,7 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 				return SettleResult{}, err
 			}
 		default:
-			return SettleResult{}, fmt.Errorf("settle script answered %v", res)
+			return SettleResult{}, fmt.Errorf("settle script answered %v", append([]int64(nil), res...))
 		}
 	}
 	return SettleResult{}, fmt.Errorf("%w: settle of %s did not finish after loading its user", ErrUnavailable, a.id)
