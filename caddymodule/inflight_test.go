@@ -14,18 +14,16 @@ import (
 	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
-// A user cannot be deleted while one of its requests is still being
-// served upstream; once the response is done it can, and its usage stays.
-func TestDeleteDuringInFlightRequest(t *testing.T) {
-	b := meteringtest.New(t, meteringtest.Options{})
-	ctx := context.Background()
-	arrived, finish := make(chan struct{}, 1), make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// heldUpstream is an upstream that holds each request until finish is
+// closed; arrived hears each request as it comes in.
+func heldUpstream(t *testing.T) (srv *httptest.Server, arrived chan struct{}, finish chan struct{}) {
+	arrived, finish = make(chan struct{}, 1), make(chan struct{})
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		<-finish
 		w.Write([]byte(`{"ok":true}`))
 	}))
-	t.Cleanup(slow.Close)
+	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		select {
 		case <-finish:
@@ -33,6 +31,15 @@ func TestDeleteDuringInFlightRequest(t *testing.T) {
 			close(finish)
 		}
 	})
+	return srv, arrived, finish
+}
+
+// A user cannot be deleted while one of its requests is still being
+// served upstream; once the response is done it can, and its usage stays.
+func TestDeleteDuringInFlightRequest(t *testing.T) {
+	b := meteringtest.New(t, meteringtest.Options{})
+	ctx := context.Background()
+	slow, arrived, finish := heldUpstream(t)
 	listen := freePort(t)
 	startGateway(t, gatewayConfig(t, b, listen, slow.Listener.Addr().String(), meteringtest.RedisURL()))
 	g := gateway{base: "http://" + listen, client: &http.Client{}}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -20,20 +19,7 @@ import (
 func TestDeleteDuringUntrackedRequest(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{})
 	ctx := context.Background()
-	arrived, finish := make(chan struct{}, 1), make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		<-finish
-		w.Write([]byte(`{"ok":true}`))
-	}))
-	t.Cleanup(slow.Close)
-	t.Cleanup(func() {
-		select {
-		case <-finish:
-		default:
-			close(finish)
-		}
-	})
+	slow, arrived, finish := heldUpstream(t)
 	listen := freePort(t)
 	config := gatewayConfig(t, b, listen, slow.Listener.Addr().String(), meteringtest.RedisURL())
 	untracked := strings.Replace(config, "\t\tmetering\n", "\t\tmetering {\n\t\t\tin_flight_lease off\n\t\t}\n", 1)
