@@ -27,7 +27,7 @@ func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server)")
+		t.Fatal("redis-server is not on PATH: run make test (it installs Debian's redis-server when missing) or apt-get install redis-server")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
