@@ -34,6 +34,24 @@ func heldUpstream(t *testing.T) (srv *httptest.Server, arrived chan struct{}, fi
 	return srv, arrived, finish
 }
 
+// chatInBackground sends a chat completion with key and hands back its
+// status (-1 when it got no answer) once it is done.
+func (g gateway) chatInBackground(key string) <-chan int {
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", g.base+"/v1/chat/completions", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := g.client.Do(req)
+		if err != nil {
+			done <- -1
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	return done
+}
+
 // A user cannot be deleted while one of its requests is still being
 // served upstream; once the response is done it can, and its usage stays.
 func TestDeleteDuringInFlightRequest(t *testing.T) {
@@ -56,18 +74,7 @@ func TestDeleteDuringInFlightRequest(t *testing.T) {
 		return u.InFlight
 	}
 
-	done := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest("POST", g.base+"/v1/chat/completions", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := g.client.Do(req)
-		if err != nil {
-			done <- -1
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	done := g.chatInBackground(key)
 	<-arrived
 
 	require.Equal(t, 1, inFlight())

@@ -30,18 +30,7 @@ func TestDeleteDuringUntrackedRequest(t *testing.T) {
 	ann, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 10 * metering.Micro})
 	require.NoError(t, err)
 
-	done := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest("POST", g.base+"/v1/chat/completions", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := g.client.Do(req)
-		if err != nil {
-			done <- -1
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	done := g.chatInBackground(key)
 	<-arrived
 
 	resp, body := g.do(t, "GET", "/admin/v1/users/ann", "admin-secret")
