@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/admin"
+	"github.com/tollgate/tollgate/admin/adminclient"
 )
 
 func (c *Console) importPages() []page {
@@ -25,12 +26,12 @@ func (c *Console) importPages() []page {
 
 // importAnswer is the API's answer to POST /users/import, dry run or not.
 type importAnswer struct {
-	DryRun         bool         `json:"dry_run"`
-	Rows           []importRow  `json:"rows"`
-	Created        int          `json:"created"`
-	Totals         importTotals `json:"totals"`
-	Separator      string       `json:"separator"`
-	IgnoredColumns []string     `json:"ignored_columns"`
+	DryRun         bool                     `json:"dry_run"`
+	Rows           []importRow              `json:"rows"`
+	Created        int                      `json:"created"`
+	Totals         adminclient.ImportTotals `json:"totals"`
+	Separator      string                   `json:"separator"`
+	IgnoredColumns []string                 `json:"ignored_columns"`
 }
 
 // importRow is one line of the file: what it writes when valid, the
@@ -68,24 +69,6 @@ func (r importRow) PaidThrough() string {
 		return ""
 	}
 	return *r.GrantsPaidThrough
-}
-
-type importTotals struct {
-	Users          int                  `json:"users"`
-	InitialCredits json.Number          `json:"initial_credits"`
-	Purchased      json.Number          `json:"purchased"`
-	MonthlyGrant   json.Number          `json:"monthly_grant"`
-	Partners       int                  `json:"partners"`
-	Inactive       int                  `json:"inactive"`
-	Projects       []importProjectTotal `json:"projects"`
-}
-
-type importProjectTotal struct {
-	Project        *string     `json:"project"`
-	Users          int         `json:"users"`
-	InitialCredits json.Number `json:"initial_credits"`
-	Purchased      json.Number `json:"purchased"`
-	MonthlyGrant   json.Number `json:"monthly_grant"`
 }
 
 // Errors counts the rows the API refused.
