@@ -41,6 +41,8 @@ type Config struct {
 	// Redis that restarted until it is verified against the ledger
 	// (fence.go, heal.go). The gateway always sets it.
 	Fence  *RedisFence
+	// Leases configures the credit leases ChargeLeased serves from.
+	Leases LeaseConfig
 	Logger *zap.Logger
 }
 
@@ -67,6 +69,7 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	c.Leases = c.Leases.WithDefaults()
 	return c
 }
 
@@ -92,6 +95,8 @@ type Engine struct {
 	keySync sync.Mutex
 	// prices is this gateway's copy of the price table (price_cache.go).
 	prices priceCache
+	// leases are this gateway's credit leases (lease.go).
+	leases *leaseTable
 }
 
 // NewEngine checks the config and builds an engine.
@@ -102,6 +107,9 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 	}
 	keys, err := NewRedisKeys(cfg.RedisPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Leases.validate(); err != nil {
 		return nil, err
 	}
 	hasher, err := NewKeyHasher(cfg.KeyPepper)
@@ -117,6 +125,7 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 			return nil, err
 		}
 	}
+	e.leases = newLeaseTable(e, cfg.Leases)
 	e.releases.fill, e.releases.failed = e.fillRelease, e.releaseFailed
 	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
 	if cfg.Fence != nil {
@@ -132,8 +141,10 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 	return e, nil
 }
 
-// Close stops the engine's background script pipeline and retries.
+// Close ends this gateway's credit leases and stops the engine's
+// background script pipeline and retries.
 func (e *Engine) Close() {
+	e.leases.stop()
 	if e.cfg.Fence != nil {
 		e.cfg.Fence.unwatch(e)
 	}

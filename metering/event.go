@@ -21,6 +21,12 @@ const (
 	// refused after all (Redis's answer was lost; see cancel.go): the
 	// charge's amounts go back, and its cost is negative.
 	KindVoid = "void"
+	// KindLease is a credit lease taken by a gateway (lease_take.lua): a
+	// hold for the requests it then admits from memory, whose usage
+	// events carry their cost without amounts; KindLeaseEnd gives back
+	// what the lease did not use (lease_end.lua).
+	KindLease    = "lease"
+	KindLeaseEnd = "lease_end"
 )
 
 // Event is one balance change as appended to the stream by a Lua script and
@@ -98,7 +104,7 @@ func parseStreamEvent(values map[string]any) (Event, error) {
 	e.Request, e.Actor, e.Note = str("rq"), str("ac"), str("no")
 	// A hold always has detail (its estimate may be 0, which the script
 	// leaves out); a usage event has it when it settles a reservation.
-	if _, ok := values["rs"]; ok || e.Kind == KindHold {
+	if _, ok := values["rs"]; ok || e.Kind == KindHold || e.Kind == KindLease {
 		e.HasDetail, e.Model = true, str("m")
 		e.InputUnits, e.OutputUnits = num("iu"), num("ou")
 		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), -1, num("ms")

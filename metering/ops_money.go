@@ -164,9 +164,11 @@ func (e *Engine) AdjustCredits(ctx context.Context, actor, username string, buck
 	if err != nil {
 		return UserView{}, err
 	}
-	err = e.adjust(ctx, adjustment{user: &u, field: field, delta: delta, kind: KindAdjust, actor: actor, note: note,
-		audit: AuditEntry{Actor: actor, Action: "user.credits", Target: u.Username,
-			Details: map[string]any{"bucket": string(bucket), "delta": delta, "note": note}}})
+	err = e.withLeasesRecalled(ctx, 0, []int64{u.ID}, func() error {
+		return e.adjust(ctx, adjustment{user: &u, field: field, delta: delta, kind: KindAdjust, actor: actor, note: note,
+			audit: AuditEntry{Actor: actor, Action: "user.credits", Target: u.Username,
+				Details: map[string]any{"bucket": string(bucket), "delta": delta, "note": note}}})
+	})
 	if err != nil {
 		return UserView{}, err
 	}
@@ -186,9 +188,11 @@ func (e *Engine) AdjustPool(ctx context.Context, actor, name string, delta Credi
 	if err != nil {
 		return Project{}, err
 	}
-	err = e.adjust(ctx, adjustment{project: &p, field: "pb", delta: delta, kind: KindPool, actor: actor, note: note,
-		audit: AuditEntry{Actor: actor, Action: "project.pool", Target: p.Name,
-			Details: map[string]any{"delta": delta, "note": note}}})
+	err = e.withLeasesRecalled(ctx, p.ID, nil, func() error {
+		return e.adjust(ctx, adjustment{project: &p, field: "pb", delta: delta, kind: KindPool, actor: actor, note: note,
+			audit: AuditEntry{Actor: actor, Action: "project.pool", Target: p.Name,
+				Details: map[string]any{"delta": delta, "note": note}}})
+	})
 	if err != nil {
 		return Project{}, err
 	}

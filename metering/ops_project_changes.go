@@ -104,7 +104,11 @@ func (e *Engine) UpdateProject(ctx context.Context, actor, name string, patch Pr
 			return err
 		}
 		// Mirrored before commit: if Redis is down, nothing changes.
-		return e.syncProjectToRedis(ctx, p)
+		if err := e.syncProjectToRedis(ctx, p); err != nil {
+			return err
+		}
+		// Leases taken under the old settings end before this returns.
+		return e.recall(ctx, p.ID)
 	})
 	if err != nil {
 		return Project{}, err

@@ -47,7 +47,10 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 	if err != nil {
 		return UserView{}, UserView{}, err
 	}
-	if err := e.transfer(ctx, actor, src, dst, amount, note); err != nil {
+	err = e.withLeasesRecalled(ctx, 0, []int64{src.ID, dst.ID}, func() error {
+		return e.transfer(ctx, actor, src, dst, amount, note)
+	})
+	if err != nil {
 		return UserView{}, UserView{}, err
 	}
 	a, err := e.GetUser(ctx, from)

@@ -286,5 +286,10 @@ func (e *Engine) changeLockedUser(ctx context.Context, tx pgx.Tx, u User, change
 	if u, err = getUserByID(ctx, tx, u.ID); err != nil {
 		return nil, err
 	}
-	return dropped, e.syncUserToRedis(ctx, u, dropped)
+	if err := e.syncUserToRedis(ctx, u, dropped); err != nil {
+		return nil, err
+	}
+	// Gateways stop admitting from leases taken under the old state
+	// before this returns (a new lease sees the new state).
+	return dropped, e.recall(ctx, 0, u.ID)
 }

@@ -245,7 +245,7 @@ func sumDeltas(events []Event) *eventDeltas {
 			if e.HasGrant && (!s.gm.Valid || e.GrantMonth > s.gm.Int64) {
 				s.gm = pgtype.Int8{Int64: e.GrantMonth, Valid: true}
 			}
-			if (e.Kind == KindUsage || e.Kind == KindHold) && (!s.lastUse.Valid || e.At.After(s.lastUse.Time)) {
+			if (e.Kind == KindUsage || e.Kind == KindHold || e.Kind == KindLease) && (!s.lastUse.Valid || e.At.After(s.lastUse.Time)) {
 				s.lastUse = pgtype.Timestamptz{Time: e.At, Valid: true}
 			}
 		}
@@ -259,7 +259,8 @@ func sumDeltas(events []Event) *eventDeltas {
 			}
 			pl[j].add(int64(e.Pool))
 		}
-		if e.UserID != 0 && (e.Kind == KindUsage || e.Kind == KindHold || e.Kind == KindVoid) {
+		if e.UserID != 0 && (e.Kind == KindUsage || e.Kind == KindHold || e.Kind == KindVoid ||
+			e.Kind == KindLease || e.Kind == KindLeaseEnd) {
 			k := rollupKey{utcDay(e.At), e.UserID, e.ProjectID, e.Model}
 			j, ok := rollup[k]
 			if !ok {

@@ -119,8 +119,9 @@ func (s *Sweeper) loop(ctx context.Context) {
 	}
 }
 
-// RunOnce settles every reservation whose lease has passed, if no other
-// sweeper of this deployment is at work, and returns how many it settled.
+// RunOnce settles every reservation whose lease has passed and ends every
+// credit lease past its deadline (lease_sweep.go), if no other sweeper of
+// this deployment is at work, and returns how many it settled and ended.
 func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 	// The lock belongs to a session: the connection is held for the sweep.
 	conn, err := s.e.db.Acquire(ctx)
@@ -143,6 +144,16 @@ func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 	settled := 0
 	for {
 		n, more, err := s.sweepBatch(ctx)
+		settled += n
+		if err != nil {
+			return settled, err
+		}
+		if !more {
+			break
+		}
+	}
+	for {
+		n, more, err := s.sweepCreditLeases(ctx)
 		settled += n
 		if err != nil || !more {
 			return settled, err

@@ -26,11 +26,13 @@ const deleteTombstoneTTL = time.Hour
 // unusable until the tombstone expires and it reloads from Postgres.
 func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 	var dropped *KeyHash
+	var deleted int64
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
 			return err
 		}
+		deleted = u.ID
 		v, err := bumpUserVersion(ctx, tx, u.ID)
 		if err != nil {
 			return err
@@ -69,6 +71,11 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 	})
 	if err == nil && dropped != nil {
 		e.cache.drop(*dropped)
+	}
+	if err == nil {
+		// The user's leases end (what they hold is forfeited, the pool's
+		// part goes back to the pool) before this returns.
+		err = e.recall(ctx, 0, deleted)
 	}
 	return err
 }

@@ -61,6 +61,7 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 	}
 	var events []Event
 	newName := username
+	var changed int64 // the user's id, when something changed
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
@@ -78,8 +79,13 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 			return err
 		}
 		events, err = e.patchRedis(ctx, actor, u, next, now, changes)
+		changed = u.ID
 		return err
 	})
+	if err == nil {
+		// Leases taken under the old settings end before this returns.
+		err = e.recall(ctx, 0, changed)
+	}
 	if err != nil {
 		return UserView{}, err
 	}

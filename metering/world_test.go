@@ -262,7 +262,7 @@ func (w *world) rollupMismatches(t testing.TB) []string {
 				coalesce(model, '') AS model, max(username) AS username, coalesce(max(project_name), '') AS project_name,
 				count(*) FILTER (WHERE kind = 'usage') AS requests, coalesce(sum(cost) FILTER (WHERE kind = 'usage'), 0) AS credits,
 				-sum(d_allowance) AS allowance, -sum(d_pool) AS pool, -sum(d_awarded) AS awarded, -sum(d_purchased) AS purchased
-			FROM events WHERE kind IN ('usage', 'hold') GROUP BY 1, 2, 3, 4),
+			FROM events WHERE kind IN ('usage', 'hold', 'lease', 'lease_end') GROUP BY 1, 2, 3, 4),
 		rollup AS (
 			SELECT day, user_id, project_id, model, username, project_name, requests::numeric, credits::numeric,
 				allowance::numeric, pool::numeric, awarded::numeric, purchased::numeric FROM usage_daily)

@@ -82,6 +82,8 @@ type Options struct {
 	Clock *Clock
 	// KeyEncryptionKey enables key reveal.
 	KeyEncryptionKey []byte
+	// Leases configures credit leases (zero: the defaults).
+	Leases metering.LeaseConfig
 }
 
 // New builds a migrated schema, a Redis prefix and an engine over them.
@@ -104,7 +106,7 @@ func New(t testing.TB, opts Options) *Bundle {
 		t.Fatalf("migrate test schema: %v", err)
 	}
 	b.Config = metering.Config{RedisPrefix: b.Prefix, KeyPepper: []byte("test-pepper"),
-		KeyEncryptionKey: opts.KeyEncryptionKey, Fence: fence, Logger: zaptest.NewLogger(t)}
+		KeyEncryptionKey: opts.KeyEncryptionKey, Fence: fence, Leases: opts.Leases, Logger: zaptest.NewLogger(t)}
 	if b.Clock != nil {
 		b.Config.Now = b.Clock.Now
 	}

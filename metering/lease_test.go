@@ -1,0 +1,225 @@
+package metering_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
+)
+
+// leaseWorld is a world whose engines take credit leases with a short
+// heartbeat (so a test that waits for a dead gateway waits a second).
+func leaseWorld(t *testing.T) *world {
+	b := meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(monday),
+		// Flushes only when a batch is full or a lease ends, so what is
+		// pending is the test's to say; idle leases are not ended behind
+		// its back.
+		Leases: metering.LeaseConfig{Heartbeat: time.Second, Idle: time.Hour, Flush: time.Hour}})
+	return &world{Bundle: b, ctx: context.Background()}
+}
+
+// gateways starts n engines' lease loops and waits until each admits from
+// memory (its first heartbeat).
+func (w *world) gateways(t *testing.T, n int) []*metering.Engine {
+	t.Helper()
+	es := []*metering.Engine{w.Engine}
+	for len(es) < n {
+		es = append(es, w.NewEngine(t))
+	}
+	for _, e := range es {
+		e.StartLeases()
+		require.Eventually(t, e.LeaseAliveForTest, 30*time.Second, 10*time.Millisecond, "first heartbeat")
+	}
+	return es
+}
+
+func (w *world) chargeLeased(t *testing.T, e *metering.Engine, key string, cost metering.Credits) metering.ChargeResult {
+	t.Helper()
+	res, err := e.ChargeLeased(w.ctx, key, cost, "GET /test")
+	require.NoError(t, err)
+	return res
+}
+
+// Many requests on three gateways race for one balance: exactly as many
+// are admitted as the balance pays, never one more, and once every lease
+// is back nothing is left over or lost.
+func TestLeasedChargesAreExactAcrossGateways(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", InitialCredits: cr(3), Purchased: cr(7)})
+	gws := w.gateways(t, 3)
+	const cost = metering.Credits(1000) // 10 credits pay exactly 10,000
+	var mu sync.Mutex
+	admitted := 0
+	var wg sync.WaitGroup
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func(e *metering.Engine) {
+			defer wg.Done()
+			for {
+				res, err := e.ChargeLeased(w.ctx, key, cost, "GET /test")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Status != metering.Charged {
+					require.Equal(t, metering.Insufficient, res.Status)
+					return
+				}
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		}(gws[i%3])
+	}
+	wg.Wait()
+	// A refusal may come while another gateway's lease holds credits: once
+	// they are back, they pay the rest, one gateway at a time.
+	for _, e := range gws {
+		e.EndLeases(w.ctx)
+	}
+	for w.chargeLeased(t, gws[0], key, cost).Status == metering.Charged {
+		admitted++
+	}
+	gws[0].EndLeases(w.ctx)
+	require.Equal(t, 10000, admitted)
+	v := w.view(t, "u")
+	require.Equal(t, metering.Credits(0), v.Live.Effective)
+	w.drainAndCheck(t)
+	require.Empty(t, w.rollupMismatches(t))
+	require.Equal(t, int64(10000), w.pgInt(t, `SELECT coalesce(sum(requests), 0) FROM usage_daily WHERE user_id = $1`, v.ID))
+	require.Equal(t, int64(cr(10)), w.pgInt(t, `SELECT coalesce(sum(credits), 0) FROM usage_daily WHERE user_id = $1`, v.ID))
+	require.Equal(t, int64(cr(3)), w.pgInt(t, `SELECT coalesce(sum(awarded), 0) FROM usage_daily WHERE user_id = $1`, v.ID))
+	require.Equal(t, int64(cr(7)), w.pgInt(t, `SELECT coalesce(sum(purchased), 0) FROM usage_daily WHERE user_id = $1`, v.ID))
+}
+
+// A lease serves its user's next requests without Redis: the usage events
+// appear with the lease's flush, and the stored balance already has the
+// lease taken out.
+func TestLeaseAdmitsFromMemory(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", InitialCredits: cr(100)})
+	e := w.gateways(t, 1)[0]
+	first := w.chargeLeased(t, e, key, cr(1))
+	require.Equal(t, metering.Charged, first.Status)
+	require.Equal(t, cr(99), first.Remaining)
+	require.Equal(t, metering.Split{Awarded: cr(1)}, first.Taken)
+	// The first request's credit and a quarter of the 100 credits went
+	// into the lease: Redis holds the rest.
+	require.Equal(t, int64(cr(74)), w.redisUser(t, first.UserID)["aw"])
+	for i := 2; i <= 26; i++ {
+		res := w.chargeLeased(t, e, key, cr(1))
+		require.Equal(t, metering.Charged, res.Status)
+		require.Equal(t, cr(100-int64(i)), res.Remaining)
+	}
+	require.Equal(t, int64(cr(74)), w.redisUser(t, first.UserID)["aw"], "admitted from memory")
+	// The 27th cannot be paid by the lease: it ends and a new one is taken.
+	res := w.chargeLeased(t, e, key, cr(1))
+	require.Equal(t, cr(73), res.Remaining)
+	e.EndLeases(w.ctx)
+	require.Equal(t, int64(cr(73)), w.redisUser(t, first.UserID)["aw"])
+	w.drainAndCheck(t)
+	require.Equal(t, int64(27), w.pgInt(t, `SELECT coalesce(sum(requests), 0) FROM usage_daily WHERE user_id = $1`, first.UserID))
+}
+
+// Deactivation on one gateway's admin API reaches all three gateways
+// before it returns: the next request is refused everywhere, and what the
+// leases held is back in Redis.
+func TestRecallReachesEveryGatewayBeforeTheAdminCallReturns(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", Purchased: cr(90)})
+	gws := w.gateways(t, 3)
+	for _, e := range gws {
+		require.Equal(t, metering.Charged, w.chargeLeased(t, e, key, cr(1)).Status)
+	}
+	_, err := gws[1].SetUserActive(w.ctx, "test", "u", false)
+	require.NoError(t, err)
+	for i, e := range gws {
+		require.Equal(t, metering.KeyRefused, w.chargeLeased(t, e, key, cr(1)).Status, "gateway %d", i)
+	}
+	v := w.view(t, "u")
+	require.Equal(t, int64(cr(87)), w.redisUser(t, v.ID)["pr"], "the leases went back")
+	w.drainAndCheck(t)
+}
+
+// A removal of credits sees what leases held: they are recalled first.
+func TestNegativeAdjustmentRecallsLeases(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", InitialCredits: cr(40)})
+	gws := w.gateways(t, 3)
+	for _, e := range gws {
+		require.Equal(t, metering.Charged, w.chargeLeased(t, e, key, cr(1)).Status)
+	}
+	_, err := w.Engine.AdjustCredits(w.ctx, "test", "u", metering.BucketAwarded, -cr(37), "all of it")
+	require.NoError(t, err)
+	for i, e := range gws {
+		require.Equal(t, metering.Insufficient, w.chargeLeased(t, e, key, 1).Status, "gateway %d", i)
+	}
+	w.drainAndCheck(t)
+}
+
+// A gateway that dies holding a lease: the recall waits for its heartbeat
+// to run out, not longer, and the dead gateway (had it only lost Redis)
+// admits nothing from memory after that. The sweeper ends its lease with
+// the use its last flush recorded: the user gets back the rest, including
+// what the gateway admitted after that flush (at most one lease).
+func TestDeadGatewayLeaseIsSweptWithinItsBound(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", Purchased: cr(100)})
+	gws := w.gateways(t, 2)
+	dead := gws[1]
+	require.Equal(t, metering.Charged, w.chargeLeased(t, dead, key, cr(1)).Status)
+	for i := 0; i < 5; i++ {
+		require.Equal(t, metering.Charged, w.chargeLeased(t, dead, key, cr(1)).Status)
+	}
+	require.Equal(t, 6, dead.PendingLeaseUsesForTest(), "nothing flushed yet (the flush interval has not passed)")
+	dead.CrashLeasesForTest()
+	uid := w.view(t, "u").ID
+	require.Equal(t, int64(cr(74)), w.redisUser(t, uid)["pr"])
+
+	_, err := w.Engine.SetUserActive(w.ctx, "test", "u", false)
+	require.NoError(t, err, "the recall gives up on a gateway whose heartbeat ran out")
+	require.False(t, dead.LeaseAliveForTest(), "a gateway the admin stopped waiting for admits nothing from memory")
+
+	s, err := w.Engine.NewSweeper(metering.SweeperConfig{Interval: time.Hour})
+	require.NoError(t, err)
+	n, err := s.RunOnce(w.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, n, "not before the lease's deadline and grace")
+	w.Clock.Advance(3 * time.Minute)
+	n, err = s.RunOnce(w.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	// The six admitted requests were never flushed: the whole lease went back.
+	require.Equal(t, int64(cr(100)), w.redisUser(t, uid)["pr"])
+	// Had the gateway only lost Redis, it records their usage when it is
+	// back (cost without amounts: the user keeps the credits) and then
+	// refuses the deactivated key.
+	require.Equal(t, metering.KeyRefused, w.chargeLeased(t, dead, key, cr(1)).Status)
+	require.Equal(t, int64(cr(100)), w.redisUser(t, uid)["pr"])
+	w.drainAndCheck(t)
+	require.Equal(t, int64(6), w.pgInt(t, `SELECT coalesce(sum(requests), 0) FROM usage_daily WHERE user_id = $1`, uid))
+	require.Empty(t, w.rollupMismatches(t))
+}
+
+// A lease whose take answer was lost is ended whole; one whose take never
+// ran can never run later.
+func TestLeaseEndBeforeTakeLeavesAMarker(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	w.user(t, metering.UserSpec{Username: "u", Purchased: cr(10)})
+	uid := w.view(t, "u").ID
+	require.NoError(t, w.Engine.EndLeaseForTest(w.ctx, "never-taken", uid, 0))
+	n, err := w.Redis.Exists(w.ctx, w.Engine.Keys().CreditLease("never-taken")).Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n, "the marker refuses a late take")
+}
