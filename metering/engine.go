@@ -40,7 +40,7 @@ type Config struct {
 	// runs on every new connection: the engine then never writes to a
 	// Redis that restarted until it is verified against the ledger
 	// (fence.go, heal.go). The gateway always sets it.
-	Fence  *RedisFence
+	Fence *RedisFence
 	// Leases configures the credit leases ChargeLeased serves from.
 	Leases LeaseConfig
 	Logger *zap.Logger
