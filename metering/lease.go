@@ -87,18 +87,18 @@ func (c LeaseConfig) validate() error {
 
 // creditLease is one lease this gateway holds.
 type creditLease struct {
-	id                         string
-	userID, projectID          int64
-	userKey, projectKey        string
-	userArg, projectArg        string
-	username, projectName      string
-	keyHash                    KeyHash
-	userVersion, projectVer    string
-	size                       Credits
-	taken                      Split
-	outside                    Credits // what the user could spend outside it when taken
-	deadline                   time.Time
-	recordDeadlineMs, periodMs int64
+	id                      string
+	userID, projectID       int64
+	userKey, projectKey     string
+	userArg, projectArg     string
+	username, projectName   string
+	keyHash                 KeyHash
+	userVersion, projectVer string
+	size                    Credits
+	taken                   Split
+	outside                 Credits // what the user could spend outside it when taken
+	deadline                time.Time
+	recordDeadlineMs        int64
 
 	mu      sync.Mutex
 	used    Credits
@@ -241,13 +241,13 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 		userKey: ent.userKey, projectKey: ent.projectKey, userArg: ent.userArg, projectArg: formatInt(ent.projectID),
 		username: ent.username, projectName: ent.project, keyHash: *h,
 		userVersion: ent.versionArg, projectVer: ent.projectVer, deadline: deadline,
-		recordDeadlineMs: deadline.Add(t.cfg.SweepGrace).UnixMilli(), periodMs: b.allowanceEnd}
+		recordDeadlineMs: deadline.Add(t.cfg.SweepGrace).UnixMilli()}
 	args := leaseTakeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
 		RecordKey: e.keys.CreditLease(l.id), LeasesKey: e.keys.CreditLeases(),
 		UserLeasesKey: e.keys.UserCreditLeases(ent.userID), KeyHash: keyString(h), UserVersion: ent.versionArg,
 		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart,
 		Month: b.month, Cost: cost, Want: want, LeaseID: l.id, UserID: ent.userArg,
-		DeadlineMs: l.recordDeadlineMs, GatewayID: t.gatewayID, AllowanceEnd: b.allowanceEnd}
+		DeadlineMs: l.recordDeadlineMs, GatewayID: t.gatewayID}
 	c := getCall(leaseTakeScript)
 	args.fill(c)
 	err := e.runner.Run(ctx, c)

@@ -23,7 +23,7 @@
 -- {-8} more used than the lease holds (nothing written).
 
 local MAX = 9007199254740991
-local r = redis.call('HMGET', KEYS[4], 'u', 'p', 'un', 'pn', 'ap', 'ae', 'a',
+local r = redis.call('HMGET', KEYS[4], 'u', 'p', 'un', 'pn', 'ap', 'a',
   'pl', 'w', 'r', 'tk', 'used')
 if not r[1] then
   if redis.call('EXISTS', KEYS[4]) == 0 then
@@ -34,19 +34,20 @@ if not r[1] then
   redis.call('ZREM', KEYS[6], ARGV[2])
   return {1}
 end
-local take = tonumber(r[11])
+local take = tonumber(r[10])
 local used = tonumber(ARGV[3])
-if used < 0 then used = tonumber(r[12]) end
+if used < 0 then used = tonumber(r[11]) end
 if used > take then return {-8} end
 
 local u = redis.call('HMGET', KEYS[1], 'a', 'ap', 'pu', 'aw', 'pr', 'p', 'del')
 local orphan = ARGV[6] == '1' or u[7] ~= false
 if not u[1] and not orphan then return {-1} end
+-- The allowance and pool-use parts go back while the user is in the same
+-- project and no refill has been written since the take: a period that
+-- ended meanwhile is reset by the next refill anyway (which then counts
+-- them), so the ledger shows as spent only what requests used.
 local pid = r[2]
-local now = tonumber(ARGV[1])
-local ae = tonumber(r[6])
-local same_period = not orphan and u[6] == pid and tonumber(r[5]) == tonumber(u[2]) and
-  (ae == 0 or now < ae)
+local same_period = not orphan and u[6] == pid and tonumber(r[5]) == tonumber(u[2])
 local pool_ok = false
 if pid ~= '0' then
   local p = redis.call('HMGET', KEYS[2], 'pb')
@@ -61,7 +62,7 @@ local alw, pu, aw, pr = 0, 0, 0, 0
 if not orphan then
   alw, pu, aw, pr = tonumber(u[1]), tonumber(u[3]), tonumber(u[4]), tonumber(u[5])
 end
-local taken = {a = tonumber(r[7]), p = tonumber(r[8]), w = tonumber(r[9]), r = tonumber(r[10])}
+local taken = {a = tonumber(r[6]), p = tonumber(r[7]), w = tonumber(r[8]), r = tonumber(r[9])}
 local d = {a = 0, p = 0, w = 0, r = 0}
 local dpu, back, forfeited = 0, 0, 0
 local left = take - used

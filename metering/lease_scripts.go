@@ -33,13 +33,12 @@ type leaseTakeArgs struct {
 	UserID         string  // ARGV[10]
 	DeadlineMs     int64   // ARGV[11], when the sweeper may end it
 	GatewayID      string  // ARGV[12]
-	AllowanceEnd   int64   // ARGV[13], Unix ms; 0: no period
 }
 
 func (a *leaseTakeArgs) fill(c *scriptCall) {
 	c.Keys = append(c.Keys, a.UserKey, a.ProjectKey, a.EventsKey, a.RecordKey, a.LeasesKey, a.UserLeasesKey)
 	c.Args = append(c.Args, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs, a.AllowanceStart,
-		a.Month, int64(a.Cost), int64(a.Want), a.LeaseID, a.UserID, a.DeadlineMs, a.GatewayID, a.AllowanceEnd)
+		a.Month, int64(a.Cost), int64(a.Want), a.LeaseID, a.UserID, a.DeadlineMs, a.GatewayID)
 }
 
 // leaseTakeAnswer: for scriptOK, Outside is what the user can spend

@@ -20,9 +20,7 @@
 -- ARGV[6] current month index   ARGV[7] the first request's cost
 -- ARGV[8] lease size wanted   ARGV[9] lease id (the hold event's)
 -- ARGV[10] user id   ARGV[11] record deadline, Unix ms (the sweeper ends
--- the lease after it)   ARGV[12] gateway id   ARGV[13] end of the current
--- allowance period, Unix ms (0: no period): past it the lease's allowance
--- is not given back
+-- the lease after it)   ARGV[12] gateway id
 --
 -- Sizing: beyond the first request, a lease takes at most 1/SHARE of what
 -- the user can spend, shared between the user's live leases (SHARE ×
@@ -163,7 +161,7 @@ redis.call('XADD', KEYS[3], '*', unpack(f))
 -- without trusting the caller ('used' grows with each flush).
 redis.call('HSET', KEYS[4], 'u', uid, 'p', pid, 'un', uname, 'pn', pname,
   'ap', ap, 'a', ta, 'pl', tp, 'w', tw, 'r', tr, 'tk', take, 'used', 0,
-  'ae', ARGV[13], 'g', ARGV[12], 'd', ARGV[11])
+  'g', ARGV[12], 'd', ARGV[11])
 redis.call('ZADD', KEYS[5], ARGV[11], id)
 redis.call('ZADD', KEYS[6], ARGV[11], id)
 return {0, reach - take, ta, tp, tw, tr, ap, take}
