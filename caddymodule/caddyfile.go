@@ -125,6 +125,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	metering [<cost>] {
 //		cost <credits>
 //		in_flight_lease <duration>|off
+//		credit_leases on|off
 //		price_by model
 //		cost_header <name>
 //		buckets <bucket>...              (allowance pool awarded purchased: an ordered subset)
@@ -160,6 +161,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				break
 			}
 			h.InFlightLease, err = durationArg(d, "15m, or off")
+		case "credit_leases":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if v != "on" && v != "off" {
+					err = d.Errf("credit_leases %q: on or off", v)
+				}
+				on := v == "on"
+				h.CreditLeases = &on
+			}
 		case "price_by":
 			h.PriceBy, err = oneArg(d)
 		case "cost_header":

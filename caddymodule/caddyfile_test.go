@@ -369,3 +369,19 @@ func TestProvisionNoInFlight(t *testing.T) {
 		require.ErrorContains(t, h.provisionSettings(), "in_flight_lease", "%+v", h)
 	}
 }
+
+func TestParseHandlerCreditLeases(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{"metering {\n credit_leases on\n}": true, "metering {\n credit_leases off\n}": false} {
+		h, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		require.NoError(t, err, in)
+		require.NotNil(t, h.(*Handler).CreditLeases, in)
+		require.Equal(t, want, *h.(*Handler).CreditLeases, in)
+	}
+	for _, in := range []string{"metering {\n credit_leases\n}", "metering {\n credit_leases yes\n}",
+		"metering {\n credit_leases on off\n}", "metering {\n credit_leases on\n price_by model\n}",
+		"metering {\n credit_leases on\n in_flight_lease off\n}", "metering {\n credit_leases on\n in_flight_lease 1m\n}"} {
+		_, err := parseHandler(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)})
+		require.Error(t, err, in)
+	}
+}

@@ -40,6 +40,14 @@ type Handler struct {
 	// nothing says what to give back. Not for price_by or cost_header
 	// routes, whose reservations are always tracked.
 	NoInFlight bool `json:"no_in_flight,omitempty"`
+	// CreditLeases (Caddyfile: credit_leases on|off) serves a fixed-cost
+	// route from per-gateway credit leases: the gateway takes credits for a
+	// busy user in one Redis call and admits the user's next requests from
+	// them in memory, exactly (docs/architecture.md, "Credit leases").
+	// Admin changes reach every gateway before the admin API answers. Like
+	// in_flight_lease off, requests are final at admission and not in
+	// flight. Default off.
+	CreditLeases *bool `json:"credit_leases,omitempty"`
 
 	// PriceBy "model" meters by usage: the request is estimated from its
 	// body, reserved at the model's price, and settled from the usage the
@@ -93,6 +101,7 @@ type Handler struct {
 	InsufficientStatus int `json:"insufficient_status,omitempty"`
 
 	lease        time.Duration
+	leased       bool // CreditLeases on
 	cost         metering.Credits
 	engine       *metering.Engine
 	log          *zap.Logger
@@ -123,6 +132,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.engine = app.Engine()
+	if h.leased {
+		// The heartbeat starts now, so the first requests already find
+		// this gateway alive.
+		h.engine.StartLeases()
+	}
 	return nil
 }
 
@@ -158,6 +172,13 @@ func (h *Handler) provisionSettings() error {
 	}
 	if h.NoInFlight && h.variableCost {
 		return errors.New("metering: in_flight_lease off is for fixed-cost routes; reservations (price_by, cost_header) are always tracked")
+	}
+	h.leased = h.CreditLeases != nil && *h.CreditLeases
+	switch {
+	case h.leased && h.variableCost:
+		return errors.New("metering: credit_leases is for fixed-cost routes; price_by and cost_header reserve per request")
+	case h.leased && (h.InFlightLease != 0 || h.NoInFlight):
+		return errors.New("metering: credit_leases on charges nothing in flight; in_flight_lease does not apply")
 	}
 	return nil
 }
@@ -273,6 +294,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveVariableCost(w, r, next)
 	}
 	key := apiKey(r)
+	if h.leased {
+		return h.serveLeased(w, r, next, key)
+	}
 	lease := h.lease
 	if h.NoInFlight {
 		lease = 0 // final at admission: nothing in flight, nothing to release
@@ -288,6 +312,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Queued, not awaited: the response is not held up by Redis. Deferred
 	// so a panicking upstream handler does not leave the lease to expire.
 	defer h.engine.Release(res.Lease)
+	return next.ServeHTTP(w, r)
+}
+
+// serveLeased charges from this gateway's credit lease for the user (or
+// takes one): final at admission, nothing to release.
+func (h *Handler) serveLeased(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, key string) error {
+	res, err := h.engine.ChargeLeased(r.Context(), key, h.cost, requestLabel(r))
+	if err != nil {
+		return h.failClosed(w, r, "charge", err)
+	}
+	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.cost); refused {
+		return werr
+	}
+	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	return next.ServeHTTP(w, r)
 }
 
