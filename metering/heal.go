@@ -169,13 +169,15 @@ func (h healer) verify(ctx context.Context) error {
 		zap.Int("events_applied", st.applied), zap.Int("users_reloaded", st.users),
 		zap.Int("pools_reloaded", st.pools), zap.Int("configs_reloaded", st.configs),
 		zap.Int("users_retired", st.retired), zap.Int("reservations_dropped", st.reservations),
-		zap.Int("open_holds_checked", st.restored))
+		zap.Int("open_holds_checked", st.restored), zap.Int("credit_leases_dropped", st.leasesDropped),
+		zap.Int("open_credit_leases_checked", st.leasesRestored))
 	return nil
 }
 
 // healStats is what a heal did, for the log.
 type healStats struct {
 	applied, users, pools, configs, retired, reservations, restored int
+	leasesDropped, leasesRestored                                   int
 }
 
 var healBalancesScript = mustScript("heal_balances.lua")
@@ -200,6 +202,12 @@ func (h healer) heal(ctx context.Context, ckpt int64) (healStats, error) {
 		return st, err
 	}
 	if st.restored, err = h.restoreLostReservations(ctx, ckpt); err != nil {
+		return st, err
+	}
+	if st.leasesDropped, err = h.dropEndedCreditLeases(ctx); err != nil {
+		return st, err
+	}
+	if st.leasesRestored, err = h.restoreLostCreditLeases(ctx, ckpt); err != nil {
 		return st, err
 	}
 	// A key created in the lost second may be missing from the index.

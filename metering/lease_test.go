@@ -223,3 +223,38 @@ func TestLeaseEndBeforeTakeLeavesAMarker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "the marker refuses a late take")
 }
+
+// Redis comes back without its last writes (appendfsync everysec), all of
+// them already in the ledger: a lease whose end was lost is not ended
+// twice, and a lease whose take was lost is restored, so its gateway can
+// still give back what it did not use.
+func TestLeasesAfterRedisLostItsLastWrites(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	annKey := w.user(t, metering.UserSpec{Username: "ann", Purchased: cr(40)})
+	bobKey := w.user(t, metering.UserSpec{Username: "bob", Purchased: cr(40)})
+	e := w.gateways(t, 1)[0]
+	require.Equal(t, metering.Charged, w.chargeLeased(t, e, annKey, cr(1)).Status)
+	w.Drain(t)
+	snap := w.SnapshotRedis(t)
+
+	// The lost second: ann's lease ends after two requests, bob takes one
+	// and uses three credits of it.
+	require.Equal(t, metering.Charged, w.chargeLeased(t, e, annKey, cr(1)).Status)
+	e.EndLeases(w.ctx)
+	for i := 0; i < 3; i++ {
+		require.Equal(t, metering.Charged, w.chargeLeased(t, e, bobKey, cr(1)).Status)
+	}
+	w.Drain(t)
+
+	w.RestartRedisFrom(t, snap)
+	require.NoError(t, w.Engine.VerifyRedis(w.ctx))
+	e.EndLeases(w.ctx)
+	require.Equal(t, cr(38), w.view(t, "ann").Live.Effective, "ann's lease was ended a second time")
+	require.Equal(t, cr(37), w.view(t, "bob").Live.Effective, "bob's unused lease did not come back")
+	n, err := w.Redis.ZCard(w.ctx, w.Engine.Keys().CreditLeases()).Result()
+	require.NoError(t, err)
+	require.Zero(t, n)
+	w.drainAndCheck(t)
+	require.Empty(t, w.rollupMismatches(t))
+}

@@ -1,0 +1,98 @@
+package metering
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// What a heal (heal.go) does for credit leases after Redis came back
+// without its last writes: the ledger, not Redis, says which leases are
+// open.
+
+// dropEndedCreditLeases removes the leases Redis brought back although the
+// ledger holds their lease_end event, so nobody ends them twice.
+func (h healer) dropEndedCreditLeases(ctx context.Context) (int, error) {
+	ids, err := h.rdb.ZRange(ctx, h.keys.CreditLeases(), 0, -1).Result()
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	ends := make([]string, len(ids))
+	for i, id := range ids {
+		ends[i] = id + ":e"
+	}
+	rows, err := h.db.Query(ctx, `SELECT left(event_id, -2), user_id FROM events WHERE event_id = ANY($1)`, ends)
+	if err != nil {
+		return 0, err
+	}
+	type ended struct {
+		id  string
+		uid *int64
+	}
+	var drop []ended
+	for rows.Next() {
+		var d ended
+		if err := rows.Scan(&d.id, &d.uid); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		drop = append(drop, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, d := range drop {
+			p.Del(ctx, h.keys.CreditLease(d.id))
+			p.ZRem(ctx, h.keys.CreditLeases(), d.id)
+			if d.uid != nil {
+				p.ZRem(ctx, h.keys.UserCreditLeases(*d.uid), d.id)
+			}
+		}
+		return nil
+	})
+	return len(drop), err
+}
+
+// restoreLostCreditLeases recreates, from its lease event, each lease the
+// ledger has open (no lease_end) that Redis no longer has, so what it did
+// not use can go back: its gateway ends it with its own count of the use,
+// or, if that gateway is gone, the sweeper ends it after the grace. The
+// record's use is unknown here and restored as none (the sweeper then
+// gives the whole lease back: docs/architecture.md bounds this by one
+// lease); its allowance period is the user's current one in the ledger.
+func (h healer) restoreLostCreditLeases(ctx context.Context, ckpt int64) (int, error) {
+	rows, err := h.db.Query(ctx, `SELECT l.event_id, l.user_id, coalesce(l.username, ''),
+			coalesce(l.project_id, 0), coalesce(l.project_name, ''),
+			l.d_allowance, l.d_pool, l.d_awarded, l.d_purchased, coalesce(l.reserved, 0),
+			coalesce(u.allowance_period, -1)
+		FROM events l LEFT JOIN users u ON u.id = l.user_id
+		WHERE l.kind = 'lease' AND l.user_id IS NOT NULL AND ($1 = 0 OR l.seq > $1)
+			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id || ':e')`, ckpt)
+	if err != nil {
+		return 0, err
+	}
+	deadline := h.cfg.Now().Add(h.cfg.Leases.Life + h.cfg.Leases.SweepGrace).UnixMilli()
+	var calls []*scriptCall
+	for rows.Next() {
+		var id, un, pn string
+		var uid, pid, a, p, w, r, size, ap int64
+		if err := rows.Scan(&id, &uid, &un, &pid, &pn, &a, &p, &w, &r, &size, &ap); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		// restore_reservation.lua writes the record and adds it to two
+		// sets: here the deployment's and the user's credit-lease sets.
+		c := getCall(restoreReservationScript)
+		c.Keys = append(c.Keys, h.keys.CreditLease(id), h.keys.CreditLeases(), h.keys.UserCreditLeases(uid))
+		c.Args = append(c.Args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap,
+			"a", 0-a, "pl", 0-p, "w", 0-w, "r", 0-r, "tk", size, "used", 0, "g", "", "d", deadline)
+		calls = append(calls, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	return len(calls), h.healRunAll(ctx, calls)
+}
