@@ -122,14 +122,14 @@ func (t *leaseTable) applyRecall(ctx context.Context, v map[string]any) {
 	if s, _ := v["p"].(string); s != "" {
 		project, _ = strconv.ParseInt(s, 10, 64)
 	}
-	t.mu.Lock()
+	t.slotMu.RLock()
 	var slots []*leaseSlot
 	for uid, s := range t.slots {
 		if users[uid] || project != 0 {
 			slots = append(slots, s)
 		}
 	}
-	t.mu.Unlock()
+	t.slotMu.RUnlock()
 	var ended []*creditLease
 	for _, s := range slots {
 		s.mu.Lock()

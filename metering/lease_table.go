@@ -29,10 +29,13 @@ type leaseTable struct {
 	aliveUntil atomic.Int64 // ns since base; admissions from memory until then
 	lastRecall atomic.Pointer[string]
 
-	mu    sync.Mutex
-	slots map[int64]*leaseSlot
-	live  map[*creditLease]struct{}
-	retry map[*creditLease]struct{}
+	// slotMu guards slots: read on every leased charge, written when a
+	// user is first seen.
+	slotMu sync.RWMutex
+	slots  map[int64]*leaseSlot
+	mu     sync.Mutex // guards live and retry
+	live   map[*creditLease]struct{}
+	retry  map[*creditLease]struct{}
 
 	started atomic.Bool
 	startMu sync.Mutex
@@ -54,10 +57,15 @@ func (e *Engine) GatewayID() string { return e.leases.gatewayID }
 func (t *leaseTable) alive() bool { return int64(time.Since(t.base)) < t.aliveUntil.Load() }
 
 func (t *leaseTable) slot(userID int64) *leaseSlot {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.slotMu.RLock()
 	s := t.slots[userID]
-	if s == nil {
+	t.slotMu.RUnlock()
+	if s != nil {
+		return s
+	}
+	t.slotMu.Lock()
+	defer t.slotMu.Unlock()
+	if s = t.slots[userID]; s == nil {
 		s = &leaseSlot{}
 		t.slots[userID] = s
 	}
@@ -97,9 +105,9 @@ func (t *leaseTable) kick() {
 
 // detach removes l from its user's slot, waiting for a take in progress.
 func (t *leaseTable) detach(l *creditLease) {
-	t.mu.Lock()
+	t.slotMu.RLock()
 	s := t.slots[l.userID]
-	t.mu.Unlock()
+	t.slotMu.RUnlock()
 	if s == nil {
 		return
 	}
