@@ -53,7 +53,7 @@ func newScriptWorld(t testing.TB, rdb *redis.Client) *scriptWorld {
 func (w *scriptWorld) put(user, project map[string]string) {
 	ctx := context.Background()
 	require.NoError(w.t, w.rdb.Del(ctx, w.keys.User(scriptUserID), w.keys.Project(scriptProjectID), w.keys.Events(),
-		w.keys.InFlight(scriptUserID), w.keys.Reservation("evt1")).Err())
+		w.keys.InFlight(scriptUserID), w.keys.Reservation("evt1"), w.keys.Leases(), w.keys.PriceVersion()).Err())
 	require.NoError(w.t, w.rdb.HSet(ctx, w.keys.User(scriptUserID), user).Err())
 	if project != nil {
 		require.NoError(w.t, w.rdb.HSet(ctx, w.keys.Project(scriptProjectID), project).Err())

@@ -99,24 +99,9 @@ func mustScriptWithPrelude(name string, defs ...string) *luaScript {
 }
 
 var (
-	chargeScript     = mustScriptWithPrelude("charge.lua")
 	loadScript       = mustScript("load.lua")
 	adjustPoolScript = mustScript("adjust_pool.lua")
 	ackScript        = mustScript("ack.lua")
 	settleScript     = mustScript("settle.lua")
 	renewScript      = mustScript("renew.lua")
-)
-
-// Script answers' status codes (first element), shared by the scripts.
-const (
-	scriptOK           = 0
-	scriptInsufficient = 1
-	scriptTooLarge     = 2
-	scriptNoUser       = -1
-	scriptStale        = -2
-	scriptRefused      = -3
-	scriptNoProject    = -4
-	scriptStalePrice   = -5
-	scriptCancelled    = -6
-	scriptDeleted      = -7
 )
