@@ -38,9 +38,6 @@ func BenchmarkReserveScript(b *testing.B) {
 			res, _, err := metering.RunReserve(ctx, rdb, a)
 			return res, err
 		}},
-		{unit: "charge.lua-reserve-µs/call", run: func(a metering.ReserveArgs) ([]int64, error) {
-			return metering.RunChargeModeReserve(ctx, rdb, a)
-		}},
 		{unit: "empty-µs/call", run: func(a metering.ReserveArgs) ([]int64, error) {
 			return empty.Run(ctx, rdb, []string{a.UserKey, a.ProjectKey, a.EventsKey, a.FlightKey, a.RecordKey,
 				a.LeasesKey, a.PriceVersionKey}, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs,
