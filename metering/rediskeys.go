@@ -36,7 +36,7 @@ func (k RedisKeys) Project(id int64) string { return k.tag + ":p:" + strconv.For
 func (k RedisKeys) InFlight(id int64) string { return k.tag + ":f:" + strconv.FormatInt(id, 10) }
 
 // Reservation is the hash of one reservation (variable cost), named by its
-// hold event id, from charge.lua's reserve mode until settle.lua ends it.
+// hold event id, from reserve.lua until settle.lua ends it.
 func (k RedisKeys) Reservation(id string) string { return k.tag + ":r:" + id }
 
 // Leases is the sorted set of every open reservation: id → lease deadline
