@@ -70,48 +70,64 @@ local month = tonumber(ARGV[6])
 local granted, grant = due_grant(u[15], tonumber(u[12]), gm, month, pr)
 if granted then pr, gm = pr + grant, month end
 
--- The waterfall through the allowed buckets, in the route's order.
+-- The waterfall through the allowed buckets, in the route's order
+-- (letters compared as bytes, no tables: this is a per-request path).
 local order = ARGV[12]
-local avail = {a = alw, p = pool_available(pool_on, pb, pl, pu), w = aw, r = pr}
-local seen, reach = {}, 0
+local pool = pool_available(pool_on, pb, pl, pu)
+local ha, hp, hw, hr = false, false, false, false
+local reach = 0
 for i = 1, #order do
-  local b = order:sub(i, i)
-  if avail[b] == nil or seen[b] then
-    return redis.error_reply('reserve.lua: bad bucket order ' .. order)
-  end
-  seen[b], reach = true, reach + avail[b]
+  local b = string.byte(order, i)
+  if b == 97 and not ha then ha, reach = true, reach + alw
+  elseif b == 112 and not hp then hp, reach = true, reach + pool
+  elseif b == 119 and not hw then hw, reach = true, reach + aw
+  elseif b == 114 and not hr then hr, reach = true, reach + pr
+  else return redis.error_reply('reserve.lua: bad bucket order ' .. order) end
 end
 reach = capped(reach)
 local amount = tonumber(ARGV[7])
 if amount > reach then return {1, reach} end
-local got, rest = {a = 0, p = 0, w = 0, r = 0}, amount
+local ta, tp, tw, tr, rest = 0, 0, 0, 0, amount
 for i = 1, #order do
-  local b = order:sub(i, i)
-  local n = rest
-  if n > avail[b] then n = avail[b] end
-  got[b], rest = n, rest - n
+  if rest == 0 then break end
+  local b = string.byte(order, i)
+  if b == 97 then ta = rest; if ta > alw then ta = alw end; rest = rest - ta
+  elseif b == 112 then tp = rest; if tp > pool then tp = pool end; rest = rest - tp
+  elseif b == 119 then tw = rest; if tw > aw then tw = aw end; rest = rest - tw
+  else tr = rest; if tr > pr then tr = pr end; rest = rest - tr end
 end
-local ta, tp, tw, tr = got.a, got.p, got.w, got.r
 
--- Writing: only the user fields that changed.
-local h = {}
-local function put(f, before, after)
-  if after ~= before then h[#h + 1] = f; h[#h + 1] = after end
-end
-put('a', alw0, alw - ta); put('ap', ap0, ap); put('pu', pu0, pu + tp)
-put('aw', aw0, aw - tw); put('pr', pr0, pr - tr); put('gm', gm0, gm)
-if #h > 0 then redis.call('HSET', KEYS[1], unpack(h)) end
+-- Writing: only the user fields that changed (each argument costs a
+-- conversion), events without zero amounts or empty texts.
+local h, n = {}, 0
+if alw - ta ~= alw0 then h[1], h[2], n = 'a', alw - ta, 2 end
+if ap ~= ap0 then h[n + 1], h[n + 2], n = 'ap', ap, n + 2 end
+if pu + tp ~= pu0 then h[n + 1], h[n + 2], n = 'pu', pu + tp, n + 2 end
+if aw - tw ~= aw0 then h[n + 1], h[n + 2], n = 'aw', aw - tw, n + 2 end
+if pr - tr ~= pr0 then h[n + 1], h[n + 2], n = 'pr', pr - tr, n + 2 end
+if gm ~= gm0 then h[n + 1], h[n + 2], n = 'gm', gm, n + 2 end
+if n > 0 then redis.call('HSET', KEYS[1], unpack(h)) end
 if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
 
 local id, t, uid, uname = ARGV[8], ARGV[4], ARGV[10], u[6]
-append_due_events(KEYS[3], id, t, uid, uname, pid, pname,
-  refilled, refill_a, refill_pu, pstart, grant, month)
+if refilled or grant > 0 then
+  append_due_events(KEYS[3], id, t, uid, uname, pid, pname,
+    refilled, refill_a, refill_pu, pstart, grant, month)
+end
 -- The hold, and the record of what settle.lua needs to refund, take an
 -- overrun or forfeit without trusting the caller: who, from where, and
 -- the allowance period the allowance part belongs to.
-append_event(KEYS[3], event_head(id, 'hold', t, uid, uname, pid, pname),
-  {'a', 0 - ta, 'pl', 0 - tp, 'pu', tp, 'aw', 0 - tw, 'pr', 0 - tr,
-   'rs', amount, 'm', ARGV[14], 'rq', ARGV[9]})
+local f = {'id', id, 'k', 'hold', 't', t, 'u', uid, 'un', uname}
+local m = 10
+if pid ~= '0' then f[11], f[12], f[13], f[14], m = 'p', pid, 'pn', pname, 14 end
+if ta ~= 0 then f[m + 1], f[m + 2], m = 'a', 0 - ta, m + 2 end
+if tp ~= 0 then f[m + 1], f[m + 2], f[m + 3], f[m + 4], m = 'pl', 0 - tp, 'pu', tp, m + 4 end
+if tw ~= 0 then f[m + 1], f[m + 2], m = 'aw', 0 - tw, m + 2 end
+if tr ~= 0 then f[m + 1], f[m + 2], m = 'pr', 0 - tr, m + 2 end
+if amount ~= 0 then f[m + 1], f[m + 2], m = 'rs', amount, m + 2 end
+if ARGV[14] ~= '' then f[m + 1], f[m + 2], m = 'm', ARGV[14], m + 2 end
+if ARGV[9] ~= '' then f[m + 1], f[m + 2] = 'rq', ARGV[9] end
+redis.call('XADD', KEYS[3], '*', unpack(f))
 redis.call('HSET', KEYS[5], 'u', uid, 'p', pid, 'un', uname, 'pn', pname,
   'ap', ap, 'ae', ARGV[15], 'o', order, 'rs', amount, 'a', ta, 'pl', tp,
   'w', tw, 'r', tr, 'm', ARGV[14], 'rq', ARGV[9])
