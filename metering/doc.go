@@ -46,7 +46,7 @@
 //   - ops_projects.go, ops_project_changes.go, ops_refresh_project.go:
 //     projects; RefreshProject (the API's "settle") writes due refills.
 //   - ops_money.go (adjust_user_script.go: adjust_user.lua, and
-//     adjust_pool.lua), ops_transfer.go (transfer.lua): balance adjustments and transfers;
+//     adjust_pool_script.go: adjust_pool.lua), ops_transfer.go (transfer.lua): balance adjustments and transfers;
 //     peek.go (peek_script.go: peek.lua): live balances for admin reads;
 //     ops_refresh_project.go runs refresh_script.go (refresh.lua).
 //     grants.go, grant_month.go: monthly grants; parked.go: what a user

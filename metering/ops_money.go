@@ -50,9 +50,10 @@ func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall
 	}
 	p := a.project
 	c := getCall(adjustPoolScript)
-	c.Keys = append(c.Keys, e.keys.Project(p.ID), e.keys.Events())
-	c.Args = append(c.Args, a.field, int64(a.delta), int64(MaxCredits), id, a.kind, now.UnixMilli(),
-		"", "", p.ID, p.Name, a.actor, a.note)
+	args := adjustPoolArgs{ProjectKey: e.keys.Project(p.ID), EventsKey: e.keys.Events(), Field: a.field,
+		Delta: a.delta, Max: MaxCredits, EventID: id, Kind: a.kind, NowMs: now.UnixMilli(), ProjectID: p.ID,
+		ProjectName: p.Name, Actor: a.actor, Note: a.note}
+	args.fill(c)
 	return c, nil
 }
 
