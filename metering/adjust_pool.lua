@@ -1,6 +1,6 @@
 -- adjust_pool.lua: add a signed delta to a project's pool and append its event.
--- (User balances are adjusted by charge.lua in "adjust" mode, which first
--- applies due refills and grants.)
+-- (User balances are adjusted by adjust_user.lua, which first applies due
+-- refills and grants.)
 --
 -- KEYS[1] project hash   KEYS[2] event stream
 -- ARGV[1] field ("pb" pool balance)

@@ -2,7 +2,7 @@
 -- lost (a timeout, a broken connection) leaves the user with nothing
 -- taken, because the gateway refused the request. Either the charge ran,
 -- and everything it took goes back, or it has not run, and a marker makes
--- sure it never will (charge.lua refuses when its KEYS[5] exists): a
+-- sure it never will (the tracked charge refuses when its KEYS[5] exists): a
 -- command stuck in a stalled Redis or a retransmitting socket may still
 -- arrive later. Running this again changes nothing.
 --

@@ -1,6 +1,6 @@
 -- cancel_reserve.lua: the first half of cancelling a reservation whose
 -- answer the gateway lost: find out whether it ran, and if it has not,
--- make sure it never will (charge.lua's reserve mode refuses when its
+-- make sure it never will (reserve.lua refuses when its
 -- reservation key exists). A reservation that ran is then settled as a
 -- refund by the caller (settle.lua), which is idempotent.
 --

@@ -165,7 +165,7 @@ func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int
 }
 
 // flightMember is the in-flight set member a tracked charge writes (see
-// charge.lua): its id, project, allowance period and what it took from
+// fixed_charge.lua): its id, project, allowance period and what it took from
 // each bucket, so a lost charge can be undone from the member alone.
 func flightMember(id string, projectID, period int64, t Split) string {
 	b := make([]byte, 0, len(id)+48)

@@ -56,7 +56,7 @@ type letter struct {
 }
 
 // moneyFields are the stream fields of the balance deltas.
-var moneyFields = []string{"a", "pl", "aw", "pr", "pu"}
+var moneyFields = []string{eventAllowance, eventPool, eventAwarded, eventPurchased, eventPoolUsed}
 
 // movesMoney reports whether an entry's fields change a balance.
 func movesMoney(values map[string]any) bool {

@@ -19,8 +19,9 @@
 //   - apikey.go, keycheck.go, key_status.go: keys and their hashes.
 //   - usercache.go, load.go (load.lua): the key → user cache; loading a
 //     user, a project and the key index from Postgres into Redis.
-//   - charge.go (charge.lua): a fixed-cost charge, the waterfall.
-//   - reserve.go, settle.go, cancel.go (charge.lua reserve mode,
+//   - charge.go (fixed_charge.go: fixed_charge.lua, fixed and tracked): a
+//     fixed-cost charge, the waterfall.
+//   - reserve.go, settle.go, cancel.go (reserve_script.go: reserve.lua;
 //     settle.lua, renew.lua, cancel_*.lua): variable cost, reserve then
 //     settle; SettleEventually retries when Redis is away.
 //   - inflight.go (release.lua, inflight_count.lua): requests in flight.
@@ -28,8 +29,15 @@
 //   - runner.go: names for the pipelined script runner, which lives in
 //     internal/scriptrun (batching, EVAL on NOSCRIPT, no go-redis
 //     retries, the fence check; tested there). rediskeys.go: every Redis
-//     key, the scripts' status codes, and mustScript, which embeds each
-//     script (declared beside the Go that calls it, the shared ones here).
+//     key, and mustScript/mustScriptWithPrelude, which embed each script
+//     (declared beside the Go that calls it, the shared ones here).
+//   - One script per operation: each money script has a fixed layout and
+//     a Go file <script>_script.go (fixed_charge.go for the charge) with
+//     its xxxArgs struct (a field per KEYS/ARGV position), fill and
+//     parseXxxAnswer, which refuses shapes the script never gives.
+//     prelude.lua holds the balance rules and event helpers they share,
+//     joined in front of each at load time. script_fields.go: the status
+//     codes, hash fields and event fields the scripts and Go agree on.
 //
 // Admin operations (Engine methods the admin API calls)
 //   - ops_users.go, user_patch.go (patch_user.lua), user_delete.go
@@ -37,10 +45,12 @@
 //     user_list_balance.go: users.
 //   - ops_projects.go, ops_project_changes.go, ops_refresh_project.go:
 //     projects; RefreshProject (the API's "settle") writes due refills.
-//   - ops_money.go (adjust_pool.lua), ops_transfer.go (transfer.lua):
-//     balance adjustments and transfers; peek.go: admin-side charge.lua
-//     calls. grants.go, grant_month.go: monthly grants; parked.go: what a
-//     user leaves in a project it moves out of.
+//   - ops_money.go (adjust_user_script.go: adjust_user.lua, and
+//     adjust_pool_script.go: adjust_pool.lua), ops_transfer.go (transfer.lua): balance adjustments and transfers;
+//     peek.go (peek_script.go: peek.lua): live balances for admin reads;
+//     ops_refresh_project.go runs refresh_script.go (refresh.lua).
+//     grants.go, grant_month.go: monthly grants; parked.go: what a user
+//     leaves in a project it moves out of.
 //   - ops_prices.go, ops_audit.go, invites.go, invite_token.go,
 //     import_*.go, usage.go, report_unusual.go: prices, audit log,
 //     invites, CSV import, usage and unusual-usage reports.

@@ -6,7 +6,7 @@ import (
 
 // The typed boundary of fixed_charge.lua: the arguments in one struct, in
 // the order the script reads them, and its answer parsed in one place.
-// Status codes are scriptOK and its siblings (rediskeys.go).
+// Status codes are scriptOK and its siblings (script_fields.go).
 
 // Two scripts from one file (see fixed_charge.lua), each with its layout.
 var (

@@ -5,7 +5,7 @@ import "time"
 // Monthly grants. A user's grant runs while it is a partner with a monthly
 // grant above zero, and pays that amount into purchased on the 1st of
 // every month in its project's time zone (UTC when unassigned). Payment
-// is lazy: charge.lua (and the admin reads of it) pays every month begun
+// is lazy: the money scripts (and peek.lua, reading) pay every month begun
 // since the last one paid, each once, when the user is next seen. The
 // user's grant month ('gm' in Redis, grant_month in Postgres) is the last
 // month paid or owed nothing; it only grows, so no month is paid twice,

@@ -281,7 +281,7 @@ func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err e
 			cmds := make([]*redis.StringCmd, len(batch))
 			if _, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, id := range batch {
-					cmds[j] = p.HGet(ctx, key(id), "v")
+					cmds[j] = p.HGet(ctx, key(id), userVersion) // projectVersion is the same field
 				}
 				return nil
 			}); err != nil && !errors.Is(err, redis.Nil) {
@@ -351,7 +351,7 @@ func (h healer) healLoadProject(ctx context.Context, id int64) error {
 		return err
 	}
 	return h.healRun(ctx, h.loadCall(h.keys.Project(p.ID), p.Version, projectConfigArgs(p),
-		[]any{"pb", int64(p.PoolBalance)}, "", 0, ""))
+		[]any{projectPool, int64(p.PoolBalance)}, "", 0, ""))
 }
 
 // healRun sends one script call on the healer's own connections (the
@@ -426,7 +426,8 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 		}
 		c := getCall(healBalancesScript)
 		c.Keys = append(c.Keys, h.keys.User(id))
-		c.Args = append(c.Args, "a", a, "ap", ap, "pu", pu, "aw", aw, "pr", pr, "gm", gm, "x", parked)
+		c.Args = append(c.Args, userAllowance, a, userAllowanceStart, ap, userPoolUsed, pu, userAwarded, aw,
+			userPurchased, pr, userGrantMonth, gm, userParked, parked)
 		calls = append(calls, c)
 	}
 	rows.Close()
@@ -446,7 +447,7 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 		}
 		c := getCall(healBalancesScript)
 		c.Keys = append(c.Keys, h.keys.Project(id))
-		c.Args = append(c.Args, "pb", pb)
+		c.Args = append(c.Args, projectPool, pb)
 		calls = append(calls, c)
 	}
 	rows.Close()
@@ -558,8 +559,11 @@ func (h healer) restoreLostReservations(ctx context.Context, ckpt int64) (int, e
 		}
 		c := getCall(restoreReservationScript)
 		c.Keys = append(c.Keys, h.keys.Reservation(id), h.keys.Leases(), h.keys.InFlight(uid))
-		c.Args = append(c.Args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap, "ae", 0,
-			"o", order, "rs", reserved, "a", 0-a, "pl", 0-p, "w", 0-w, "r", 0-r, "m", model, "rq", request)
+		c.Args = append(c.Args, id, deadline, reservationUser, uid, reservationProject, pid,
+			reservationUserName, un, reservationProjectName, pn, reservationAllowanceStart, ap,
+			reservationAllowanceEnd, 0, reservationOrder, order, reservationReserved, reserved,
+			reservationAllowance, 0-a, reservationPool, 0-p, reservationAwarded, 0-w, reservationPurchased, 0-r,
+			reservationModel, model, reservationRequest, request)
 		calls = append(calls, c)
 	}
 	rows.Close()

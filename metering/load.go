@@ -16,8 +16,8 @@ func userConfigArgs(u User) []any {
 	if u.Key != nil {
 		kh, exp = string(u.Key.Hash[:]), expiresMillis(u.Key.ExpiresAt)
 	}
-	return []any{"kh", kh, "st", flag(u.Active), "exp", exp, "p", u.ProjectID, "n", u.Username,
-		"mg", int64(u.MonthlyGrant), "pt", flag(u.Partner)}
+	return []any{userKeyHash, kh, userStatus, flag(u.Active), userKeyExpiry, exp, userProject, u.ProjectID,
+		userName, u.Username, userMonthlyGrant, int64(u.MonthlyGrant), userPartner, flag(u.Partner)}
 }
 
 // userBalanceArgs are written only when Redis has no balances for the user
@@ -25,8 +25,9 @@ func userConfigArgs(u User) []any {
 // (patch_user.lua writes it with the move's events), so an absent 'x' never
 // hides an entry Postgres has.
 func userBalanceArgs(u User) []any {
-	return []any{"a", int64(u.AllowanceRemaining), "ap", u.AllowancePeriod, "pu", int64(u.PoolUsed),
-		"aw", int64(u.Awarded), "pr", int64(u.Purchased), "gm", u.GrantMonth, "x", u.parked}
+	return []any{userAllowance, int64(u.AllowanceRemaining), userAllowanceStart, u.AllowancePeriod,
+		userPoolUsed, int64(u.PoolUsed), userAwarded, int64(u.Awarded), userPurchased, int64(u.Purchased),
+		userGrantMonth, u.GrantMonth, userParked, u.parked}
 }
 
 func projectConfigArgs(p Project) []any {
@@ -37,7 +38,8 @@ func projectConfigArgs(p Project) []any {
 	if p.PoolPerUserLimit != nil {
 		pl = int64(*p.PoolPerUserLimit)
 	}
-	return []any{"n", p.Name, "amt", int64(p.AllowanceAmount), "per", string(p.Period), "pe", pe, "pl", pl, "tz", p.TimeZone}
+	return []any{projectName, p.Name, projectAmount, int64(p.AllowanceAmount), projectPeriod, string(p.Period),
+		projectPoolEnabled, pe, projectPoolLimit, pl, projectTimeZone, p.TimeZone}
 }
 
 // loadCall builds a load.lua call: config written unless Redis holds a
@@ -82,7 +84,7 @@ func (e *Engine) syncUserToRedis(ctx context.Context, u User, oldKey *KeyHash) e
 
 func (e *Engine) syncProjectToRedis(ctx context.Context, p Project) error {
 	return e.runLoad(ctx, e.loadCall(e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
-		[]any{"pb", int64(p.PoolBalance)}, "", 0, ""))
+		[]any{projectPool, int64(p.PoolBalance)}, "", 0, ""))
 }
 
 // loadUser brings a user (and its project) from Postgres into Redis after
@@ -202,7 +204,8 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 		return nil, fmt.Errorf("key index holds %q: %w", uidStr, err)
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		f, err := e.rdb.HMGet(ctx, e.keys.User(uid), "kh", "v", "p", "n", "a", "st", "exp").Result()
+		f, err := e.rdb.HMGet(ctx, e.keys.User(uid), userKeyHash, userVersion, userProject, userName,
+			userAllowance, userStatus, userKeyExpiry).Result()
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -236,7 +239,8 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 
 func (e *Engine) resolveProject(ctx context.Context, ent *userEntry, pid int64) error {
 	for attempt := 0; attempt < 2; attempt++ {
-		f, err := e.rdb.HMGet(ctx, ent.projectKey, "v", "n", "per", "tz", "pb").Result()
+		f, err := e.rdb.HMGet(ctx, ent.projectKey, projectVersion, projectName, projectPeriod,
+			projectTimeZone, projectPool).Result()
 		if err != nil {
 			return unavailable(err)
 		}

@@ -13,9 +13,9 @@ import (
 func (b Bucket) field() (string, error) {
 	switch b {
 	case BucketAwarded, "":
-		return "aw", nil
+		return userAwarded, nil
 	case BucketPurchased:
-		return "pr", nil
+		return userPurchased, nil
 	}
 	return "", invalid("bucket", `must be "awarded" or "purchased"`)
 }
@@ -25,7 +25,7 @@ func (b Bucket) field() (string, error) {
 type adjustment struct {
 	user    *User    // set for awarded/purchased changes
 	project *Project // set for pool changes
-	field   string   // "aw", "pr" or "pb"
+	field   string   // userAwarded, userPurchased or projectPool
 	delta   Credits
 	kind    string
 	actor   string
@@ -33,23 +33,36 @@ type adjustment struct {
 	audit   AuditEntry
 }
 
-// call builds the script call: charge.lua in adjust mode for a user (due
+// adjustCall builds the script call: adjust_user.lua for a user (due
 // refills and grants first, as a charge would), adjust_pool.lua for a pool.
 func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall, error) {
 	if u := a.user; u != nil {
-		c, err := e.refreshCall(u, "adjust", now)
+		start, month, err := userPeriods(u, now)
 		if err != nil {
 			return nil, err
 		}
-		c.Args = append(c.Args, int64(a.delta), id, "", u.ID, a.field, a.kind, a.actor, a.note)
+		c := getCall(adjustUserScript)
+		args := adjustUserArgs{UserKey: e.keys.User(u.ID), ProjectKey: e.keys.Project(u.ProjectID),
+			EventsKey: e.keys.Events(), NowMs: now.UnixMilli(), AllowanceStart: start, Month: month,
+			Delta: a.delta, EventID: id, UserID: u.ID, Field: a.field, Kind: a.kind, Actor: a.actor, Note: a.note}
+		args.fill(c)
 		return c, nil
 	}
 	p := a.project
 	c := getCall(adjustPoolScript)
-	c.Keys = append(c.Keys, e.keys.Project(p.ID), e.keys.Events())
-	c.Args = append(c.Args, a.field, int64(a.delta), int64(MaxCredits), id, a.kind, now.UnixMilli(),
-		"", "", p.ID, p.Name, a.actor, a.note)
+	args := adjustPoolArgs{ProjectKey: e.keys.Project(p.ID), EventsKey: e.keys.Events(), Field: a.field,
+		Delta: a.delta, Max: MaxCredits, EventID: id, Kind: a.kind, NowMs: now.UnixMilli(), ProjectID: p.ID,
+		ProjectName: p.Name, Actor: a.actor, Note: a.note}
+	args.fill(c)
 	return c, nil
+}
+
+// parse reads the answer of the script adjustCall chose.
+func (a adjustment) parse(res []int64) (adjustAnswer, error) {
+	if a.user != nil {
+		return parseAdjustUserAnswer(res)
+	}
+	return parseAdjustPoolAnswer(res)
 }
 
 // adjust applies a balance change and records its event in Postgres before
@@ -59,27 +72,29 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		return invalid("delta", fmt.Sprintf("must be between -%s and %s", MaxCredits, MaxCredits))
 	}
 	id, now := e.ids.Next(), e.cfg.Now()
-	var res []int64
+	var res adjustAnswer
 	for attempt := 0; attempt < 3; attempt++ {
 		c, err := e.adjustCall(a, id, now)
 		if err != nil {
 			return err
 		}
 		err = e.runner.Run(ctx, c)
-		res = append(res[:0], c.Res...)
+		if err == nil {
+			res, err = a.parse(c.Res)
+		}
 		putCall(c)
 		if err != nil {
 			return err
 		}
 		switch {
-		case res[0] == scriptNoUser && a.user != nil:
+		case res.Status == scriptNoUser && a.user != nil:
 			var found bool
 			if found, err = e.loadUser(ctx, a.user.ID); err == nil && !found {
 				return noUser(a.user.Username)
 			}
-		case res[0] == scriptNoUser:
+		case res.Status == scriptNoUser:
 			err = e.loadProject(ctx, a.project.ID)
-		case res[0] == scriptNoProject:
+		case res.Status == scriptNoProject:
 			err = e.loadProject(ctx, a.user.ProjectID)
 		default:
 			attempt = 3
@@ -88,12 +103,12 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 			return err
 		}
 	}
-	switch res[0] {
+	switch res.Status {
 	case scriptOK:
 	case scriptInsufficient:
-		return a.insufficient(Credits(res[1]))
+		return a.insufficient(res.Balance)
 	case scriptTooLarge:
-		return invalid("delta", fmt.Sprintf("would take the balance of %s above the maximum of %s", Credits(res[1]), MaxCredits))
+		return invalid("delta", fmt.Sprintf("would take the balance of %s above the maximum of %s", res.Balance, MaxCredits))
 	case scriptDeleted:
 		// Deleted after the caller read it from Postgres.
 		return noUser(a.user.Username)
@@ -107,11 +122,11 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		ev.ProjectID, ev.ProjectName = a.project.ID, a.project.Name
 	}
 	switch a.field {
-	case "aw":
+	case userAwarded:
 		ev.Awarded = a.delta
-	case "pr":
+	case userPurchased:
 		ev.Purchased = a.delta
-	case "pb":
+	case projectPool:
 		ev.Pool = a.delta
 	}
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
@@ -137,7 +152,7 @@ func (a adjustment) insufficient(have Credits) error {
 			a.project.Name, have, a.delta)
 	}
 	bucket := BucketAwarded
-	if a.field == "pr" {
+	if a.field == userPurchased {
 		bucket = BucketPurchased
 	}
 	return refuse(ErrInsufficient, "The %s balance of user %q is %s; a change of %s would take it below zero.",
@@ -189,7 +204,7 @@ func (e *Engine) AdjustPool(ctx context.Context, actor, name string, delta Credi
 		return Project{}, err
 	}
 	err = e.withLeasesRecalled(ctx, p.ID, nil, func() error {
-		return e.adjust(ctx, adjustment{project: &p, field: "pb", delta: delta, kind: KindPool, actor: actor, note: note,
+		return e.adjust(ctx, adjustment{project: &p, field: projectPool, delta: delta, kind: KindPool, actor: actor, note: note,
 			audit: AuditEntry{Actor: actor, Action: "project.pool", Target: p.Name,
 				Details: map[string]any{"delta": delta, "note": note}}})
 	})

@@ -12,13 +12,12 @@ import (
 const refreshChunk = 500
 
 // RefreshProject brings every member's allowance up to the current period
-// now, rather than at each one's next request: charge.lua in "refresh" mode
-// writes the refills and monthly grants that are due, with their events, and
+// now, rather than at each one's next request: refresh.lua writes the refills and monthly grants that are due, with their events, and
 // charges nothing. The events are in Postgres before it returns, so the
 // ledger shows the current period for every member. The admin API calls it
 // "settle" (POST /projects/{name}/settle, audit action project.settle); in
 // the engine, Settle is the end of a reservation, so this one is named for
-// the script mode it runs.
+// the script it runs.
 func (e *Engine) RefreshProject(ctx context.Context, actor, name string) (Project, error) {
 	p, err := getProjectByName(ctx, e.db, name)
 	if err != nil {
@@ -58,8 +57,8 @@ func (e *Engine) RefreshProject(ctx context.Context, actor, name string) (Projec
 	return e.GetProject(ctx, name)
 }
 
-// refreshUsers runs the refresh mode for users in one pipeline (again for
-// those Redis had not loaded) and returns the events the script appended,
+// refreshUsers runs refresh.lua for users in one pipeline (again for those
+// Redis had not loaded) and returns the events the script appended,
 // rebuilt from its answers.
 func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) ([]Event, error) {
 	var events []Event
@@ -68,38 +67,49 @@ func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) 
 		calls := make([]*scriptCall, len(pending))
 		ids := make([]string, len(pending))
 		for i := range pending {
-			c, err := e.refreshCall(&pending[i], "refresh", now)
+			u := &pending[i]
+			start, month, err := userPeriods(u, now)
 			if err != nil {
 				return nil, err
 			}
 			ids[i] = e.ids.Next()
-			c.Args = append(c.Args, 0, ids[i], "", pending[i].ID)
+			c := getCall(refreshScript)
+			args := refreshArgs{UserKey: e.keys.User(u.ID), ProjectKey: e.keys.Project(u.ProjectID),
+				EventsKey: e.keys.Events(), NowMs: now.UnixMilli(), AllowanceStart: start, Month: month,
+				EventID: ids[i], UserID: u.ID}
+			args.fill(c)
 			calls[i] = c
 		}
 		err := e.runner.RunAll(ctx, calls)
 		var again []User
 		for i, c := range calls {
 			u := &pending[i]
+			var a refreshAnswer
 			switch {
 			case err != nil:
 			case c.Err != nil:
 				err = c.Err
-			case c.Res[0] == scriptOK && len(c.Res) >= 7:
-				events = append(events, refreshEvents(u, ids[i], now, c.Res)...)
-			case c.Res[0] == scriptDeleted:
+			default:
+				a, err = parseRefreshAnswer(c.Res)
+			}
+			putCall(c)
+			if err != nil {
+				continue
+			}
+			switch a.Status {
+			case scriptOK:
+				events = append(events, refreshEvents(u, ids[i], now, a)...)
+			case scriptDeleted:
 				// Deleted since the member list was read: nothing to refresh.
-			case c.Res[0] == scriptNoUser:
+			case scriptNoUser:
 				if _, err = e.loadUser(ctx, u.ID); err == nil {
 					again = append(again, *u)
 				}
-			case c.Res[0] == scriptNoProject:
+			case scriptNoProject:
 				if err = e.loadProject(ctx, u.ProjectID); err == nil {
 					again = append(again, *u)
 				}
-			default:
-				err = fmt.Errorf("refresh of user %q answered %v", u.Username, c.Res)
 			}
-			putCall(c)
 		}
 		if err != nil {
 			// Events already appended stay in the stream for the reconciler.
@@ -113,23 +123,23 @@ func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) 
 	return events, nil
 }
 
-// refreshEvents rebuilds the refill and grant events charge.lua appended in
-// refresh mode, with the same ids, so whichever copy reaches Postgres first
-// is the one counted.
-func refreshEvents(u *User, id string, now time.Time, res []int64) []Event {
+// refreshEvents rebuilds the refill and grant events refresh.lua appended,
+// with the same ids, so whichever copy reaches Postgres first is the one
+// counted.
+func refreshEvents(u *User, id string, now time.Time, a refreshAnswer) []Event {
 	at := time.UnixMilli(now.UnixMilli()).UTC()
 	base := Event{Kind: KindRefill, At: at, UserID: u.ID, Username: u.Username, ProjectID: u.ProjectID, ProjectName: u.ProjectName}
 	var out []Event
-	if res[1] == 1 {
+	if a.Refilled {
 		ev := base
-		ev.ID, ev.Allowance, ev.PoolUsed = id+":r", Credits(res[2]), Credits(res[3])
-		ev.AllowancePeriod, ev.HasPeriod = res[4], true
+		ev.ID, ev.Allowance, ev.PoolUsed = id+":r", a.Allowance, a.PoolUsed
+		ev.AllowancePeriod, ev.HasPeriod = a.Period, true
 		out = append(out, ev)
 	}
-	if res[5] > 0 {
+	if a.Grant > 0 {
 		ev := base
-		ev.ID, ev.Kind, ev.Purchased = id+":g", KindGrant, Credits(res[5])
-		ev.GrantMonth, ev.HasGrant = res[6], true
+		ev.ID, ev.Kind, ev.Purchased = id+":g", KindGrant, a.Grant
+		ev.GrantMonth, ev.HasGrant = a.Month, true
 		out = append(out, ev)
 	}
 	return out

@@ -137,7 +137,7 @@ if reassign then
 end
 
 -- A grant runs while the user is a partner with a monthly grant: the same
--- rule as charge.lua's, on the schedule and in the zone before this change.
+-- rule as prelude.lua's due_grant, on the schedule and in the zone before this change.
 local month, old_month = tonumber(ARGV[8]), tonumber(ARGV[11])
 local schedule = ARGV[9] == '1'
 local grant, ngm = 0, gm
@@ -158,7 +158,7 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 15, last))
 redis.call('HSET', KEYS[1], 'a', na, 'ap', nap, 'pu', npu, 'pr', pr + grant, 'gm', ngm, 'x', nx)
 
 local t = ARGV[2]
--- An event of this user; amounts of 0 are left out, as charge.lua does
+-- An event of this user; amounts of 0 are left out, as the money scripts do
 -- (not a period start: a parked entry always has one).
 local function append(id, kind, p, pn, fields)
   local f = {'id', id, 'k', kind, 't', t, 'u', uid, 'un', uname, 'p', p, 'pn', pn}

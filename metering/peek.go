@@ -6,30 +6,31 @@ import (
 	"time"
 )
 
-// refreshCall starts a charge.lua call for an admin-side mode ("peek" or
-// "adjust") with the first seven arguments: the mode, no key or versions
-// to check, and the clock and period starts for the user's project.
-func (e *Engine) refreshCall(u *User, mode string, now time.Time) (*scriptCall, error) {
+// userPeriods is where a user's project stands as of now: the start of
+// its current allowance period (Unix seconds) and the month index, in the
+// project's zone. The admin-side scripts (peek, adjust, refresh) take them
+// rather than trusting a cache.
+func userPeriods(u *User, now time.Time) (allowanceStart, month int64, err error) {
 	loc, err := LoadLocation(u.projectTZ)
 	if err != nil {
-		return nil, fmt.Errorf("user %q: %w", u.Username, err)
+		return 0, 0, fmt.Errorf("user %q: %w", u.Username, err)
 	}
-	c := getCall(chargeScript)
-	c.Keys = append(c.Keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
-	c.Args = append(c.Args, mode, "", "", "", now.UnixMilli(),
-		PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now))
-	return c, nil
+	return PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), nil
 }
 
 // peekCall asks for balances as of now with lazy refills and grants applied
-// in the answer only. Reading never writes, so listing users cannot race a
-// charge, and refills still happen exactly once, at the next change.
+// in the answer only (peek.lua). Reading never writes, so listing users
+// cannot race a charge, and refills still happen exactly once, at the next
+// change.
 func (e *Engine) peekCall(u *User, now time.Time) (*scriptCall, error) {
-	c, err := e.refreshCall(u, "peek", now)
+	start, month, err := userPeriods(u, now)
 	if err != nil {
 		return nil, err
 	}
-	c.Args = append(c.Args, 0, "", "", u.ID)
+	c := getCall(peekScript)
+	args := peekArgs{UserKey: e.keys.User(u.ID), ProjectKey: e.keys.Project(u.ProjectID),
+		AllowanceStart: start, Month: month}
+	args.fill(c)
 	return c, nil
 }
 
@@ -64,33 +65,31 @@ func (e *Engine) liveBalances(ctx context.Context, users []User, now time.Time) 
 		var again []int
 		for j, i := range pending {
 			c := calls[j]
-			switch {
-			case c.Err != nil:
+			if c.Err != nil {
 				putCall(c)
 				return nil, c.Err
-			case c.Res[0] == scriptOK && len(c.Res) >= 9:
-				r := c.Res
-				out[i] = livePosition{Balances: Balances{Effective: Credits(r[1]), Allowance: Credits(r[2]),
-					PoolAvailable: Credits(r[3]), Awarded: Credits(r[4]), Purchased: Credits(r[5])}, grantMonth: r[8]}
-			case c.Res[0] == scriptDeleted:
-				// Deleted since the caller read it: nothing left.
-			case c.Res[0] == scriptNoUser:
-				if _, err := e.loadUser(ctx, users[i].ID); err != nil {
-					putCall(c)
-					return nil, err
-				}
-				again = append(again, i)
-			case c.Res[0] == scriptNoProject:
-				if err := e.loadProject(ctx, users[i].ProjectID); err != nil {
-					putCall(c)
-					return nil, err
-				}
-				again = append(again, i)
-			default:
-				putCall(c)
-				return nil, fmt.Errorf("peek answered %v", c.Res)
 			}
+			a, err := parsePeekAnswer(c.Res)
 			putCall(c)
+			if err != nil {
+				return nil, err
+			}
+			switch a.Status {
+			case scriptOK:
+				out[i] = livePosition{Balances: a.Balances, grantMonth: a.GrantMonth}
+			case scriptDeleted:
+				// Deleted since the caller read it: nothing left.
+			case scriptNoUser:
+				if _, err := e.loadUser(ctx, users[i].ID); err != nil {
+					return nil, err
+				}
+				again = append(again, i)
+			case scriptNoProject:
+				if err := e.loadProject(ctx, users[i].ProjectID); err != nil {
+					return nil, err
+				}
+				again = append(again, i)
+			}
 		}
 		pending = again
 	}

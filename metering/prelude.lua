@@ -1,5 +1,5 @@
 -- prelude.lua: the balance rules every money script shares, joined in
--- front of each such script when it is loaded (scripts.go: withPrelude),
+-- front of each such script when it is loaded (rediskeys.go: mustScriptWithPrelude),
 -- so the refill, grant and waterfall arithmetic exists once. Only local
 -- definitions: a script starts right after it.
 --
@@ -46,4 +46,45 @@ end
 local function capped(v)
   if v > MAX then return MAX end
   return v
+end
+
+-- event_head: the fields every event carries: its id, kind, time (Unix
+-- ms), user id and name, and for an assigned user the project and its
+-- name. append_event adds the rest.
+local function event_head(id, kind, t, uid, uname, pid, pname)
+  local f = {'id', id, 'k', kind, 't', t, 'u', uid, 'un', uname}
+  if pid ~= '0' then f[11], f[12], f[13], f[14] = 'p', pid, 'pn', pname end
+  return f
+end
+
+-- append_event: XADD head (event_head) and the field/value pairs of
+-- fields whose value is neither 0 nor '': the reconciler reads an absent
+-- amount as 0 and an absent text as none, and every argument a script
+-- passes to Redis costs a conversion.
+local function append_event(stream, head, fields)
+  for i = 1, #fields, 2 do
+    local v = fields[i + 1]
+    if v ~= 0 and v ~= '' then
+      head[#head + 1] = fields[i]
+      head[#head + 1] = v
+    end
+  end
+  redis.call('XADD', stream, '*', unpack(head))
+end
+
+-- append_due_events: the events of the lazy updates a script wrote before
+-- its own: the refill (when refilled: allowance and pool-use deltas, the
+-- new period start) and the grant (when it paid anything). Their ids are
+-- the operation's id suffixed with characters event ids never contain,
+-- so each is recorded once however the operation is retried.
+local function append_due_events(stream, id, t, uid, uname, pid, pname,
+    refilled, refill_a, refill_pu, pstart, grant, month)
+  if refilled then
+    append_event(stream, event_head(id .. ':r', 'refill', t, uid, uname, pid, pname),
+      {'a', refill_a, 'pu', refill_pu, 'ap', pstart})
+  end
+  if grant > 0 then
+    append_event(stream, event_head(id .. ':g', 'grant', t, uid, uname, pid, pname),
+      {'pr', grant, 'gm', month})
+  end
 end

@@ -36,7 +36,7 @@ func (k RedisKeys) Project(id int64) string { return k.tag + ":p:" + strconv.For
 func (k RedisKeys) InFlight(id int64) string { return k.tag + ":f:" + strconv.FormatInt(id, 10) }
 
 // Reservation is the hash of one reservation (variable cost), named by its
-// hold event id, from charge.lua's reserve mode until settle.lua ends it.
+// hold event id, from reserve.lua until settle.lua ends it.
 func (k RedisKeys) Reservation(id string) string { return k.tag + ":r:" + id }
 
 // Leases is the sorted set of every open reservation: id → lease deadline
@@ -99,24 +99,9 @@ func mustScriptWithPrelude(name string, defs ...string) *luaScript {
 }
 
 var (
-	chargeScript     = mustScriptWithPrelude("charge.lua")
 	loadScript       = mustScript("load.lua")
 	adjustPoolScript = mustScript("adjust_pool.lua")
 	ackScript        = mustScript("ack.lua")
 	settleScript     = mustScript("settle.lua")
 	renewScript      = mustScript("renew.lua")
-)
-
-// Script answers' status codes (first element), shared by the scripts.
-const (
-	scriptOK           = 0
-	scriptInsufficient = 1
-	scriptTooLarge     = 2
-	scriptNoUser       = -1
-	scriptStale        = -2
-	scriptRefused      = -3
-	scriptNoProject    = -4
-	scriptStalePrice   = -5
-	scriptCancelled    = -6
-	scriptDeleted      = -7
 )

@@ -5,7 +5,7 @@
 --
 -- KEYS[i] a user's in-flight set (all under the deployment's hash tag)
 -- ARGV[1] now, Unix ms   ARGV[i+1] the member to remove from KEYS[i]
---         (as charge.lua wrote it; Lease.member)
+--         (as the tracked charge or reserve.lua wrote it; Lease.member)
 --
 -- Answers {members removed}.
 

@@ -8,9 +8,9 @@ import (
 )
 
 // Variable cost: Reserve takes an estimate before the request goes
-// upstream (charge.lua in "reserve" mode: a hold plus a reservation record
-// and a lease), Settle takes the real cost after it (settle.lua). A
-// gateway that dies in between leaves a lease the Sweeper settles.
+// upstream (reserve.lua: a hold plus a reservation record and a lease),
+// Settle takes the real cost after it (settle.lua). A gateway that dies in
+// between leaves a lease the Sweeper settles.
 
 // UnknownModelPolicy says what to do with a model that has no price:
 // Reject it, or charge it at Default (whose Model may be "").
@@ -152,19 +152,21 @@ func (e *Engine) priceEstimate(ctx context.Context, r ReserveRequest, res *Reser
 	return formatInt(v), nil
 }
 
-// reserveCall runs charge.lua's reserve mode once and fills res from a
-// final answer; it returns the script's status code.
+// reserveCall runs reserve.lua once and fills res from a final answer; it
+// returns the script's status code.
 func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r ReserveRequest, order, version string, res *Reservation) (int64, error) {
 	now := e.cfg.Now()
 	b := ent.periodBounds(now)
 	id := e.ids.Next()
-	c := getCall(chargeScript)
+	c := getCall(reserveScript)
 	defer putCall(c)
-	c.Keys = append(c.Keys, ent.userKey, ent.projectKey, e.keys.Events(), ent.flightKey,
-		e.keys.Reservation(id), e.keys.Leases(), e.keys.PriceVersion())
-	c.Args = append(c.Args, "reserve", keyString(&h), ent.versionArg, ent.projectVer,
-		now.UnixMilli(), b.allowanceStart, b.month, int64(res.Reserved), id, r.Request, ent.userArg,
-		now.Add(r.Lease).UnixMilli(), order, version, r.Model, b.allowanceEnd)
+	args := reserveArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
+		FlightKey: ent.flightKey, RecordKey: e.keys.Reservation(id), LeasesKey: e.keys.Leases(),
+		PriceVersionKey: e.keys.PriceVersion(), KeyHash: keyString(&h), UserVersion: ent.versionArg,
+		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart, Month: b.month,
+		Amount: res.Reserved, EventID: id, Request: r.Request, UserID: ent.userArg,
+		DeadlineMs: now.Add(r.Lease).UnixMilli(), Order: order, PriceVersion: version, Model: r.Model, AllowanceEndMs: b.allowanceEnd}
+	args.fill(c)
 	if err := e.runner.Run(ctx, c); err != nil {
 		if errors.Is(err, ErrOutcomeUnknown) {
 			// The caller refuses the request: it must not stay reserved.
@@ -173,21 +175,20 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r R
 		}
 		return 0, err
 	}
-	a := c.Res
-	if len(a) == 0 {
-		return 0, fmt.Errorf("reserve script answered nothing")
+	a, err := parseReserveAnswer(c.Res)
+	if err != nil {
+		return 0, err
 	}
 	res.UserID, res.Username, res.Project = ent.userID, ent.username, ent.project
-	switch {
-	case a[0] == scriptOK && len(a) >= 6:
-		res.ID, res.Status, res.Remaining = id, Reserved, Credits(a[1])
-		res.Taken = Split{Credits(a[2]), Credits(a[3]), Credits(a[4]), Credits(a[5])}
+	switch a.Status {
+	case scriptOK:
+		res.ID, res.Status, res.Remaining, res.Taken = id, Reserved, a.Remaining, a.Taken
 		res.userKey, res.projectKey, res.flightKey = ent.userKey, ent.projectKey, ent.flightKey
 		res.projectID = ent.projectID
-	case a[0] == scriptInsufficient && len(a) >= 2:
-		res.Status, res.Remaining = Insufficient, Credits(a[1])
+	case scriptInsufficient:
+		res.Status, res.Remaining = Insufficient, a.Remaining
 	}
-	return a[0], nil
+	return a.Status, nil
 }
 
 // RenewLease moves an open reservation's deadline to now + d, so a long

@@ -7,7 +7,7 @@
 -- KEYS[1] reservation hash   KEYS[2] the deployment's lease set
 -- KEYS[3] the user's in-flight set
 -- ARGV[1] reservation id   ARGV[2] lease deadline, Unix ms
--- ARGV[3..] the reservation's field/value pairs (see charge.lua)
+-- ARGV[3..] the reservation's field/value pairs (see reserve.lua)
 --
 -- Answers {1} restored, {0} left alone.
 

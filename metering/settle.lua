@@ -1,4 +1,4 @@
--- settle.lua: finish a reservation (charge.lua's "reserve" mode): give the
+-- settle.lua: finish a reservation (reserve.lua): give the
 -- unused part back or take the overrun, append the final usage event, and
 -- forget the reservation. Settling a reservation that is gone does nothing.
 --

@@ -176,7 +176,7 @@ func (s *Sweeper) sweepBatch(ctx context.Context) (settled int, more bool, err e
 		cost, note = 0, "lease expired: refunded"
 	}
 	for _, id := range ids {
-		f, err := e.rdb.HMGet(ctx, e.keys.Reservation(id), "u", "p").Result()
+		f, err := e.rdb.HMGet(ctx, e.keys.Reservation(id), reservationUser, reservationProject).Result()
 		if err != nil {
 			return settled, false, unavailable(err)
 		}

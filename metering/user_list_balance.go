@@ -89,7 +89,7 @@ func (f *zeroBalanceFilter) sql(arg func(any) string) string {
 	start := clockCase(`p.allowance_period || ' ' || p.timezone`, f.starts, arg)
 	month := clockCase(`coalesce(p.timezone, 'UTC')`, f.months, arg)
 	// A refill is due: the project has a period and the user's allowance
-	// belongs to an earlier one (charge.lua's test).
+	// belongs to an earlier one (prelude.lua's due_refill).
 	due := `(p.id IS NOT NULL AND p.allowance_period <> 'none' AND u.allowance_period < (` + start + `))`
 	return `u.awarded + u.purchased <= 0
 		AND (NOT u.partner OR u.monthly_grant <= 0 OR u.grant_month >= (` + month + `)) IS NOT FALSE

@@ -220,7 +220,7 @@ func (w *world) xadd(t *testing.T, fields ...any) string {
 }
 
 // xaddAdjust appends an awarded-credits adjustment of user uid and makes
-// the same change to the Redis balance, as charge.lua's adjust mode would, so that the
+// the same change to the Redis balance, as adjust_user.lua would, so that the
 // ledger must record it for Redis and Postgres to agree.
 func (w *world) xaddAdjust(t *testing.T, uid int64, eventID string, delta int64, fields ...any) string {
 	t.Helper()
