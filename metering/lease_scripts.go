@@ -14,9 +14,6 @@ var (
 	recallScript     = mustScript("recall.lua")
 )
 
-// scriptTooMuchUsed: lease_end.lua was told of more use than the lease held.
-const scriptTooMuchUsed = -8
-
 // leaseTakeArgs is one lease_take.lua call.
 type leaseTakeArgs struct {
 	UserKey, ProjectKey, EventsKey, RecordKey, LeasesKey, UserLeasesKey string // KEYS[1..6]

@@ -19,6 +19,7 @@ const (
 	scriptStalePrice   = -5 // the price version changed since the estimate
 	scriptCancelled    = -6 // the operation's record exists (a cancel's marker)
 	scriptDeleted      = -7 // the user hash is a tombstone
+	scriptTooMuchUsed  = -8 // lease_end.lua: more use than the lease holds
 )
 
 // User hash fields ({p}:u:<id>): configuration mirrored from Postgres with
