@@ -96,11 +96,17 @@ func (t *leaseTable) recallLoop(ctx context.Context) {
 				pipe := rdb.Pipeline()
 				pipe.LPush(ctx, t.e.keys.RecallAcks(id), t.gatewayID)
 				pipe.PExpire(ctx, t.e.keys.RecallAcks(id), time.Minute)
-				if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
-					t.e.log.Warn("acknowledging a lease recall failed; the admin waits for the heartbeat", zap.Error(err))
+				if _, err := pipe.Exec(ctx); err != nil {
+					// Not handled until acknowledged: the heartbeat is not
+					// renewed meanwhile, and the recall is read again.
+					if ctx.Err() == nil {
+						t.e.log.Warn("acknowledging a lease recall failed; retrying", zap.Error(err))
+						sleepCtx(ctx, 200*time.Millisecond)
+					}
+					break
 				}
-				id = m.ID
-				t.lastRecall.Store(&id)
+				seen := m.ID
+				t.lastRecall.Store(&seen)
 			}
 		}
 	}
