@@ -189,9 +189,9 @@ func (e *Engine) ChargeLeased(ctx context.Context, key string, cost Credits, req
 			}
 			// It cannot pay this request or may no longer be used: what it
 			// holds goes back before a new lease is taken, so the new one
-			// sees the whole balance.
+			// sees the whole balance (whether or not this client waits).
 			s.l = nil
-			t.finish(ctx, l, "")
+			t.finish(context.WithoutCancel(ctx), l, "")
 		}
 		res, status, err := t.take(ctx, s, ent, &h, cost, request, now)
 		s.mu.Unlock()
