@@ -85,7 +85,7 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 		start, month := ent.periodArgs(now)
 		id := e.ids.Next()
 		args := trackedChargeArgs{Charge: fixedChargeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey,
-			EventsKey: e.keys.Events(), KeyHash: keyString(&h), UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
+			EventsKey: e.keys.Events(), KeyHash: ent.keyArg, UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
 			NowMs: now.UnixMilli(), AllowanceStart: start, Month: month, Cost: cost, EventID: id, Request: request,
 			UserID: ent.userArg}}
 		var c *scriptCall
@@ -175,8 +175,5 @@ func flightMember(id string, projectID, period int64, t Split) string {
 	}
 	return string(b)
 }
-
-// keyString views the hash as the raw 32-byte string the scripts compare.
-func keyString(h *KeyHash) string { return string(h[:]) }
 
 func formatInt(v int64) string { return strconv.FormatInt(v, 10) }
