@@ -168,8 +168,9 @@ func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int
 // charge.lua): its id, project, allowance period and what it took from
 // each bucket, so a lost charge can be undone from the member alone.
 func flightMember(id string, projectID, period int64, t Split) string {
-	b := make([]byte, 0, len(id)+48)
-	b = append(b, id...)
+	// Built on the stack: the string is the one allocation.
+	var buf [128]byte
+	b := append(buf[:0], id...)
 	for _, v := range [...]int64{projectID, period, int64(t.Allowance), int64(t.Pool), int64(t.Awarded), int64(t.Purchased)} {
 		b = strconv.AppendInt(append(b, '|'), v, 10)
 	}
