@@ -40,8 +40,8 @@ type Runner struct {
 	fence  Fence
 	verify func(context.Context) error
 
-	// pipes holds go-redis pipelines for reuse: one is empty again after
-	// Exec, and making one allocates.
+	// pipes holds go-redis pipelines for reuse (*pooledPipe): one is
+	// empty again after Exec, and making one allocates.
 	pipes sync.Pool
 
 	mu      sync.Mutex
@@ -110,7 +110,7 @@ var callPool = sync.Pool{New: func() any {
 func New(rdb redis.UniversalClient, timeout time.Duration) *Runner {
 	r := &Runner{rdb: rdb, timeout: timeout, maxSenders: 2,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
-	r.pipes.New = func() any { return rdb.Pipeline() }
+	r.pipes.New = func() any { return &pooledPipe{p: rdb.Pipeline()} }
 	return r
 }
 
@@ -413,7 +413,8 @@ const detachedDelay = 2 * time.Millisecond
 // its keys (go-redis writes a *string as the string) belong to the pooled
 // call.
 func (r *Runner) send(ctx context.Context, batch []*Call, source bool) {
-	p := r.pipes.Get().(redis.Pipeliner)
+	pp := r.pipes.Get().(*pooledPipe)
+	cmds := pp.cmds[:0]
 	for _, c := range batch {
 		w := c.wire[:0]
 		if source {
@@ -428,10 +429,22 @@ func (r *Runner) send(ctx context.Context, batch []*Call, source bool) {
 		w = append(w, c.Args...)
 		c.wire = w
 		*c.cmd = *redis.NewCmd(ctx, w...)
-		_ = p.Process(ctx, noRetryCmd{c.cmd})
+		cmds = append(cmds, noRetryCmd{c.cmd})
 	}
-	_, _ = p.Exec(ctx)
-	r.pipes.Put(p)
+	// Queued at once: the pipeline's own list then grows once, not once
+	// per doubling.
+	_ = pp.p.BatchProcess(ctx, cmds...)
+	_, _ = pp.p.Exec(ctx)
+	clear(cmds)
+	pp.cmds = cmds[:0]
+	r.pipes.Put(pp)
+}
+
+// pooledPipe is a go-redis pipeline kept for reuse, with the list of the
+// batch's commands handed to it.
+type pooledPipe struct {
+	p    redis.Pipeliner
+	cmds []redis.Cmder
 }
 
 // noRetryCmd is a command go-redis must never send twice (see send).
