@@ -92,8 +92,8 @@ cleanup() {
 	trap - EXIT INT TERM
 	[[ -n "$WRK_PID" ]] && kill "$WRK_PID" 2>/dev/null
 	[[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null
-	# go test runs in its own process group (set -m below): stop the
-	# benchmark binary it started too.
+	# go test runs in a session of its own (setsid, run_go_bench): its
+	# process group holds the benchmark binary it started too.
 	[[ -n "$GO_PID" ]] && kill -- -"$GO_PID" 2>/dev/null
 	[[ -n "$GW_PID" ]] && stop_pid "$GW_PID" gateway
 	[[ -n "$UP_PID" ]] && stop_pid "$UP_PID" demo-upstream
@@ -464,7 +464,8 @@ REPORT="$RESULTS/latest.txt"
 			printf "\n*   the issue table sets no p50 target with leases off; 0.10 ms is the issue'\''s first target for a metered request.\n"
 			printf "**  INFO commandstats counts the whole Redis server (every client, every database, the reconciler included),\n"
 			printf "    over each measured %d-conn run plus 1 s, divided by the requests wrk counted in it. Other work on the\n", conns
-			printf "    same server during the runs counts too. Per route: all commands / script calls (EVALSHA, EVAL, FCALL):\n"
+			printf "    same server during the runs counts too (for exact figures, point BENCH_REDIS_URL at a Redis server nothing\n"
+			printf "    else uses). Per route: all commands / script calls (EVALSHA, EVAL, FCALL):\n"
 			for (t in rreq) if (rreq[t] > 0)
 				printf "      %-7s %.1f / %.1f us per request (%d requests)\n", t, rusec[t] / rreq[t], rscript[t] / rreq[t], rreq[t]
 			printf "    reconcile lag per route, max of the samples (count): "
