@@ -464,8 +464,9 @@ REPORT="$RESULTS/latest.txt"
 			printf "\n*   the issue table sets no p50 target with leases off; 0.10 ms is the issue'\''s first target for a metered request.\n"
 			printf "**  INFO commandstats counts the whole Redis server (every client, every database, the reconciler included),\n"
 			printf "    over each measured %d-conn run plus 1 s, divided by the requests wrk counted in it. Other work on the\n", conns
-			printf "    same server during the runs counts too (for exact figures, point BENCH_REDIS_URL at a Redis server nothing\n"
-			printf "    else uses). Per route: all commands / script calls (EVALSHA, EVAL, FCALL):\n"
+			printf "    same server during the runs counts too. For exact figures, point BENCH_REDIS_URL at a Redis server nothing\n"
+			printf "    else uses (e.g. redis://127.0.0.1:6392/15: scripts/services.sh starts a private one under .data/).\n"
+			printf "    Per route: all commands / script calls (EVALSHA, EVAL, FCALL):\n"
 			for (t in rreq) if (rreq[t] > 0)
 				printf "      %-7s %.1f / %.1f us per request (%d requests)\n", t, rusec[t] / rreq[t], rscript[t] / rreq[t], rreq[t]
 			printf "    reconcile lag per route, max of the samples (count): "
