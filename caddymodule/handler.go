@@ -344,19 +344,23 @@ func setIdentity(r *http.Request, w http.ResponseWriter, user, project string, r
 	r.Header.Del("Authorization")
 	r.Header.Del("X-Api-Key")
 	dropTollgateHeaders(r.Header)
-	r.Header.Set("X-Tollgate-User", user)
+	rem := remaining.String()
+	// One backing array for the three header values instead of one per
+	// Header.Set; each slice is capped, so an Add appends elsewhere. The
+	// names are canonical already.
+	vals := [...]string{user, project, rem}
+	r.Header["X-Tollgate-User"] = vals[0:1:1]
 	if project != "" {
-		r.Header.Set("X-Tollgate-Project", project)
+		r.Header["X-Tollgate-Project"] = vals[1:2:2]
 	} else {
 		r.Header.Del("X-Tollgate-Project")
 	}
-	rem := remaining.String()
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.metering.user", user)
 		repl.Set("http.metering.project", project)
 		repl.Set("http.metering.remaining", rem)
 	}
-	w.Header().Set(headerRemaining, rem)
+	w.Header()[headerRemaining] = vals[2:3:3]
 }
 
 // headerRemaining tells the client its balance: after the charge, the

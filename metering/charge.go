@@ -85,7 +85,7 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 		start, month := ent.periodArgs(now)
 		id := e.ids.Next()
 		args := trackedChargeArgs{Charge: fixedChargeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey,
-			EventsKey: e.keys.Events(), KeyHash: keyString(&h), UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
+			EventsKey: e.keys.Events(), KeyHash: ent.keyArg, UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
 			NowMs: now.UnixMilli(), AllowanceStart: start, Month: month, Cost: cost, EventID: id, Request: request,
 			UserID: ent.userArg}}
 		var c *scriptCall
@@ -168,15 +168,13 @@ func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int
 // fixed_charge.lua): its id, project, allowance period and what it took from
 // each bucket, so a lost charge can be undone from the member alone.
 func flightMember(id string, projectID, period int64, t Split) string {
-	b := make([]byte, 0, len(id)+48)
-	b = append(b, id...)
+	// Built on the stack: the string is the one allocation.
+	var buf [128]byte
+	b := append(buf[:0], id...)
 	for _, v := range [...]int64{projectID, period, int64(t.Allowance), int64(t.Pool), int64(t.Awarded), int64(t.Purchased)} {
 		b = strconv.AppendInt(append(b, '|'), v, 10)
 	}
 	return string(b)
 }
-
-// keyString views the hash as the raw 32-byte string the scripts compare.
-func keyString(h *KeyHash) string { return string(h[:]) }
 
 func formatInt(v int64) string { return strconv.FormatInt(v, 10) }

@@ -32,11 +32,20 @@ type fixedChargeArgs struct {
 	UserID         string // ARGV[10], as in UserKey
 }
 
-// fill appends the keys and arguments to a call in the script's layout.
+// fill appends the keys and arguments to a call in the script's layout,
+// unboxed (Str, Int: no allocation per argument).
 func (a *fixedChargeArgs) fill(c *scriptCall) {
 	c.Keys = append(c.Keys, a.UserKey, a.ProjectKey, a.EventsKey)
-	c.Args = append(c.Args, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs,
-		a.AllowanceStart, a.Month, int64(a.Cost), a.EventID, a.Request, a.UserID)
+	c.Str(a.KeyHash)
+	c.Str(a.UserVersion)
+	c.Str(a.ProjectVersion)
+	c.Int(a.NowMs)
+	c.Str(a.AllowanceStart)
+	c.Str(a.Month)
+	c.Int(int64(a.Cost))
+	c.Str(a.EventID)
+	c.Str(a.Request)
+	c.Str(a.UserID)
 }
 
 // trackedChargeArgs is one tracked fixed-cost charge: a fixed charge plus
@@ -51,7 +60,7 @@ type trackedChargeArgs struct {
 func (a *trackedChargeArgs) fill(c *scriptCall) {
 	a.Charge.fill(c)
 	c.Keys = append(c.Keys, a.FlightKey, a.RecordKey)
-	c.Args = append(c.Args, a.DeadlineMs)
+	c.Int(a.DeadlineMs)
 }
 
 // fixedChargeAnswer is fixed_charge.lua's answer. Remaining and Taken are

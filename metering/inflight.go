@@ -63,7 +63,7 @@ func (e *Engine) releaseFailed(c *scriptCall) {
 	}
 	leases := make([]Lease, len(c.Keys))
 	for i, key := range c.Keys {
-		leases[i] = Lease{flightKey: key, member: c.Args[i+1].(string)}
+		leases[i] = Lease{flightKey: key, member: c.StringArg(i + 1)}
 	}
 	e.log.Warn("releasing requests in flight failed; retrying until Redis answers",
 		zap.Int("requests", len(leases)), zap.Error(c.Err))
@@ -137,10 +137,11 @@ func (e *Engine) fillRelease(c *scriptCall) {
 	r.pending, r.spare = r.spare[:0], nil
 	r.queued = false
 	r.mu.Unlock()
-	c.Args = append(c.Args, e.cfg.Now().UnixMilli())
+	// Unboxed (Int, Str): no allocation per argument.
+	c.Int(e.cfg.Now().UnixMilli())
 	for _, l := range batch {
 		c.Keys = append(c.Keys, l.flightKey)
-		c.Args = append(c.Args, l.member)
+		c.Str(l.member)
 	}
 	clear(batch)
 	r.mu.Lock()

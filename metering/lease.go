@@ -244,7 +244,7 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 		recordDeadlineMs: deadline.Add(t.cfg.SweepGrace).UnixMilli()}
 	args := leaseTakeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
 		RecordKey: e.keys.CreditLease(l.id), LeasesKey: e.keys.CreditLeases(),
-		UserLeasesKey: e.keys.UserCreditLeases(ent.userID), KeyHash: keyString(h), UserVersion: ent.versionArg,
+		UserLeasesKey: e.keys.UserCreditLeases(ent.userID), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
 		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart,
 		Month: b.month, Cost: cost, Want: want, LeaseID: l.id, UserID: ent.userArg,
 		DeadlineMs: l.recordDeadlineMs, GatewayID: t.gatewayID}

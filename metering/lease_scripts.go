@@ -34,8 +34,18 @@ type leaseTakeArgs struct {
 
 func (a *leaseTakeArgs) fill(c *scriptCall) {
 	c.Keys = append(c.Keys, a.UserKey, a.ProjectKey, a.EventsKey, a.RecordKey, a.LeasesKey, a.UserLeasesKey)
-	c.Args = append(c.Args, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs, a.AllowanceStart,
-		a.Month, int64(a.Cost), int64(a.Want), a.LeaseID, a.UserID, a.DeadlineMs, a.GatewayID)
+	c.Str(a.KeyHash)
+	c.Str(a.UserVersion)
+	c.Str(a.ProjectVersion)
+	c.Int(a.NowMs)
+	c.Str(a.AllowanceStart)
+	c.Str(a.Month)
+	c.Int(int64(a.Cost))
+	c.Int(int64(a.Want))
+	c.Str(a.LeaseID)
+	c.Str(a.UserID)
+	c.Int(a.DeadlineMs)
+	c.Str(a.GatewayID)
 }
 
 // leaseTakeAnswer: for scriptOK, Outside is what the user can spend
@@ -102,9 +112,17 @@ type leaseFlushArgs struct {
 
 func (a *leaseFlushArgs) fill(c *scriptCall) {
 	c.Keys = append(c.Keys, a.EventsKey, a.RecordKey)
-	c.Args = append(c.Args, int64(a.Used), a.UserID, a.Username, a.ProjectID, a.ProjectName)
-	for _, u := range a.Uses {
-		c.Args = append(c.Args, u.EventID, u.AtMs, int64(u.Cost), u.Request)
+	c.Int(int64(a.Used))
+	c.Str(a.UserID)
+	c.Str(a.Username)
+	c.Str(a.ProjectID)
+	c.Str(a.ProjectName)
+	for i := range a.Uses {
+		u := &a.Uses[i]
+		c.Str(u.EventID)
+		c.Int(u.AtMs)
+		c.Int(int64(u.Cost))
+		c.Str(u.Request)
 	}
 }
 

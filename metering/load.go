@@ -219,7 +219,7 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 		if f[0] != string(h[:]) {
 			return nil, nil // rotated or revoked; the index entry is stale
 		}
-		ent := &userEntry{userID: uid, userArg: uidStr, userKey: e.keys.User(uid), flightKey: e.keys.InFlight(uid),
+		ent := &userEntry{userID: uid, userArg: uidStr, keyArg: f[0].(string), userKey: e.keys.User(uid), flightKey: e.keys.InFlight(uid),
 			versionArg: f[1].(string), username: f[3].(string), period: PeriodNone, loc: time.UTC}
 		ent.active = f[5] == "1"
 		if exp, ok := f[6].(string); ok {

@@ -98,7 +98,7 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (*Reservation, e
 		if res.Status == UnknownModel {
 			return res, nil
 		}
-		code, err := e.reserveCall(ctx, ent, h, r, order, version, res)
+		code, err := e.reserveCall(ctx, ent, r, order, version, res)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +154,7 @@ func (e *Engine) priceEstimate(ctx context.Context, r ReserveRequest, res *Reser
 
 // reserveCall runs reserve.lua once and fills res from a final answer; it
 // returns the script's status code.
-func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r ReserveRequest, order, version string, res *Reservation) (int64, error) {
+func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, r ReserveRequest, order, version string, res *Reservation) (int64, error) {
 	now := e.cfg.Now()
 	b := ent.periodBounds(now)
 	id := e.ids.Next()
@@ -162,7 +162,7 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, h KeyHash, r R
 	defer putCall(c)
 	args := reserveArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
 		FlightKey: ent.flightKey, RecordKey: e.keys.Reservation(id), LeasesKey: e.keys.Leases(),
-		PriceVersionKey: e.keys.PriceVersion(), KeyHash: keyString(&h), UserVersion: ent.versionArg,
+		PriceVersionKey: e.keys.PriceVersion(), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
 		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart, Month: b.month,
 		Amount: res.Reserved, EventID: id, Request: r.Request, UserID: ent.userArg,
 		DeadlineMs: now.Add(r.Lease).UnixMilli(), Order: order, PriceVersion: version, Model: r.Model, AllowanceEndMs: b.allowanceEnd}

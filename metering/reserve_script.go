@@ -39,9 +39,21 @@ type reserveArgs struct {
 func (a *reserveArgs) fill(c *scriptCall) {
 	c.Keys = append(c.Keys, a.UserKey, a.ProjectKey, a.EventsKey, a.FlightKey, a.RecordKey,
 		a.LeasesKey, a.PriceVersionKey)
-	c.Args = append(c.Args, a.KeyHash, a.UserVersion, a.ProjectVersion, a.NowMs, a.AllowanceStart,
-		a.Month, int64(a.Amount), a.EventID, a.Request, a.UserID, a.DeadlineMs, a.Order,
-		a.PriceVersion, a.Model, a.AllowanceEndMs)
+	c.Str(a.KeyHash)
+	c.Str(a.UserVersion)
+	c.Str(a.ProjectVersion)
+	c.Int(a.NowMs)
+	c.Str(a.AllowanceStart)
+	c.Str(a.Month)
+	c.Int(int64(a.Amount))
+	c.Str(a.EventID)
+	c.Str(a.Request)
+	c.Str(a.UserID)
+	c.Int(a.DeadlineMs)
+	c.Str(a.Order)
+	c.Str(a.PriceVersion)
+	c.Str(a.Model)
+	c.Int(a.AllowanceEndMs)
 }
 
 // reserveAnswer is reserve.lua's answer. Remaining is the effective credits

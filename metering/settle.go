@@ -104,8 +104,17 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 		if a.status >= 0 {
 			status = strconv.Itoa(a.status)
 		}
-		c.Args = append(c.Args, e.cfg.Now().UnixMilli(), a.id, a.cost, a.in, a.out, status,
-			a.duration.Milliseconds(), a.note, orphan, a.servedModel)
+		// Unboxed arguments (Str, Int): no allocation per argument.
+		c.Int(e.cfg.Now().UnixMilli())
+		c.Str(a.id)
+		c.Int(a.cost)
+		c.Int(a.in)
+		c.Int(a.out)
+		c.Str(status)
+		c.Int(a.duration.Milliseconds())
+		c.Str(a.note)
+		c.Str(orphan)
+		c.Str(a.servedModel)
 		err := e.runner.Run(ctx, c)
 		// Copied out before the call goes back to the pool, into a buffer
 		// on the stack (the answer has 7 fields).

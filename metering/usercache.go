@@ -12,8 +12,11 @@ import (
 // The charge script checks the versions, so a stale entry is detected on the
 // next request and refreshed; it is never trusted for money or status.
 type userEntry struct {
-	userID     int64
-	userArg    string // user id as a script argument
+	userID  int64
+	userArg string // user id as a script argument
+	// keyArg is the key's hash as the scripts take it (the raw 32 bytes),
+	// kept so a charge does not convert the hash to a string each time.
+	keyArg     string
 	versionArg string
 	userKey    string
 	flightKey  string // the user's in-flight set

@@ -40,6 +40,10 @@ type Runner struct {
 	fence  Fence
 	verify func(context.Context) error
 
+	// pipes holds go-redis pipelines for reuse (*pooledPipe): one is
+	// empty again after Exec, and making one allocates.
+	pipes sync.Pool
+
 	mu      sync.Mutex
 	queue   []*Call
 	senders int
@@ -83,17 +87,31 @@ type Call struct {
 	// Failed, when set on a detached call, is told of its error (nobody
 	// else would be).
 	Failed func(*Call)
+
+	// What Str and Int append (args.go).
+	strs         [typedArgs]string
+	ints         [typedArgs]int64
+	nStrs, nInts int
+	// wire is the command as sent (EVALSHA, hash, keys, arguments) and cmd
+	// its go-redis command: both kept with the pooled call and refilled
+	// for every send, instead of a new slice and command each time.
+	wire []any
+	cmd  *redis.Cmd
 }
 
+// The pooled buffers are sized for the largest call on the request path
+// (reserve: 7 keys, 16 arguments), so they do not grow there.
 var callPool = sync.Pool{New: func() any {
 	return &Call{done: make(chan struct{}, 1), Res: make([]int64, 0, 8),
-		Keys: make([]string, 0, 4), Args: make([]any, 0, 12)}
+		Keys: make([]string, 0, 8), Args: make([]any, 0, 20), wire: make([]any, 0, 32), cmd: new(redis.Cmd)}
 }}
 
 // New makes a runner over rdb; timeout bounds each pipeline's round trip.
 func New(rdb redis.UniversalClient, timeout time.Duration) *Runner {
-	return &Runner{rdb: rdb, timeout: timeout, maxSenders: 2,
+	r := &Runner{rdb: rdb, timeout: timeout, maxSenders: 2,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	r.pipes.New = func() any { return &pooledPipe{p: rdb.Pipeline()} }
+	return r
 }
 
 // SetFence makes the runner check fence before every batch: while it is
@@ -195,9 +213,13 @@ func Get(s *Script) *Call {
 	return c
 }
 
-// Put returns a call to the pool.
+// Put returns a call to the pool, holding on to none of its values.
 func Put(c *Call) {
+	clear(c.Keys[:cap(c.Keys)])
 	clear(c.Args[:cap(c.Args)])
+	clear(c.wire[:cap(c.wire)])
+	c.resetArgs()
+	*c.cmd = redis.Cmd{}
 	callPool.Put(c)
 }
 
@@ -309,7 +331,6 @@ func (r *Runner) sendTurn(first *Call) {
 }
 
 func (r *Runner) exec(batch []*Call) {
-	var cmdBuf [MaxBatch]*redis.Cmd
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	for _, c := range batch {
@@ -331,7 +352,7 @@ func (r *Runner) exec(batch []*Call) {
 				return
 			}
 		}
-		pending = r.sendBatch(ctx, pending, cmdBuf[:0])
+		pending = r.sendBatch(ctx, pending)
 		if round == 1 {
 			for _, c := range pending {
 				c.Err = fmt.Errorf("%w: %w", ErrUnavailable, ErrFenced)
@@ -343,32 +364,32 @@ func (r *Runner) exec(batch []*Call) {
 
 // sendBatch sends the calls and reads their answers; it returns the calls
 // a fenced connection refused to send.
-func (r *Runner) sendBatch(ctx context.Context, batch []*Call, cmdBuf []*redis.Cmd) (fenced []*Call) {
-	cmds := r.send(ctx, batch, cmdBuf, false)
+func (r *Runner) sendBatch(ctx context.Context, batch []*Call) (fenced []*Call) {
+	r.send(ctx, batch, false)
 	// A NOSCRIPT answer means Redis restarted or its script cache was
 	// flushed: that call did nothing, while its neighbours in the pipeline
 	// ran. Only those calls are sent again, with EVAL and the script's
 	// source, which cannot miss (and caches the script for the next
 	// EVALSHA).
 	var retry []*Call
-	for i, c := range batch {
-		switch err := cmds[i].Err(); {
+	for _, c := range batch {
+		switch err := c.cmd.Err(); {
 		case isNoScript(err):
 			retry = append(retry, c)
 		case r.fence != nil && errors.Is(err, ErrFenced):
 			fenced = append(fenced, c)
 		default:
-			c.Res, c.Err = int64Slice(cmds[i], c.Res)
+			c.Res, c.Err = int64Slice(c.cmd, c.Res)
 		}
 	}
 	if len(retry) > 0 {
-		cmds = r.send(ctx, retry, cmdBuf[:0], true)
-		for i, c := range retry {
-			if r.fence != nil && errors.Is(cmds[i].Err(), ErrFenced) {
+		r.send(ctx, retry, true)
+		for _, c := range retry {
+			if r.fence != nil && errors.Is(c.cmd.Err(), ErrFenced) {
 				fenced = append(fenced, c)
 				continue
 			}
-			c.Res, c.Err = int64Slice(cmds[i], c.Res)
+			c.Res, c.Err = int64Slice(c.cmd, c.Res)
 		}
 	}
 	return fenced
@@ -379,35 +400,51 @@ func (r *Runner) sendBatch(ctx context.Context, batch []*Call, cmdBuf []*redis.C
 const detachedDelay = 2 * time.Millisecond
 
 // send pipelines one EVALSHA (or, with source, EVAL) per call; each
-// command carries its own error.
+// call's command (c.cmd) carries its own answer or error.
 //
 // go-redis resends a pipeline whose answer it did not get (a read timeout,
 // a connection reset after the write) on a new connection. For a script
 // that moves money that would run it twice, so every command is marked as
 // one go-redis must not retry: a lost answer reaches the caller as
 // ErrOutcomeUnknown, and the engine finds out itself what happened.
-func (r *Runner) send(ctx context.Context, batch []*Call, cmds []*redis.Cmd, source bool) []*redis.Cmd {
-	cmds = cmds[:0]
-	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, c := range batch {
-			args := make([]any, 0, 3+len(c.Keys)+len(c.Args))
-			if source {
-				args = append(args, "eval", c.Script.src)
-			} else {
-				args = append(args, "evalsha", c.Script.Hash())
-			}
-			args = append(args, len(c.Keys))
-			for _, k := range c.Keys {
-				args = append(args, k)
-			}
-			args = append(args, c.Args...)
-			cmd := redis.NewCmd(ctx, args...)
-			_ = p.Process(ctx, noRetryCmd{cmd})
-			cmds = append(cmds, cmd)
+//
+// Nothing here allocates per call but go-redis itself: the pipeline is
+// pooled, and each call's command, its argument slice and the pointers to
+// its keys (go-redis writes a *string as the string) belong to the pooled
+// call.
+func (r *Runner) send(ctx context.Context, batch []*Call, source bool) {
+	pp := r.pipes.Get().(*pooledPipe)
+	cmds := pp.cmds[:0]
+	for _, c := range batch {
+		w := c.wire[:0]
+		if source {
+			w = append(w, "eval", c.Script.srcArg)
+		} else {
+			w = append(w, "evalsha", c.Script.hashArg)
 		}
-		return nil
-	})
-	return cmds
+		w = append(w, len(c.Keys))
+		for i := range c.Keys {
+			w = append(w, &c.Keys[i])
+		}
+		w = append(w, c.Args...)
+		c.wire = w
+		*c.cmd = *redis.NewCmd(ctx, w...)
+		cmds = append(cmds, noRetryCmd{c.cmd})
+	}
+	// Queued at once: the pipeline's own list then grows once, not once
+	// per doubling.
+	_ = pp.p.BatchProcess(ctx, cmds...)
+	_, _ = pp.p.Exec(ctx)
+	clear(cmds)
+	pp.cmds = cmds[:0]
+	r.pipes.Put(pp)
+}
+
+// pooledPipe is a go-redis pipeline kept for reuse, with the list of the
+// batch's commands handed to it.
+type pooledPipe struct {
+	p    redis.Pipeliner
+	cmds []redis.Cmder
 }
 
 // noRetryCmd is a command go-redis must never send twice (see send).

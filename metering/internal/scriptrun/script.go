@@ -14,11 +14,16 @@ import (
 type Script struct {
 	*redis.Script
 	src string
+	// hashArg and srcArg are the hash and the source boxed once: a string
+	// put in an interface allocates, and every call sends one of them.
+	hashArg, srcArg any
 }
 
 // NewScript makes a script of its source.
 func NewScript(src string) *Script {
-	return &Script{Script: redis.NewScript(src), src: src}
+	s := &Script{Script: redis.NewScript(src), src: src}
+	s.hashArg, s.srcArg = s.Hash(), src
+	return s
 }
 
 // Source is the script's Lua source.
