@@ -247,7 +247,8 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 		UserLeasesKey: e.keys.UserCreditLeases(ent.userID), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
 		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart,
 		Month: b.month, Cost: cost, Want: want, LeaseID: l.id, UserID: ent.userArg,
-		DeadlineMs: l.recordDeadlineMs, GatewayID: t.gatewayID}
+		DeadlineMs: l.recordDeadlineMs, GatewayID: t.gatewayID, Request: request,
+		SingleSeconds: int64(cancelMarkerTTL / time.Second)}
 	c := getCall(leaseTakeScript)
 	args.fill(c)
 	err := e.runner.Run(ctx, c)
@@ -274,18 +275,16 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 		return ChargeResult{}, ans.Status, nil
 	}
 	l.size, l.taken, l.outside = ans.Size, ans.Taken, ans.Outside
-	l.used, l.lastUse = cost, now
-	l.pending = append(l.pending, leaseUse{EventID: e.ids.Next(), AtMs: now.UnixMilli(), Cost: cost, Request: request})
 	res := ChargeResult{Status: Charged, UserID: ent.userID, Username: ent.username, Project: ent.project,
 		Remaining: ans.Outside + ans.Size - cost, Taken: l.split(0, cost)}
-	t.track(l)
-	if ans.Size-cost < cost || cost == 0 {
-		// A lease for this request alone (the balance is low): it ends now,
-		// off the request's path.
-		l.ended = true
-		t.retryLater(l)
+	if ans.Size == cost {
+		// A lease of this request alone (a low balance, or a pool paying):
+		// the script charged it as a plain charge; nothing to flush or end.
 		return res, scriptOK, nil
 	}
+	l.used, l.lastUse = cost, now
+	l.pending = append(l.pending, leaseUse{EventID: e.ids.Next(), AtMs: now.UnixMilli(), Cost: cost, Request: request})
+	t.track(l)
 	s.l = l
 	return res, scriptOK, nil
 }

@@ -17,6 +17,9 @@
 -- ARGV[5] note for the event ('' none)   ARGV[6] "1" when Postgres has no
 -- such user any more: nothing to give back to, the lease just ends
 --
+-- A single request's lease (field 's') ends only when its take's answer was
+-- lost: its request's charge is undone by a void event.
+--
 -- Answers {0, given back, forfeited}; {1} no such lease (it ended before,
 -- or was never taken: a marker now makes sure it never is); {-1} user not
 -- in Redis (load it); {-4} the lease's project not in Redis (load it);
@@ -24,7 +27,7 @@
 
 local MAX = 9007199254740991
 local r = redis.call('HMGET', KEYS[4], 'u', 'p', 'un', 'pn', 'ap', 'a',
-  'pl', 'w', 'r', 'tk', 'used')
+  'pl', 'w', 'r', 'tk', 'used', 's')
 if not r[1] then
   if redis.call('EXISTS', KEYS[4]) == 0 then
     redis.call('HSET', KEYS[4], 'x', '1')
@@ -100,8 +103,15 @@ if not orphan then
 end
 if d.p ~= 0 then redis.call('HINCRBY', KEYS[2], 'pb', d.p) end
 
+-- A single request's lease (lease_take.lua) was charged as a usage event:
+-- undoing it is a void (its cost back, negative), as for a lost charge.
+local single = r[12] == '1'
 local f = {'id', ARGV[2] .. ':e', 'k', 'lease_end', 't', ARGV[1], 'u', r[1], 'un', r[3],
   'rs', take}
+if single then
+  f = {'id', ARGV[2] .. ':e', 'k', 'void', 't', ARGV[1], 'u', r[1], 'un', r[3],
+    'c', 0 - (take - used)}
+end
 if pid ~= '0' then f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = r[4] end
 local opt = {'a', d.a, 'pl', d.p, 'pu', dpu, 'aw', d.w, 'pr', d.r, 'ff', forfeited, 'no', ARGV[5]}
 for i = 1, #opt, 2 do
@@ -110,6 +120,11 @@ for i = 1, #opt, 2 do
 end
 redis.call('XADD', KEYS[3], '*', unpack(f))
 redis.call('DEL', KEYS[4])
+if single then
+  -- Ending it again must find nothing to give back.
+  redis.call('HSET', KEYS[4], 'x', '1')
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+end
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 return {0, back, forfeited}

@@ -30,6 +30,8 @@ type leaseTakeArgs struct {
 	UserID         string  // ARGV[10]
 	DeadlineMs     int64   // ARGV[11], when the sweeper may end it
 	GatewayID      string  // ARGV[12]
+	Request        string  // ARGV[13], the first request's label
+	SingleSeconds  int64   // ARGV[14], how long a single request's record lives
 }
 
 func (a *leaseTakeArgs) fill(c *scriptCall) {
@@ -46,6 +48,8 @@ func (a *leaseTakeArgs) fill(c *scriptCall) {
 	c.Str(a.UserID)
 	c.Int(a.DeadlineMs)
 	c.Str(a.GatewayID)
+	c.Str(a.Request)
+	c.Int(a.SingleSeconds)
 }
 
 // leaseTakeAnswer: for scriptOK, Outside is what the user can spend

@@ -20,21 +20,23 @@
 -- ARGV[6] current month index   ARGV[7] the first request's cost
 -- ARGV[8] lease size wanted   ARGV[9] lease id (the hold event's)
 -- ARGV[10] user id   ARGV[11] record deadline, Unix ms (the sweeper ends
--- the lease after it)   ARGV[12] gateway id
+-- the lease after it)   ARGV[12] gateway id   ARGV[13] the first request's
+-- label   ARGV[14] seconds the record of a single request's lease lives
 --
 -- Sizing: beyond the first request, a lease takes at most 1/SHARE of what
 -- the user can spend, shared between the user's live leases (SHARE ×
 -- (leases + 1)), so the rest stays in Redis for other gateways, and only
 -- within one stretch of the waterfall that nobody else draws from (see
 -- "room" below). When that is under one more request's cost, the lease
--- holds the first request's cost alone (its gateway ends it at once), so
--- near a zero balance, and while a shared pool pays, every request makes
--- its own round trip exactly as without leases. Every take leaves a
--- record, so a take whose answer was lost is undone by lease_end.lua like
--- any other.
+-- holds the first request's cost alone and is final at once (its usage
+-- event appended here; nothing to flush or end), so near a zero balance,
+-- and while a pool with credits pays, every request makes its own round
+-- trip exactly as without leases. Every take leaves a record, so a take
+-- whose answer was lost is undone by lease_end.lua like any other.
 --
 -- Answers {0, effective outside the lease after, a, p, w, r taken,
--- allowance period, lease size}: the first request's cost is the lease's
+-- allowance period, lease size (the cost: a single request's lease)}: the
+-- first request's cost is the lease's
 -- first use (the gateway appends its usage event with the lease's next
 -- flush); {1, effective}: insufficient, nothing taken; or a status alone:
 -- -1 user not in Redis, -2 caller's cache stale, -3 key refused, -4
@@ -95,15 +97,15 @@ if rest > 0 then
   tr = rest - tw
 end
 
--- The lease extends it only where no one else's charges can change the
--- order of the buckets it draws from: the user's own allowance, or, when
--- the user draws from no pool, awarded then purchased. A shared pool is
--- drawn per request (its other users draw from it too), so the waterfall
--- is exactly the one of plain charges.
+-- The lease extends it only within one stretch of the waterfall: the
+-- user's own allowance, or, once the pool has nothing left for this user
+-- (off, empty, or the user's limit reached), awarded then purchased. A
+-- pool with credits is drawn one request at a time (its other users draw
+-- from it too), so each request's split is the one of plain charges.
 local room = 0
 if alw - ta > 0 then
   room = alw - ta
-elseif not pool_on then
+elseif pool - tp == 0 then
   room = aw - tw + pr - tr
 end
 -- Leases of this user that are still live (expired ones wait for the
@@ -149,7 +151,15 @@ end
 
 -- The lease event: amounts taken as negative deltas, zero amounts left out
 -- (a hold, but of its own kind: heal.go restores reservations from holds).
+-- A lease of the first request alone is that request's usage event
+-- instead, and its record stays only as what undoes it if the gateway
+-- lost this answer (then refused the request): no flush, no end.
+local single = extra == 0
 local f = {'id', id, 'k', 'lease', 't', t, 'u', uid, 'un', uname, 'rs', take}
+if single then
+  f = {'id', id, 'k', 'usage', 't', t, 'u', uid, 'un', uname, 'c', cost}
+  if ARGV[13] ~= '' then f[#f + 1] = 'rq'; f[#f + 1] = ARGV[13] end
+end
 if pid ~= '0' then f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = pname end
 if ta ~= 0 then f[#f + 1] = 'a'; f[#f + 1] = 0 - ta end
 if tp ~= 0 then f[#f + 1] = 'pl'; f[#f + 1] = 0 - tp; f[#f + 1] = 'pu'; f[#f + 1] = tp end
@@ -162,6 +172,11 @@ redis.call('XADD', KEYS[3], '*', unpack(f))
 redis.call('HSET', KEYS[4], 'u', uid, 'p', pid, 'un', uname, 'pn', pname,
   'ap', ap, 'a', ta, 'pl', tp, 'w', tw, 'r', tr, 'tk', take, 'used', 0,
   'g', ARGV[12], 'd', ARGV[11])
+if single then
+  redis.call('HSET', KEYS[4], 's', '1', 'used', cost)
+  redis.call('EXPIRE', KEYS[4], ARGV[14])
+  return {0, reach - take, ta, tp, tw, tr, ap, take}
+end
 redis.call('ZADD', KEYS[5], ARGV[11], id)
 redis.call('ZADD', KEYS[6], ARGV[11], id)
 return {0, reach - take, ta, tp, tw, tr, ap, take}
