@@ -135,7 +135,8 @@ func refusal(r *record) bool {
 //
 //	2xx                        exactly one usage event (priced: settling its one hold);
 //	                           none allowed only when answered after the point
-//	                           a cut AOF kept (writes Redis lost, see lostAfter),
+//	                           a cut AOF kept (writes Redis lost, see lostAfter;
+//	                           leased: up to lostUsageWindow before it),
 //	                           or, leased, when its gateway was killed after it
 //	                           started (checkCreditLeases bounds those)
 //	401/402/400/413, 503 metering_unavailable: no event at all, or events
@@ -203,7 +204,7 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 					c.leasedUncharged[r.user]++
 					continue
 				}
-				if !c.lostAfter.IsZero() && r.end.After(c.lostAfter) {
+				if !c.lostAfter.IsZero() && r.end.After(c.lostAfter.Add(-lostUsageWindow(r.kind))) {
 					s.okLostWithRedis++ // charged in the writes Redis lost
 					continue
 				}
@@ -231,6 +232,18 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 			}
 		}
 	}
+}
+
+// lostUsageWindow is how long before the point a cut AOF kept a 2xx may
+// have been answered and still have its usage event in the lost writes:
+// none for a charge, whose event is appended with it; for a leased
+// request, whose event the lease's next flush appends (every 100ms), ten
+// flush intervals, so a flush the loaded machine delays is still covered.
+func lostUsageWindow(k reqKind) time.Duration {
+	if k == kindLeased {
+		return time.Second
+	}
+	return 0
 }
 
 // netZero reports events that together change no balance and cost

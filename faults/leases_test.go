@@ -94,6 +94,11 @@ func (w *world) checkCreditLeases(c *cycle, events []*ledgerEvent) {
 		for _, id := range l.unendedLeases {
 			c.violate("credit leases ended", fmt.Sprintf("user %s: lease %s has no lease_end in the ledger", u.name, id))
 		}
+		if lostWrites && l.usageCost != l.charged {
+			// A lost take or flush: the documented loss of the lost second.
+			c.note("user %s: with Redis's lost writes, leased usage events cost %s, the leases kept %s",
+				u.name, credits(l.usageCost), credits(l.charged))
+		}
 		if !lostWrites && l.usageCost != l.charged {
 			c.violate("leased usage is what the leases kept", fmt.Sprintf(
 				"user %s: %d leases (%d ended, %d by the sweeper) kept %s, its leased usage events cost %s",
