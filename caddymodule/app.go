@@ -54,6 +54,17 @@ type App struct {
 	// SweepInterval is how often the sweeper looks for expired leases.
 	// Default: the engine's (metering.SweeperConfig.WithDefaults).
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+	// CreditLeaseIdle, CreditLeaseLife, CreditLeaseSweepGrace and
+	// CreditLeaseHeartbeat tune the credit leases of routes with
+	// credit_leases on (metering.LeaseConfig: Idle, Life, SweepGrace,
+	// Heartbeat). Zero: the engine's defaults (2s, 30s, 2m, 5s). Shorter
+	// timings let a test or a small deployment see a dead gateway's leases
+	// end sooner; the grace must outlast any Redis outage a live gateway
+	// rides out, or the sweeper ends leases it still uses.
+	CreditLeaseIdle       caddy.Duration `json:"credit_lease_idle,omitempty"`
+	CreditLeaseLife       caddy.Duration `json:"credit_lease_life,omitempty"`
+	CreditLeaseSweepGrace caddy.Duration `json:"credit_lease_sweep_grace,omitempty"`
+	CreditLeaseHeartbeat  caddy.Duration `json:"credit_lease_heartbeat,omitempty"`
 
 	engine   *metering.Engine
 	shared   *sharedStores
@@ -97,7 +108,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	cfg := metering.Config{RedisPrefix: prefix, KeyPepper: []byte(pepper), KeyEncryptionKey: kek,
-		Logger: a.log}.WithDefaults()
+		Logger: a.log, Leases: a.leaseConfig()}.WithDefaults()
 
 	a.key = redisURL + "\x00" + pgURL + "\x00" + cfg.RedisPrefix
 	v, _, err := stores.LoadOrNew(a.key, func() (caddy.Destructor, error) {
@@ -113,6 +124,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	return a.provisionSweeper()
+}
+
+// leaseConfig is the credit-lease timings the config sets; the engine
+// fills in the rest and checks them (NewEngine).
+func (a *App) leaseConfig() metering.LeaseConfig {
+	return metering.LeaseConfig{Idle: time.Duration(a.CreditLeaseIdle), Life: time.Duration(a.CreditLeaseLife),
+		SweepGrace: time.Duration(a.CreditLeaseSweepGrace), Heartbeat: time.Duration(a.CreditLeaseHeartbeat)}
 }
 
 // maxReconcileBatch bounds reconcile_batch. A batch's decoded entries are

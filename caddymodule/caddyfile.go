@@ -56,6 +56,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		skip_migrations
 //		sweep_policy        charge|refund
 //		sweep_interval      <duration>
+//		credit_lease_idle        <duration>
+//		credit_lease_life        <duration>
+//		credit_lease_sweep_grace <duration>
+//		credit_lease_heartbeat   <duration>  (at least 1s)
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -94,6 +98,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "sweep_interval":
 			a.SweepInterval, err = durationArg(d, "30s")
+		case "credit_lease_idle":
+			a.CreditLeaseIdle, err = durationArg(d, "2s")
+		case "credit_lease_life":
+			a.CreditLeaseLife, err = durationArg(d, "30s")
+		case "credit_lease_sweep_grace":
+			a.CreditLeaseSweepGrace, err = durationArg(d, "2m")
+		case "credit_lease_heartbeat":
+			// The engine's bound, checked here too so that adapting the
+			// config names the line.
+			if a.CreditLeaseHeartbeat, err = durationArg(d, "5s"); err == nil && time.Duration(a.CreditLeaseHeartbeat) < time.Second {
+				err = d.Errf("credit_lease_heartbeat %s: must be at least 1s", time.Duration(a.CreditLeaseHeartbeat))
+			}
 		case "skip_migrations":
 			a.SkipMigrations, err = true, noMoreArgs(d)
 		default:

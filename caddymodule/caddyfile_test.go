@@ -58,6 +58,10 @@ func TestParseGlobalOption(t *testing.T) {
 		skip_migrations
 		sweep_policy refund
 		sweep_interval 30s
+		credit_lease_idle 1s
+		credit_lease_life 8s
+		credit_lease_sweep_grace 20s
+		credit_lease_heartbeat 2s
 	}`), nil)
 	require.NoError(t, err)
 	app := v.(httpcaddyfile.App)
@@ -66,24 +70,33 @@ func TestParseGlobalOption(t *testing.T) {
 	require.NoError(t, json.Unmarshal(app.Value, &got))
 	require.Equal(t, App{Redis: "redis://r:6379/1", Postgres: "postgres://p/db", KeyPepper: "{env.PEPPER}",
 		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", ReconcileBatch: 5000, SkipMigrations: true,
-		SweepPolicy: "refund", SweepInterval: caddy.Duration(30 * time.Second)}, got)
+		SweepPolicy: "refund", SweepInterval: caddy.Duration(30 * time.Second),
+		CreditLeaseIdle: caddy.Duration(time.Second), CreditLeaseLife: caddy.Duration(8 * time.Second),
+		CreditLeaseSweepGrace: caddy.Duration(20 * time.Second), CreditLeaseHeartbeat: caddy.Duration(2 * time.Second)}, got)
+	require.Equal(t, metering.LeaseConfig{Idle: time.Second, Life: 8 * time.Second, SweepGrace: 20 * time.Second,
+		Heartbeat: 2 * time.Second}, got.leaseConfig(), "the engine gets the timings")
 
 	for in, msg := range map[string]string{
-		"metering {\n bogus 1\n}":                "unknown metering option",
-		"metering {\n redis a b\n}":              "wrong argument count",
-		"metering x":                             "wrong argument count",
-		"metering {\n skip_migrations x\n}":      "wrong argument count",
-		"metering {\n sweep_policy keep\n}":      "sweep_policy",
-		"metering {\n sweep_policy\n}":           "wrong argument count",
-		"metering {\n sweep_interval 0s\n}":      "sweep_interval",
-		"metering {\n sweep_interval x\n}":       "sweep_interval",
-		"metering {\n sweep_interval 1s 2s\n}":   "wrong argument count",
-		"metering {\n reconcile_batch\n}":        "wrong argument count",
-		"metering {\n reconcile_batch 1 2\n}":    "wrong argument count",
-		"metering {\n reconcile_batch 0\n}":      "reconcile_batch",
-		"metering {\n reconcile_batch -5\n}":     "reconcile_batch",
-		"metering {\n reconcile_batch 2e4\n}":    "reconcile_batch",
-		"metering {\n reconcile_batch 100001\n}": "from 1 to 100000",
+		"metering {\n bogus 1\n}":                      "unknown metering option",
+		"metering {\n redis a b\n}":                    "wrong argument count",
+		"metering x":                                   "wrong argument count",
+		"metering {\n skip_migrations x\n}":            "wrong argument count",
+		"metering {\n sweep_policy keep\n}":            "sweep_policy",
+		"metering {\n sweep_policy\n}":                 "wrong argument count",
+		"metering {\n sweep_interval 0s\n}":            "sweep_interval",
+		"metering {\n sweep_interval x\n}":             "sweep_interval",
+		"metering {\n sweep_interval 1s 2s\n}":         "wrong argument count",
+		"metering {\n reconcile_batch\n}":              "wrong argument count",
+		"metering {\n credit_lease_idle 0s\n}":         "credit_lease_idle",
+		"metering {\n credit_lease_life -1s\n}":        "credit_lease_life",
+		"metering {\n credit_lease_life\n}":            "wrong argument count",
+		"metering {\n credit_lease_sweep_grace x\n}":   "credit_lease_sweep_grace",
+		"metering {\n credit_lease_heartbeat 500ms\n}": "at least 1s",
+		"metering {\n reconcile_batch 1 2\n}":          "wrong argument count",
+		"metering {\n reconcile_batch 0\n}":            "reconcile_batch",
+		"metering {\n reconcile_batch -5\n}":           "reconcile_batch",
+		"metering {\n reconcile_batch 2e4\n}":          "reconcile_batch",
+		"metering {\n reconcile_batch 100001\n}":       "from 1 to 100000",
 	} {
 		_, err := parseGlobalOption(caddyfile.NewTestDispenser(in), nil)
 		require.ErrorContains(t, err, msg, in)

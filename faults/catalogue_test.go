@@ -25,10 +25,10 @@ var catalogue = []*fault{
 	{name: "redis-stall", about: "Redis SIGSTOPped longer than the gateway's 5 s script timeout", mix: slowHalf, inject: redisStall},
 	{name: "postgres-stop", about: "Postgres stopped for 30 s", inject: postgresStop},
 	{name: "gateway-kill-fixed", about: "a gateway SIGKILLed with fixed-cost requests in flight",
-		mix:    func(*rand.Rand) *mix { return &mix{weights: [3]int{8, 1, 1}, modes: []string{"slow"}, share: 0.7} },
+		mix:    func(*rand.Rand) *mix { return &mix{weights: [4]int{4, 1, 1, 6}, modes: []string{"slow"}, share: 0.7} },
 		inject: func(w *world, c *cycle) error { return gatewayKill(w, c, upFixed, 2) }},
 	{name: "gateway-kill-stream", about: "one of two gateways SIGKILLed mid-stream under priced load",
-		mix:    func(*rand.Rand) *mix { return &mix{weights: [3]int{1, 1, 8}, modes: []string{"slow"}, share: 0.8} },
+		mix:    func(*rand.Rand) *mix { return &mix{weights: [4]int{1, 1, 8, 1}, modes: []string{"slow"}, share: 0.8} },
 		inject: func(w *world, c *cycle) error { return gatewayKill(w, c, upChat, 3) }},
 	{name: "upstream-hang", about: "the upstream hangs (before answering or mid-stream)",
 		mix: func(rng *rand.Rand) *mix {

@@ -21,6 +21,7 @@ type cycle struct {
 	rng        *rand.Rand
 	project    string
 	projectID  int64
+	pool       metering.Credits // the pool's credits at the start
 	users      []*cycleUser
 	load       *load
 	records    []*record
@@ -31,6 +32,13 @@ type cycle struct {
 	// lostAfter, set when the cycle's fault cut Redis's AOF: writes made
 	// after it may be gone (appendfsync everysec after an OS crash).
 	lostAfter time.Time
+	// leasedUncharged counts, per user, leased 2xx with no usage event
+	// whose gateway was killed after they started (checkRequests).
+	leasedUncharged map[*cycleUser]int
+	// revoked is the user deactivated once the service recovered, and
+	// revokedAt when the admin call returned (revocation_test.go).
+	revoked   *cycleUser
+	revokedAt time.Time
 }
 
 type cycleUser struct {
@@ -153,8 +161,8 @@ var smallCredits = []int64{3, 10, 30, 100, 300}
 
 func (w *world) setupCycle(c *cycle) error {
 	c.project = fmt.Sprintf("c%d", c.index)
-	pool := metering.Credits(20+c.rng.Int63n(180)) * metering.Micro
-	if err := w.createProject(c.project, pool); err != nil {
+	c.pool = metering.Credits(20+c.rng.Int63n(180)) * metering.Micro
+	if err := w.createProject(c.project, c.pool); err != nil {
 		return err
 	}
 	for i := range 6 {
@@ -199,6 +207,7 @@ func (w *world) runCycle(i, of int, p planned) *cycle {
 	if err := c.load.waitOK(recoveryOK, 90*time.Second, "2xx answers after the fault"); err != nil {
 		c.violate("liveness", "the service did not recover: "+err.Error())
 	}
+	w.revoke(c)
 	c.records = c.load.finish()
 	w.up.endHangs()
 	w.healAll(c)
@@ -217,6 +226,10 @@ type stats struct {
 	inFlightKilled                                           int // left in flight by a killed gateway (allowed)
 	refusedUndone                                            int // refused after a lost answer, the charge undone
 	okLostWithRedis                                          int // 2xx answered in the writes Redis lost (allowed)
+	leasedOK                                                 int // leased 2xx
+	leasedUncharged                                          int // leased 2xx uncharged, their gateway killed (allowed, bounded)
+	leases, sweptLeases                                      int // credit leases taken; ended by the sweeper
+	revokedTried                                             int // the revoked user's requests started after the revocation
 }
 
 func (c *cycle) report() {
@@ -233,6 +246,8 @@ func (c *cycle) report() {
 	c.note("%d requests: %d 2xx, %d refused, %d other answers [%s], %d not sent, %d lost (%d of them charged); %d 2xx settled by the sweeper; %d left in flight by killed gateways; %d refused and undone; %d 2xx uncharged in the writes Redis lost",
 		s.requests, s.ok, s.refused, s.other, strings.Join(st, " "), s.notSent, s.lost, s.lostCharged, s.sweptOK, s.inFlightKilled,
 		s.refusedUndone, s.okLostWithRedis)
+	c.note("credit leases: %d taken, %d ended by the sweeper; %d leased 2xx, %d of them uncharged (gateway killed before its flush); %d requests after the revocation",
+		s.leases, s.sweptLeases, s.leasedOK, s.leasedUncharged, s.revokedTried)
 	shown := 0
 	for _, r := range c.records {
 		if r.outcome == lost && shown < 3 {
@@ -270,7 +285,7 @@ func (c *cycle) report() {
 }
 
 func printTotals(cycles []*cycle, took time.Duration) {
-	type agg struct{ cycles, requests, ok, lost, violations int }
+	type agg struct{ cycles, requests, ok, leasedOK, lost, violations int }
 	by := map[string]*agg{}
 	var names []string
 	var all agg
@@ -285,6 +300,7 @@ func printTotals(cycles []*cycle, took time.Duration) {
 			x.cycles++
 			x.requests += c.stats.requests
 			x.ok += c.stats.ok
+			x.leasedOK += c.stats.leasedOK
 			x.lost += c.stats.lost
 			x.violations += len(c.violations)
 		}
@@ -293,7 +309,7 @@ func printTotals(cycles []*cycle, took time.Duration) {
 	say("totals after %s:", took.Round(time.Second))
 	for _, n := range names {
 		a := by[n]
-		say("  %-20s %2d cycles %7d requests %7d 2xx %5d lost %5d violations", n, a.cycles, a.requests, a.ok, a.lost, a.violations)
+		say("  %-20s %2d cycles %7d requests %7d 2xx (%6d leased) %5d lost %5d violations", n, a.cycles, a.requests, a.ok, a.leasedOK, a.lost, a.violations)
 	}
-	say("  %-20s %2d cycles %7d requests %7d 2xx %5d lost %5d violations", "all", all.cycles, all.requests, all.ok, all.lost, all.violations)
+	say("  %-20s %2d cycles %7d requests %7d 2xx (%6d leased) %5d lost %5d violations", "all", all.cycles, all.requests, all.ok, all.leasedOK, all.lost, all.violations)
 }

@@ -32,13 +32,22 @@ const (
 	// whose gateway died waits for the sweeper. Short, so a cycle that
 	// kills a gateway mid-stream does not wait long for its settlement.
 	reservationLease = 12 * time.Second
+	// creditLeaseLife and creditLeaseGrace are the leased route's credit
+	// lease timings (defaults 30s and 2m): a killed gateway's leases are
+	// ended by the sweeper at most their sum after they were taken. The
+	// grace stays longer than the longest Redis outage a live gateway
+	// rides out (redis-stall: 9s), so the sweeper never ends a lease its
+	// gateway still uses.
+	creditLeaseLife  = 10 * time.Second
+	creditLeaseGrace = 20 * time.Second
 )
 
 func (g *gateway) base() string { return fmt.Sprintf("http://127.0.0.1:%d", g.port) }
 
 // caddyfile is the gateway's configuration: the admin API, a fixed-cost
-// route (1 credit a request) and a route priced by model, both proxied to
-// the fake upstream with the gateway's name in X-Gateway.
+// route (1 credit a request), the same served from credit leases, and a
+// route priced by model, all proxied to the fake upstream with the
+// gateway's name in X-Gateway.
 func (w *world) caddyfile(g *gateway) string {
 	return fmt.Sprintf(`{
 	admin off
@@ -49,6 +58,8 @@ func (w *world) caddyfile(g *gateway) string {
 		redis_prefix %s
 		reconciler_consumer %s
 		sweep_interval 1s
+		credit_lease_life %s
+		credit_lease_sweep_grace %s
 	}
 }
 
@@ -64,6 +75,15 @@ http://127.0.0.1:%d {
 			header_up X-Gateway %s
 		}
 	}
+	handle /l/* {
+		metering {
+			cost 1
+			credit_leases on
+		}
+		reverse_proxy %s {
+			header_up X-Gateway %s
+		}
+	}
 	handle /c/* {
 		metering {
 			price_by model
@@ -75,8 +95,8 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, g.name,
-		g.port, w.adminToken, w.up.addr(), g.name, reservationLease, w.up.addr(), g.name)
+`, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, g.name, creditLeaseLife, creditLeaseGrace,
+		g.port, w.adminToken, w.up.addr(), g.name, w.up.addr(), g.name, reservationLease, w.up.addr(), g.name)
 }
 
 // buildGateway builds bin/tollgate from this tree into dir.

@@ -29,6 +29,20 @@ func (w *world) quiet(c *cycle) {
 	if err != nil {
 		c.violate("reservations settled", err.Error())
 	}
+	// Idle credit leases end after 2s; a killed gateway's are ended by the
+	// sweeper once their life and grace have passed.
+	err = waitFor("every credit lease ended", creditLeaseLife+creditLeaseGrace+time.Minute, func() (bool, string) {
+		ctx, cancel := ctxTimeout(5 * time.Second)
+		defer cancel()
+		n, err := w.redis.client.ZCard(ctx, w.keys.CreditLeases()).Result()
+		if err != nil {
+			return false, err.Error()
+		}
+		return n == 0, fmt.Sprintf("%d credit leases open", n)
+	})
+	if err != nil {
+		c.violate("credit leases ended", err.Error())
+	}
 	err = waitFor("the event stream drained into Postgres", 3*time.Minute, func() (bool, string) {
 		length, pending, err := w.streamState()
 		if err != nil {
@@ -80,6 +94,8 @@ func (w *world) check(c *cycle) {
 	w.checkRequests(c, byID, byN)
 	w.checkInFlight(c, byID, byN)
 	w.checkBalances(c, rows, events, pool)
+	w.checkCreditLeases(c, events)
+	w.checkRevocation(c, byN)
 	w.checkDeadLetters(c)
 }
 
@@ -119,7 +135,10 @@ func refusal(r *record) bool {
 //
 //	2xx                        exactly one usage event (priced: settling its one hold);
 //	                           none allowed only when answered after the point
-//	                           a cut AOF kept (writes Redis lost, see lostAfter)
+//	                           a cut AOF kept (writes Redis lost, see lostAfter;
+//	                           leased: up to lostUsageWindow before it),
+//	                           or, leased, when its gateway was killed after it
+//	                           started (checkCreditLeases bounds those)
 //	401/402/400/413, 503 metering_unavailable: no event at all, or events
 //	                           that net to nothing (a charge whose answer was
 //	                           lost and that was undone: usage + void, or a
@@ -130,6 +149,7 @@ func refusal(r *record) bool {
 func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[int64][]*ledgerEvent) {
 	s := &c.stats
 	s.statuses = map[int]int{}
+	c.leasedUncharged = map[*cycleUser]int{}
 	known := c.recordByN()
 	for n, evs := range byN {
 		if known[n] == nil {
@@ -153,7 +173,7 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 				c.violate("every reservation settled", fmt.Sprintf("%s: hold %s (%s) has no settlement in the ledger", r, h.id, credits(-h.total())))
 			}
 		}
-		if r.kind == kindFixed && len(holds) > 0 {
+		if r.kind.fixedCost() && len(holds) > 0 {
 			c.violate("charged once", fmt.Sprintf("%s: a fixed-cost request with %d holds", r, len(holds)))
 		}
 		if len(usage) > 1 {
@@ -173,8 +193,18 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 		case r.status/100 == 2:
 			s.ok++
 			s.statuses[r.status]++
+			if r.kind == kindLeased {
+				s.leasedOK++
+			}
 			if len(usage) == 0 {
-				if !c.lostAfter.IsZero() && r.end.After(c.lostAfter) {
+				if r.kind == kindLeased && c.killedDuring(r) {
+					// Admitted from a lease, perhaps after its last flush,
+					// by a gateway killed since: checkCreditLeases holds
+					// these to the leases the sweeper ended.
+					c.leasedUncharged[r.user]++
+					continue
+				}
+				if !c.lostAfter.IsZero() && r.end.After(c.lostAfter.Add(-lostUsageWindow(r.kind))) {
 					s.okLostWithRedis++ // charged in the writes Redis lost
 					continue
 				}
@@ -197,11 +227,23 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 			s.statuses[r.status]++
 			if len(usage) != 1 {
 				c.violate("answered requests charged once", fmt.Sprintf("%s: %d usage events, want 1", r, len(usage)))
-			} else if r.kind != kindFixed && usage[0].cost != 0 && r.status >= 500 {
+			} else if !r.kind.fixedCost() && usage[0].cost != 0 && r.status >= 500 {
 				c.violate("a failed upstream is refunded", fmt.Sprintf("%s: charged %s", r, credits(usage[0].cost)))
 			}
 		}
 	}
+}
+
+// lostUsageWindow is how long before the point a cut AOF kept a 2xx may
+// have been answered and still have its usage event in the lost writes:
+// none for a charge, whose event is appended with it; for a leased
+// request, whose event the lease's next flush appends (every 100ms), ten
+// flush intervals, so a flush the loaded machine delays is still covered.
+func lostUsageWindow(k reqKind) time.Duration {
+	if k == kindLeased {
+		return time.Second
+	}
+	return 0
 }
 
 // netZero reports events that together change no balance and cost
@@ -219,7 +261,7 @@ func netZero(evs []*ledgerEvent) bool {
 // the upstream reported. (One the sweeper settled, because the handler
 // could not reach Redis, is charged its estimate by policy: counted.)
 func (w *world) checkUnits(c *cycle, r *record, u *ledgerEvent) {
-	if r.kind == kindFixed {
+	if r.kind.fixedCost() {
 		if u.cost != 1_000_000 {
 			c.violate("2xx charged once", fmt.Sprintf("%s: charged %s, the route costs 1", r, credits(u.cost)))
 		}

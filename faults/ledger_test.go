@@ -21,10 +21,15 @@ type ledgerEvent struct {
 	dAwarded, dPurchased    int64
 	upstreamStatus          *int32 // nil: settled by the sweeper (or not a settlement)
 	inputUnits, outputUnits *int64
+	// reserved: a hold's estimate, a credit lease's size; forfeited: what
+	// a lease_end could not give back; note: why (the sweeper's note).
+	reserved, forfeited int64
+	note                string
+	at                  time.Time
 }
 
 // requestN reads the request number from an event's label ("GET /f/12/ok/x").
-var labelRE = regexp.MustCompile(`^(?:GET|POST) /[fc]/([0-9]+)/`)
+var labelRE = regexp.MustCompile(`^(?:GET|POST) /[fcl]/([0-9]+)/`)
 
 func (e *ledgerEvent) requestN() (int64, bool) {
 	m := labelRE.FindStringSubmatch(e.request)
@@ -44,7 +49,8 @@ func (w *world) ledger(userIDs []int64, projectID int64) ([]*ledgerEvent, error)
 	ctx, cancel := ctxTimeout(time.Minute)
 	defer cancel()
 	rows, err := w.db.Query(ctx, `SELECT event_id, kind, coalesce(request, ''), coalesce(user_id, 0), coalesce(project_id, 0),
-			cost, d_allowance, d_pool, d_awarded, d_purchased, upstream_status, input_units, output_units
+			cost, d_allowance, d_pool, d_awarded, d_purchased, upstream_status, input_units, output_units,
+			coalesce(reserved, 0), coalesce(forfeited, 0), coalesce(note, ''), occurred_at
 		FROM events WHERE user_id = ANY($1) OR project_id = $2`, userIDs, projectID)
 	if err != nil {
 		return nil, err
@@ -54,7 +60,8 @@ func (w *world) ledger(userIDs []int64, projectID int64) ([]*ledgerEvent, error)
 	for rows.Next() {
 		e := &ledgerEvent{}
 		if err := rows.Scan(&e.id, &e.kind, &e.request, &e.userID, &e.projectID, &e.cost, &e.dAllowance, &e.dPool,
-			&e.dAwarded, &e.dPurchased, &e.upstreamStatus, &e.inputUnits, &e.outputUnits); err != nil {
+			&e.dAwarded, &e.dPurchased, &e.upstreamStatus, &e.inputUnits, &e.outputUnits,
+			&e.reserved, &e.forfeited, &e.note, &e.at); err != nil {
 			return nil, err
 		}
 		out = append(out, e)

@@ -29,9 +29,13 @@ const (
 	kindFixed  reqKind = iota // GET /f/<n>/<mode>/x, 1 credit
 	kindChat                  // POST /c/<n>/<mode>/v1/chat/completions
 	kindStream                // the same, streamed
+	kindLeased                // GET /l/<n>/<mode>/x, 1 credit from a credit lease
 )
 
-func (k reqKind) String() string { return [...]string{"fixed", "chat", "stream"}[k] }
+func (k reqKind) String() string { return [...]string{"fixed", "chat", "stream", "leased"}[k] }
+
+// fixedCost reports a request of a fixed-cost route (1 credit).
+func (k reqKind) fixedCost() bool { return k == kindFixed || k == kindLeased }
 
 // outcome is what the client learnt.
 type outcome int
@@ -58,8 +62,11 @@ type record struct {
 }
 
 func (r *record) label() string {
-	if r.kind == kindFixed {
+	switch r.kind {
+	case kindFixed:
 		return fmt.Sprintf("GET /f/%d/%s/x", r.n, r.mode)
+	case kindLeased:
+		return fmt.Sprintf("GET /l/%d/%s/x", r.n, r.mode)
 	}
 	return fmt.Sprintf("POST /c/%d/%s/v1/chat/completions", r.n, r.mode)
 }
@@ -75,16 +82,16 @@ func (r *record) String() string {
 	return fmt.Sprintf("%s (%s, user %s, via %s) → %s", r.label(), r.kind, r.user.name, r.gwName, strings.TrimSpace(what))
 }
 
-// mix is what the clients send: weights of fixed, chat and stream
-// requests, and the share of requests that ask the upstream for one of
+// mix is what the clients send: weights of fixed, chat, stream and leased
+// requests (in reqKind's order), and the share of requests that ask the upstream for one of
 // modes (chosen evenly) instead of "ok".
 type mix struct {
-	weights [3]int
+	weights [4]int
 	modes   []string
 	share   float64
 }
 
-var normalMix = &mix{weights: [3]int{5, 3, 2}}
+var normalMix = &mix{weights: [4]int{3, 3, 2, 3}}
 
 type load struct {
 	w       *world
@@ -128,6 +135,19 @@ func (l *load) finish() []*record {
 	return l.records
 }
 
+// count counts the requests answered so far that match.
+func (l *load) count(match func(*record) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.records {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
 // waitOK waits for n more 2xx answers than there are now.
 func (l *load) waitOK(n int64, deadline time.Duration, what string) error {
 	target := l.ok.Load() + n
@@ -148,14 +168,17 @@ func (l *load) worker(rng *rand.Rand, pace time.Duration) {
 		m := l.mix.Load()
 		r := &record{user: l.c.users[rng.Intn(len(l.c.users))], gw: rng.Intn(len(l.w.gws)), mode: "ok"}
 		r.gwName = l.w.gws[r.gw].name
-		pick := rng.Intn(m.weights[0] + m.weights[1] + m.weights[2])
-		switch {
-		case pick < m.weights[0]:
-			r.kind = kindFixed
-		case pick < m.weights[0]+m.weights[1]:
-			r.kind = kindChat
-		default:
-			r.kind = kindStream
+		total := 0
+		for _, wt := range m.weights {
+			total += wt
+		}
+		pick := rng.Intn(total)
+		for k, wt := range m.weights {
+			if pick < wt {
+				r.kind = reqKind(k)
+				break
+			}
+			pick -= wt
 		}
 		if len(m.modes) > 0 && rng.Float64() < m.share {
 			r.mode = m.modes[rng.Intn(len(m.modes))]
@@ -193,8 +216,8 @@ func (l *load) do(r *record, rng *rand.Rand) {
 	base := l.w.gws[r.gw].base()
 	var req *http.Request
 	client := l.chat
-	if r.kind == kindFixed {
-		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/f/%d/%s/x", base, r.n, r.mode), nil)
+	if r.kind.fixedCost() {
+		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+strings.TrimPrefix(r.label(), "GET "), nil)
 		client = l.fixed
 	} else {
 		body, _ := json.Marshal(map[string]any{

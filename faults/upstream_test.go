@@ -16,7 +16,7 @@ import (
 )
 
 // The fake upstream answers any path by its suffix, like the gateway
-// recognises endpoints: /f/<n>/<mode>/... is a fixed-cost call,
+// recognises endpoints: /f/<n>/<mode>/... (or /l/..., leased) is a fixed-cost call,
 // /c/<n>/<mode>/v1/chat/completions a chat completion (streamed when the
 // body says so). <n> names the request, so the upstream can say what it
 // reported for it; <mode> is how it misbehaves:
@@ -108,14 +108,15 @@ func (u *upstream) report(n int64) *upSeen {
 	return nil
 }
 
-// parseRequestPath reads /<f|c>/<n>/<mode>/... .
+// parseRequestPath reads /<f|l|c>/<n>/<mode>/... (l: fixed cost, from
+// credit leases; the upstream answers it as f).
 func parseRequestPath(path string) (kind string, n int64, mode string, ok bool) {
 	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 4)
 	if len(parts) < 3 {
 		return "", 0, "", false
 	}
 	switch parts[0] {
-	case "f":
+	case "f", "l":
 		kind = upFixed
 	case "c":
 		kind = upChat
