@@ -30,7 +30,8 @@ type userLeases struct {
 //
 //   - every lease has its lease_end (quiet waited for the lease set to
 //     empty; this is the ledger's side of it);
-//   - a user's leased usage events cost exactly what its leases kept: what
+//   - a user's leased usage events paid from leases (those without
+//     amounts) cost exactly what its leases kept: what
 //     they took less what their ends gave back or forfeited. A gateway ends
 //     a lease with its own count of the use, the sweeper with the count of
 //     the last flush, and each flush appends the events of that count, so
@@ -80,7 +81,10 @@ func (w *world) checkCreditLeases(c *cycle, events []*ledgerEvent) {
 			}
 		case "usage", metering.KindVoid: // a void's cost is negative: a charge undone
 			spent[e.userID] += e.cost
-			if e.kind == "usage" && leasedLabel(e.request) {
+			// A leased request paid from a lease carries no amounts (the
+			// lease took them); one whose lease held it alone (a low
+			// balance, a pool paying) is a plain charge with its amounts.
+			if e.kind == "usage" && leasedLabel(e.request) && e.total() == 0 {
 				of(e.userID).usageCost += e.cost
 			}
 		}
