@@ -109,21 +109,22 @@ type creditLease struct {
 }
 
 // admit takes cost from the lease if it can pay it and is usable for this
-// key now, recording the use; it answers what the user has left.
+// key now, recording the use; it answers what the user has left and how
+// many uses wait for a flush.
 func (l *creditLease) admit(ent *userEntry, h *KeyHash, cost Credits, eventID, request string, now time.Time,
-	idle time.Duration, alive bool) (remaining Credits, split Split, ok bool) {
+	idle time.Duration, alive bool) (remaining Credits, split Split, pending int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended || !alive || !now.Before(l.deadline) || now.Sub(l.lastUse) >= idle ||
 		l.keyHash != *h || l.userVersion != ent.versionArg || l.projectVer != ent.projectVer ||
 		l.size-l.used < cost {
-		return 0, Split{}, false
+		return 0, Split{}, 0, false
 	}
 	split = l.split(l.used, cost)
 	l.used += cost
 	l.lastUse = now
 	l.pending = append(l.pending, leaseUse{EventID: eventID, AtMs: now.UnixMilli(), Cost: cost, Request: request})
-	return l.outside + l.size - l.used, split, true
+	return l.outside + l.size - l.used, split, len(l.pending), true
 }
 
 // split is what a use of cost starting at offset from draws from each
@@ -177,11 +178,10 @@ func (e *Engine) ChargeLeased(ctx context.Context, key string, cost Credits, req
 		s := t.slot(ent.userID)
 		s.mu.Lock()
 		if l := s.l; l != nil {
-			rem, split, ok := l.admit(ent, &h, cost, e.ids.Next(), request, now, t.cfg.Idle, t.alive())
+			rem, split, pending, ok := l.admit(ent, &h, cost, e.ids.Next(), request, now, t.cfg.Idle, t.alive())
 			if ok {
-				full := len(l.pending) >= t.cfg.FlushBatch
 				s.mu.Unlock()
-				if full {
+				if pending >= t.cfg.FlushBatch {
 					t.kick()
 				}
 				return ChargeResult{Status: Charged, UserID: ent.userID, Username: ent.username,
