@@ -398,3 +398,25 @@ func TestParseHandlerCreditLeases(t *testing.T) {
 		require.Error(t, err, in)
 	}
 }
+
+// Credit leases are the default of a fixed-cost route; a route that asks
+// for in-flight tracking or untracked charges, or reserves, has none.
+func TestProvisionCreditLeasesDefault(t *testing.T) {
+	t.Parallel()
+	off := false
+	for _, c := range []struct {
+		h      *Handler
+		leased bool
+	}{
+		{&Handler{}, true},
+		{&Handler{Cost: "2"}, true},
+		{&Handler{CreditLeases: &off}, false},
+		{&Handler{InFlightLease: caddy.Duration(time.Minute)}, false},
+		{&Handler{NoInFlight: true}, false},
+		{&Handler{PriceBy: "model"}, false},
+		{&Handler{CostHeader: "X-Cost"}, false},
+	} {
+		require.NoError(t, c.h.provisionSettings(), "%+v", c.h)
+		require.Equal(t, c.leased, c.h.leased, "%+v", c.h)
+	}
+}

@@ -46,7 +46,9 @@ type Handler struct {
 	// them in memory, exactly (docs/architecture.md, "Credit leases").
 	// Admin changes reach every gateway before the admin API answers. Like
 	// in_flight_lease off, requests are final at admission and not in
-	// flight. Default off.
+	// flight. Default on for a fixed-cost route that sets no
+	// in_flight_lease; off gives tracked charges (in flight until the
+	// response is done, so deleting the user waits for them).
 	CreditLeases *bool `json:"credit_leases,omitempty"`
 
 	// PriceBy "model" meters by usage: the request is estimated from its
@@ -173,11 +175,17 @@ func (h *Handler) provisionSettings() error {
 	if h.NoInFlight && h.variableCost {
 		return errors.New("metering: in_flight_lease off is for fixed-cost routes; reservations (price_by, cost_header) are always tracked")
 	}
-	h.leased = h.CreditLeases != nil && *h.CreditLeases
+	// Leases are the default of a fixed-cost route that does not ask for
+	// in-flight tracking (in_flight_lease) or for untracked plain charges.
+	explicit := h.CreditLeases != nil
+	h.leased = !h.variableCost && h.InFlightLease == 0 && !h.NoInFlight
+	if explicit {
+		h.leased = *h.CreditLeases
+	}
 	switch {
-	case h.leased && h.variableCost:
+	case explicit && h.leased && h.variableCost:
 		return errors.New("metering: credit_leases is for fixed-cost routes; price_by and cost_header reserve per request")
-	case h.leased && (h.InFlightLease != 0 || h.NoInFlight):
+	case explicit && h.leased && (h.InFlightLease != 0 || h.NoInFlight):
 		return errors.New("metering: credit_leases on charges nothing in flight; in_flight_lease does not apply")
 	}
 	return nil

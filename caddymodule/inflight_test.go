@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -59,7 +60,11 @@ func TestDeleteDuringInFlightRequest(t *testing.T) {
 	ctx := context.Background()
 	slow, arrived, finish := heldUpstream(t)
 	listen := freePort(t)
-	startGateway(t, gatewayConfig(t, b, listen, slow.Listener.Addr().String(), meteringtest.RedisURL()))
+	// Tracked charges (credit leases off): the request counts as in flight.
+	config := gatewayConfig(t, b, listen, slow.Listener.Addr().String(), meteringtest.RedisURL())
+	tracked := strings.Replace(config, "\t\tmetering\n", "\t\tmetering {\n\t\t\tcredit_leases off\n\t\t}\n", 1)
+	require.NotEqual(t, config, tracked, "the gateway config has a bare metering directive")
+	startGateway(t, tracked)
 	g := gateway{base: "http://" + listen, client: &http.Client{}}
 
 	ann, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 10 * metering.Micro})

@@ -70,7 +70,9 @@ http://127.0.0.1:%d {
 		}
 	}
 	handle /f/* {
-		metering 1
+		metering 1 {
+			credit_leases off
+		}
 		reverse_proxy %s {
 			header_up X-Gateway %s
 		}
