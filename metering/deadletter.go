@@ -52,16 +52,16 @@ type DeadLetter struct {
 type letter struct {
 	id     string
 	reason string
-	values map[string]any
+	fields streamFields
 }
 
 // moneyFields are the stream fields of the balance deltas.
 var moneyFields = []string{"a", "pl", "aw", "pr", "pu"}
 
 // movesMoney reports whether an entry's fields change a balance.
-func movesMoney(values map[string]any) bool {
+func movesMoney(fields streamFields) bool {
 	for _, f := range moneyFields {
-		if s, _ := values[f].(string); s != "" && s != "0" {
+		if s, _ := fields.get(f); s != "" && s != "0" {
 			return true
 		}
 	}
@@ -105,10 +105,10 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 		fields := []zap.Field{zap.String("entry", l.id), zap.String("reason", l.reason),
 			zap.String("dead_letters", r.e.keys.DeadLetters())}
 		switch {
-		case l.values == nil:
+		case l.fields == nil:
 			r.log.Error("stream entry was deleted before it was reconciled; its event is lost", fields...)
-		case movesMoney(l.values):
-			ev, _ := l.values["id"].(string)
+		case movesMoney(l.fields):
+			ev, _ := l.fields.get("id")
 			r.log.Error("balance change dead-lettered: Redis has it, the Postgres ledger does not; record it by hand",
 				append(fields, zap.String("event", CleanText(ev, maxEventID)))...)
 		default:
@@ -183,10 +183,11 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 	if !current {
 		d.Reason = "malformed event (dead-lettered before reasons were recorded)"
 	}
-	if ev, err := parseStreamEvent(values); err == nil {
+	fields := fieldsOf(values)
+	if ev, err := parseStreamEvent(fields); err == nil {
 		d.Event = &ev
 	}
-	d.Money = movesMoney(values)
+	d.Money = movesMoney(fields)
 	return d
 }
 

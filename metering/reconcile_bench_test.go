@@ -3,6 +3,7 @@ package metering_test
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func BenchmarkReconcile(b *testing.B) {
 	require.NoError(b, err)
 	fill(b.N)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), processCPU(b)
 	total := 0
 	for total < b.N {
 		n, err := r.RunOnce(ctx)
@@ -62,4 +63,15 @@ func BenchmarkReconcile(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
+	// The wall-clock rate swings with whatever else runs on the machine;
+	// the reconciler's own CPU per event (Go: reading, decoding, encoding
+	// for Postgres) moves much less, so it tells code changes apart.
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(total), "go-cpu-µs/event")
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -101,10 +101,20 @@ type Reconciler struct {
 	ahead chan readResult
 }
 
-// readResult is a batch read ahead, or why it could not be.
+// readResult is a batch read ahead, decoded, or why it could not be.
 type readResult struct {
-	msgs []redis.XMessage
-	err  error
+	b   *batch
+	err error
+}
+
+// batch is the entries of one round, decoded: the events to record, each
+// with its entry id and fields, and the entries to dead-letter.
+type batch struct {
+	read    int // entries read
+	ids     []string
+	events  []Event
+	fields  []streamFields // an event's fields, for a dead letter Postgres refuses
+	letters []letter
 }
 
 // NewReconciler builds a reconciler for the engine's stream.
@@ -176,73 +186,78 @@ func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 		r.dropAhead()
 		return 0, r.e.VerifyRedis(ctx)
 	}
-	msgs, err := r.takeAhead()
-	if err == nil && len(msgs) == 0 {
-		msgs, err = r.next(ctx)
+	b, err := r.takeAhead()
+	if err == nil && b == nil {
+		b, err = r.next(ctx)
 	}
-	if err != nil || len(msgs) == 0 {
+	if err != nil || b == nil {
 		return 0, err
 	}
-	if len(msgs) == r.cfg.BatchSize {
+	if b.read == r.cfg.BatchSize {
 		// A full batch: more is probably waiting. Read it while this one
 		// is written (Redis and Postgres work in parallel); it is
 		// acknowledged only after its own commit, like every batch.
 		r.readAhead(ctx)
 	}
-	if err := r.apply(ctx, msgs); err != nil {
+	if err := r.apply(ctx, b); err != nil {
 		// What was read ahead stays pending for this consumer: the next
 		// round reads it again, after the failed batch, from "0".
 		r.dropAhead()
 		return 0, err
 	}
-	return len(msgs), nil
+	return b.read, nil
 }
 
 // readAhead starts reading the batch after the one being written: entries
-// abandoned by other consumers, then new ones, without waiting for any.
+// abandoned by other consumers, then new ones, without waiting for any;
+// decoded there too, so that only Postgres's work is on the loop's path.
 // Not this consumer's pending entries: the batch being written is among
 // them.
 func (r *Reconciler) readAhead(ctx context.Context) {
 	ch := make(chan readResult, 1)
 	r.ahead = ch
 	go func() {
-		msgs, err := r.claim(ctx)
-		if err == nil && len(msgs) == 0 {
-			msgs, err = r.readBatch(ctx, ">", -1)
+		entries, err := r.claim(ctx)
+		if err == nil && len(entries) == 0 {
+			entries, err = r.readBatch(ctx, ">", -1)
 		}
-		ch <- readResult{msgs, unavailable(err)}
+		ch <- readResult{r.decode(entries), unavailable(err)}
 	}()
 }
 
-// takeAhead waits for the batch read ahead, if one was started.
-func (r *Reconciler) takeAhead() ([]redis.XMessage, error) {
+// takeAhead waits for the batch read ahead, if one was started; nil when
+// none was or it found nothing.
+func (r *Reconciler) takeAhead() (*batch, error) {
 	if r.ahead == nil {
 		return nil, nil
 	}
 	res := <-r.ahead
 	r.ahead = nil
-	return res.msgs, res.err
+	return res.b, res.err
 }
 
 // dropAhead waits for a read under way and forgets its batch, which stays
 // pending for this consumer and is read again from "0".
 func (r *Reconciler) dropAhead() { _, _ = r.takeAhead() }
 
-// next reads the round's batch.
-func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
+// next reads the round's batch (nil: nothing to do).
+func (r *Reconciler) next(ctx context.Context) (*batch, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
-	msgs, err := r.readBatch(ctx, "0", -1)
-	if err == nil && len(msgs) == 0 {
-		msgs, err = r.claim(ctx)
+	entries, err := r.readBatch(ctx, "0", -1)
+	if err == nil && len(entries) == 0 {
+		entries, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
-	for wait := r.cfg.Block; err == nil && len(msgs) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
-		msgs, err = r.readBatch(ctx, ">", min(wait, blockSlice))
+	for wait := r.cfg.Block; err == nil && len(entries) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
+		entries, err = r.readBatch(ctx, ">", min(wait, blockSlice))
 	}
-	return msgs, unavailable(err)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return r.decode(entries), nil
 }
 
 const blockSlice = 100 * time.Millisecond
@@ -257,46 +272,35 @@ const readChunk = 5000
 // the one before) or new ones (">"). Only the first read waits (block).
 // After an error the entries read so far stay pending for this consumer
 // and are read again from "0".
-func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
-	var batch []redis.XMessage
+func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]streamEntry, error) {
+	var all []streamEntry
 	for {
-		count := min(r.cfg.BatchSize-len(batch), readChunk)
-		msgs, err := r.read(ctx, from, block, count)
+		count := min(r.cfg.BatchSize-len(all), readChunk)
+		entries, err := r.readGroup(ctx, from, block, count)
 		if err != nil {
 			return nil, err
 		}
-		if batch == nil {
-			batch = msgs
+		if all == nil {
+			all = entries
 		} else {
-			batch = append(batch, msgs...)
+			all = append(all, entries...)
 		}
-		if len(msgs) < count || len(batch) == r.cfg.BatchSize {
-			return batch, nil
+		if len(entries) < count || len(all) == r.cfg.BatchSize {
+			return all, nil
 		}
 		if from != ">" {
-			from = msgs[len(msgs)-1].ID
+			from = entries[len(entries)-1].id
 		}
 		block = -1
 	}
 }
 
 // claim takes over entries other consumers left pending for ClaimIdle.
-func (r *Reconciler) claim(ctx context.Context) ([]redis.XMessage, error) {
+// Claims are rare (a gateway died), so go-redis decodes them.
+func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, error) {
 	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
 		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
-	return msgs, err
-}
-
-func (r *Reconciler) read(ctx context.Context, from string, block time.Duration, count int) ([]redis.XMessage, error) {
-	res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
-		Streams: []string{r.e.keys.Events(), from}, Count: int64(count), Block: block}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil || len(res) == 0 {
-		return nil, err
-	}
-	return res[0].Messages, nil
+	return entriesOf(msgs), err
 }
 
 func (r *Reconciler) ensureGroup(ctx context.Context) error {
@@ -312,21 +316,19 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // the dead-letter stream; then every entry handled is acknowledged. An
 // error (Postgres or Redis unavailable) leaves the batch pending, to be
 // applied again, which the event ids make harmless.
-func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
-	ids, events, letters := decodeBatch(msgs)
-	// Cleaned once here, so a retry below does not warn again.
-	events = r.e.storableTexts(events)
-	refused, seq, err := r.store(ctx, ids, events)
+func (r *Reconciler) apply(ctx context.Context, b *batch) error {
+	ids, letters := b.ids, b.letters
+	refused, seq, err := r.store(ctx, ids, b.events)
 	if err != nil {
-		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
+		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
 	}
 	if len(refused) > 0 {
-		values := make(map[string]map[string]any, len(msgs))
-		for _, m := range msgs {
-			values[m.ID] = m.Values
+		fields := make(map[string]streamFields, len(ids))
+		for i, id := range ids {
+			fields[id] = b.fields[i]
 		}
 		for _, l := range refused {
-			l.values = values[l.id]
+			l.fields = fields[l.id]
 			letters = append(letters, l)
 		}
 	}
@@ -345,28 +347,47 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
 }
 
-// decodeBatch splits a batch into the events to record (with their entry
-// ids) and the entries to dead-letter: deleted from the stream (only an
-// outside XDEL or XTRIM does that: ack.lua never trims pending entries),
-// malformed, or not storable (checkRow).
+// decode turns the entries read into a batch (nil for none), texts
+// cleaned once here so that a retry of the batch does not warn again.
+func (r *Reconciler) decode(entries []streamEntry) *batch {
+	if len(entries) == 0 {
+		return nil
+	}
+	b := decodeEntries(entries)
+	b.events = r.e.storableTexts(b.events)
+	return b
+}
+
+// decodeBatch is decodeEntries for entries go-redis decoded (the healer's
+// XRANGE).
 func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters []letter) {
-	ids, events = make([]string, 0, len(msgs)), make([]Event, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Values == nil {
-			letters = append(letters, letter{id: m.ID, reason: "deleted from the stream before it was reconciled"})
+	b := decodeEntries(entriesOf(msgs))
+	return b.ids, b.events, b.letters
+}
+
+// decodeEntries splits entries into the events to record (with their
+// entry ids and fields) and the entries to dead-letter: deleted from the
+// stream (only an outside XDEL or XTRIM does that: ack.lua never trims
+// pending entries), malformed, or not storable (checkRow).
+func decodeEntries(entries []streamEntry) *batch {
+	n := len(entries)
+	b := &batch{read: n, ids: make([]string, 0, n), events: make([]Event, 0, n), fields: make([]streamFields, 0, n)}
+	for _, m := range entries {
+		if m.deleted {
+			b.letters = append(b.letters, letter{id: m.id, reason: "deleted from the stream before it was reconciled"})
 			continue
 		}
-		ev, err := parseStreamEvent(m.Values)
+		ev, err := parseStreamEvent(m.fields)
 		if err == nil {
 			err = checkRow(&ev)
 		}
 		if err != nil {
-			letters = append(letters, letter{id: m.ID, reason: "malformed event: " + err.Error(), values: m.Values})
+			b.letters = append(b.letters, letter{id: m.id, reason: "malformed event: " + err.Error(), fields: m.fields})
 			continue
 		}
-		ids, events = append(ids, m.ID), append(events, ev)
+		b.ids, b.events, b.fields = append(b.ids, m.id), append(b.events, ev), append(b.fields, m.fields)
 	}
-	return ids, events, letters
+	return b
 }
 
 // store writes events (their entry ids alongside) to Postgres and returns
