@@ -1,8 +1,8 @@
 package metering_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
