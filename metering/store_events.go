@@ -68,7 +68,7 @@ func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, e
 	if err != nil {
 		return nil, err
 	}
-	_, err = sp.CopyFrom(ctx, pgx.Identifier{"events"}, eventCopyColumns, eventRows(events))
+	_, err = copyEvents(ctx, sp, "events", events)
 	if err == nil {
 		return events, sp.Commit(ctx)
 	}
@@ -83,7 +83,7 @@ func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, e
 	if _, err := tx.Exec(ctx, `DELETE FROM event_staging`); err != nil { // an earlier call in this transaction
 		return nil, fmt.Errorf("staging table: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_staging"}, eventCopyColumns, eventRows(events)); err != nil {
+	if _, err := copyEvents(ctx, tx, "event_staging", events); err != nil {
 		return nil, fmt.Errorf("copy events: %w", err)
 	}
 	rows, err := tx.Query(ctx, insertNewEventsSQL)
@@ -132,45 +132,6 @@ func uniqueEvents(events []Event) []Event {
 		}
 	}
 	return out
-}
-
-// eventRows is events as COPY rows of eventCopyColumns.
-func eventRows(events []Event) pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-		e := &events[i]
-		return []any{e.ID, e.Kind, e.At, nullID(e.UserID), nullText(e.Username),
-			nullID(e.ProjectID), nullText(e.ProjectName), int64(e.Cost), int64(e.Allowance),
-			int64(e.Pool), int64(e.Awarded), int64(e.Purchased), int64(e.PoolUsed),
-			nullInt(e.AllowancePeriod, e.HasPeriod), nullInt(e.GrantMonth, e.HasGrant),
-			nullText(e.Request), nullText(e.Actor), nullText(e.Note),
-			nullText(e.Model), nullInt(e.InputUnits, e.HasDetail && e.Kind == KindUsage),
-			nullInt(e.OutputUnits, e.HasDetail && e.Kind == KindUsage), nullInt(int64(e.Reserved), e.HasDetail),
-			nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage && e.UpstreamStatus >= 0),
-			nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
-			nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
-			nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage), nullText(e.ServedModel)}, nil
-	})
-}
-
-func nullID(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
-}
-
-func nullText(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nullInt(v int64, ok bool) any {
-	if !ok {
-		return nil
-	}
-	return v
 }
 
 // Bounds of the texts only a corrupt event can exceed: names pass ValidName
