@@ -43,11 +43,6 @@ type ReconcilerConfig struct {
 	// most of its work on overhead, on the cores that serve requests.
 	// It bounds the usual reconcile lag. Default 200ms; negative: none.
 	Interval time.Duration
-	// Writers is how many Postgres transactions write one batch side by
-	// side, each the events of its own share of the users (writeShares).
-	// Default 2: the ledger's inserts are Postgres's work on one core per
-	// transaction, and the batch's other work (Redis, decoding) is light.
-	Writers int
 }
 
 // WithDefaults fills in zero fields.
@@ -76,9 +71,6 @@ func (c ReconcilerConfig) WithDefaults() ReconcilerConfig {
 	if c.Interval == 0 {
 		c.Interval = 200 * time.Millisecond
 	}
-	if c.Writers == 0 {
-		c.Writers = 2
-	}
 	return c
 }
 
@@ -90,8 +82,6 @@ func (c ReconcilerConfig) validate() error {
 		return errors.New("reconciler: Block must be at least 1ms")
 	case c.ClaimIdle < time.Second:
 		return errors.New("reconciler: ClaimIdle must be at least 1s")
-	case c.Writers < 1 || c.Writers > maxWriters:
-		return fmt.Errorf("reconciler: Writers must be from 1 to %d", maxWriters)
 	}
 	return nil
 }
@@ -328,7 +318,7 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // applied again, which the event ids make harmless.
 func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 	ids, letters := b.ids, b.letters
-	refused, seq, err := r.storeShares(ctx, ids, b.events)
+	refused, seq, err := r.store(ctx, ids, b.events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
 	}

@@ -107,9 +107,8 @@ func applyDeltas(ctx context.Context, tx pgx.Tx, fresh []Event) (seq int64, err 
 		queue("usage rollup", rollupDeltaSQL, r.days, r.users, r.projects, r.models, r.requests, r.credits,
 			r.allowance, r.pool, r.awarded, r.purchased, r.nameRow, r.usernames, r.projectNames)
 	}
-	// Pools last: they are the rows the reconciler's writers share (a
-	// batch is split by user, reconcile_shares.go), so a writer holds
-	// their locks only from here to its commit.
+	// Pools last: every gateway's reconciler updates the same few pool
+	// rows, so each holds their locks only from here to its commit.
 	if p := d.pools; len(p.ids) > 0 {
 		queue("pool balances", poolDeltaSQL, p.ids, p.pl)
 	}
