@@ -390,7 +390,8 @@ func decodeEntries(entries []streamEntry) *batch {
 	return b
 }
 
-// store writes events (their entry ids alongside) to Postgres and returns
+// store writes events (their entry ids alongside, their texts made
+// storable: decode, storableTexts) to Postgres and returns
 // the ledger sequence's value it read with them (0 when nothing was
 // written). A batch refused for a data reason is split in halves, each in
 // its own transaction, until the refused events stand alone: they are
@@ -403,7 +404,7 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 	}
 	var seq int64
 	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) (err error) {
-		_, seq, err = r.e.applyEventsSeq(ctx, tx, events)
+		_, seq, err = applyStorableEvents(ctx, tx, events)
 		return err
 	})
 	if err == nil || !isDataError(err) {

@@ -36,15 +36,17 @@ var insertNewEventsSQL = `INSERT INTO events (` + eventColumnList + `)
 // cleaned first (storableTexts), so a text never costs the ledger a money
 // event.
 func (e *Engine) applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) {
-	n, _, err := e.applyEventsSeq(ctx, tx, events)
+	n, _, err := applyStorableEvents(ctx, tx, e.storableTexts(events))
 	return n, err
 }
 
-func (e *Engine) applyEventsSeq(ctx context.Context, tx pgx.Tx, events []Event) (n, seq int64, err error) {
+// applyStorableEvents is applyEvents for events whose texts are storable
+// already (the reconciler cleans a batch once, when it decodes it).
+func applyStorableEvents(ctx context.Context, tx pgx.Tx, events []Event) (n, seq int64, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
-	fresh, err := insertNewEvents(ctx, tx, e.storableTexts(events))
+	fresh, err := insertNewEvents(ctx, tx, events)
 	if err != nil {
 		return 0, 0, err
 	}
