@@ -47,12 +47,15 @@ type DeadLetter struct {
 	Money bool
 }
 
-// letter is an entry to dead-letter: its id, why, and its fields (nil for
-// an entry deleted from the stream before it was read).
+// letter is an entry to dead-letter: its id, why, and for the log its
+// event id and whether it changes a balance (deleted: the entry was gone
+// from the stream before it was read, so neither is known).
 type letter struct {
-	id     string
-	reason string
-	fields streamFields
+	id      string
+	reason  string
+	deleted bool
+	event   string
+	money   bool
 }
 
 // moneyFields are the stream fields of the balance deltas.
@@ -105,12 +108,11 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 		fields := []zap.Field{zap.String("entry", l.id), zap.String("reason", l.reason),
 			zap.String("dead_letters", r.e.keys.DeadLetters())}
 		switch {
-		case l.fields == nil:
+		case l.deleted:
 			r.log.Error("stream entry was deleted before it was reconciled; its event is lost", fields...)
-		case movesMoney(l.fields):
-			ev, _ := l.fields.get("id")
+		case l.money:
 			r.log.Error("balance change dead-lettered: Redis has it, the Postgres ledger does not; record it by hand",
-				append(fields, zap.String("event", CleanText(ev, maxEventID)))...)
+				append(fields, zap.String("event", CleanText(l.event, maxEventID)))...)
 		default:
 			r.log.Error("event dead-lettered", fields...)
 		}

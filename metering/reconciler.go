@@ -108,12 +108,14 @@ type readResult struct {
 }
 
 // batch is the entries of one round, decoded: the events to record, each
-// with its entry id and fields, and the entries to dead-letter.
+// with its entry id, and the entries to dead-letter. The entries' fields
+// are not kept: a batch waits while the one before it is written, and
+// thousands of small strings held that long cost the garbage collector
+// more than anything else the reconciler keeps.
 type batch struct {
 	read    int // entries read
 	ids     []string
 	events  []Event
-	fields  []streamFields // an event's fields, for a dead letter Postgres refuses
 	letters []letter
 }
 
@@ -317,21 +319,11 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // error (Postgres or Redis unavailable) leaves the batch pending, to be
 // applied again, which the event ids make harmless.
 func (r *Reconciler) apply(ctx context.Context, b *batch) error {
-	ids, letters := b.ids, b.letters
-	refused, seq, err := r.store(ctx, ids, b.events)
+	refused, seq, err := r.store(ctx, b.ids, b.events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
 	}
-	if len(refused) > 0 {
-		fields := make(map[string]streamFields, len(ids))
-		for i, id := range ids {
-			fields[id] = b.fields[i]
-		}
-		for _, l := range refused {
-			l.fields = fields[l.id]
-			letters = append(letters, l)
-		}
-	}
+	letters := append(b.letters, refused...)
 	// Every event numbered up to seq in the ledger (the sequence's value
 	// when the batch was written) was made by a script that had run before
 	// its number was drawn: Redis reflects them all. Raised in Redis after
@@ -341,7 +333,7 @@ func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 	if err := r.deadLetter(ctx, letters); err != nil {
 		return err
 	}
-	if err := r.ack(ctx, ids); err != nil {
+	if err := r.ack(ctx, b.ids); err != nil {
 		return err
 	}
 	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
@@ -366,15 +358,15 @@ func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters [
 }
 
 // decodeEntries splits entries into the events to record (with their
-// entry ids and fields) and the entries to dead-letter: deleted from the
+// entry ids) and the entries to dead-letter: deleted from the
 // stream (only an outside XDEL or XTRIM does that: ack.lua never trims
 // pending entries), malformed, or not storable (checkRow).
 func decodeEntries(entries []streamEntry) *batch {
 	n := len(entries)
-	b := &batch{read: n, ids: make([]string, 0, n), events: make([]Event, 0, n), fields: make([]streamFields, 0, n)}
+	b := &batch{read: n, ids: make([]string, 0, n), events: make([]Event, 0, n)}
 	for _, m := range entries {
 		if m.deleted {
-			b.letters = append(b.letters, letter{id: m.id, reason: "deleted from the stream before it was reconciled"})
+			b.letters = append(b.letters, letter{id: m.id, reason: "deleted from the stream before it was reconciled", deleted: true})
 			continue
 		}
 		ev, err := parseStreamEvent(m.fields)
@@ -382,10 +374,12 @@ func decodeEntries(entries []streamEntry) *batch {
 			err = checkRow(&ev)
 		}
 		if err != nil {
-			b.letters = append(b.letters, letter{id: m.id, reason: "malformed event: " + err.Error(), fields: m.fields})
+			event, _ := m.fields.get("id")
+			b.letters = append(b.letters, letter{id: m.id, reason: "malformed event: " + err.Error(),
+				event: event, money: movesMoney(m.fields)})
 			continue
 		}
-		b.ids, b.events, b.fields = append(b.ids, m.id), append(b.events, ev), append(b.fields, m.fields)
+		b.ids, b.events = append(b.ids, m.id), append(b.events, ev)
 	}
 	return b
 }
@@ -411,7 +405,9 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 		return nil, seq, err
 	}
 	if len(events) == 1 {
-		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, 0, nil
+		e := &events[0]
+		money := e.Allowance != 0 || e.Pool != 0 || e.Awarded != 0 || e.Purchased != 0 || e.PoolUsed != 0
+		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error(), event: e.ID, money: money}}, 0, nil
 	}
 	mid := len(events) / 2
 	first, seq1, err := r.store(ctx, ids[:mid], events[:mid])
