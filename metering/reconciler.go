@@ -99,6 +99,10 @@ type Reconciler struct {
 	// ahead is the read of the next batch, started while the current one
 	// is written (readAhead); nil when none is under way.
 	ahead chan readResult
+	// claimedAt is when claim last looked for abandoned entries and found
+	// none (zero: look). Only the loop's goroutine or the read ahead it
+	// waits for touch it.
+	claimedAt time.Time
 }
 
 // readResult is a batch read ahead, decoded, or why it could not be.
@@ -299,11 +303,32 @@ func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Dura
 
 // claim takes over entries other consumers left pending for ClaimIdle.
 // Claims are rare (a gateway died), so go-redis decodes them.
+//
+// Looking is not cheap: XAUTOCLAIM walks the group's pending list from
+// its start, up to ten entries per entry it may claim, and this
+// consumer's batch being written is on that list. Every round it cost
+// Redis ~36 ms per batch of 20,000 (as much as reading the batch;
+// docs/benchmarks.md), all in one command that every request waits out.
+// An entry only becomes claimable after ClaimIdle, so after a look that
+// found nothing the next waits claimEvery: abandoned entries are taken
+// over at most that much later than ClaimIdle.
 func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, error) {
+	if !r.claimedAt.IsZero() && time.Since(r.claimedAt) < r.claimEvery() {
+		return nil, nil
+	}
 	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
 		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
+	if err == nil && len(msgs) == 0 {
+		r.claimedAt = time.Now()
+	} else {
+		r.claimedAt = time.Time{} // more may be waiting, or the look failed
+	}
 	return entriesOf(msgs), err
 }
+
+// claimEvery is the least time between two looks for abandoned entries
+// that find none: half of ClaimIdle, at most 5 s.
+func (r *Reconciler) claimEvery() time.Duration { return min(r.cfg.ClaimIdle/2, 5*time.Second) }
 
 func (r *Reconciler) ensureGroup(ctx context.Context) error {
 	err := r.e.rdb.XGroupCreateMkStream(ctx, r.e.keys.Events(), r.cfg.Group, "0").Err()
