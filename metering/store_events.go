@@ -60,12 +60,12 @@ func applyStorableEvents(ctx context.Context, tx pgx.Tx, events []Event) (n, seq
 // write (which records its own event before the reconciler reads it), or
 // when an entry is in the stream twice. So it first COPYs the batch
 // straight into events under a savepoint; only when that meets an event
-// already there (the primary key refuses it) does it fall back to a
-// staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING, which
-// names the new ones and lets a concurrent writer of the same event win
-// cleanly.
+// already there, or one id twice (the primary key refuses it), does it
+// fall back to a staging table and INSERT ... ON CONFLICT DO NOTHING
+// RETURNING, which names the new ones and lets a concurrent writer of the
+// same event win cleanly. Copies within the batch are dropped only then:
+// a batch the COPY took has none.
 func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, error) {
-	events = uniqueEvents(events)
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -77,6 +77,7 @@ func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, e
 	if rbErr := sp.Rollback(ctx); rbErr != nil || !isEventReplay(err) {
 		return nil, fmt.Errorf("copy events: %w", err)
 	}
+	events = uniqueEvents(events)
 	// The staging table lives per connection and empties itself at commit.
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS event_staging
 		(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
