@@ -1,7 +1,9 @@
 -- ack.lua: acknowledge a reconciled batch and trim the stream, atomically.
 --
 -- KEYS[1] event stream
--- ARGV[1] consumer group   ARGV[2..] entry ids now durable in Postgres
+-- ARGV[1] consumer group   ARGV[2..] entry ids now durable in Postgres (the
+-- reconciler sends none: it acknowledges with plain XACKs first, which is
+-- cheaper than passing thousands of ids through Lua, and calls this to trim)
 --
 -- Trimming is safe only below the oldest entry still pending in the group
 -- (or, with nothing pending, up to the last delivered entry). Read as

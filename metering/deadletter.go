@@ -47,21 +47,24 @@ type DeadLetter struct {
 	Money bool
 }
 
-// letter is an entry to dead-letter: its id, why, and its fields (nil for
-// an entry deleted from the stream before it was read).
+// letter is an entry to dead-letter: its id, why, and for the log its
+// event id and whether it changes a balance (deleted: the entry was gone
+// from the stream before it was read, so neither is known).
 type letter struct {
-	id     string
-	reason string
-	values map[string]any
+	id      string
+	reason  string
+	deleted bool
+	event   string
+	money   bool
 }
 
 // moneyFields are the stream fields of the balance deltas.
 var moneyFields = []string{eventAllowance, eventPool, eventAwarded, eventPurchased, eventPoolUsed}
 
 // movesMoney reports whether an entry's fields change a balance.
-func movesMoney(values map[string]any) bool {
+func movesMoney(fields streamFields) bool {
 	for _, f := range moneyFields {
-		if s, _ := values[f].(string); s != "" && s != "0" {
+		if s, _ := fields.get(f); s != "" && s != "0" {
 			return true
 		}
 	}
@@ -105,12 +108,11 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 		fields := []zap.Field{zap.String("entry", l.id), zap.String("reason", l.reason),
 			zap.String("dead_letters", r.e.keys.DeadLetters())}
 		switch {
-		case l.values == nil:
+		case l.deleted:
 			r.log.Error("stream entry was deleted before it was reconciled; its event is lost", fields...)
-		case movesMoney(l.values):
-			ev, _ := l.values["id"].(string)
+		case l.money:
 			r.log.Error("balance change dead-lettered: Redis has it, the Postgres ledger does not; record it by hand",
-				append(fields, zap.String("event", CleanText(ev, maxEventID)))...)
+				append(fields, zap.String("event", CleanText(l.event, maxEventID)))...)
 		default:
 			r.log.Error("event dead-lettered", fields...)
 		}
@@ -183,10 +185,11 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 	if !current {
 		d.Reason = "malformed event (dead-lettered before reasons were recorded)"
 	}
-	if ev, err := parseStreamEvent(values); err == nil {
+	fields := fieldsOf(values)
+	if ev, err := parseStreamEvent(fields); err == nil {
 		d.Event = &ev
 	}
-	d.Money = movesMoney(values)
+	d.Money = movesMoney(fields)
 	return d
 }
 

@@ -70,49 +70,151 @@ type Event struct {
 	ServedModel string
 }
 
+// streamFields are a stream entry's field/value pairs, in the order Redis
+// gives them: name, value, name, value… A name given twice counts with its
+// last value (as XADD would have it read into a map).
+type streamFields []string
+
+// fieldsOf turns a map of fields (go-redis's XMessage.Values, a dead
+// letter's copy) into pairs.
+func fieldsOf(values map[string]any) streamFields {
+	if values == nil {
+		return nil
+	}
+	f := make(streamFields, 0, 2*len(values))
+	for k, v := range values {
+		s, _ := v.(string)
+		f = append(f, k, s)
+	}
+	return f
+}
+
+// get is the value of field name ("" when absent) and whether it is present.
+func (f streamFields) get(name string) (string, bool) {
+	v, ok := "", false
+	for i := 0; i+1 < len(f); i += 2 {
+		if f[i] == name {
+			v, ok = f[i+1], true
+		}
+	}
+	return v, ok
+}
+
+// rawEvent is an entry's fields picked out by name, still as text: one
+// pass over the pairs, then the numbers are parsed in a fixed order so
+// that an entry's first bad field is reported whatever its position.
+// Fields no script writes are ignored, so an entry of a newer kind still
+// decodes.
+type rawEvent struct {
+	id, k, t, u, un, p, pn, c, a, pl, aw, pr, pu, ap, gm, rq, ac, no string
+	rs, m, iu, ou, ms, st, sf, ff, rm                                string
+	hasAP, hasGM, hasRS, hasST                                       bool
+}
+
+func (r *rawEvent) pick(f streamFields) {
+	for i := 0; i+1 < len(f); i += 2 {
+		v := f[i+1]
+		switch f[i] {
+		case "id":
+			r.id = v
+		case "k":
+			r.k = v
+		case "t":
+			r.t = v
+		case "u":
+			r.u = v
+		case "un":
+			r.un = v
+		case "p":
+			r.p = v
+		case "pn":
+			r.pn = v
+		case "c":
+			r.c = v
+		case "a":
+			r.a = v
+		case "pl":
+			r.pl = v
+		case "aw":
+			r.aw = v
+		case "pr":
+			r.pr = v
+		case "pu":
+			r.pu = v
+		case "ap":
+			r.ap, r.hasAP = v, true
+		case "gm":
+			r.gm, r.hasGM = v, true
+		case "rq":
+			r.rq = v
+		case "ac":
+			r.ac = v
+		case "no":
+			r.no = v
+		case "rs":
+			r.rs, r.hasRS = v, true
+		case "m":
+			r.m = v
+		case "iu":
+			r.iu = v
+		case "ou":
+			r.ou = v
+		case "ms":
+			r.ms = v
+		case "st":
+			r.st, r.hasST = v, true
+		case "sf":
+			r.sf = v
+		case "ff":
+			r.ff = v
+		case "rm":
+			r.rm = v
+		}
+	}
+}
+
 // parseStreamEvent decodes the field/value pairs written by the scripts.
-func parseStreamEvent(values map[string]any) (Event, error) {
+func parseStreamEvent(fields streamFields) (Event, error) {
+	var r rawEvent
+	r.pick(fields)
 	var e Event
 	var err error
-	num := func(name string) int64 {
-		s, _ := values[name].(string)
+	num := func(name, s string) int64 {
 		if s == "" || err != nil {
 			return 0
 		}
-		var v int64
-		v, err = strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			err = fmt.Errorf("field %s=%q: %w", name, s, err)
+		v, perr := strconv.ParseInt(s, 10, 64)
+		if perr != nil {
+			err = fmt.Errorf("field %s=%q: %w", name, s, perr)
 		}
 		return v
 	}
-	str := func(name string) string { s, _ := values[name].(string); return s }
-	e.ID, e.Kind = str("id"), str("k")
-	e.At = time.UnixMilli(num("t")).UTC()
-	e.UserID, e.Username = num("u"), str("un")
-	e.ProjectID, e.ProjectName = num("p"), str("pn")
-	e.Cost = Credits(num("c"))
-	e.Allowance, e.Pool = Credits(num("a")), Credits(num("pl"))
-	e.Awarded, e.Purchased = Credits(num("aw")), Credits(num("pr"))
-	e.PoolUsed = Credits(num("pu"))
-	if _, ok := values["ap"]; ok {
-		e.AllowancePeriod, e.HasPeriod = num("ap"), true
+	e.ID, e.Kind = r.id, r.k
+	e.At = time.UnixMilli(num("t", r.t)).UTC()
+	e.UserID, e.Username = num("u", r.u), r.un
+	e.ProjectID, e.ProjectName = num("p", r.p), r.pn
+	e.Cost = Credits(num("c", r.c))
+	e.Allowance, e.Pool = Credits(num("a", r.a)), Credits(num("pl", r.pl))
+	e.Awarded, e.Purchased = Credits(num("aw", r.aw)), Credits(num("pr", r.pr))
+	e.PoolUsed = Credits(num("pu", r.pu))
+	if r.hasAP {
+		e.AllowancePeriod, e.HasPeriod = num("ap", r.ap), true
 	}
-	if _, ok := values["gm"]; ok {
-		e.GrantMonth, e.HasGrant = num("gm"), true
+	if r.hasGM {
+		e.GrantMonth, e.HasGrant = num("gm", r.gm), true
 	}
-	e.Request, e.Actor, e.Note = str("rq"), str("ac"), str("no")
+	e.Request, e.Actor, e.Note = r.rq, r.ac, r.no
 	// A hold always has detail (its estimate may be 0, which the script
 	// leaves out); a usage event has it when it settles a reservation.
-	if _, ok := values["rs"]; ok || e.Kind == KindHold || e.Kind == KindLease {
-		e.HasDetail, e.Model = true, str("m")
-		e.InputUnits, e.OutputUnits = num("iu"), num("ou")
-		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs")), -1, num("ms")
-		if _, ok := values["st"]; ok {
-			e.UpstreamStatus = num("st")
+	if r.hasRS || e.Kind == KindHold || e.Kind == KindLease {
+		e.HasDetail, e.Model = true, r.m
+		e.InputUnits, e.OutputUnits = num("iu", r.iu), num("ou", r.ou)
+		e.Reserved, e.UpstreamStatus, e.DurationMs = Credits(num("rs", r.rs)), -1, num("ms", r.ms)
+		if r.hasST {
+			e.UpstreamStatus = num("st", r.st)
 		}
-		e.Shortfall, e.Forfeited = Credits(num("sf")), Credits(num("ff"))
-		e.ServedModel = str("rm")
+		e.Shortfall, e.Forfeited = Credits(num("sf", r.sf)), Credits(num("ff", r.ff))
+		e.ServedModel = r.rm
 	}
 	if err == nil && (e.ID == "" || e.Kind == "") {
 		err = fmt.Errorf("event without id or kind")

@@ -102,3 +102,23 @@ func TestReconcilerReadsBigBatchesInChunks(t *testing.T) {
 	require.Equal(t, int64(entries), w.pgInt(t, `SELECT requests FROM usage_daily WHERE user_id = $1`, uid))
 	requireDrained(t, w)
 }
+
+// TestReconcilerRecordsAnEntryWrittenTwiceOnce: a new event whose entry is
+// in the stream twice, both copies in one batch, is recorded once, with
+// the first copy's content, and counted once in the balances (the fast
+// path's COPY refuses the batch; the staging path drops the second copy).
+func TestReconcilerRecordsAnEntryWrittenTwiceOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, monday)
+	w.user(t, metering.UserSpec{Username: "b", Purchased: cr(100)})
+	uid := w.view(t, "b").ID
+	w.xaddAdjust(t, uid, "twice-1", 5_000_000, "no", "first")
+	w.xadd(t, "id", "twice-1", "k", "adjust", "t", strconv.FormatInt(monday.UnixMilli(), 10),
+		"u", strconv.FormatInt(uid, 10), "aw", "5000000", "no", "second")
+	w.xaddAdjust(t, uid, "once-1", 1_000_000)
+	// Redis counted the adjustment once (xaddAdjust), so the balances
+	// agree only if the ledger does too.
+	w.drainAndCheck(t)
+	require.Equal(t, int64(1), w.pgInt(t, `SELECT count(*) FROM events WHERE event_id = 'twice-1' AND note = 'first'`))
+	require.Equal(t, int64(2), w.pgInt(t, `SELECT count(*) FROM events WHERE event_id IN ('twice-1', 'once-1')`))
+}

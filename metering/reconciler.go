@@ -99,12 +99,28 @@ type Reconciler struct {
 	// ahead is the read of the next batch, started while the current one
 	// is written (readAhead); nil when none is under way.
 	ahead chan readResult
+	// claimedAt is when claim last looked for abandoned entries and found
+	// none (zero: look). Only the loop's goroutine or the read ahead it
+	// waits for touch it.
+	claimedAt time.Time
 }
 
-// readResult is a batch read ahead, or why it could not be.
+// readResult is a batch read ahead, decoded, or why it could not be.
 type readResult struct {
-	msgs []redis.XMessage
-	err  error
+	b   *batch
+	err error
+}
+
+// batch is the entries of one round, decoded: the events to record, each
+// with its entry id, and the entries to dead-letter. The entries' fields
+// are not kept: a batch waits while the one before it is written, and
+// thousands of small strings held that long cost the garbage collector
+// more than anything else the reconciler keeps.
+type batch struct {
+	read    int // entries read
+	ids     []string
+	events  []Event
+	letters []letter
 }
 
 // NewReconciler builds a reconciler for the engine's stream.
@@ -176,73 +192,78 @@ func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 		r.dropAhead()
 		return 0, r.e.VerifyRedis(ctx)
 	}
-	msgs, err := r.takeAhead()
-	if err == nil && len(msgs) == 0 {
-		msgs, err = r.next(ctx)
+	b, err := r.takeAhead()
+	if err == nil && b == nil {
+		b, err = r.next(ctx)
 	}
-	if err != nil || len(msgs) == 0 {
+	if err != nil || b == nil {
 		return 0, err
 	}
-	if len(msgs) == r.cfg.BatchSize {
+	if b.read == r.cfg.BatchSize {
 		// A full batch: more is probably waiting. Read it while this one
 		// is written (Redis and Postgres work in parallel); it is
 		// acknowledged only after its own commit, like every batch.
 		r.readAhead(ctx)
 	}
-	if err := r.apply(ctx, msgs); err != nil {
+	if err := r.apply(ctx, b); err != nil {
 		// What was read ahead stays pending for this consumer: the next
 		// round reads it again, after the failed batch, from "0".
 		r.dropAhead()
 		return 0, err
 	}
-	return len(msgs), nil
+	return b.read, nil
 }
 
 // readAhead starts reading the batch after the one being written: entries
-// abandoned by other consumers, then new ones, without waiting for any.
+// abandoned by other consumers, then new ones, without waiting for any;
+// decoded there too, so that only Postgres's work is on the loop's path.
 // Not this consumer's pending entries: the batch being written is among
 // them.
 func (r *Reconciler) readAhead(ctx context.Context) {
 	ch := make(chan readResult, 1)
 	r.ahead = ch
 	go func() {
-		msgs, err := r.claim(ctx)
-		if err == nil && len(msgs) == 0 {
-			msgs, err = r.readBatch(ctx, ">", -1)
+		entries, err := r.claim(ctx)
+		if err == nil && len(entries) == 0 {
+			entries, err = r.readBatch(ctx, ">", -1)
 		}
-		ch <- readResult{msgs, unavailable(err)}
+		ch <- readResult{r.decode(entries), unavailable(err)}
 	}()
 }
 
-// takeAhead waits for the batch read ahead, if one was started.
-func (r *Reconciler) takeAhead() ([]redis.XMessage, error) {
+// takeAhead waits for the batch read ahead, if one was started; nil when
+// none was or it found nothing.
+func (r *Reconciler) takeAhead() (*batch, error) {
 	if r.ahead == nil {
 		return nil, nil
 	}
 	res := <-r.ahead
 	r.ahead = nil
-	return res.msgs, res.err
+	return res.b, res.err
 }
 
 // dropAhead waits for a read under way and forgets its batch, which stays
 // pending for this consumer and is read again from "0".
 func (r *Reconciler) dropAhead() { _, _ = r.takeAhead() }
 
-// next reads the round's batch.
-func (r *Reconciler) next(ctx context.Context) ([]redis.XMessage, error) {
+// next reads the round's batch (nil: nothing to do).
+func (r *Reconciler) next(ctx context.Context) (*batch, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
-	msgs, err := r.readBatch(ctx, "0", -1)
-	if err == nil && len(msgs) == 0 {
-		msgs, err = r.claim(ctx)
+	entries, err := r.readBatch(ctx, "0", -1)
+	if err == nil && len(entries) == 0 {
+		entries, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
-	for wait := r.cfg.Block; err == nil && len(msgs) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
-		msgs, err = r.readBatch(ctx, ">", min(wait, blockSlice))
+	for wait := r.cfg.Block; err == nil && len(entries) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
+		entries, err = r.readBatch(ctx, ">", min(wait, blockSlice))
 	}
-	return msgs, unavailable(err)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return r.decode(entries), nil
 }
 
 const blockSlice = 100 * time.Millisecond
@@ -257,47 +278,57 @@ const readChunk = 5000
 // the one before) or new ones (">"). Only the first read waits (block).
 // After an error the entries read so far stay pending for this consumer
 // and are read again from "0".
-func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
-	var batch []redis.XMessage
+func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]streamEntry, error) {
+	var all []streamEntry
 	for {
-		count := min(r.cfg.BatchSize-len(batch), readChunk)
-		msgs, err := r.read(ctx, from, block, count)
+		count := min(r.cfg.BatchSize-len(all), readChunk)
+		entries, err := r.readGroup(ctx, from, block, count)
 		if err != nil {
 			return nil, err
 		}
-		if batch == nil {
-			batch = msgs
+		if all == nil {
+			all = entries
 		} else {
-			batch = append(batch, msgs...)
+			all = append(all, entries...)
 		}
-		if len(msgs) < count || len(batch) == r.cfg.BatchSize {
-			return batch, nil
+		if len(entries) < count || len(all) == r.cfg.BatchSize {
+			return all, nil
 		}
 		if from != ">" {
-			from = msgs[len(msgs)-1].ID
+			from = entries[len(entries)-1].id
 		}
 		block = -1
 	}
 }
 
 // claim takes over entries other consumers left pending for ClaimIdle.
-func (r *Reconciler) claim(ctx context.Context) ([]redis.XMessage, error) {
-	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
-		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
-	return msgs, err
-}
-
-func (r *Reconciler) read(ctx context.Context, from string, block time.Duration, count int) ([]redis.XMessage, error) {
-	res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
-		Streams: []string{r.e.keys.Events(), from}, Count: int64(count), Block: block}).Result()
-	if errors.Is(err, redis.Nil) {
+// Claims are rare (a gateway died), so go-redis decodes them.
+//
+// Looking is not cheap: XAUTOCLAIM walks the group's pending list from
+// its start, up to ten entries per entry it may claim, and this
+// consumer's batch being written is on that list. Every round it cost
+// Redis ~36 ms per batch of 20,000 (as much as reading the batch;
+// docs/benchmarks.md), all in one command that every request waits out.
+// An entry only becomes claimable after ClaimIdle, so after a look that
+// found nothing the next waits claimEvery: abandoned entries are taken
+// over at most that much later than ClaimIdle.
+func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, error) {
+	if !r.claimedAt.IsZero() && time.Since(r.claimedAt) < r.claimEvery() {
 		return nil, nil
 	}
-	if err != nil || len(res) == 0 {
-		return nil, err
+	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
+		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
+	if err == nil && len(msgs) == 0 {
+		r.claimedAt = time.Now()
+	} else {
+		r.claimedAt = time.Time{} // more may be waiting, or the look failed
 	}
-	return res[0].Messages, nil
+	return entriesOf(msgs), err
 }
+
+// claimEvery is the least time between two looks for abandoned entries
+// that find none: half of ClaimIdle, at most 5 s.
+func (r *Reconciler) claimEvery() time.Duration { return min(r.cfg.ClaimIdle/2, 5*time.Second) }
 
 func (r *Reconciler) ensureGroup(ctx context.Context) error {
 	err := r.e.rdb.XGroupCreateMkStream(ctx, r.e.keys.Events(), r.cfg.Group, "0").Err()
@@ -312,24 +343,12 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // the dead-letter stream; then every entry handled is acknowledged. An
 // error (Postgres or Redis unavailable) leaves the batch pending, to be
 // applied again, which the event ids make harmless.
-func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
-	ids, events, letters := decodeBatch(msgs)
-	// Cleaned once here, so a retry below does not warn again.
-	events = r.e.storableTexts(events)
-	refused, seq, err := r.store(ctx, ids, events)
+func (r *Reconciler) apply(ctx context.Context, b *batch) error {
+	refused, seq, err := r.store(ctx, b.ids, b.events)
 	if err != nil {
-		return fmt.Errorf("write %d events to postgres: %w", len(events), err)
+		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
 	}
-	if len(refused) > 0 {
-		values := make(map[string]map[string]any, len(msgs))
-		for _, m := range msgs {
-			values[m.ID] = m.Values
-		}
-		for _, l := range refused {
-			l.values = values[l.id]
-			letters = append(letters, l)
-		}
-	}
+	letters := append(b.letters, refused...)
 	// Every event numbered up to seq in the ledger (the sequence's value
 	// when the batch was written) was made by a script that had run before
 	// its number was drawn: Redis reflects them all. Raised in Redis after
@@ -339,37 +358,59 @@ func (r *Reconciler) apply(ctx context.Context, msgs []redis.XMessage) error {
 	if err := r.deadLetter(ctx, letters); err != nil {
 		return err
 	}
-	if err := r.ack(ctx, ids); err != nil {
+	if err := r.ack(ctx, b.ids); err != nil {
 		return err
 	}
 	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
 }
 
-// decodeBatch splits a batch into the events to record (with their entry
-// ids) and the entries to dead-letter: deleted from the stream (only an
-// outside XDEL or XTRIM does that: ack.lua never trims pending entries),
-// malformed, or not storable (checkRow).
+// decode turns the entries read into a batch (nil for none), texts
+// cleaned once here so that a retry of the batch does not warn again.
+func (r *Reconciler) decode(entries []streamEntry) *batch {
+	if len(entries) == 0 {
+		return nil
+	}
+	b := decodeEntries(entries)
+	b.events = r.e.storableTexts(b.events)
+	return b
+}
+
+// decodeBatch is decodeEntries for entries go-redis decoded (the healer's
+// XRANGE).
 func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters []letter) {
-	ids, events = make([]string, 0, len(msgs)), make([]Event, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Values == nil {
-			letters = append(letters, letter{id: m.ID, reason: "deleted from the stream before it was reconciled"})
+	b := decodeEntries(entriesOf(msgs))
+	return b.ids, b.events, b.letters
+}
+
+// decodeEntries splits entries into the events to record (with their
+// entry ids) and the entries to dead-letter: deleted from the
+// stream (only an outside XDEL or XTRIM does that: ack.lua never trims
+// pending entries), malformed, or not storable (checkRow).
+func decodeEntries(entries []streamEntry) *batch {
+	n := len(entries)
+	b := &batch{read: n, ids: make([]string, 0, n), events: make([]Event, 0, n)}
+	for _, m := range entries {
+		if m.deleted {
+			b.letters = append(b.letters, letter{id: m.id, reason: "deleted from the stream before it was reconciled", deleted: true})
 			continue
 		}
-		ev, err := parseStreamEvent(m.Values)
+		ev, err := parseStreamEvent(m.fields)
 		if err == nil {
 			err = checkRow(&ev)
 		}
 		if err != nil {
-			letters = append(letters, letter{id: m.ID, reason: "malformed event: " + err.Error(), values: m.Values})
+			event, _ := m.fields.get("id")
+			b.letters = append(b.letters, letter{id: m.id, reason: "malformed event: " + err.Error(),
+				event: event, money: movesMoney(m.fields)})
 			continue
 		}
-		ids, events = append(ids, m.ID), append(events, ev)
+		b.ids, b.events = append(b.ids, m.id), append(b.events, ev)
 	}
-	return ids, events, letters
+	return b
 }
 
-// store writes events (their entry ids alongside) to Postgres and returns
+// store writes events (their entry ids alongside, their texts made
+// storable: decode, storableTexts) to Postgres and returns
 // the ledger sequence's value it read with them (0 when nothing was
 // written). A batch refused for a data reason is split in halves, each in
 // its own transaction, until the refused events stand alone: they are
@@ -382,14 +423,16 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 	}
 	var seq int64
 	err := pgx.BeginFunc(ctx, r.e.db, func(tx pgx.Tx) (err error) {
-		_, seq, err = r.e.applyEventsSeq(ctx, tx, events)
+		_, seq, err = applyStorableEvents(ctx, tx, events)
 		return err
 	})
 	if err == nil || !isDataError(err) {
 		return nil, seq, err
 	}
 	if len(events) == 1 {
-		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error()}}, 0, nil
+		e := &events[0]
+		money := e.Allowance != 0 || e.Pool != 0 || e.Awarded != 0 || e.Purchased != 0 || e.PoolUsed != 0
+		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error(), event: e.ID, money: money}}, 0, nil
 	}
 	mid := len(events) / 2
 	first, seq1, err := r.store(ctx, ids[:mid], events[:mid])
@@ -402,25 +445,28 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 
 // ack acknowledges entries now in Postgres (or dead-lettered) and trims
 // every entry that is done, so the stream's memory stays bounded and its
-// first entry is always the oldest unreconciled event. One script, so no
-// other consumer's read can fall between the pending check and the trim
-// (see ack.lua). In chunks of readChunk, oldest first, so that Redis
-// serves requests in between; an entry of a later chunk is still pending
-// when an earlier one trims, so the trim stops before it. Called with no
-// ids it only trims (after a batch of dead letters, which deadletter.lua
-// acknowledges).
+// first entry is always the oldest unreconciled event. The XACKs go in one
+// pipeline, in commands of readChunk ids (Redis serves other clients
+// between them); then ack.lua trims, in one script so that no other
+// consumer's read can fall between its pending check and the trim. (The
+// ids used to go through the script, in calls of readChunk: the Lua layer
+// made acknowledging ~14 % of a batch's time, docs/benchmarks.md.) Called
+// with no ids it only trims (after a batch of dead letters, which
+// deadletter.lua acknowledges).
 func (r *Reconciler) ack(ctx context.Context, ids []string) error {
-	args := make([]any, 0, min(len(ids), readChunk)+1)
-	for first := true; first || len(ids) > 0; first = false {
-		n := min(len(ids), readChunk)
-		args = append(args[:0], r.cfg.Group)
-		for _, id := range ids[:n] {
-			args = append(args, id)
-		}
-		if err := ackScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events()}, args...).Err(); err != nil {
+	stream := r.e.keys.Events()
+	if len(ids) > 0 {
+		_, err := r.e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for len(ids) > 0 {
+				n := min(len(ids), readChunk)
+				p.XAck(ctx, stream, r.cfg.Group, ids[:n]...)
+				ids = ids[n:]
+			}
+			return nil
+		})
+		if err != nil {
 			return unavailable(err)
 		}
-		ids = ids[n:]
 	}
-	return nil
+	return unavailable(ackScript.Run(ctx, r.e.rdb, []string{stream}, r.cfg.Group).Err())
 }

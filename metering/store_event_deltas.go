@@ -103,12 +103,14 @@ func applyDeltas(ctx context.Context, tx pgx.Tx, fresh []Event) (seq int64, err 
 	if p := d.parked; len(p.users) > 0 {
 		queue("parked allowances", parkedDeltaSQL, p.users, p.projects, p.a, p.ap, p.pu, p.n)
 	}
-	if p := d.pools; len(p.ids) > 0 {
-		queue("pool balances", poolDeltaSQL, p.ids, p.pl)
-	}
 	if r := d.rollup; len(r.users) > 0 {
 		queue("usage rollup", rollupDeltaSQL, r.days, r.users, r.projects, r.models, r.requests, r.credits,
 			r.allowance, r.pool, r.awarded, r.purchased, r.nameRow, r.usernames, r.projectNames)
+	}
+	// Pools last: every gateway's reconciler updates the same few pool
+	// rows, so each holds their locks only from here to its commit.
+	if p := d.pools; len(p.ids) > 0 {
+		queue("pool balances", poolDeltaSQL, p.ids, p.pl)
 	}
 	b.Queue(`SELECT last_value FROM events_seq`)
 	br := tx.SendBatch(ctx, b)
@@ -161,6 +163,18 @@ type rollupKey struct {
 	day           int32
 	user, project int64
 	model         string
+}
+
+func (a rollupKey) less(b rollupKey) bool {
+	switch {
+	case a.day != b.day:
+		return a.day < b.day
+	case a.user != b.user:
+		return a.user < b.user
+	case a.project != b.project:
+		return a.project < b.project
+	}
+	return a.model < b.model
 }
 
 type rollupNames struct {
@@ -310,10 +324,20 @@ func sumDeltas(events []Event) *eventDeltas {
 	for _, id := range plKeys {
 		d.pools.ids, d.pools.pl = append(d.pools.ids, id), append(d.pools.pl, pl[pools[id]])
 	}
-	// Rollup rows keep their first-seen order: their names refer to it.
+	// Rollup rows in key order too (their names refer to their place in
+	// it, through rollupRow).
+	order := make([]int, len(rKeys))
+	for j := range order {
+		order[j] = j
+	}
+	sort.Slice(order, func(i, j int) bool { return rKeys[order[i]].less(rKeys[order[j]]) })
+	rollupRow := make([]int64, len(rKeys))
+	for pos, j := range order {
+		rollupRow[j] = int64(pos) + 1
+	}
 	r := &d.rollup
-	for j, k := range rKeys {
-		s := &rs[j]
+	for _, j := range order {
+		k, s := rKeys[j], &rs[j]
 		r.days, r.users, r.projects, r.models = append(r.days, k.day), append(r.users, k.user),
 			append(r.projects, k.project), append(r.models, k.model)
 		r.requests, r.credits, r.allowance = append(r.requests, s.requests), append(r.credits, s.credits),
@@ -321,7 +345,7 @@ func sumDeltas(events []Event) *eventDeltas {
 		r.pool, r.awarded, r.purchased = append(r.pool, s.pool), append(r.awarded, s.awarded), append(r.purchased, s.purchased)
 	}
 	for n := range names {
-		r.nameRow = append(r.nameRow, n.row+1)
+		r.nameRow = append(r.nameRow, rollupRow[n.row])
 		r.usernames = append(r.usernames, pgtype.Text{String: n.username, Valid: n.username != ""})
 		r.projectNames = append(r.projectNames, pgtype.Text{String: n.project, Valid: n.project != ""})
 	}

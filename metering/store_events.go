@@ -36,15 +36,17 @@ var insertNewEventsSQL = `INSERT INTO events (` + eventColumnList + `)
 // cleaned first (storableTexts), so a text never costs the ledger a money
 // event.
 func (e *Engine) applyEvents(ctx context.Context, tx pgx.Tx, events []Event) (int64, error) {
-	n, _, err := e.applyEventsSeq(ctx, tx, events)
+	n, _, err := applyStorableEvents(ctx, tx, e.storableTexts(events))
 	return n, err
 }
 
-func (e *Engine) applyEventsSeq(ctx context.Context, tx pgx.Tx, events []Event) (n, seq int64, err error) {
+// applyStorableEvents is applyEvents for events whose texts are storable
+// already (the reconciler cleans a batch once, when it decodes it).
+func applyStorableEvents(ctx context.Context, tx pgx.Tx, events []Event) (n, seq int64, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
-	fresh, err := insertNewEvents(ctx, tx, e.storableTexts(events))
+	fresh, err := insertNewEvents(ctx, tx, events)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -58,23 +60,24 @@ func (e *Engine) applyEventsSeq(ctx context.Context, tx pgx.Tx, events []Event) 
 // write (which records its own event before the reconciler reads it), or
 // when an entry is in the stream twice. So it first COPYs the batch
 // straight into events under a savepoint; only when that meets an event
-// already there (the primary key refuses it) does it fall back to a
-// staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING, which
-// names the new ones and lets a concurrent writer of the same event win
-// cleanly.
+// already there, or one id twice (the primary key refuses it), does it
+// fall back to a staging table and INSERT ... ON CONFLICT DO NOTHING
+// RETURNING, which names the new ones and lets a concurrent writer of the
+// same event win cleanly. Copies within the batch are dropped only then:
+// a batch the COPY took has none.
 func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, error) {
-	events = uniqueEvents(events)
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	_, err = sp.CopyFrom(ctx, pgx.Identifier{"events"}, eventCopyColumns, eventRows(events))
+	_, err = copyEvents(ctx, sp, "events", events)
 	if err == nil {
 		return events, sp.Commit(ctx)
 	}
 	if rbErr := sp.Rollback(ctx); rbErr != nil || !isEventReplay(err) {
 		return nil, fmt.Errorf("copy events: %w", err)
 	}
+	events = uniqueEvents(events)
 	// The staging table lives per connection and empties itself at commit.
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS event_staging
 		(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
@@ -83,7 +86,7 @@ func insertNewEvents(ctx context.Context, tx pgx.Tx, events []Event) ([]Event, e
 	if _, err := tx.Exec(ctx, `DELETE FROM event_staging`); err != nil { // an earlier call in this transaction
 		return nil, fmt.Errorf("staging table: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_staging"}, eventCopyColumns, eventRows(events)); err != nil {
+	if _, err := copyEvents(ctx, tx, "event_staging", events); err != nil {
 		return nil, fmt.Errorf("copy events: %w", err)
 	}
 	rows, err := tx.Query(ctx, insertNewEventsSQL)
@@ -132,45 +135,6 @@ func uniqueEvents(events []Event) []Event {
 		}
 	}
 	return out
-}
-
-// eventRows is events as COPY rows of eventCopyColumns.
-func eventRows(events []Event) pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-		e := &events[i]
-		return []any{e.ID, e.Kind, e.At, nullID(e.UserID), nullText(e.Username),
-			nullID(e.ProjectID), nullText(e.ProjectName), int64(e.Cost), int64(e.Allowance),
-			int64(e.Pool), int64(e.Awarded), int64(e.Purchased), int64(e.PoolUsed),
-			nullInt(e.AllowancePeriod, e.HasPeriod), nullInt(e.GrantMonth, e.HasGrant),
-			nullText(e.Request), nullText(e.Actor), nullText(e.Note),
-			nullText(e.Model), nullInt(e.InputUnits, e.HasDetail && e.Kind == KindUsage),
-			nullInt(e.OutputUnits, e.HasDetail && e.Kind == KindUsage), nullInt(int64(e.Reserved), e.HasDetail),
-			nullInt(e.UpstreamStatus, e.HasDetail && e.Kind == KindUsage && e.UpstreamStatus >= 0),
-			nullInt(e.DurationMs, e.HasDetail && e.Kind == KindUsage),
-			nullInt(int64(e.Shortfall), e.HasDetail && e.Kind == KindUsage),
-			nullInt(int64(e.Forfeited), e.HasDetail && e.Kind == KindUsage), nullText(e.ServedModel)}, nil
-	})
-}
-
-func nullID(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
-}
-
-func nullText(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nullInt(v int64, ok bool) any {
-	if !ok {
-		return nil
-	}
-	return v
 }
 
 // Bounds of the texts only a corrupt event can exceed: names pass ValidName
