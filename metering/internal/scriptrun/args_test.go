@@ -85,23 +85,3 @@ func TestTypedArgumentsReachRedis(t *testing.T) {
 		t.Fatalf("reused call: Redis got %q", got)
 	}
 }
-
-// Filling a pooled call with a charge's worth of keys and unboxed
-// arguments allocates nothing (the point of Str and Int).
-func TestTypedArgumentsDoNotAllocate(t *testing.T) {
-	keys := []string{"user:1", "project:1", "events"}
-	vals := []string{"key-hash", "7", "", "1733011200", "24311", "event-1", "GET /bench", "1"}
-	allocs := testing.AllocsPerRun(100, func() {
-		c := scriptrun.Get(store)
-		c.Keys = append(c.Keys, keys...)
-		for _, v := range vals {
-			c.Str(v)
-		}
-		c.Int(1733011200123)
-		c.Int(-1 << 40)
-		scriptrun.Put(c)
-	})
-	if allocs != 0 {
-		t.Errorf("filling a call allocates %.1f times, want 0", allocs)
-	}
-}
