@@ -24,6 +24,12 @@
 //   - reserve.go, settle.go, cancel.go (reserve_script.go: reserve.lua;
 //     settle.lua, renew.lua, cancel_*.lua): variable cost, reserve then
 //     settle; SettleEventually retries when Redis is away.
+//   - lease.go (ChargeLeased; lease_scripts.go: lease_take.lua,
+//     lease_flush.lua, lease_end.lua), lease_table.go (the gateway's
+//     leases, their flushes and endings), lease_gateway.go (heartbeat,
+//     recalls: gateway_heartbeat.lua, recall.lua), lease_keys.go,
+//     lease_sweep.go, lease_heal.go: per-gateway credit leases, a
+//     fixed-cost route's requests admitted from memory.
 //   - inflight.go (release.lua, inflight_count.lua): requests in flight.
 //   - price.go, price_cache.go (price_version.lua): model prices.
 //   - runner.go: names for the pipelined script runner, which lives in
@@ -46,7 +52,9 @@
 //   - ops_projects.go, ops_project_changes.go, ops_refresh_project.go:
 //     projects; RefreshProject (the API's "settle") writes due refills.
 //   - ops_money.go (adjust_user_script.go: adjust_user.lua, and
-//     adjust_pool_script.go: adjust_pool.lua), ops_transfer.go (transfer.lua): balance adjustments and transfers;
+//     adjust_pool_script.go: adjust_pool.lua), ops_transfer.go
+//     (transfer.lua): balance adjustments and transfers, each recalling
+//     the credit leases of whom it changes;
 //     peek.go (peek_script.go: peek.lua): live balances for admin reads;
 //     ops_refresh_project.go runs refresh_script.go (refresh.lua).
 //     grants.go, grant_month.go: monthly grants; parked.go: what a user
@@ -56,18 +64,21 @@
 //     invites, CSV import, usage and unusual-usage reports.
 //
 // Background work
-//   - reconciler.go (ack.lua), deadletter.go (deadletter.lua): stream to
+//   - reconciler.go (ack.lua), reconcile_read.go (the stream read without
+//     per-entry maps), deadletter.go (deadletter.lua): stream to
 //     Postgres, and entries it can never record.
-//   - sweeper.go: settles reservations whose lease ran out.
+//   - sweeper.go: settles reservations whose lease ran out, and ends the
+//     credit leases of gateways that died (lease_sweep.go).
 //   - fence.go, heal.go (checkpoint.lua, heal_balances.lua,
 //     restore_reservation.lua): a Redis that restarted is fenced off and
 //     healed from the ledger.
 //   - repairs.go: Redis work retried until done; health.go; migrate.go.
 //
 // Postgres: the store_*.go files hold most of the SQL (store_events.go the
-// ledger's inserts, store_event_deltas.go the balances, parked allowances
-// and rollup rows its new events change); heal.go, migrate.go and a few admin operations still write
-// their own statements.
+// ledger's inserts, store_events_copy.go their binary COPY rows,
+// store_event_deltas.go the balances, parked allowances and rollup rows its
+// new events change); heal.go, lease_heal.go, migrate.go and a few admin
+// operations still write their own statements.
 // Texts and names: text.go, name_problem.go, plural.go.
 // Tests share one fixture, world (world_test.go); meteringtest builds
 // isolated Redis and Postgres state for them and for other packages.
