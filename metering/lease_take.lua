@@ -135,37 +135,24 @@ if n > 0 then redis.call('HSET', KEYS[1], unpack(h)) end
 if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
 
 local id, t, uid, uname = ARGV[9], ARGV[4], ARGV[10], u[6]
-if refilled then
-  local f = {'id', id .. ':r', 'k', 'refill', 't', t, 'u', uid, 'un', uname,
-    'p', pid, 'pn', pname, 'ap', pstart}
-  if refill_a ~= 0 then f[#f + 1] = 'a'; f[#f + 1] = refill_a end
-  if refill_pu ~= 0 then f[#f + 1] = 'pu'; f[#f + 1] = refill_pu end
-  redis.call('XADD', KEYS[3], '*', unpack(f))
-end
-if grant > 0 then
-  local f = {'id', id .. ':g', 'k', 'grant', 't', t, 'u', uid, 'un', uname,
-    'pr', grant, 'gm', month}
-  if pid ~= '0' then f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = pname end
-  redis.call('XADD', KEYS[3], '*', unpack(f))
-end
+append_due_events(KEYS[3], id, t, uid, uname, pid, pname,
+  refilled, refill_a, refill_pu, pstart, grant, month)
 
--- The lease event: amounts taken as negative deltas, zero amounts left out
--- (a hold, but of its own kind: heal.go restores reservations from holds).
--- A lease of the first request alone is that request's usage event
--- instead, and its record stays only as what undoes it if the gateway
--- lost this answer (then refused the request): no flush, no end.
+-- The lease event: amounts taken as negative deltas (a hold, but of its
+-- own kind: heal.go restores reservations from holds). A lease of the
+-- first request alone is that request's usage event instead, and its
+-- record stays only as what undoes it if the gateway lost this answer
+-- (then refused the request): no flush, no end.
 local single = extra == 0
-local f = {'id', id, 'k', 'lease', 't', t, 'u', uid, 'un', uname, 'rs', take}
+local amounts = {'a', 0 - ta, 'pl', 0 - tp, 'pu', tp, 'aw', 0 - tw, 'pr', 0 - tr}
 if single then
-  f = {'id', id, 'k', 'usage', 't', t, 'u', uid, 'un', uname, 'c', cost}
-  if ARGV[13] ~= '' then f[#f + 1] = 'rq'; f[#f + 1] = ARGV[13] end
+  amounts[#amounts + 1], amounts[#amounts + 2] = 'c', cost
+  amounts[#amounts + 1], amounts[#amounts + 2] = 'rq', ARGV[13]
+  append_event(KEYS[3], event_head(id, 'usage', t, uid, uname, pid, pname), amounts)
+else
+  amounts[#amounts + 1], amounts[#amounts + 2] = 'rs', take
+  append_event(KEYS[3], event_head(id, 'lease', t, uid, uname, pid, pname), amounts)
 end
-if pid ~= '0' then f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = pname end
-if ta ~= 0 then f[#f + 1] = 'a'; f[#f + 1] = 0 - ta end
-if tp ~= 0 then f[#f + 1] = 'pl'; f[#f + 1] = 0 - tp; f[#f + 1] = 'pu'; f[#f + 1] = tp end
-if tw ~= 0 then f[#f + 1] = 'aw'; f[#f + 1] = 0 - tw end
-if tr ~= 0 then f[#f + 1] = 'pr'; f[#f + 1] = 0 - tr end
-redis.call('XADD', KEYS[3], '*', unpack(f))
 
 -- The record: what lease_end.lua needs to give back the unused part
 -- without trusting the caller ('used' grows with each flush).

@@ -258,3 +258,26 @@ func TestLeasesAfterRedisLostItsLastWrites(t *testing.T) {
 	w.drainAndCheck(t)
 	require.Empty(t, w.rollupMismatches(t))
 }
+
+// Near a zero balance a lease would hold too little: each request is a
+// plain charge, in Redis at once, one usage event with its amounts and
+// its label, and no lease to end.
+func TestLowBalanceLeasedRequestsArePlainCharges(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", Purchased: cr(3)})
+	e := w.gateways(t, 1)[0]
+	uid := w.view(t, "u").ID
+	for left := int64(2); left >= 0; left-- {
+		res := w.chargeLeased(t, e, key, cr(1))
+		require.Equal(t, metering.Charged, res.Status)
+		require.Equal(t, metering.Split{Purchased: cr(1)}, res.Taken)
+		require.Equal(t, int64(cr(left)), w.redisUser(t, uid)["pr"], "charged in Redis at once")
+	}
+	require.Equal(t, metering.Insufficient, w.chargeLeased(t, e, key, cr(1)).Status)
+	require.Zero(t, e.PendingLeaseUsesForTest())
+	w.drainAndCheck(t)
+	require.Equal(t, int64(3), w.pgInt(t, `SELECT count(*) FROM events
+		WHERE user_id = $1 AND kind = 'usage' AND cost = $2 AND d_purchased = -$2 AND request = 'GET /test'`, uid, int64(cr(1))))
+	require.Zero(t, w.pgInt(t, `SELECT count(*) FROM events WHERE user_id = $1 AND kind IN ('lease', 'lease_end')`, uid))
+}
