@@ -106,6 +106,9 @@ type creditLease struct {
 	pending []leaseUse // admitted, usage events not yet appended
 	ended   bool       // no more admissions; finish has begun
 	endRan  bool       // lease_end.lua has run for it
+	// note, when set, is the note its end event carries whoever ends it
+	// (a take whose answer was lost: cancelNote).
+	note string
 }
 
 // admit takes cost from the lease if it can pay it and is usable for this
@@ -261,7 +264,7 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 		if errors.Is(err, ErrOutcomeUnknown) {
 			// The request is refused: a lease it may have taken must go
 			// back whole (lease_end.lua leaves a marker if it has not run).
-			l.ended = true
+			l.ended, l.note = true, cancelNote
 			t.retryLater(l)
 		}
 		return ChargeResult{}, 0, err
@@ -307,6 +310,9 @@ func (t *leaseTable) finish(ctx context.Context, l *creditLease, note string) {
 // use. Both steps can run again: events keep their ids, and ending a lease
 // that has ended does nothing.
 func (t *leaseTable) flushAndEnd(ctx context.Context, l *creditLease, note string) error {
+	if l.note != "" {
+		note = l.note
+	}
 	for {
 		if err := t.flush(ctx, l); err != nil {
 			return err

@@ -27,7 +27,7 @@
 
 local MAX = 9007199254740991
 local r = redis.call('HMGET', KEYS[4], 'u', 'p', 'un', 'pn', 'ap', 'a',
-  'pl', 'w', 'r', 'tk', 'used', 's')
+  'pl', 'w', 'r', 'tk', 'used', 's', 'rq')
 if not r[1] then
   if redis.call('EXISTS', KEYS[4]) == 0 then
     redis.call('HSET', KEYS[4], 'x', '1')
@@ -111,6 +111,7 @@ local f = {'id', ARGV[2] .. ':e', 'k', 'lease_end', 't', ARGV[1], 'u', r[1], 'un
 if single then
   f = {'id', ARGV[2] .. ':e', 'k', 'void', 't', ARGV[1], 'u', r[1], 'un', r[3],
     'c', 0 - (take - used)}
+  if r[13] and r[13] ~= '' then f[#f + 1] = 'rq'; f[#f + 1] = r[13] end
 end
 if pid ~= '0' then f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = r[4] end
 local opt = {'a', d.a, 'pl', d.p, 'pu', dpu, 'aw', d.w, 'pr', d.r, 'ff', forfeited, 'no', ARGV[5]}

@@ -160,7 +160,7 @@ redis.call('HSET', KEYS[4], 'u', uid, 'p', pid, 'un', uname, 'pn', pname,
   'ap', ap, 'a', ta, 'pl', tp, 'w', tw, 'r', tr, 'tk', take, 'used', 0,
   'g', ARGV[12], 'd', ARGV[11])
 if single then
-  redis.call('HSET', KEYS[4], 's', '1', 'used', cost)
+  redis.call('HSET', KEYS[4], 's', '1', 'used', cost, 'rq', ARGV[13])
   redis.call('EXPIRE', KEYS[4], ARGV[14])
   return {0, reach - take, ta, tp, tw, tr, ap, take}
 end

@@ -2,6 +2,7 @@ package metering_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -280,4 +281,44 @@ func TestLowBalanceLeasedRequestsArePlainCharges(t *testing.T) {
 	require.Equal(t, int64(3), w.pgInt(t, `SELECT count(*) FROM events
 		WHERE user_id = $1 AND kind = 'usage' AND cost = $2 AND d_purchased = -$2 AND request = 'GET /test'`, uid, int64(cr(1))))
 	require.Zero(t, w.pgInt(t, `SELECT count(*) FROM events WHERE user_id = $1 AND kind IN ('lease', 'lease_end')`, uid))
+}
+
+// A lease of a single request is a charge (a usage event with the
+// request's label); ending it because its answer was lost undoes it with a
+// void under the same label and the note given, so the ledger shows the
+// request charged and undone. Ending it again changes nothing.
+func TestSingleRequestLeaseUndoneUnderItsLabel(t *testing.T) {
+	t.Parallel()
+	w := leaseWorld(t)
+	key := w.user(t, metering.UserSpec{Username: "u", Purchased: cr(10)})
+	require.Equal(t, metering.Charged, w.charge(t, key, cr(1)).Status) // loads the user into Redis
+	uid := w.view(t, "u").ID
+	keys := w.Engine.Keys()
+	f, err := w.Redis.HMGet(w.ctx, keys.User(uid), "kh", "v").Result()
+	require.NoError(t, err)
+	take := metering.LeaseTakeArgs{UserKey: keys.User(uid), ProjectKey: keys.User(uid), EventsKey: keys.Events(),
+		RecordKey: keys.CreditLease("single-1"), LeasesKey: keys.CreditLeases(), UserLeasesKey: keys.UserCreditLeases(uid),
+		KeyHash: f[0].(string), UserVersion: f[1].(string), NowMs: monday.UnixMilli(), AllowanceStart: "0",
+		Month: "0", Cost: cr(2), Want: cr(2), LeaseID: "single-1", UserID: strconv.FormatInt(uid, 10),
+		DeadlineMs: monday.Add(time.Minute).UnixMilli(), GatewayID: "g", Request: "GET /single", SingleSeconds: 60}
+	res, err := metering.RunLeaseTake(w.ctx, w.Redis, take)
+	require.NoError(t, err)
+	require.Equal(t, []int64{0, int64(cr(7)), 0, 0, 0, int64(cr(2)), -1, int64(cr(2))}, res, "no allowance period: -1")
+	require.Equal(t, int64(cr(7)), w.redisUser(t, uid)["pr"])
+	end := metering.LeaseEndArgs{UserKey: keys.User(uid), ProjectKey: keys.User(uid), EventsKey: keys.Events(),
+		RecordKey: keys.CreditLease("single-1"), LeasesKey: keys.CreditLeases(), UserLeasesKey: keys.UserCreditLeases(uid),
+		NowMs: monday.UnixMilli(), LeaseID: "single-1", Used: 0, MarkerSeconds: 60, Note: "lost"}
+	res, err = metering.RunLeaseEnd(w.ctx, w.Redis, end)
+	require.NoError(t, err)
+	require.Equal(t, []int64{0, int64(cr(2)), 0}, res)
+	res, err = metering.RunLeaseEnd(w.ctx, w.Redis, end)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1}, res, "ended twice")
+	require.Equal(t, int64(cr(9)), w.redisUser(t, uid)["pr"])
+	w.drainAndCheck(t)
+	require.Equal(t, int64(1), w.pgInt(t, `SELECT count(*) FROM events WHERE event_id = 'single-1' AND kind = 'usage'
+		AND request = 'GET /single' AND cost = $1 AND d_purchased = -$1::bigint`, int64(cr(2))))
+	require.Equal(t, int64(1), w.pgInt(t, `SELECT count(*) FROM events WHERE event_id = 'single-1:e' AND kind = 'void'
+		AND request = 'GET /single' AND cost = -$1::bigint AND d_purchased = $1 AND note = 'lost'`, int64(cr(2))))
+	require.Empty(t, w.rollupMismatches(t))
 }

@@ -83,3 +83,18 @@ var (
 	ParseRefreshAnswer    = parseRefreshAnswer
 	ParseAdjustUserAnswer = parseAdjustUserAnswer
 )
+
+type (
+	LeaseTakeArgs = leaseTakeArgs
+	LeaseEndArgs  = leaseEndArgs
+)
+
+// RunLeaseTake runs lease_take.lua once.
+func RunLeaseTake(ctx context.Context, rdb redis.Scripter, a LeaseTakeArgs) ([]int64, error) {
+	return runRaw(ctx, rdb, leaseTakeScript, &a)
+}
+
+// RunLeaseEnd runs lease_end.lua once.
+func RunLeaseEnd(ctx context.Context, rdb redis.Scripter, a LeaseEndArgs) ([]int64, error) {
+	return runRaw(ctx, rdb, leaseEndScript, &a)
+}

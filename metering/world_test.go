@@ -252,17 +252,18 @@ func (w *world) deadLetters(t *testing.T) []metering.DeadLetter {
 // --- Invariants: the ledger against Redis, the rollup against the ledger ---
 
 // rollupMismatches compares the daily rollup with the same sums computed
-// from the ledger's usage and hold events (requests and credits from usage
-// events only, bucket columns netting both); it returns the rows that differ.
+// from the ledger's usage, hold, void and lease events (requests from
+// usage events only, credits from usage and void events, bucket columns
+// netting them all); it returns the rows that differ.
 func (w *world) rollupMismatches(t testing.TB) []string {
 	t.Helper()
 	rows, err := w.DB.Query(w.ctx, `
 		WITH from_events AS (
 			SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, user_id, coalesce(project_id, 0) AS project_id,
 				coalesce(model, '') AS model, max(username) AS username, coalesce(max(project_name), '') AS project_name,
-				count(*) FILTER (WHERE kind = 'usage') AS requests, coalesce(sum(cost) FILTER (WHERE kind = 'usage'), 0) AS credits,
+				count(*) FILTER (WHERE kind = 'usage') AS requests, coalesce(sum(cost) FILTER (WHERE kind IN ('usage', 'void')), 0) AS credits,
 				-sum(d_allowance) AS allowance, -sum(d_pool) AS pool, -sum(d_awarded) AS awarded, -sum(d_purchased) AS purchased
-			FROM events WHERE kind IN ('usage', 'hold', 'lease', 'lease_end') GROUP BY 1, 2, 3, 4),
+			FROM events WHERE kind IN ('usage', 'hold', 'void', 'lease', 'lease_end') GROUP BY 1, 2, 3, 4),
 		rollup AS (
 			SELECT day, user_id, project_id, model, username, project_name, requests::numeric, credits::numeric,
 				allowance::numeric, pool::numeric, awarded::numeric, purchased::numeric FROM usage_daily)
