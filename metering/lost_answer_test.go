@@ -217,26 +217,3 @@ func TestNoScriptNeverReachesTheCaller(t *testing.T) {
 	w.b.AssertConsistent(t)
 	require.Equal(t, map[string]int{"usage": 5}, w.ledger(t, "GET /flushed"))
 }
-
-// A leased charge whose take's answer is lost is refused and undone: the
-// take (here a plain charge of the one request, the gateway not yet
-// alive) is ended whole, and its void carries the request's label, so the
-// ledger shows the charge and its undoing for the same request.
-func TestLostAnswerLeasedChargeIsUndone(t *testing.T) {
-	t.Parallel()
-	w := newLostAnswerWorld(t)
-	ctx := context.Background()
-	before := w.effective(t)
-
-	w.proxy.DropReplies()
-	_, err := w.gw.ChargeLeased(ctx, w.key, 2*metering.Micro, "GET /lost-leased")
-	require.ErrorIs(t, err, metering.ErrOutcomeUnknown)
-	require.ErrorIs(t, err, metering.ErrUnavailable)
-
-	w.gw.EndLeases(ctx)
-	require.Equal(t, before, w.effective(t), "the refused request stayed charged")
-	w.b.Drain(t)
-	w.b.AssertConsistent(t)
-	require.Equal(t, map[string]int{"usage": 1, "void": 1}, w.ledger(t, "GET /lost-leased"),
-		"the ledger records the charge once and its undoing once, both under the request")
-}
