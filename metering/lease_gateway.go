@@ -221,22 +221,24 @@ func (e *Engine) recall(ctx context.Context, project int64, users ...int64) erro
 }
 
 // dropGoneGateways removes from waiting the gateways whose heartbeat ran
-// out by Redis's clock.
+// out by Redis's clock (the set's scores are Unix ms; compared in Redis,
+// as integers in the range's bound, not read back as floats).
 func (e *Engine) dropGoneGateways(ctx context.Context, waiting map[string]bool) error {
-	names := make([]string, 0, len(waiting))
-	for g := range waiting {
-		names = append(names, g)
-	}
-	scores, err := e.rdb.ZMScore(ctx, e.keys.Gateways(), names...).Result()
-	if err != nil {
-		return unavailable(err)
-	}
 	now, err := e.rdb.Time(ctx).Result()
 	if err != nil {
 		return unavailable(err)
 	}
-	for i, g := range names {
-		if scores[i] <= float64(now.UnixMilli()) {
+	alive, err := e.rdb.ZRangeByScore(ctx, e.keys.Gateways(), &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return unavailable(err)
+	}
+	still := make(map[string]bool, len(alive))
+	for _, g := range alive {
+		still[g] = true
+	}
+	for g := range waiting {
+		if !still[g] {
 			delete(waiting, g)
 		}
 	}
