@@ -2,6 +2,7 @@ package metering_test
 
 import (
 	"context"
+	"time"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,7 +26,11 @@ func TestLostAnswerUntrackedChargeStays(t *testing.T) {
 	require.ErrorIs(t, err, metering.ErrUnavailable)
 
 	require.NoError(t, w.gw.WaitForRepairs(ctx))
-	require.Equal(t, before-2*metering.Micro, w.effective(t), "the charge ran once and stays")
+	// The proxy passes the command on but drops the answer; on a loaded
+	// machine the command may reach Redis after the client gave up, so
+	// its effect is awaited (it must come, and only once: checked below).
+	require.Eventually(t, func() bool { return w.effective(t) == before-2*metering.Micro }, 30*time.Second,
+		5*time.Millisecond, "the charge ran once and stays")
 	require.Zero(t, w.inFlight(t))
 	w.b.Drain(t)
 	w.b.AssertConsistent(t)
