@@ -38,98 +38,26 @@
 -- Every check and read happens before the first write: Redis does not
 -- roll back a script that fails half way.
 
-local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
-  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del', 'pt')
-if u[14] then return {-7} end
-if not u[7] or not u[2] or not u[15] then return {-1} end
-if u[1] ~= ARGV[1] or u[2] ~= ARGV[2] then return {-2} end
-if u[3] ~= '1' then return {-3} end
-local now = tonumber(ARGV[4])
-local exp = tonumber(u[4])
-if exp > 0 and now >= exp then return {-3} end
-if TRACKED and redis.call('EXISTS', KEYS[5]) == 1 then return {-6} end
-
-local pid = u[5]
-local alw, ap, pu = tonumber(u[7]), tonumber(u[8]), tonumber(u[9])
-local aw, pr, gm = tonumber(u[10]), tonumber(u[11]), tonumber(u[13])
-
-local per, pool_on, pb, pl, amt, pname = 'none', false, 0, -1, 0, ''
-if pid ~= '0' then
-  local p = redis.call('HMGET', KEYS[2], 'v', 'n', 'amt', 'per', 'pe', 'pb', 'pl')
-  if not p[1] or not p[6] then return {-4} end
-  if p[1] ~= ARGV[3] then return {-2} end
-  pname, amt, per = p[2], tonumber(p[3]), p[4]
-  pool_on, pb, pl = p[5] == '1', tonumber(p[6]), tonumber(p[7])
-end
-
-local pstart = tonumber(ARGV[5])
-local refilled = due_refill(pid, per, ap, pstart)
-local refill_a, refill_pu = 0, 0
-if refilled then
-  refill_a, refill_pu = amt - alw, 0 - pu
-  alw, pu = amt, 0
-end
-local month = tonumber(ARGV[6])
-local granted, grant = due_grant(u[15], tonumber(u[12]), gm, month, pr)
-if granted then pr = pr + grant end
-
-local pool = pool_available(pool_on, pb, pl, pu)
-local reach = capped(alw + pool + aw + pr)
+local record = nil
+if TRACKED then record = KEYS[5] end
+local status, s = charge_position(KEYS[1], KEYS[2], record, ARGV[1], ARGV[2], ARGV[3],
+  tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+if status then return {status} end
 local cost = tonumber(ARGV[7])
-if cost > reach then return {1, reach} end
+if cost > s.reach then return {1, s.reach} end
 
--- The waterfall, all four buckets in their usual order.
-local ta, tp, tw, tr = cost, 0, 0, 0
-if ta > alw then ta = alw end
-local rest = cost - ta
-if rest > 0 then
-  tp = rest; if tp > pool then tp = pool end
-  rest = rest - tp
-  tw = rest; if tw > aw then tw = aw end
-  tr = rest - tw
-end
-
--- Writing: only the fields that changed (each argument costs a
--- conversion), events without zero amounts or empty texts.
-local h, n = {}, 0
-if refilled or ta > 0 then h[1], h[2], n = 'a', alw - ta, 2 end
-if refilled then h[n + 1], h[n + 2], n = 'ap', pstart, n + 2 end
-if refilled or tp > 0 then h[n + 1], h[n + 2], n = 'pu', pu + tp, n + 2 end
-if tw > 0 then h[n + 1], h[n + 2], n = 'aw', aw - tw, n + 2 end
-if grant > 0 or tr > 0 then h[n + 1], h[n + 2], n = 'pr', pr - tr, n + 2 end
-if granted then h[n + 1], h[n + 2], n = 'gm', month, n + 2 end
-if n > 0 then redis.call('HSET', KEYS[1], unpack(h)) end
-if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
-
-local id, t, uid, uname = ARGV[8], ARGV[4], ARGV[10], u[6]
-if refilled then
-  local f = {'id', id .. ':r', 'k', 'refill', 't', t, 'u', uid, 'un', uname,
-    'p', pid, 'pn', pname, 'ap', pstart}
-  if refill_a ~= 0 then f[#f + 1] = 'a'; f[#f + 1] = refill_a end
-  if refill_pu ~= 0 then f[#f + 1] = 'pu'; f[#f + 1] = refill_pu end
-  redis.call('XADD', KEYS[3], '*', unpack(f))
-end
-if grant > 0 then
-  local f = {'id', id .. ':g', 'k', 'grant', 't', t, 'u', uid, 'un', uname,
-    'pr', grant, 'gm', month}
-  if pid ~= '0' then f[#f + 1] = 'p'; f[#f + 1] = pid; f[#f + 1] = 'pn'; f[#f + 1] = pname end
-  redis.call('XADD', KEYS[3], '*', unpack(f))
-end
-local f = {'id', id, 'k', 'usage', 't', t, 'u', uid, 'un', uname}
-local m = 10
-if pid ~= '0' then f[11], f[12], f[13], f[14], m = 'p', pid, 'pn', pname, 14 end
-if cost ~= 0 then f[m + 1], f[m + 2], m = 'c', cost, m + 2 end
-if ta ~= 0 then f[m + 1], f[m + 2], m = 'a', 0 - ta, m + 2 end
-if tp ~= 0 then f[m + 1], f[m + 2], f[m + 3], f[m + 4], m = 'pl', 0 - tp, 'pu', tp, m + 4 end
-if tw ~= 0 then f[m + 1], f[m + 2], m = 'aw', 0 - tw, m + 2 end
-if tr ~= 0 then f[m + 1], f[m + 2], m = 'pr', 0 - tr, m + 2 end
-if ARGV[9] ~= '' then f[m + 1], f[m + 2] = 'rq', ARGV[9] end
-redis.call('XADD', KEYS[3], '*', unpack(f))
+local ta, tp, tw, tr = take_in_order(s, cost)
+save_taken(KEYS[1], KEYS[2], s, ta, tp, tw, tr)
+local id, t, uid = ARGV[8], ARGV[4], ARGV[10]
+append_due_events(KEYS[3], id, t, uid, s.uname, s.pid, s.pname,
+  s.refilled, s.refill_a, s.refill_pu, s.pstart, s.grant, s.month)
+append_event(KEYS[3], event_head(id, 'usage', t, uid, s.uname, s.pid, s.pname),
+  {'c', cost, 'a', 0 - ta, 'pl', 0 - tp, 'pu', tp, 'aw', 0 - tw, 'pr', 0 - tr, 'rq', ARGV[9]})
 if TRACKED then
   -- An admin deleting the user refuses while this member's lease is
   -- alive (delete_user.lua reads the same set).
-  if refilled then ap = pstart end
-  redis.call('ZADD', KEYS[4], ARGV[11], string.format('%s|%s|%d|%d|%d|%d|%d', id, pid, ap, ta, tp, tw, tr))
-  return {0, reach - cost, ta, tp, tw, tr, ap}
+  redis.call('ZADD', KEYS[4], ARGV[11], string.format('%s|%s|%d|%d|%d|%d|%d',
+    id, s.pid, s.period, ta, tp, tw, tr))
+  return {0, s.reach - cost, ta, tp, tw, tr, s.period}
 end
-return {0, reach - cost, ta, tp, tw, tr}
+return {0, s.reach - cost, ta, tp, tw, tr}

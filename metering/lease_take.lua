@@ -46,56 +46,14 @@
 
 local SHARE = 4
 
-local u = redis.call('HMGET', KEYS[1], 'kh', 'v', 'st', 'exp', 'p', 'n',
-  'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del', 'pt')
-if u[14] then return {-7} end
-if not u[7] or not u[2] or not u[15] then return {-1} end
-if u[1] ~= ARGV[1] or u[2] ~= ARGV[2] then return {-2} end
-if u[3] ~= '1' then return {-3} end
-local now = tonumber(ARGV[4])
-local exp = tonumber(u[4])
-if exp > 0 and now >= exp then return {-3} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {-6} end
-
-local pid = u[5]
-local alw, ap, pu = tonumber(u[7]), tonumber(u[8]), tonumber(u[9])
-local aw, pr, gm = tonumber(u[10]), tonumber(u[11]), tonumber(u[13])
-
-local per, pool_on, pb, pl, amt, pname = 'none', false, 0, -1, 0, ''
-if pid ~= '0' then
-  local p = redis.call('HMGET', KEYS[2], 'v', 'n', 'amt', 'per', 'pe', 'pb', 'pl')
-  if not p[1] or not p[6] then return {-4} end
-  if p[1] ~= ARGV[3] then return {-2} end
-  pname, amt, per = p[2], tonumber(p[3]), p[4]
-  pool_on, pb, pl = p[5] == '1', tonumber(p[6]), tonumber(p[7])
-end
-
-local pstart = tonumber(ARGV[5])
-local refilled = due_refill(pid, per, ap, pstart)
-local refill_a, refill_pu = 0, 0
-if refilled then
-  refill_a, refill_pu = amt - alw, 0 - pu
-  alw, pu, ap = amt, 0, pstart
-end
-local month = tonumber(ARGV[6])
-local granted, grant = due_grant(u[15], tonumber(u[12]), gm, month, pr)
-if granted then pr = pr + grant end
-
-local pool = pool_available(pool_on, pb, pl, pu)
-local reach = capped(alw + pool + aw + pr)
+local status, s = charge_position(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[3],
+  tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+if status then return {status} end
 local cost = tonumber(ARGV[7])
-if cost > reach then return {1, reach} end
+if cost > s.reach then return {1, s.reach} end
 
 -- The first request, through the waterfall as a plain charge.
-local ta, tp, tw, tr = cost, 0, 0, 0
-if ta > alw then ta = alw end
-local rest = cost - ta
-if rest > 0 then
-  tp = rest; if tp > pool then tp = pool end
-  rest = rest - tp
-  tw = rest; if tw > aw then tw = aw end
-  tr = rest - tw
-end
+local ta, tp, tw, tr = take_in_order(s, cost)
 
 -- The lease extends it only within one stretch of the waterfall: the
 -- user's own allowance, or, once the pool has nothing left for this user
@@ -103,40 +61,31 @@ end
 -- pool with credits is drawn one request at a time (its other users draw
 -- from it too), so each request's split is the one of plain charges.
 local room = 0
-if alw - ta > 0 then
-  room = alw - ta
-elseif pool - tp == 0 then
-  room = aw - tw + pr - tr
+if s.alw - ta > 0 then
+  room = s.alw - ta
+elseif s.pool - tp == 0 then
+  room = s.aw - tw + s.pr - tr
 end
 -- Leases of this user that are still live (expired ones wait for the
 -- sweeper, but no longer count for its share).
 local leases = redis.call('ZCOUNT', KEYS[6], '(' .. ARGV[4], '+inf')
-local extra = math.floor(reach / (SHARE * (leases + 1)))
+local extra = math.floor(s.reach / (SHARE * (leases + 1)))
 if extra > room then extra = room end
 if extra > tonumber(ARGV[8]) - cost then extra = tonumber(ARGV[8]) - cost end
 if extra < cost then extra = 0 end
-if alw - ta > 0 then
+if s.alw - ta > 0 then
   ta = ta + extra
 else
   local w = extra
-  if w > aw - tw then w = aw - tw end
+  if w > s.aw - tw then w = s.aw - tw end
   tw, tr = tw + w, tr + extra - w
 end
 local take = cost + extra
 
-local h, n = {}, 0
-if refilled or ta > 0 then h[1], h[2], n = 'a', alw - ta, 2 end
-if refilled then h[n + 1], h[n + 2], n = 'ap', pstart, n + 2 end
-if refilled or tp > 0 then h[n + 1], h[n + 2], n = 'pu', pu + tp, n + 2 end
-if tw > 0 then h[n + 1], h[n + 2], n = 'aw', aw - tw, n + 2 end
-if grant > 0 or tr > 0 then h[n + 1], h[n + 2], n = 'pr', pr - tr, n + 2 end
-if granted then h[n + 1], h[n + 2], n = 'gm', month, n + 2 end
-if n > 0 then redis.call('HSET', KEYS[1], unpack(h)) end
-if tp > 0 then redis.call('HINCRBY', KEYS[2], 'pb', 0 - tp) end
-
-local id, t, uid, uname = ARGV[9], ARGV[4], ARGV[10], u[6]
+save_taken(KEYS[1], KEYS[2], s, ta, tp, tw, tr)
+local id, t, uid, uname, pid, pname = ARGV[9], ARGV[4], ARGV[10], s.uname, s.pid, s.pname
 append_due_events(KEYS[3], id, t, uid, uname, pid, pname,
-  refilled, refill_a, refill_pu, pstart, grant, month)
+  s.refilled, s.refill_a, s.refill_pu, s.pstart, s.grant, s.month)
 
 -- The lease event: amounts taken as negative deltas (a hold, but of its
 -- own kind: heal.go restores reservations from holds). A lease of the
@@ -155,15 +104,18 @@ else
 end
 
 -- The record: what lease_end.lua needs to give back the unused part
--- without trusting the caller ('used' grows with each flush).
+-- without trusting the caller ('used' grows with each flush; a single
+-- request's lease is used whole and keeps its label for the undo).
+local used, label = 0, ''
+if single then used, label = cost, ARGV[13] end
 redis.call('HSET', KEYS[4], 'u', uid, 'p', pid, 'un', uname, 'pn', pname,
-  'ap', ap, 'a', ta, 'pl', tp, 'w', tw, 'r', tr, 'tk', take, 'used', 0,
+  'ap', s.period, 'a', ta, 'pl', tp, 'w', tw, 'r', tr, 'tk', take, 'used', used,
   'g', ARGV[12], 'd', ARGV[11])
 if single then
-  redis.call('HSET', KEYS[4], 's', '1', 'used', cost, 'rq', ARGV[13])
+  redis.call('HSET', KEYS[4], 's', '1', 'rq', label)
   redis.call('EXPIRE', KEYS[4], ARGV[14])
-  return {0, reach - take, ta, tp, tw, tr, ap, take}
+else
+  redis.call('ZADD', KEYS[5], ARGV[11], id)
+  redis.call('ZADD', KEYS[6], ARGV[11], id)
 end
-redis.call('ZADD', KEYS[5], ARGV[11], id)
-redis.call('ZADD', KEYS[6], ARGV[11], id)
-return {0, reach - take, ta, tp, tw, tr, ap, take}
+return {0, s.reach - take, ta, tp, tw, tr, s.period, take}

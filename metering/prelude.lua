@@ -88,3 +88,78 @@ local function append_due_events(stream, id, t, uid, uname, pid, pname,
       {'pr', grant, 'gm', month})
   end
 end
+
+-- charge_position: what a charge checks and reads before it writes
+-- anything. The caller's key hash and cached versions (kh, uv, pv), the
+-- user (deleted, loaded, active, key not expired), a cancel's marker
+-- (record, when given: it must not exist), the project; then the due
+-- refill and grant applied to the values, not yet written. Returns a
+-- status to answer alone, or nil and the position: the stored fields as
+-- numbers, with pool (what the pool can give the user), reach (all it can
+-- spend) and period (the allowance period after the refill).
+local function charge_position(ukey, pkey, record, kh, uv, pv, now, pstart, month)
+  local u = redis.call('HMGET', ukey, 'kh', 'v', 'st', 'exp', 'p', 'n',
+    'a', 'ap', 'pu', 'aw', 'pr', 'mg', 'gm', 'del', 'pt')
+  if u[14] then return -7 end
+  if not u[7] or not u[2] or not u[15] then return -1 end
+  if u[1] ~= kh or u[2] ~= uv then return -2 end
+  if u[3] ~= '1' then return -3 end
+  local exp = tonumber(u[4])
+  if exp > 0 and now >= exp then return -3 end
+  if record and redis.call('EXISTS', record) == 1 then return -6 end
+  -- Every field in the constructor: a table that grows rehashes.
+  local s = {pid = u[5], uname = u[6], alw = tonumber(u[7]), ap = tonumber(u[8]),
+    pu = tonumber(u[9]), aw = tonumber(u[10]), pr = tonumber(u[11]), gm = tonumber(u[13]),
+    pname = '', pool_on = false, pb = 0, pl = -1, pstart = pstart, month = month,
+    refilled = false, refill_a = 0, refill_pu = 0, period = 0, granted = false, grant = 0,
+    pool = 0, reach = 0}
+  local per, amt = 'none', 0
+  if s.pid ~= '0' then
+    local p = redis.call('HMGET', pkey, 'v', 'n', 'amt', 'per', 'pe', 'pb', 'pl')
+    if not p[1] or not p[6] then return -4 end
+    if p[1] ~= pv then return -2 end
+    s.pname, amt, per = p[2], tonumber(p[3]), p[4]
+    s.pool_on, s.pb, s.pl = p[5] == '1', tonumber(p[6]), tonumber(p[7])
+  end
+  s.refilled = due_refill(s.pid, per, s.ap, pstart)
+  s.refill_a, s.refill_pu, s.period = 0, 0, s.ap
+  if s.refilled then
+    s.refill_a, s.refill_pu, s.period = amt - s.alw, 0 - s.pu, pstart
+    s.alw, s.pu = amt, 0
+  end
+  s.granted, s.grant = due_grant(u[15], tonumber(u[12]), s.gm, month, s.pr)
+  if s.granted then s.pr = s.pr + s.grant end
+  s.pool = pool_available(s.pool_on, s.pb, s.pl, s.pu)
+  s.reach = capped(s.alw + s.pool + s.aw + s.pr)
+  return nil, s
+end
+
+-- take_in_order: amount through allowance, pool, awarded, purchased, in
+-- that order, from position s (the caller checked that s.reach pays it).
+local function take_in_order(s, amount)
+  local ta, tp, tw, tr = amount, 0, 0, 0
+  if ta > s.alw then ta = s.alw end
+  local rest = amount - ta
+  if rest > 0 then
+    tp = rest; if tp > s.pool then tp = s.pool end
+    rest = rest - tp
+    tw = rest; if tw > s.aw then tw = s.aw end
+    tr = rest - tw
+  end
+  return ta, tp, tw, tr
+end
+
+-- save_taken: write position s with ta, tp, tw, tr taken (and its due
+-- refill and grant): only the fields that changed, as each argument costs
+-- a conversion; the pool's part comes off the project's pool.
+local function save_taken(ukey, pkey, s, ta, tp, tw, tr)
+  local h, n = {}, 0
+  if s.refilled or ta > 0 then h[1], h[2], n = 'a', s.alw - ta, 2 end
+  if s.refilled then h[n + 1], h[n + 2], n = 'ap', s.pstart, n + 2 end
+  if s.refilled or tp > 0 then h[n + 1], h[n + 2], n = 'pu', s.pu + tp, n + 2 end
+  if tw > 0 then h[n + 1], h[n + 2], n = 'aw', s.aw - tw, n + 2 end
+  if s.grant > 0 or tr > 0 then h[n + 1], h[n + 2], n = 'pr', s.pr - tr, n + 2 end
+  if s.granted then h[n + 1], h[n + 2], n = 'gm', s.month, n + 2 end
+  if n > 0 then redis.call('HSET', ukey, unpack(h)) end
+  if tp > 0 then redis.call('HINCRBY', pkey, 'pb', 0 - tp) end
+end
