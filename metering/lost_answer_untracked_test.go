@@ -2,8 +2,8 @@ package metering_test
 
 import (
 	"context"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
