@@ -464,33 +464,38 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 // the ledger already holds their settlement (or their cancellation), so
 // the sweeper does not settle them a second time.
 func (h healer) dropSettledReservations(ctx context.Context) (int, error) {
-	ids, err := h.rdb.ZRange(ctx, h.keys.Leases(), 0, -1).Result()
+	return h.dropFinished(ctx, h.keys.Leases(), ":s", h.keys.Reservation, h.keys.InFlight)
+}
+
+// dropFinished removes the members of set (and their records, and their
+// entries in the user's set) whose finishing event, the member's id with
+// suffix, the ledger already holds: Redis came back with what ended them
+// lost. Reservations (settled) and credit leases (ended) both use it.
+func (h healer) dropFinished(ctx context.Context, set, suffix string, record func(string) string,
+	userSet func(int64) string) (int, error) {
+	ids, err := h.rdb.ZRange(ctx, set, 0, -1).Result()
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	settled := make([]string, len(ids))
+	finished := make([]string, len(ids))
 	for i, id := range ids {
-		settled[i] = id + ":s"
+		finished[i] = id + suffix
 	}
-	rows, err := h.db.Query(ctx, `SELECT event_id, user_id FROM events WHERE event_id = ANY($1)`, settled)
+	rows, err := h.db.Query(ctx, `SELECT left(event_id, -length($2::text)), user_id FROM events WHERE event_id = ANY($1)`,
+		finished, suffix)
 	if err != nil {
 		return 0, err
 	}
 	type done struct {
 		id  string
-		uid int64
+		uid *int64
 	}
 	var drop []done
 	for rows.Next() {
-		var eid string
-		var uid *int64
-		if err := rows.Scan(&eid, &uid); err != nil {
+		var d done
+		if err := rows.Scan(&d.id, &d.uid); err != nil {
 			rows.Close()
 			return 0, err
-		}
-		d := done{id: eid[:len(eid)-2]}
-		if uid != nil {
-			d.uid = *uid
 		}
 		drop = append(drop, d)
 	}
@@ -500,10 +505,10 @@ func (h healer) dropSettledReservations(ctx context.Context) (int, error) {
 	}
 	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, d := range drop {
-			p.Del(ctx, h.keys.Reservation(d.id))
-			p.ZRem(ctx, h.keys.Leases(), d.id)
-			if d.uid != 0 {
-				p.ZRem(ctx, h.keys.InFlight(d.uid), d.id)
+			p.Del(ctx, record(d.id))
+			p.ZRem(ctx, set, d.id)
+			if d.uid != nil {
+				p.ZRem(ctx, userSet(*d.uid), d.id)
 			}
 		}
 		return nil

@@ -1,10 +1,6 @@
 package metering
 
-import (
-	"context"
-
-	"github.com/redis/go-redis/v9"
-)
+import "context"
 
 // What a heal (heal.go) does for credit leases after Redis came back
 // without its last writes: the ledger, not Redis, says which leases are
@@ -13,46 +9,7 @@ import (
 // dropEndedCreditLeases removes the leases Redis brought back although the
 // ledger holds their lease_end event, so nobody ends them twice.
 func (h healer) dropEndedCreditLeases(ctx context.Context) (int, error) {
-	ids, err := h.rdb.ZRange(ctx, h.keys.CreditLeases(), 0, -1).Result()
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	ends := make([]string, len(ids))
-	for i, id := range ids {
-		ends[i] = id + ":e"
-	}
-	rows, err := h.db.Query(ctx, `SELECT left(event_id, -2), user_id FROM events WHERE event_id = ANY($1)`, ends)
-	if err != nil {
-		return 0, err
-	}
-	type ended struct {
-		id  string
-		uid *int64
-	}
-	var drop []ended
-	for rows.Next() {
-		var d ended
-		if err := rows.Scan(&d.id, &d.uid); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		drop = append(drop, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, d := range drop {
-			p.Del(ctx, h.keys.CreditLease(d.id))
-			p.ZRem(ctx, h.keys.CreditLeases(), d.id)
-			if d.uid != nil {
-				p.ZRem(ctx, h.keys.UserCreditLeases(*d.uid), d.id)
-			}
-		}
-		return nil
-	})
-	return len(drop), err
+	return h.dropFinished(ctx, h.keys.CreditLeases(), ":e", h.keys.CreditLease, h.keys.UserCreditLeases)
 }
 
 // restoreLostCreditLeases recreates, from its lease event, each lease the
