@@ -165,40 +165,53 @@ func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 // that the batch was full.
 func (s *Sweeper) sweepBatch(ctx context.Context) (settled int, more bool, err error) {
 	e := s.e
-	now := e.cfg.Now().UnixMilli()
-	ids, err := e.rdb.ZRangeByScore(ctx, e.keys.Leases(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(now, 10), Count: int64(s.cfg.Batch)}).Result()
-	if err != nil {
-		return 0, false, unavailable(err)
-	}
 	cost, note := int64(-1), "lease expired: charged the estimate"
 	if s.cfg.Policy == SweepRefund {
 		cost, note = 0, "lease expired: refunded"
 	}
+	return s.sweepExpired(ctx, e.keys.Leases(), e.keys.Reservation, func(id string, uid, pid int64) (bool, error) {
+		res, err := e.settle(ctx, settleArgs{id: id, userID: uid, projectID: pid,
+			userKey: e.keys.User(uid), projectKey: e.keys.Project(pid), flightKey: e.keys.InFlight(uid),
+			cost: cost, status: -1, note: note})
+		return err == nil && !res.AlreadySettled, err
+	})
+}
+
+// sweepExpired runs end for up to Batch members of set whose deadline
+// (their score) has passed, with the user and project their record names
+// (reservations and credit leases both record them as "u" and "p"). end
+// reports whether it ended anything; more reports a full batch.
+func (s *Sweeper) sweepExpired(ctx context.Context, set string, record func(string) string,
+	end func(id string, uid, pid int64) (bool, error)) (ended int, more bool, err error) {
+	e := s.e
+	now := e.cfg.Now().UnixMilli()
+	ids, err := e.rdb.ZRangeByScore(ctx, set, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now, 10), Count: int64(s.cfg.Batch)}).Result()
+	if err != nil {
+		return 0, false, unavailable(err)
+	}
 	for _, id := range ids {
-		f, err := e.rdb.HMGet(ctx, e.keys.Reservation(id), reservationUser, reservationProject).Result()
+		f, err := e.rdb.HMGet(ctx, record(id), reservationUser, reservationProject).Result()
 		if err != nil {
-			return settled, false, unavailable(err)
+			return ended, false, unavailable(err)
 		}
 		if f[0] == nil {
-			// Settled between the two reads, or a lease without its record.
-			e.rdb.ZRem(ctx, e.keys.Leases(), id)
+			// Ended between the two reads, or a member without its record.
+			e.rdb.ZRem(ctx, set, id)
 			continue
 		}
 		uid, err1 := strconv.ParseInt(f[0].(string), 10, 64)
 		pid, err2 := strconv.ParseInt(f[1].(string), 10, 64)
 		if err1 != nil || err2 != nil {
-			return settled, false, fmt.Errorf("reservation %s: bad user or project %v", id, f)
+			return ended, false, fmt.Errorf("%s: bad user or project %v", record(id), f)
 		}
-		res, err := e.settle(ctx, settleArgs{id: id, userID: uid, projectID: pid,
-			userKey: e.keys.User(uid), projectKey: e.keys.Project(pid), flightKey: e.keys.InFlight(uid),
-			cost: cost, status: -1, note: note})
+		done, err := end(id, uid, pid)
 		if err != nil {
-			return settled, false, err
+			return ended, false, err
 		}
-		if !res.AlreadySettled {
-			settled++
+		if done {
+			ended++
 		}
 	}
-	return settled, len(ids) == s.cfg.Batch, nil
+	return ended, len(ids) == s.cfg.Batch, nil
 }
