@@ -51,9 +51,6 @@ func newLeaseTable(e *Engine, cfg LeaseConfig) *leaseTable {
 		kickc: make(chan struct{}, 1)}
 }
 
-// GatewayID names this engine among the gateways that hold leases.
-func (e *Engine) GatewayID() string { return e.leases.gatewayID }
-
 func (t *leaseTable) alive() bool { return int64(time.Since(t.base)) < t.aliveUntil.Load() }
 
 func (t *leaseTable) slot(userID int64) *leaseSlot {
