@@ -1,7 +1,6 @@
 package meteringtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +21,7 @@ type RedisServer struct {
 	Port int
 	t    testing.TB
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  lockedBuffer
 }
 
 // StartRedisServer starts redis-server with these extra arguments (given
@@ -72,7 +69,7 @@ func startRedis(t testing.TB, port int, client *tls.Config, args []string) *Redi
 			"--dir", t.TempDir()}, args...)
 	}
 	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s, s
+	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
@@ -94,19 +91,8 @@ func startRedis(t testing.TB, port int, client *tls.Config, args []string) *Redi
 	}
 }
 
-// Write collects the server's output, for failure messages.
-func (s *RedisServer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.Write(p)
-}
-
 // Output is what the server printed so far.
-func (s *RedisServer) Output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
-}
+func (s *RedisServer) Output() string { return s.out.String() }
 
 // Addr is the server's host:port.
 func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
