@@ -54,7 +54,7 @@ func boolDigit(b bool) string {
 }
 
 // shellQuote quotes s for a POSIX shell: inside single quotes nothing is
-// special but the single quote itself, written as '\''.
+// special but the single quote itself, written as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -56,6 +56,7 @@ func parseRedisURL(raw string) (endpoint, error) {
 		e.Local = isLocal(host)
 		e.Shown = scheme + "://" + userPart(e.User) + net.JoinHostPort(host, port) + "/" + e.Database
 	}
+	e.Shown = printable(e.Shown)
 	return e, nil
 }
 
