@@ -76,26 +76,27 @@ func TestPing(t *testing.T) {
 	require.NoError(t, run(ctx, []string{"ping", "postgres", withDatabase(t, "devenv_no_such_db_"+randomHex(t))}, &out, nil))
 
 	host, port := closedPort(t)
-	for kind, raw := range map[string]string{
-		"redis":    "redis://:hunter2@" + net.JoinHostPort(host, port) + "/0",
-		"postgres": "postgres://postgres:hunter2@" + net.JoinHostPort(host, port) + "/x?sslmode=disable",
-	} {
-		err := run(ctx, []string{"ping", kind, raw}, &out, nil)
-		require.Equal(t, exitNotListening, exitCode(err), "%s: %v", kind, err)
-		require.ErrorContains(t, err, "does not answer: nothing accepts connections there")
-		require.NotContains(t, err.Error(), "hunter2")
-	}
-
+	requirePingFails(t, host, port, exitNotListening, "does not answer: nothing accepts connections there")
 	// Something listens but does not speak the protocol: not "nothing
 	// listens", so the scripts do not start a server on a taken port.
 	host, port = mute(t)
+	requirePingFails(t, host, port, exitFailed, "does not answer")
+}
+
+// requirePingFails pings Redis and PostgreSQL URLs at host:port (with a
+// password, which no message may show) and checks the exit status and
+// message.
+func requirePingFails(t *testing.T, host, port string, code int, want string) {
+	t.Helper()
+	addr := net.JoinHostPort(host, port)
 	for kind, raw := range map[string]string{
-		"redis":    "redis://" + net.JoinHostPort(host, port) + "/0",
-		"postgres": "postgres://postgres@" + net.JoinHostPort(host, port) + "/x?sslmode=disable",
+		"redis":    "redis://:hunter2@" + addr + "/0",
+		"postgres": "postgres://postgres:hunter2@" + addr + "/x?sslmode=disable",
 	} {
-		err := run(ctx, []string{"ping", kind, raw}, &out, nil)
-		require.Equal(t, exitFailed, exitCode(err), "%s: %v", kind, err)
-		require.ErrorContains(t, err, "does not answer")
+		err := run(t.Context(), []string{"ping", kind, raw}, &bytes.Buffer{}, nil)
+		require.Equal(t, code, exitCode(err), "%s: %v", kind, err)
+		require.ErrorContains(t, err, want)
+		require.NotContains(t, err.Error(), "hunter2")
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
@@ -68,7 +70,7 @@ func parsePostgresURL(raw string) (endpoint, error) {
 	cfg, err := pgx.ParseConfig(raw)
 	if err != nil {
 		// pgx's message already hides the password.
-		return endpoint{}, fmt.Errorf("not a usable PostgreSQL URL: %w", err)
+		return endpoint{}, fmt.Errorf("not a usable PostgreSQL URL: %s", printable(err.Error()))
 	}
 	e := endpoint{Host: cfg.Host, Port: int(cfg.Port), Database: cfg.Database, User: cfg.User,
 		Password: cfg.Password, TLS: cfg.TLSConfig != nil}
@@ -144,11 +146,22 @@ func shownRaw(raw string) string {
 	return printable(u.Redacted())
 }
 
-// printable quotes s when it holds anything a terminal would not show as
-// itself (control characters, invalid UTF-8).
+// printable escapes, as Go would in a string literal, what a terminal
+// would not show as itself: control characters, invalid UTF-8.
 func printable(s string) string {
-	if strconv.CanBackquote(s) {
-		return s
+	var b strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size == 1: // not UTF-8
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case unicode.IsGraphic(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[size:]
 	}
-	return strconv.Quote(s)
+	return b.String()
 }
