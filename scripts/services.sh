@@ -66,14 +66,20 @@ redis_private_pid() {
 	printf '%s\n' "$pid"
 }
 
-# redis_ping [-wait D]: does Redis answer at REDIS_URL? Sets PING_RC (0
-# yes, 3 nothing listens, else another failure) and PING_MSG (devenv's
-# sentence).
-redis_ping() {
+# server_ping KIND URL [-wait D]: does the redis or postgres server at URL
+# answer? Sets PING_RC (0 yes, 3 nothing listens there, else another
+# failure) and PING_MSG (devenv's sentence saying so). A PostgreSQL server
+# that is starting up is waited for; -wait waits for one that does not
+# listen yet.
+server_ping() {
+	local kind="$1" url="$2"
+	shift 2
 	PING_RC=0
-	PING_MSG="$(devenv ping "$@" redis "$REDIS_URL" 2>&1)" || PING_RC=$?
+	PING_MSG="$(devenv ping "$@" "$kind" "$url" 2>&1)" || PING_RC=$?
 	PING_MSG="${PING_MSG#devenv: }"
 }
+redis_ping() { server_ping redis "$REDIS_URL" "$@"; }
+pg_ping() { server_ping postgres "$DATABASE_URL" "$@"; }
 
 ensure_redis() {
 	local dir bind
@@ -171,15 +177,6 @@ stop_redis() {
 # PostgreSQL
 
 pg_private_dir() { printf '%s/postgres/%s\n' "$DATA_DIR" "$1"; }
-
-# pg_ping [-wait D]: does PostgreSQL answer at DATABASE_URL? (A server
-# that is starting up is waited for.) Sets PING_RC and PING_MSG as
-# redis_ping does.
-pg_ping() {
-	PING_RC=0
-	PING_MSG="$(devenv ping "$@" postgres "$DATABASE_URL" 2>&1)" || PING_RC=$?
-	PING_MSG="${PING_MSG#devenv: }"
-}
 
 # find_pg_bindir sets PG_BINDIR to the newest directory holding initdb and pg_ctl.
 find_pg_bindir() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,11 +15,11 @@ func runEnv(args []string, stdout io.Writer) error {
 	if len(args) != 2 {
 		return usageErrorf("env takes two arguments: redis|postgres URL")
 	}
-	_, prefix, parse, err := serverKind(args[0])
+	srv, err := serverKind(args[0])
 	if err != nil {
 		return err
 	}
-	e, err := parse(args[1])
+	e, err := srv.parse(args[1])
 	if err != nil {
 		return err
 	}
@@ -30,20 +31,34 @@ func runEnv(args []string, stdout io.Writer) error {
 		{"HOST", e.Host}, {"PORT", port}, {"DB", e.Database}, {"USER", e.User}, {"PASS", e.Password},
 		{"TLS", boolDigit(e.TLS)}, {"LOCAL", boolDigit(e.Local)}, {"SHOWN", e.Shown},
 	} {
-		fmt.Fprintf(stdout, "%s_%s=%s\n", prefix, kv[0], shellQuote(kv[1]))
+		fmt.Fprintf(stdout, "%s_%s=%s\n", srv.prefix, kv[0], shellQuote(kv[1]))
 	}
 	return nil
 }
 
-// serverKind names the server a command is about and how its URL is read.
-func serverKind(arg string) (name, prefix string, parse func(string) (endpoint, error), err error) {
+// server is a kind of server the commands know: how its URL is read and
+// how it is asked whether it answers.
+type server struct {
+	name   string // for messages
+	prefix string // of the shell variables env prints
+	parse  func(raw string) (endpoint, error)
+	ping   func(ctx context.Context, raw string) error
+}
+
+var (
+	redisServer    = server{name: "Redis", prefix: "R", parse: parseRedisURL, ping: pingRedis}
+	postgresServer = server{name: "PostgreSQL", prefix: "P", parse: parsePostgresURL, ping: pingPostgres}
+)
+
+// serverKind reads a command's server argument.
+func serverKind(arg string) (server, error) {
 	switch arg {
 	case "redis":
-		return "Redis", "R", parseRedisURL, nil
+		return redisServer, nil
 	case "postgres", "postgresql":
-		return "PostgreSQL", "P", parsePostgresURL, nil
+		return postgresServer, nil
 	}
-	return "", "", nil, usageErrorf("the server kind is redis or postgres, not %s", printable(arg))
+	return server{}, usageErrorf("the server kind is redis or postgres, not %s", printable(arg))
 }
 
 func boolDigit(b bool) string {

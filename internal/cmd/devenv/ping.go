@@ -42,23 +42,20 @@ func runPing(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 2 {
 		return usageErrorf("ping takes two arguments: redis|postgres URL")
 	}
-	name, _, parse, err := serverKind(fs.Arg(0))
+	srv, err := serverKind(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	e, err := parse(fs.Arg(1))
+	raw := fs.Arg(1)
+	e, err := srv.parse(raw)
 	if err != nil {
 		return err
-	}
-	ping := func(ctx context.Context) error { return pingRedis(ctx, fs.Arg(1)) }
-	if name == "PostgreSQL" {
-		ping = func(ctx context.Context) error { return pingPostgres(ctx, fs.Arg(1)) }
 	}
 	start := time.Now()
 	for {
-		err = ping(ctx)
+		err = srv.ping(ctx, raw)
 		if err == nil {
-			fmt.Fprintf(stdout, "%s at %s answers\n", name, e.Shown)
+			fmt.Fprintf(stdout, "%s at %s answers\n", srv.name, e.Shown)
 			return nil
 		}
 		// A server that is starting up is up soon: waited for always,
@@ -73,7 +70,7 @@ func runPing(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	err = fmt.Errorf("%s at %s does not answer: %w", name, e.Shown, err)
+	err = fmt.Errorf("%s at %s does not answer: %w", srv.name, e.Shown, err)
 	if errors.Is(err, errNotListening) {
 		return &exitError{code: exitNotListening, err: err}
 	}
