@@ -118,6 +118,7 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
 	log "build: go build -o bin/tollgate-bench ./bench/cmd/tollgate-bench"
 	"$GO" build -o bin/tollgate-bench ./bench/cmd/tollgate-bench || die "building bin/tollgate-bench failed"
 fi
+build_devenv
 [[ -x "$BIN" ]] || die "$BIN is missing: run make build"
 [[ -x "$ROOT/bin/demo-upstream" ]] || die "bin/demo-upstream is missing: run make build"
 command -v wrk >/dev/null 2>&1 || apt_install wrk
@@ -134,26 +135,22 @@ TOLLGATE_REDIS_URL="$BENCH_REDIS_URL" TOLLGATE_DATABASE_URL="$BENCH_DATABASE_URL
 	"$ROOT/scripts/services.sh" ensure
 
 # A clean slate: the bench Redis database and the bench PostgreSQL database.
-parse_redis_url "$BENCH_REDIS_URL"
+redis_endpoint "$BENCH_REDIS_URL"
 if [[ "$R_DB" == 0 && "${BENCH_ALLOW_FLUSH_DB0:-0}" != 1 ]]; then
 	die "BENCH_REDIS_URL uses Redis database 0, which bench/run.sh would FLUSHDB; use another database (default 15) or set BENCH_ALLOW_FLUSH_DB0=1"
 fi
-log "bench: FLUSHDB on $(mask_url "$BENCH_REDIS_URL")"
-reply="$(redis_cmd "$BENCH_REDIS_URL" flushdb)"
-[[ "$reply" == "+OK" ]] || die "FLUSHDB on $(mask_url "$BENCH_REDIS_URL") failed: ${reply#-}"
+log "bench: FLUSHDB on $R_SHOWN"
+devenv redis "$BENCH_REDIS_URL" flushdb >/dev/null || die "FLUSHDB on $R_SHOWN failed (see above)"
 
-parse_pg_url "$BENCH_DATABASE_URL"
+pg_endpoint "$BENCH_DATABASE_URL"
 if [[ "$P_DB" == *bench* ]]; then
 	log "bench: re-creating database $P_DB"
-	maint_url="$(pg_url_with_db "$BENCH_DATABASE_URL" postgres)"
-	PGCONNECT_TIMEOUT=5 psql -X -q -v ON_ERROR_STOP=1 -d "$maint_url" \
-		-c "DROP DATABASE IF EXISTS \"$P_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$P_DB\"" ||
-		die "could not re-create database $P_DB"
+	devenv recreate-db "$BENCH_DATABASE_URL" >/dev/null || die "could not re-create database $P_DB (see above)"
 else
 	warn "database $P_DB is not named like a bench database; using it as it is"
 fi
 log "bench: applying migrations"
-TOLLGATE_DATABASE_URL="$BENCH_DATABASE_URL" "$BIN" migrate || die "migrations failed on $(mask_url "$BENCH_DATABASE_URL")"
+TOLLGATE_DATABASE_URL="$BENCH_DATABASE_URL" "$BIN" migrate || die "migrations failed on $P_SHOWN"
 
 # Fresh secrets for every run; nothing to keep.
 export TOLLGATE_REDIS_URL="$BENCH_REDIS_URL"
@@ -182,12 +179,8 @@ wait_http "$ADMIN_URL/health" 60 "$GW_PID" "$GW_LOG"
 code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ADMIN_URL/health" || true)"
 [[ "$code" == 200 ]] || die "$ADMIN_URL/health answers HTTP $code, not 200 (log: $GW_LOG)"
 
-ensure_admin_user \
-	'{"name":"bench","allowance":{"amount":100,"period":"daily","timezone":"UTC"},"pool":{"enabled":true,"balance":0}}' \
-	bench-user \
-	'{"username":"bench-user","project":"bench","initial_credits":1000000000}'
-KEY="$API_KEY"
-ensure_price demo '{"input_per_million":1,"output_per_million":2}'
+KEY="$(TOLLGATE_ADMIN_URL="$ADMIN_URL" devenv seed-demo -project bench -user bench-user -initial-credits 1000000000 -model demo)" ||
+	die "creating the bench project, user and price through $ADMIN_URL failed (see above)"
 
 # Every route must answer before anything is measured; the metered ones must
 # also refuse a request without a key, or the comparison means nothing.
@@ -229,7 +222,7 @@ port_of() {
 # server counts, whatever its database.
 redis_cpu_usec() {
 	local info
-	info="$(redis_cmd "$BENCH_REDIS_URL" info commandstats)"
+	info="$(devenv redis "$BENCH_REDIS_URL" info commandstats)" || true
 	grep -o 'cmdstat_[a-z_|]*:calls=[0-9]*,usec=[0-9]*' <<<"$info" | awk -F'[:,=]' '
 		{ all += $5; if ($1 ~ /^cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro)$/) scripts += $5 }
 		END { if (NR == 0) { print "none"; exit } printf "%d %d\n", all, scripts }'
@@ -315,8 +308,8 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
 	done
 done
 
-admin_call GET users/bench-user
-AFTER="HTTP $HTTP_CODE ${HTTP_BODY:0:600}"
+AFTER="$(curl -sS --max-time 20 -H "Authorization: Bearer $ADMIN_TOKEN" -w '\n%{http_code}' "$ADMIN_URL/users/bench-user" || true)"
+AFTER="HTTP ${AFTER##*$'\n'} $(head -c 600 <<<"${AFTER%$'\n'*}")"
 
 # The Go benchmarks need the cores: the gateway and the upstream go first.
 stop_pid "$GW_PID" gateway
