@@ -95,7 +95,7 @@ func TestCheckRevocationCatchesBreaches(t *testing.T) {
 		3: {{id: "b", kind: "usage", cost: 1_000_000}},
 		4: {{id: "c", kind: "usage", cost: 1_000_000}},
 	}
-	c := &cycle{revoked: u, revokedAt: at, records: records}
+	c := &cycle{revoked: u, revokedHow: "rotate", revokedAt: at, records: records}
 	(&world{}).checkRevocation(c, byN)
 	got := strings.Join(c.violations, "\n")
 	if len(c.violations) != 2 || !strings.Contains(got, "GET /l/3/") || !strings.Contains(got, "GET /f/4/") {

@@ -39,10 +39,12 @@ type cycle struct {
 	// leasedUncharged counts, per user, leased 2xx with no usage event
 	// whose gateway was killed after they started (checkRequests).
 	leasedUncharged map[*cycleUser]int
-	// revoked is the user deactivated once the service recovered, and
-	// revokedAt when the admin call returned (revocation_test.go).
-	revoked   *cycleUser
-	revokedAt time.Time
+	// revoked is the user whose access or credits were taken away once
+	// the service recovered, revokedHow how (revocations), and revokedAt
+	// when the admin call returned (revocation_test.go).
+	revoked    *cycleUser
+	revokedHow string
+	revokedAt  time.Time
 }
 
 type cycleUser struct {
@@ -50,6 +52,7 @@ type cycleUser struct {
 	id        int64
 	project   string
 	credits   metering.Credits
+	removed   metering.Credits // taken away by the revocation's negative adjustments
 }
 
 // kill is a gateway SIGKILLed during the cycle: requests it had in flight

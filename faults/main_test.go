@@ -167,7 +167,6 @@ func newWorld(t *testing.T) *world {
 			t.Fatal(err)
 		}
 	}
-	// 0.01 credit an input token, 0.04 an output token.
 	if err := w.putPrice(metering.Price{Model: chatModel, InputPerMillion: inputRates[0], OutputPerMillion: outputRates[0]}); err != nil {
 		t.Fatal(err)
 	}
