@@ -21,7 +21,7 @@ import (
 )
 
 var (
-	flagCycles = flag.Int("faults.cycles", 20, "number of randomized fault cycles")
+	flagCycles = flag.Int("faults.cycles", 22, "number of randomized fault cycles (22: each fault twice)")
 	flagSeed   = flag.Int64("faults.seed", 0, "seed of the whole run (0: from the clock); the same seed draws the same cycles")
 	flagCycle  = flag.String("faults.cycle", "", "run one cycle again, as printed: <fault>:<seed>")
 	flagOnly   = flag.String("faults.only", "", "comma-separated faults to draw from (default: all)")
