@@ -27,13 +27,18 @@ type engineUsers struct {
 func newEngineUsers() *engineUsers { return &engineUsers{done: make(chan struct{})} }
 
 // enter counts a user in. One that enters after the engine was released
-// finds it closed, and fails closed (503) like any unavailable engine.
-func (u *engineUsers) enter() { u.n.Add(1) }
+// finds it closed, and fails closed (503) like any unavailable engine. A
+// nil count (a handler given its engine directly, in tests) counts nothing.
+func (u *engineUsers) enter() {
+	if u != nil {
+		u.n.Add(1)
+	}
+}
 
 // leave counts a user out, and releases the engine if it was the last one
 // of a configuration that was cleaned up.
 func (u *engineUsers) leave() {
-	if u.n.Add(-1) == 0 && u.closing.Load() {
+	if u != nil && u.n.Add(-1) == 0 && u.closing.Load() {
 		u.releaseNow()
 	}
 }
