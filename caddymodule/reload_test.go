@@ -2,8 +2,6 @@ package caddymodule_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
-	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // A configuration reload while a request is being served upstream: Caddy
@@ -26,31 +23,10 @@ import (
 // until the lease ran out, blocking its deletion), and it is charged once,
 // by the configuration that admitted it.
 func TestReloadLetsRequestsInFlightFinish(t *testing.T) {
-	b := meteringtest.New(t, meteringtest.Options{})
+	h := startHeldRequest(t)
+	b, g, tracked, ann, key, finish, done := h.b, h.g, h.tracked, h.ann, h.key, h.finish, h.done
 	ctx := context.Background()
-	slow, arrived, finish := heldUpstream(t)
-	listen := freePort(t)
-	config := gatewayConfig(t, b, listen, slow.Listener.Addr().String(), meteringtest.RedisURL())
-	tracked := strings.Replace(config, "\t\tmetering\n", "\t\tmetering {\n\t\t\tcredit_leases off\n\t\t}\n", 1)
-	require.NotEqual(t, config, tracked, "the gateway config has a bare metering directive")
-	startGateway(t, tracked)
-	g := gateway{base: "http://" + listen, client: &http.Client{}}
-
-	ann, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 10 * metering.Micro})
-	require.NoError(t, err)
-	inFlight := func() int {
-		resp, body := g.do(t, "GET", "/admin/v1/users/ann", "admin-secret")
-		require.Equal(t, 200, resp.StatusCode, body)
-		var u struct {
-			InFlight int `json:"in_flight"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(body), &u))
-		return u.InFlight
-	}
-
-	done := g.chatInBackground(key)
-	<-arrived
-	require.Equal(t, 1, inFlight())
+	inFlight := func() int { return g.inFlight(t, "ann") }
 
 	// The route now costs 2: a change, so the reload provisions new
 	// module instances and cleans up the old ones.
