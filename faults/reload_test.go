@@ -61,9 +61,12 @@ func gatewayReload(w *world, c *cycle) error {
 		r.done = time.Now()
 		c.reloads = append(c.reloads, r)
 		if err != nil {
-			// Leave the file as the gateway runs it is not knowable here:
-			// put the base back so a restart is like the others.
-			_ = w.writeConfig(g, baseRoutes)
+			// Which configuration runs now is unknown: put the base back
+			// (a failure here is reported with the first), so the rest of
+			// the run does not check this gateway against the wrong one.
+			if werr := w.writeConfig(g, baseRoutes); werr == nil {
+				_ = g.reload(true)
+			}
 			return err
 		}
 		how := ""
