@@ -78,8 +78,8 @@ func TestCheckCreditLeasesCatchesBreaches(t *testing.T) {
 	}
 }
 
-// The revocation check on made-up records: a refusal after the
-// deactivation passes; a 2xx, or a charge, after it is reported; requests
+// The revocation check on made-up records: a refusal after a key
+// rotation passes; a 2xx, or a charge, after it is reported; requests
 // that started before it are not held to it.
 func TestCheckRevocationCatchesBreaches(t *testing.T) {
 	u := &cycleUser{name: "u1"}
@@ -104,6 +104,13 @@ func TestCheckRevocationCatchesBreaches(t *testing.T) {
 	}
 	if c.stats.revokedTried != 3 {
 		t.Errorf("want 3 requests counted after the revocation, got %d", c.stats.revokedTried)
+	}
+	// A removal of credits leaves the user what it had left: its later
+	// 2xx are held to the lease and overdraft checks instead.
+	removal := &cycle{revoked: u, revokedHow: "adjust", revokedAt: at, records: records}
+	(&world{}).checkRevocation(removal, byN)
+	if len(removal.violations) != 0 || removal.stats.revokedTried != 3 {
+		t.Errorf("a removal: want 3 requests counted and no violation, got %d and %v", removal.stats.revokedTried, removal.violations)
 	}
 }
 
