@@ -1,0 +1,116 @@
+package caddymodule
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/metering"
+)
+
+// outcome is what the metering handler did with a request: the `outcome`
+// label of tollgate_requests_total. A fixed list, so the label is bounded.
+type outcome int
+
+const (
+	// outcomeCharged: paid for (a charge, a credit lease admission or a
+	// reservation) and passed on.
+	outcomeCharged outcome = iota
+	// outcomeInsufficient: refused 402 (or 429) for want of credits.
+	outcomeInsufficient
+	// outcomeInvalidKey: refused 401, whatever was wrong with the key.
+	outcomeInvalidKey
+	// outcomeUnavailable: refused 503, metering could not be done (Redis).
+	outcomeUnavailable
+	// outcomeRefusedBody: a priced route refused the body (413 too large,
+	// 400 not a request it can estimate) or the client stopped sending it.
+	outcomeRefusedBody
+	// outcomeUnknownModel: refused 400, no price for the model.
+	outcomeUnknownModel
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"charged", "insufficient", "invalid_key", "unavailable", "refused_body", "unknown_model"}
+
+// bucketNames are the `bucket` label's values, in waterfall order (as in
+// metering.Split).
+var bucketNames = [4]string{"allowance", "pool", "awarded", "purchased"}
+
+// requestMetrics counts the handlers' requests by outcome and the credits
+// they took by bucket, with a `project` label when the operator asked for
+// one (metrics_per_project). Without it every counter is resolved once, so
+// counting is one atomic add; with it each count looks its series up by
+// project (a hash and a map read).
+type requestMetrics struct {
+	perProject bool
+	requests   *prometheus.CounterVec
+	charged    *prometheus.CounterVec
+	byOutcome  [numOutcomes]prometheus.Counter // perProject false
+	byBucket   [4]prometheus.Counter           // perProject false
+}
+
+// The two sets of request counters, made once per process so that they
+// keep counting across config reloads; a config uses one of them.
+var (
+	requestsPlain      = newRequestMetrics(false)
+	requestsPerProject = newRequestMetrics(true)
+)
+
+func requestMetricsFor(perProject bool) *requestMetrics {
+	if perProject {
+		return requestsPerProject
+	}
+	return requestsPlain
+}
+
+func newRequestMetrics(perProject bool) *requestMetrics {
+	outcomeLabels, bucketLabels := []string{"outcome"}, []string{"bucket"}
+	if perProject {
+		outcomeLabels, bucketLabels = append(outcomeLabels, "project"), append(bucketLabels, "project")
+	}
+	m := &requestMetrics{perProject: perProject,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_requests_total",
+			Help: "Requests the metering handler answered or passed on, by outcome."}, outcomeLabels),
+		charged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_charged_microcredits_total",
+			Help: "Micro-credits (1 credit = 1,000,000) taken to admit requests (charges, credit lease admissions, reservations before settlement), by bucket."},
+			bucketLabels)}
+	if !perProject {
+		for i, name := range outcomeNames {
+			m.byOutcome[i] = m.requests.WithLabelValues(name)
+		}
+		for i, name := range bucketNames {
+			m.byBucket[i] = m.charged.WithLabelValues(name)
+		}
+	}
+	return m
+}
+
+// count counts one request's outcome. A nil requestMetrics (a handler
+// built without Provision, as unit tests do) counts nothing.
+func (m *requestMetrics) count(o outcome, project string) {
+	switch {
+	case m == nil:
+	case m.perProject:
+		m.requests.WithLabelValues(outcomeNames[o], project).Inc()
+	default:
+		m.byOutcome[o].Inc()
+	}
+}
+
+// admitted counts a request that was paid for, and what it took from each
+// bucket (micro-credits: integers, which a Prometheus counter adds exactly
+// up to 2^53, some 9 billion credits).
+func (m *requestMetrics) admitted(project string, taken metering.Split) {
+	if m == nil {
+		return
+	}
+	m.count(outcomeCharged, project)
+	for i, c := range [4]metering.Credits{taken.Allowance, taken.Pool, taken.Awarded, taken.Purchased} {
+		if c <= 0 {
+			continue
+		}
+		if m.perProject {
+			m.charged.WithLabelValues(bucketNames[i], project).Add(float64(c))
+		} else {
+			m.byBucket[i].Add(float64(c))
+		}
+	}
+}
