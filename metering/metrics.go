@@ -91,14 +91,14 @@ func (m *Metrics) ScriptLatency(fn func(script string, h *Histogram)) {
 // runObserver adapts Metrics to the script runner's Observer.
 type runObserver struct{ m *Metrics }
 
-// Sent counts one pipeline: its size, and its round trip for each call's
-// script (every call in it waited that long for its answer).
-func (o runObserver) Sent(batch []*scriptrun.Call, took time.Duration) {
-	o.m.BatchSize.observe(int64(len(batch)))
-	for _, c := range batch {
-		if id := c.Script.ID(); id >= 0 && id < len(o.m.scriptLatency) {
-			o.m.scriptLatency[id].observe(int64(took))
-		}
+// Sent counts one pipeline's size.
+func (o runObserver) Sent(calls int, _ time.Duration) { o.m.BatchSize.observe(int64(calls)) }
+
+// Carried counts the pipeline's round trip for one call's script: the
+// call waited that long for its answer.
+func (o runObserver) Carried(s *scriptrun.Script, took time.Duration) {
+	if id := s.ID(); id >= 0 && id < len(o.m.scriptLatency) {
+		o.m.scriptLatency[id].observe(int64(took))
 	}
 }
 

@@ -125,11 +125,15 @@ func (r *Runner) SetFence(fence Fence, verify func(context.Context) error) {
 }
 
 // Observer is told of every pipeline a Runner sends, after its answers
-// are in: its calls (their scripts, their errors) and how long the round
-// trip took, a NOSCRIPT retry and a fence check included. It runs on the
-// sender's goroutine, in the hot path: it must be quick and not block.
+// are in: how many calls it carried and how long its round trip took (a
+// NOSCRIPT retry and a fence check included), then each call's script. It
+// runs on the sender's goroutine, in the hot path: it must be quick and
+// not block. (It is not handed the batch itself: a slice passed through
+// an interface escapes, and the batch's array would be allocated on every
+// send.)
 type Observer interface {
-	Sent(batch []*Call, took time.Duration)
+	Sent(calls int, took time.Duration)
+	Carried(s *Script, took time.Duration)
 }
 
 // SetObserver makes the runner tell o of every pipeline. Call it before
@@ -307,7 +311,11 @@ func (r *Runner) sendTurn(first *Call) {
 	} else {
 		start := time.Now()
 		r.exec(batch)
-		r.observer.Sent(batch, time.Since(start))
+		took := time.Since(start)
+		r.observer.Sent(len(batch), took)
+		for _, c := range batch {
+			r.observer.Carried(c.Script, took)
+		}
 	}
 
 	r.mu.Lock()
