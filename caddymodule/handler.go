@@ -416,9 +416,11 @@ const DefaultInFlightLease = 15 * time.Minute
 // failClosed answers 503 when metering could not be done: no request
 // reaches upstream unmetered.
 func (h *Handler) failClosed(w http.ResponseWriter, r *http.Request, what string, err error) error {
-	h.metrics.count(outcomeUnavailable, "")
 	if r.Context().Err() == nil {
+		h.metrics.count(outcomeUnavailable, "")
 		h.log.Error(what+" failed; refusing the request (fail closed)", zap.Error(err))
+	} else {
+		h.metrics.count(outcomeCanceled, "")
 	}
 	return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
 }

@@ -21,14 +21,19 @@ const (
 	// outcomeUnavailable: refused 503, metering could not be done (Redis).
 	outcomeUnavailable
 	// outcomeRefusedBody: a priced route refused the body (413 too large,
-	// 400 not a request it can estimate) or the client stopped sending it.
+	// 400 not a request it can estimate).
 	outcomeRefusedBody
 	// outcomeUnknownModel: refused 400, no price for the model.
 	outcomeUnknownModel
+	// outcomeCanceled: the client left before metering was done (while
+	// sending its body, or while Redis was asked). Not a refusal, and not
+	// a sign of Redis trouble.
+	outcomeCanceled
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"charged", "insufficient", "invalid_key", "unavailable", "refused_body", "unknown_model"}
+var outcomeNames = [numOutcomes]string{"charged", "insufficient", "invalid_key", "unavailable", "refused_body",
+	"unknown_model", "canceled"}
 
 // bucketNames are the `bucket` label's values, in waterfall order (as in
 // metering.Split).

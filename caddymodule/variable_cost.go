@@ -137,10 +137,11 @@ func (h *Handler) readEstimate(w http.ResponseWriter, r *http.Request) (est *est
 	}
 	body, err := readBody(r, limit)
 	if err != nil {
-		h.metrics.count(outcomeRefusedBody, "")
 		if errors.Is(err, errBodyTooLarge) {
+			h.metrics.count(outcomeRefusedBody, "")
 			return nil, true, writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
 		}
+		h.metrics.count(outcomeCanceled, "")
 		return nil, true, err // the client went away while sending
 	}
 	est, err = estimateRequest(endpointOf(r.URL.Path), ct, body, h.estimateCfg)

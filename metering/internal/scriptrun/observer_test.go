@@ -51,7 +51,7 @@ func TestObserver(t *testing.T) {
 		scriptrun.Put(c)
 	}
 	o.mu.Lock()
-	if o.batches[0] != 3 || len(o.batches) != 1 || o.scripts[echo] != 2 || o.scripts[echo2] != 1 {
+	if len(o.batches) != 1 || o.batches[0] != 3 || o.scripts[echo] != 2 || o.scripts[echo2] != 1 {
 		t.Errorf("observed batches %v and scripts %v; want one batch of 3: echo twice, echo2 once", o.batches, o.scripts)
 	}
 	o.mu.Unlock()
