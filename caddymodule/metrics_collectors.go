@@ -18,7 +18,7 @@ type engineCollector struct{ m *metering.Metrics }
 // Prometheus name.
 type engineCounter struct {
 	desc *prometheus.Desc
-	read func(*metering.Metrics) *metering.Counter
+	id   metering.CounterID
 }
 
 func counterDesc(name, help string) *prometheus.Desc {
@@ -26,36 +26,21 @@ func counterDesc(name, help string) *prometheus.Desc {
 }
 
 var engineCounters = []engineCounter{
-	{counterDesc("tollgate_reservations_opened_total", "Reservations opened (variable-cost requests admitted)."),
-		func(m *metering.Metrics) *metering.Counter { return &m.ReservationsOpened }},
-	{counterDesc("tollgate_reservations_settled_total", "Reservations settled, by the request or by the sweeper."),
-		func(m *metering.Metrics) *metering.Counter { return &m.ReservationsSettled }},
-	{counterDesc("tollgate_reservations_swept_total", "Reservations the sweeper settled because their lease ran out (their gateway died or lost Redis)."),
-		func(m *metering.Metrics) *metering.Counter { return &m.ReservationsSwept }},
-	{counterDesc("tollgate_refunds_total", "Settlements that gave part of a reservation back."),
-		func(m *metering.Metrics) *metering.Counter { return &m.Refunds }},
-	{counterDesc("tollgate_refunded_microcredits_total", "Micro-credits settlements gave back."),
-		func(m *metering.Metrics) *metering.Counter { return &m.RefundedCredits }},
-	{counterDesc("tollgate_overrun_microcredits_total", "Micro-credits settlements cost above their reservation."),
-		func(m *metering.Metrics) *metering.Counter { return &m.OverrunCredits }},
-	{counterDesc("tollgate_shortfalls_total", "Settlements whose overrun the user could not pay in full."),
-		func(m *metering.Metrics) *metering.Counter { return &m.Shortfalls }},
-	{counterDesc("tollgate_shortfall_microcredits_total", "Micro-credits of overruns the users could not pay."),
-		func(m *metering.Metrics) *metering.Counter { return &m.ShortfallCredits }},
-	{counterDesc("tollgate_credit_leases_taken_total", "Credit leases this gateway took."),
-		func(m *metering.Metrics) *metering.Counter { return &m.LeasesTaken }},
-	{counterDesc("tollgate_credit_leases_ended_total", "Credit leases this gateway ended (idle, expired, recalled, unable to pay, shutdown)."),
-		func(m *metering.Metrics) *metering.Counter { return &m.LeasesEnded }},
-	{counterDesc("tollgate_credit_leases_swept_total", "Credit leases the sweeper ended because their gateway stopped using them."),
-		func(m *metering.Metrics) *metering.Counter { return &m.LeasesSwept }},
-	{counterDesc("tollgate_credit_lease_admissions_total", "Requests admitted from a credit lease in memory, without a Redis round trip."),
-		func(m *metering.Metrics) *metering.Counter { return &m.LeaseAdmissions }},
-	{counterDesc("tollgate_credit_lease_recalls_total", "Credit lease recalls (admin changes) this gateway applied."),
-		func(m *metering.Metrics) *metering.Counter { return &m.Recalls }},
-	{counterDesc("tollgate_sweeper_runs_total", "Sweeps this gateway ran (holding the deployment's sweeper lock)."),
-		func(m *metering.Metrics) *metering.Counter { return &m.SweeperRuns }},
-	{counterDesc("tollgate_sweeper_failures_total", "Sweeps that failed (Redis or Postgres unreachable)."),
-		func(m *metering.Metrics) *metering.Counter { return &m.SweeperFailures }},
+	{counterDesc("tollgate_reservations_opened_total", "Reservations opened (variable-cost requests admitted)."), metering.ReservationsOpened},
+	{counterDesc("tollgate_reservations_settled_total", "Reservations settled, by the request or by the sweeper."), metering.ReservationsSettled},
+	{counterDesc("tollgate_reservations_swept_total", "Reservations the sweeper settled because their lease ran out (their gateway died or lost Redis)."), metering.ReservationsSwept},
+	{counterDesc("tollgate_refunds_total", "Settlements that gave part of a reservation back."), metering.Refunds},
+	{counterDesc("tollgate_refunded_microcredits_total", "Micro-credits settlements gave back."), metering.RefundedCredits},
+	{counterDesc("tollgate_overrun_microcredits_total", "Micro-credits settlements cost above their reservation."), metering.OverrunCredits},
+	{counterDesc("tollgate_shortfalls_total", "Settlements whose overrun the user could not pay in full."), metering.Shortfalls},
+	{counterDesc("tollgate_shortfall_microcredits_total", "Micro-credits of overruns the users could not pay."), metering.ShortfallCredits},
+	{counterDesc("tollgate_credit_leases_taken_total", "Credit leases this gateway took."), metering.LeasesTaken},
+	{counterDesc("tollgate_credit_leases_ended_total", "Credit leases this gateway ended (idle, expired, recalled, unable to pay, shutdown)."), metering.LeasesEnded},
+	{counterDesc("tollgate_credit_leases_swept_total", "Credit leases the sweeper ended because their gateway stopped using them."), metering.LeasesSwept},
+	{counterDesc("tollgate_credit_lease_admissions_total", "Requests admitted from a credit lease in memory, without a Redis round trip."), metering.LeaseAdmissions},
+	{counterDesc("tollgate_credit_lease_recalls_total", "Credit lease recalls (admin changes) this gateway applied."), metering.Recalls},
+	{counterDesc("tollgate_sweeper_runs_total", "Sweeps this gateway ran (holding the deployment's sweeper lock)."), metering.SweeperRuns},
+	{counterDesc("tollgate_sweeper_failures_total", "Sweeps that failed (Redis or Postgres unreachable)."), metering.SweeperFailures},
 }
 
 var (
@@ -75,7 +60,7 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, ec := range engineCounters {
-		ch <- prometheus.MustNewConstMetric(ec.desc, prometheus.CounterValue, float64(ec.read(c.m).Load()))
+		ch <- prometheus.MustNewConstMetric(ec.desc, prometheus.CounterValue, float64(c.m.Count(ec.id)))
 	}
 	c.m.ScriptLatency(func(script string, h *metering.Histogram) {
 		ch <- constHistogram(scriptLatencyDesc, h.Snapshot(), 1e-9, script)

@@ -91,8 +91,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	config := func(extra string) string {
 		return metricsGatewayConfig(t, b, adminAddr, listen, up.Listener.Addr().String(), extra)
 	}
-	loadCaddyfile(t, config(""))
-	t.Cleanup(func() { caddy.Stop() })
+	startGateway(t, config(""))
 	g := gateway{base: "http://" + listen, client: http.DefaultClient}
 	adminMetrics := "http://" + adminAddr + "/metrics"
 

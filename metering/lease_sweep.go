@@ -17,7 +17,7 @@ func (s *Sweeper) sweepCreditLeases(ctx context.Context) (ended int, more bool, 
 		ans, err := e.endLease(ctx, leaseEnd{id: id, userID: uid, projectID: pid, used: -1, note: sweepLeaseNote})
 		swept := err == nil && ans.Status == scriptOK
 		if swept {
-			e.cfg.Metrics.leaseSwept()
+			e.cfg.Metrics.add(LeasesSwept, 1)
 		}
 		return swept, err
 	})

@@ -18,25 +18,7 @@ import (
 // old one made, so counters do not restart with each reload. An engine
 // without one (nil) counts nothing.
 type Metrics struct {
-	// Reservations (variable-cost requests): opened by Reserve, settled
-	// by anyone (the request's own settlement or the sweeper's), and the
-	// part of those settled by the sweeper because their lease ran out.
-	ReservationsOpened, ReservationsSettled, ReservationsSwept Counter
-	// Settlements that gave credits back, and the micro-credits given.
-	Refunds, RefundedCredits Counter
-	// Settlements whose cost exceeded the reservation: the micro-credits
-	// above it (OverrunCredits), and those of it the user could not pay
-	// (Shortfalls, ShortfallCredits; the overrun charged was less).
-	OverrunCredits, Shortfalls, ShortfallCredits Counter
-	// Credit leases this gateway took and ended, those the sweeper ended
-	// for a gateway that died, requests admitted from a lease in memory,
-	// and recalls (an admin change) this gateway applied.
-	LeasesTaken, LeasesEnded, LeasesSwept, LeaseAdmissions, Recalls Counter
-	// Sweeps run (this gateway's sweeper held the deployment's lock, so
-	// one gateway of a deployment counts each sweep) and sweeps that
-	// failed (Postgres or Redis unreachable, whether or not the lock
-	// was held).
-	SweeperRuns, SweeperFailures Counter
+	counts [NumCounters]atomic.Int64
 	// BatchSize is the number of script calls per Redis pipeline.
 	BatchSize *Histogram
 
@@ -46,13 +28,53 @@ type Metrics struct {
 	scriptNames   []string
 }
 
-// Counter is a count that only grows.
-type Counter struct{ n atomic.Int64 }
+// CounterID names one of the counts a Metrics keeps; each only grows.
+type CounterID int
 
-// Load reads the count.
-func (c *Counter) Load() int64 { return c.n.Load() }
+const (
+	// Reservations (variable-cost requests): opened by Reserve, settled
+	// by anyone (the request's own settlement or the sweeper's), and the
+	// part of those settled by the sweeper because their lease ran out.
+	ReservationsOpened CounterID = iota
+	ReservationsSettled
+	ReservationsSwept
+	// Settlements that gave credits back, and the micro-credits given.
+	Refunds
+	RefundedCredits
+	// Settlements whose cost exceeded the reservation: the micro-credits
+	// above it (OverrunCredits), and those of it the user could not pay
+	// (Shortfalls, ShortfallCredits; the overrun charged was less).
+	OverrunCredits
+	Shortfalls
+	ShortfallCredits
+	// Credit leases this gateway took and ended, those the sweeper ended
+	// for a gateway that died, requests admitted from a lease in memory,
+	// and recalls (an admin change) this gateway applied.
+	LeasesTaken
+	LeasesEnded
+	LeasesSwept
+	LeaseAdmissions
+	Recalls
+	// Sweeps run (this gateway's sweeper held the deployment's lock, so
+	// one gateway of a deployment counts each sweep) and sweeps that
+	// failed (Postgres or Redis unreachable, whether or not the lock
+	// was held).
+	SweeperRuns
+	SweeperFailures
+	// NumCounters is the number of counters (not one itself).
+	NumCounters
+)
 
-func (c *Counter) add(n int64) { c.n.Add(n) }
+// Count reads a counter.
+func (m *Metrics) Count(id CounterID) int64 { return m.counts[id].Load() }
+
+// add counts n; a nil Metrics counts nothing, so the engine's hooks need
+// no check of their own.
+func (m *Metrics) add(id CounterID, n int64) {
+	if m != nil {
+		m.counts[id].Add(n)
+	}
+}
 
 // LatencyBounds are the script latency histogram's upper bounds: 50µs to
 // 5s, the pipeline timeout's default, in nanoseconds.
@@ -102,74 +124,20 @@ func (o runObserver) Carried(s *scriptrun.Script, took time.Duration) {
 	}
 }
 
-// The engine's hooks. Each is a no-op on a nil Metrics.
-
-func (m *Metrics) reservationOpened() {
-	if m != nil {
-		m.ReservationsOpened.add(1)
-	}
-}
-
+// reservationSettled counts a settlement and what it gave back or took
+// beyond its reservation.
 func (m *Metrics) reservationSettled(r SettleResult) {
 	if m == nil {
 		return
 	}
-	m.ReservationsSettled.add(1)
+	m.add(ReservationsSettled, 1)
 	if r.Refunded > 0 {
-		m.Refunds.add(1)
-		m.RefundedCredits.add(int64(r.Refunded))
+		m.add(Refunds, 1)
+		m.add(RefundedCredits, int64(r.Refunded))
 	}
-	m.OverrunCredits.add(int64(r.Overrun))
+	m.add(OverrunCredits, int64(r.Overrun))
 	if r.Shortfall > 0 {
-		m.Shortfalls.add(1)
-		m.ShortfallCredits.add(int64(r.Shortfall))
-	}
-}
-
-func (m *Metrics) reservationSwept() {
-	if m != nil {
-		m.ReservationsSwept.add(1)
-	}
-}
-
-func (m *Metrics) leaseTaken() {
-	if m != nil {
-		m.LeasesTaken.add(1)
-	}
-}
-
-func (m *Metrics) leaseEnded() {
-	if m != nil {
-		m.LeasesEnded.add(1)
-	}
-}
-
-func (m *Metrics) leaseSwept() {
-	if m != nil {
-		m.LeasesSwept.add(1)
-	}
-}
-
-func (m *Metrics) leaseAdmitted() {
-	if m != nil {
-		m.LeaseAdmissions.add(1)
-	}
-}
-
-func (m *Metrics) recallApplied() {
-	if m != nil {
-		m.Recalls.add(1)
-	}
-}
-
-func (m *Metrics) sweepRan() {
-	if m != nil {
-		m.SweeperRuns.add(1)
-	}
-}
-
-func (m *Metrics) sweepFailed() {
-	if m != nil {
-		m.SweeperFailures.add(1)
+		m.add(Shortfalls, 1)
+		m.add(ShortfallCredits, int64(r.Shortfall))
 	}
 }

@@ -20,16 +20,8 @@ func TestNilMetricsCountNothing(t *testing.T) {
 	t.Parallel()
 	var m *Metrics
 	require.NotPanics(t, func() {
-		m.reservationOpened()
+		m.add(ReservationsOpened, 1)
 		m.reservationSettled(SettleResult{Refunded: 1, Shortfall: 1})
-		m.reservationSwept()
-		m.leaseTaken()
-		m.leaseEnded()
-		m.leaseSwept()
-		m.leaseAdmitted()
-		m.recallApplied()
-		m.sweepRan()
-		m.sweepFailed()
 	})
 }
 

@@ -43,21 +43,18 @@ func TestEngineMetrics(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 
-	for name, want := range map[string]struct {
-		c *metering.Counter
-		n int64
-	}{
-		"opened":         {&m.ReservationsOpened, 3},
-		"settled":        {&m.ReservationsSettled, 3}, // a repeat settles nothing
-		"swept":          {&m.ReservationsSwept, 1},
-		"refunds":        {&m.Refunds, 2}, // rs[0] and the swept rs[2]
-		"refunded":       {&m.RefundedCredits, int64(cr(2)) - 500_000 + int64(cr(2))},
-		"overrun":        {&m.OverrunCredits, int64(cr(3))},
-		"shortfalls":     {&m.Shortfalls, 0},
-		"sweeper runs":   {&m.SweeperRuns, 1},
-		"sweep failures": {&m.SweeperFailures, 0},
+	for id, want := range map[metering.CounterID]int64{
+		metering.ReservationsOpened:  3,
+		metering.ReservationsSettled: 3, // a repeat settles nothing
+		metering.ReservationsSwept:   1,
+		metering.Refunds:             2, // rs[0] and the swept rs[2]
+		metering.RefundedCredits:     int64(cr(2)) - 500_000 + int64(cr(2)),
+		metering.OverrunCredits:      int64(cr(3)),
+		metering.Shortfalls:          0,
+		metering.SweeperRuns:         1,
+		metering.SweeperFailures:     0,
 	} {
-		require.Equal(t, want.n, want.c.Load(), name)
+		require.Equal(t, want, m.Count(id), "counter %d", id)
 	}
 	calls := map[string]uint64{}
 	m.ScriptLatency(func(script string, h *metering.Histogram) { calls[script] = h.Snapshot().Count })

@@ -112,7 +112,7 @@ func (s *Sweeper) loop(ctx context.Context) {
 		n, err := s.RunOnce(ctx)
 		switch {
 		case err != nil && !errors.Is(err, context.Canceled):
-			s.e.cfg.Metrics.sweepFailed()
+			s.e.cfg.Metrics.add(SweeperFailures, 1)
 			s.e.log.Warn("lease sweep failed", zap.Error(err))
 		case n > 0:
 			s.e.log.Info("settled expired reservations", zap.Int("settled", n), zap.String("policy", string(s.cfg.Policy)))
@@ -142,7 +142,7 @@ func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 		}
 		conn.Release()
 	}()
-	s.e.cfg.Metrics.sweepRan()
+	s.e.cfg.Metrics.add(SweeperRuns, 1)
 	settled := 0
 	for {
 		n, more, err := s.sweepBatch(ctx)
@@ -177,7 +177,7 @@ func (s *Sweeper) sweepBatch(ctx context.Context) (settled int, more bool, err e
 			cost: cost, status: -1, note: note})
 		swept := err == nil && !res.AlreadySettled
 		if swept {
-			e.cfg.Metrics.reservationSwept()
+			e.cfg.Metrics.add(ReservationsSwept, 1)
 		}
 		return swept, err
 	})

@@ -2,9 +2,11 @@ package scriptrun_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tollgate/tollgate/metering/internal/scriptrun"
 )
@@ -34,6 +36,7 @@ func (o *countingObserver) Carried(s *scriptrun.Script, _ time.Duration) {
 // The observer hears of every pipeline and of every call's script, and
 // observing costs the caller no allocation: the batch is not handed over
 // (a slice through an interface would move the sender's array to the heap).
+// Allocations are measured without the race detector only.
 func TestObserver(t *testing.T) {
 	srv := startRedis(t)
 	rdb := srv.client(t)
@@ -56,22 +59,34 @@ func TestObserver(t *testing.T) {
 	}
 	o.mu.Unlock()
 
-	plain := newRunner(t, rdb, 2*time.Second)
-	run := func(r *scriptrun.Runner) func() {
-		return func() {
-			c := scriptrun.Get(echo)
-			c.Keys = append(c.Keys, "observer-allocs")
-			c.Args = append(c.Args, 1, 1)
-			if err := r.Run(ctx, c); err != nil {
-				t.Fatal(err)
-			}
-			scriptrun.Put(c)
-		}
+	if raceDetector {
+		t.Log("allocations not measured: the race detector makes sync.Pool drop items at random")
+		return
 	}
-	without := testing.AllocsPerRun(200, run(plain))
-	with := testing.AllocsPerRun(200, run(r))
-	if with > without {
-		t.Errorf("a call allocates %.1f times observed, %.1f not", with, without)
+	// Escape analysis is per function, not per branch: once the batch
+	// escapes, every send allocates its array (MaxBatch pointers), with or
+	// without an observer. So the bound is absolute: a call allocates
+	// less than that array.
+	run := func() {
+		c := scriptrun.Get(echo)
+		c.Keys = append(c.Keys, "observer-allocs")
+		c.Args = append(c.Args, 1, 1)
+		if err := r.Run(ctx, c); err != nil {
+			t.Error(err)
+		}
+		scriptrun.Put(c)
+	}
+	run()
+	const runs = 200
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		run()
+	}
+	runtime.ReadMemStats(&after)
+	array := uint64(scriptrun.MaxBatch) * uint64(unsafe.Sizeof((*scriptrun.Call)(nil)))
+	if perCall := (after.TotalAlloc - before.TotalAlloc) / runs; perCall >= array {
+		t.Errorf("an observed call allocates %d bytes, as much as the batch array (%d): did the batch escape?", perCall, array)
 	}
 }
 
