@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/metering"
@@ -41,15 +43,21 @@ var bucketNames = [4]string{"allowance", "pool", "awarded", "purchased"}
 
 // requestMetrics counts the handlers' requests by outcome and the credits
 // they took by bucket, with a `project` label when the operator asked for
-// one (metrics_per_project). Without it every counter is resolved once, so
-// counting is one atomic add; with it each count looks its series up by
-// project (a hash and a map read).
+// one (metrics_per_project). Each label set's counters are resolved once
+// (a seriesSet), so counting is an atomic add per counter; per project,
+// the project's set is found first (one sync.Map read).
 type requestMetrics struct {
 	perProject bool
 	requests   *prometheus.CounterVec
 	charged    *prometheus.CounterVec
-	byOutcome  [numOutcomes]prometheus.Counter // perProject false
-	byBucket   [4]prometheus.Counter           // perProject false
+	plain      *seriesSet // perProject false
+	projects   sync.Map   // perProject true: project name → *seriesSet
+}
+
+// seriesSet is one label set's counters: every outcome and every bucket.
+type seriesSet struct {
+	byOutcome [numOutcomes]prometheus.Counter
+	byBucket  [4]prometheus.Counter
 }
 
 // The two sets of request counters, made once per process so that they
@@ -78,25 +86,42 @@ func newRequestMetrics(perProject bool) *requestMetrics {
 			Help: "Micro-credits (1 credit = 1,000,000) taken to admit requests (charges, credit lease admissions, reservations before settlement), by bucket."},
 			bucketLabels)}
 	if !perProject {
-		for i, name := range outcomeNames {
-			m.byOutcome[i] = m.requests.WithLabelValues(name)
-		}
-		for i, name := range bucketNames {
-			m.byBucket[i] = m.charged.WithLabelValues(name)
-		}
+		m.plain = m.newSeriesSet()
 	}
 	return m
+}
+
+// newSeriesSet resolves the counters of one label set: with the project
+// label when there is one (every outcome and bucket of a project appear
+// together, at zero, when its first request is counted).
+func (m *requestMetrics) newSeriesSet(project ...string) *seriesSet {
+	s := &seriesSet{}
+	for i, name := range outcomeNames {
+		s.byOutcome[i] = m.requests.WithLabelValues(append([]string{name}, project...)...)
+	}
+	for i, name := range bucketNames {
+		s.byBucket[i] = m.charged.WithLabelValues(append([]string{name}, project...)...)
+	}
+	return s
+}
+
+// series is the label set a request of project counts in.
+func (m *requestMetrics) series(project string) *seriesSet {
+	if !m.perProject {
+		return m.plain
+	}
+	if s, ok := m.projects.Load(project); ok {
+		return s.(*seriesSet)
+	}
+	s, _ := m.projects.LoadOrStore(project, m.newSeriesSet(project))
+	return s.(*seriesSet)
 }
 
 // count counts one request's outcome. A nil requestMetrics (a handler
 // built without Provision, as unit tests do) counts nothing.
 func (m *requestMetrics) count(o outcome, project string) {
-	switch {
-	case m == nil:
-	case m.perProject:
-		m.requests.WithLabelValues(outcomeNames[o], project).Inc()
-	default:
-		m.byOutcome[o].Inc()
+	if m != nil {
+		m.series(project).byOutcome[o].Inc()
 	}
 }
 
@@ -107,15 +132,11 @@ func (m *requestMetrics) admitted(project string, taken metering.Split) {
 	if m == nil {
 		return
 	}
-	m.count(outcomeCharged, project)
+	s := m.series(project)
+	s.byOutcome[outcomeCharged].Inc()
 	for i, c := range [4]metering.Credits{taken.Allowance, taken.Pool, taken.Awarded, taken.Purchased} {
-		if c <= 0 {
-			continue
-		}
-		if m.perProject {
-			m.charged.WithLabelValues(bucketNames[i], project).Add(float64(c))
-		} else {
-			m.byBucket[i].Add(float64(c))
+		if c > 0 {
+			s.byBucket[i].Add(float64(c))
 		}
 	}
 }
