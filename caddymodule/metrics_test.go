@@ -26,7 +26,7 @@ import (
 // /metrics) and a `metrics` handler on the site, three metered routes: a
 // tracked fixed charge, a cost_header reservation and the default credit
 // leases. extra goes into the metering global option.
-func metricsGatewayConfig(t *testing.T, b *meteringtest.Bundle, adminAddr, listen, upstreamAddr, extra string) string {
+func metricsGatewayConfig(t *testing.T, b *meteringtest.Bundle, redisURL, adminAddr, listen, upstreamAddr, extra string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	metering {
@@ -59,7 +59,7 @@ http://%s {
 		metering
 		reverse_proxy %s
 	}
-}`, adminAddr, meteringtest.RedisURL(), dbURLWithSchema(t, b.Schema), b.Prefix, extra, listen, upstreamAddr, upstreamAddr, upstreamAddr)
+}`, adminAddr, redisURL, dbURLWithSchema(t, b.Schema), b.Prefix, extra, listen, upstreamAddr, upstreamAddr, upstreamAddr)
 }
 
 // loadCaddyfile replaces this process's running Caddy config: the first
@@ -89,7 +89,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	t.Cleanup(up.Close)
 	adminAddr, listen := freePort(t), freePort(t)
 	config := func(extra string) string {
-		return metricsGatewayConfig(t, b, adminAddr, listen, up.Listener.Addr().String(), extra)
+		return metricsGatewayConfig(t, b, meteringtest.RedisURL(), adminAddr, listen, up.Listener.Addr().String(), extra)
 	}
 	startGateway(t, config(""))
 	g := gateway{base: "http://" + listen, client: http.DefaultClient}
@@ -244,6 +244,33 @@ func TestMetricsEndToEnd(t *testing.T) {
 		require.Positive(t, s.get(`tollgate_charged_microcredits_total{bucket="awarded",project=""}`))
 		require.False(t, s.has(`tollgate_requests_total{outcome="charged"}`), "one label set per config")
 	})
+}
+
+// Without Redis the gateway refuses requests as unavailable, and its
+// scrape says Redis is down (what TollgateRedisUnavailable fires on) and
+// leaves out the figures it could not read.
+func TestMetricsWithoutRedis(t *testing.T) {
+	b := meteringtest.New(t, meteringtest.Options{})
+	up := newUpstream(t)
+	adminAddr, listen := freePort(t), freePort(t)
+	dead := "redis://" + freePort(t) + "/0" // nothing listens there
+	startGateway(t, metricsGatewayConfig(t, b, dead, adminAddr, listen, up.Listener.Addr().String(), ""))
+	g := gateway{base: "http://" + listen, client: http.DefaultClient}
+	key, _ := metering.NewAPIKey()
+
+	before := scrapeMetrics(t, g.base+"/metrics")
+	resp, _ := g.do(t, "GET", "/tracked/x", key)
+	require.Equal(t, 503, resp.StatusCode)
+	after := scrapeMetrics(t, g.base+"/metrics")
+	series := `tollgate_requests_total{outcome="unavailable"}`
+	require.Equal(t, 1.0, after.get(series)-before.get(series))
+	require.Equal(t, 0.0, after.get("tollgate_redis_up"))
+	require.True(t, after.has("tollgate_redis_up"))
+	require.Equal(t, 1.0, after.get("tollgate_postgres_up"))
+	for _, name := range []string{"tollgate_reconcile_lag_seconds", "tollgate_stream_backlog_events", "tollgate_dead_letters"} {
+		require.False(t, after.has(name), "%s without Redis", name)
+	}
+	require.Zero(t, up.hits.Load(), "nothing reaches upstream unmetered")
 }
 
 // dashboardExprs returns every query of the Grafana dashboard's panels.
