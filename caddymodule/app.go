@@ -65,9 +65,14 @@ type App struct {
 	CreditLeaseLife       caddy.Duration `json:"credit_lease_life,omitempty"`
 	CreditLeaseSweepGrace caddy.Duration `json:"credit_lease_sweep_grace,omitempty"`
 	CreditLeaseHeartbeat  caddy.Duration `json:"credit_lease_heartbeat,omitempty"`
+	// MetricsPerProject adds a `project` label to the request and credit
+	// counters (docs/metrics.md): one series per project and outcome or
+	// bucket, for every project seen since the process started.
+	MetricsPerProject bool `json:"metrics_per_project,omitempty"`
 
 	engine   *metering.Engine
-	users    *engineUsers // who still uses engine (engine_users.go)
+	users    *engineUsers    // who still uses engine (engine_users.go)
+	requests *requestMetrics // the handlers' counters (metrics_requests.go)
 	shared   *sharedStores
 	key      string
 	sweepKey string
@@ -110,7 +115,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	cfg := metering.Config{RedisPrefix: prefix, KeyPepper: []byte(pepper), KeyEncryptionKey: kek,
-		Logger: a.log, Leases: a.leaseConfig()}.WithDefaults()
+		Logger: a.log, Leases: a.leaseConfig(), Metrics: engineMetrics}.WithDefaults()
 
 	a.key = redisURL + "\x00" + pgURL + "\x00" + cfg.RedisPrefix
 	v, _, err := stores.LoadOrNew(a.key, func() (caddy.Destructor, error) {
@@ -123,6 +128,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.shared = v.(*sharedStores)
 	cfg.Fence = a.shared.fence
 	if a.engine, err = metering.NewEngine(a.shared.rdb, a.shared.db, cfg); err != nil {
+		return err
+	}
+	if err := a.registerMetrics(ctx); err != nil {
 		return err
 	}
 	return a.provisionSweeper()

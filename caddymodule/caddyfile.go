@@ -60,6 +60,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		credit_lease_life        <duration>
 //		credit_lease_sweep_grace <duration>
 //		credit_lease_heartbeat   <duration>  (at least 1s)
+//		metrics_per_project
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -112,6 +113,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "skip_migrations":
 			a.SkipMigrations, err = true, noMoreArgs(d)
+		case "metrics_per_project":
+			a.MetricsPerProject, err = true, noMoreArgs(d)
 		default:
 			err = d.Errf("unknown metering option %q", d.Val())
 		}

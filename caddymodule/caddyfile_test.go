@@ -62,6 +62,7 @@ func TestParseGlobalOption(t *testing.T) {
 		credit_lease_life 8s
 		credit_lease_sweep_grace 20s
 		credit_lease_heartbeat 2s
+		metrics_per_project
 	}`), nil)
 	require.NoError(t, err)
 	app := v.(httpcaddyfile.App)
@@ -72,7 +73,8 @@ func TestParseGlobalOption(t *testing.T) {
 		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", ReconcileBatch: 5000, SkipMigrations: true,
 		SweepPolicy: "refund", SweepInterval: caddy.Duration(30 * time.Second),
 		CreditLeaseIdle: caddy.Duration(time.Second), CreditLeaseLife: caddy.Duration(8 * time.Second),
-		CreditLeaseSweepGrace: caddy.Duration(20 * time.Second), CreditLeaseHeartbeat: caddy.Duration(2 * time.Second)}, got)
+		CreditLeaseSweepGrace: caddy.Duration(20 * time.Second), CreditLeaseHeartbeat: caddy.Duration(2 * time.Second),
+		MetricsPerProject: true}, got)
 	require.Equal(t, metering.LeaseConfig{Idle: time.Second, Life: 8 * time.Second, SweepGrace: 20 * time.Second,
 		Heartbeat: 2 * time.Second}, got.leaseConfig(), "the engine gets the timings")
 
@@ -81,6 +83,7 @@ func TestParseGlobalOption(t *testing.T) {
 		"metering {\n redis a b\n}":                    "wrong argument count",
 		"metering x":                                   "wrong argument count",
 		"metering {\n skip_migrations x\n}":            "wrong argument count",
+		"metering {\n metrics_per_project on\n}":       "wrong argument count",
 		"metering {\n sweep_policy keep\n}":            "sweep_policy",
 		"metering {\n sweep_policy\n}":                 "wrong argument count",
 		"metering {\n sweep_interval 0s\n}":            "sweep_interval",

@@ -107,6 +107,7 @@ type Handler struct {
 	cost         metering.Credits
 	engine       *metering.Engine
 	users        *engineUsers // entered for each request (engine_users.go)
+	metrics      *requestMetrics
 	log          *zap.Logger
 	variableCost bool // price_by or cost_header: reserve, then settle
 	priceByModel bool
@@ -135,6 +136,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.engine, h.users = app.Engine(), app.engineUsers()
+	h.metrics = app.requests
 	if h.leased {
 		// The heartbeat starts now, so the first requests already find
 		// this gateway alive.
@@ -317,9 +319,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.failClosed(w, r, "charge", err)
 	}
-	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.cost); refused {
+	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.cost, res.Project); refused {
 		return werr
 	}
+	h.metrics.admitted(res.Project, res.Taken)
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	// Queued, not awaited: the response is not held up by Redis. Deferred
 	// so a panicking upstream handler does not leave the lease to expire.
@@ -334,9 +337,10 @@ func (h *Handler) serveLeased(w http.ResponseWriter, r *http.Request, next caddy
 	if err != nil {
 		return h.failClosed(w, r, "charge", err)
 	}
-	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.cost); refused {
+	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.cost, res.Project); refused {
 		return werr
 	}
+	h.metrics.admitted(res.Project, res.Taken)
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	return next.ServeHTTP(w, r)
 }
@@ -417,24 +421,36 @@ const DefaultInFlightLease = 15 * time.Minute
 // reaches upstream unmetered.
 func (h *Handler) failClosed(w http.ResponseWriter, r *http.Request, what string, err error) error {
 	if r.Context().Err() == nil {
+		h.metrics.count(outcomeUnavailable, "")
 		h.log.Error(what+" failed; refusing the request (fail closed)", zap.Error(err))
+	} else {
+		h.metrics.count(outcomeCanceled, "")
 	}
 	return writeJSON(w, http.StatusServiceUnavailable, bodyUnavailable)
 }
 
 // refuse answers a charge or reservation that did not go through, and
 // reports whether it did; Charged (Reserved) is left to the caller.
-// remaining is the balance the user has, required what the request needed.
-func (h *Handler) refuse(w http.ResponseWriter, status metering.ChargeStatus, remaining, required metering.Credits) (bool, error) {
+// remaining is the balance the user has, required what the request needed;
+// project (the user's) labels the count when metrics are per project.
+func (h *Handler) refuse(w http.ResponseWriter, status metering.ChargeStatus, remaining, required metering.Credits, project string) (bool, error) {
 	switch status {
 	case metering.KeyRefused:
-		return true, writeKeyRefused(w)
+		return true, h.refuseKey(w)
 	case metering.Insufficient:
+		h.metrics.count(outcomeInsufficient, project)
 		return true, h.writeInsufficient(w, remaining, required)
 	case metering.UnknownModel:
+		h.metrics.count(outcomeUnknownModel, project)
 		return true, writeJSON(w, http.StatusBadRequest, bodyUnknownModel)
 	}
 	return false, nil
+}
+
+// refuseKey answers (and counts) a request whose key is not valid.
+func (h *Handler) refuseKey(w http.ResponseWriter) error {
+	h.metrics.count(outcomeInvalidKey, "")
+	return writeKeyRefused(w)
 }
 
 // writeInsufficient answers a request the user cannot pay for: 402, or

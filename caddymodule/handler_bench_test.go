@@ -27,7 +27,9 @@ import (
 // request" reports. The request, its Replacer and the response writer are
 // built once and reset between iterations (as Caddy's server reuses its
 // own per connection), so what is counted is the handler and metering, not
-// the benchmark's scaffolding:
+// the benchmark's scaffolding. The "+metrics" runs count into the
+// Prometheus metrics as a gateway does (metrics.go): their difference to
+// the plain runs is what metrics cost per request.
 //
 //	go test ./caddymodule/ -run '^$' -bench BenchmarkHandler -benchtime 2000x -count 3
 func BenchmarkHandler(b *testing.B) {
@@ -38,12 +40,19 @@ func BenchmarkHandler(b *testing.B) {
 	_, key, err := w.Engine.CreateUser(ctx, "bench", metering.UserSpec{Username: "u", InitialCredits: metering.MaxCredits / 2})
 	require.NoError(b, err)
 
-	fixed := &Handler{}
-	require.NoError(b, fixed.provisionSettings())
-	priced := &Handler{PriceBy: "model"}
-	require.NoError(b, priced.provisionSettings())
-	for _, h := range []*Handler{fixed, priced} {
+	counted := w.Config
+	counted.Metrics = metering.NewMetrics()
+	countingEngine, err := metering.NewEngine(w.Redis, w.DB, counted)
+	require.NoError(b, err)
+	b.Cleanup(countingEngine.Close)
+	fixed, fixedCounted := &Handler{}, &Handler{}
+	priced, pricedCounted := &Handler{PriceBy: "model"}, &Handler{PriceBy: "model"}
+	for _, h := range []*Handler{fixed, fixedCounted, priced, pricedCounted} {
+		require.NoError(b, h.provisionSettings())
 		h.engine, h.log = w.Engine, zap.NewNop()
+	}
+	for _, h := range []*Handler{fixedCounted, pricedCounted} {
+		h.engine, h.metrics = countingEngine, requestMetricsFor(false)
 	}
 
 	okBody := []byte(`{"ok":true}`)
@@ -60,7 +69,9 @@ func BenchmarkHandler(b *testing.B) {
 		answer []byte
 	}{
 		{"fixed", fixed, "GET", "/v1/models", nil, okBody},
+		{"fixed+metrics", fixedCounted, "GET", "/v1/models", nil, okBody},
 		{"priced", priced, "POST", "/v1/chat/completions", chatBody, chatAnswer},
+		{"priced+metrics", pricedCounted, "POST", "/v1/chat/completions", chatBody, chatAnswer},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {

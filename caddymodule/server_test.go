@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	caddyfileFmt "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/stretchr/testify/require"
 
@@ -66,10 +64,7 @@ func freePort(t *testing.T) string {
 // running config per process, so tests using it do not run in parallel.
 func startGateway(t *testing.T, caddyfile string) {
 	t.Helper()
-	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfileFmt.Format([]byte(caddyfile)), nil)
-	require.NoError(t, err)
-	require.Empty(t, warn)
-	require.NoError(t, caddy.Load(cfg, true))
+	loadCaddyfile(t, caddyfile)
 	t.Cleanup(func() { caddy.Stop() })
 }
 

@@ -36,7 +36,7 @@ func (h *Handler) serveVariableCost(w http.ResponseWriter, r *http.Request, next
 	// A malformed key is refused before the body is read: reading up to
 	// max_request_body for a request that will be refused anyway is waste.
 	if !metering.WellFormedKey(key) {
-		return writeKeyRefused(w)
+		return h.refuseKey(w)
 	}
 	est := &estimate{}
 	if h.priceByModel {
@@ -47,7 +47,7 @@ func (h *Handler) serveVariableCost(w http.ResponseWriter, r *http.Request, next
 			return h.failClosed(w, r, "key check", err)
 		}
 		if !ok {
-			return writeKeyRefused(w)
+			return h.refuseKey(w)
 		}
 		var done bool
 		if est, done, err = h.readEstimate(w, r); done {
@@ -65,7 +65,7 @@ func (h *Handler) serveVariableCost(w http.ResponseWriter, r *http.Request, next
 	if err != nil {
 		return h.failClosed(w, r, "reserve", err)
 	}
-	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.required(res, est)); refused {
+	if refused, werr := h.refuse(w, res.Status, res.Remaining, h.required(res, est), res.Project); refused {
 		return werr
 	}
 
@@ -78,6 +78,7 @@ func (h *Handler) serveVariableCost(w http.ResponseWriter, r *http.Request, next
 			setBody(r, est.body, "")
 		}
 	}
+	h.metrics.admitted(res.Project, res.Taken)
 	setIdentity(r, w, res.Username, res.Project, res.Remaining)
 	r.Header.Set("X-Tollgate-Reservation", res.ID)
 	// The capture reads the usage from the answer: it must not come
@@ -137,12 +138,15 @@ func (h *Handler) readEstimate(w http.ResponseWriter, r *http.Request) (est *est
 	body, err := readBody(r, limit)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
+			h.metrics.count(outcomeRefusedBody, "")
 			return nil, true, writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
 		}
+		h.metrics.count(outcomeCanceled, "")
 		return nil, true, err // the client went away while sending
 	}
 	est, err = estimateRequest(endpointOf(r.URL.Path), ct, body, h.estimateCfg)
 	if err != nil {
+		h.metrics.count(outcomeRefusedBody, "")
 		return nil, true, writeRequestError(w, err)
 	}
 	return est, false, nil

@@ -43,7 +43,10 @@ type Config struct {
 	Fence *RedisFence
 	// Leases configures the credit leases ChargeLeased serves from.
 	Leases LeaseConfig
-	Logger *zap.Logger
+	// Metrics, when set, counts what the engine does (metrics.go); several
+	// engines may share one. Nil counts nothing.
+	Metrics *Metrics
+	Logger  *zap.Logger
 }
 
 // WithDefaults returns the config with zero fields set to their defaults.
@@ -128,6 +131,9 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 	e.leases = newLeaseTable(e, cfg.Leases)
 	e.releases.fill, e.releases.failed = e.fillRelease, e.releaseFailed
 	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
+	if cfg.Metrics != nil {
+		e.runner.SetObserver(runObserver{cfg.Metrics})
+	}
 	if cfg.Fence != nil {
 		if _, ok := rdb.(*redis.Client); !ok {
 			return nil, errors.New("a Redis fence needs a single-server client (*redis.Client)")

@@ -10,8 +10,8 @@ import (
 
 // Two scripts from one file (see fixed_charge.lua), each with its layout.
 var (
-	fixedChargeScript   = mustScriptWithPrelude("fixed_charge.lua", "local TRACKED = false")
-	trackedChargeScript = mustScriptWithPrelude("fixed_charge.lua", "local TRACKED = true")
+	fixedChargeScript   = mustScriptVariant("fixed_charge", "fixed_charge.lua", "local TRACKED = false")
+	trackedChargeScript = mustScriptVariant("tracked_charge", "fixed_charge.lua", "local TRACKED = true")
 )
 
 // fixedChargeArgs is one fixed-cost charge as fixed_charge.lua takes it.

@@ -13,9 +13,12 @@ type Health struct {
 	Redis    error
 	Postgres error
 	// ReconcileLag is the age of the oldest event not yet in Postgres
-	// (ReconcileLag); DeadLetters the number of dead letters. Both are
-	// read from Redis, and zero when it does not answer.
+	// (ReconcileLag); Backlog the number of events in the stream, which
+	// holds only those not yet in Postgres (reconciled ones are trimmed);
+	// DeadLetters the number of dead letters. All are read from Redis,
+	// and zero when it does not answer.
 	ReconcileLag time.Duration
+	Backlog      int64
 	DeadLetters  int64
 }
 
@@ -31,7 +34,9 @@ func (e *Engine) CheckHealth(ctx context.Context, timeout time.Duration) Health 
 	h.Redis = e.rdb.Ping(ctx).Err()
 	h.Postgres = e.db.Ping(ctx)
 	if h.Redis == nil {
-		h.ReconcileLag, h.DeadLetters, h.Redis = e.backlog(ctx)
+		var b backlogState
+		b, h.Redis = e.backlog(ctx)
+		h.ReconcileLag, h.Backlog, h.DeadLetters = b.lag, b.events, b.deadLetters
 	}
 	return h
 }
@@ -46,31 +51,42 @@ func (e *Engine) CheckHealth(ctx context.Context, timeout time.Duration) Health 
 // report a stalled ledger as barely late, one ahead a healthy one as
 // stalled.
 func (e *Engine) ReconcileLag(ctx context.Context) (time.Duration, error) {
-	lag, _, err := e.backlog(ctx)
-	return lag, err
+	b, err := e.backlog(ctx)
+	return b.lag, err
 }
 
-// backlog reads the reconcile lag and the dead-letter count in one round trip.
-func (e *Engine) backlog(ctx context.Context) (time.Duration, int64, error) {
+// backlogState is what the stream holds for the ledger.
+type backlogState struct {
+	lag         time.Duration
+	events      int64
+	deadLetters int64
+}
+
+// backlog reads the reconcile lag, the stream's length and the dead-letter
+// count in one round trip.
+func (e *Engine) backlog(ctx context.Context) (backlogState, error) {
 	var first *redis.XMessageSliceCmd
 	var now *redis.TimeCmd
-	var dead *redis.IntCmd
+	var events, dead *redis.IntCmd
 	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		first = p.XRangeN(ctx, e.keys.Events(), "-", "+", 1)
 		now = p.Time(ctx)
+		events = p.XLen(ctx, e.keys.Events())
 		dead = p.XLen(ctx, e.keys.DeadLetters())
 		return nil
 	})
 	if err != nil {
-		return 0, 0, unavailable(err)
+		return backlogState{}, unavailable(err)
 	}
+	b := backlogState{events: events.Val(), deadLetters: dead.Val()}
 	if len(first.Val()) == 0 {
-		return 0, dead.Val(), nil
+		return b, nil
 	}
 	id := first.Val()[0].ID
 	at := streamTime(id)
 	if at.IsZero() {
-		return 0, 0, fmt.Errorf("stream id %q is not a time", id)
+		return backlogState{}, fmt.Errorf("stream id %q is not a time", id)
 	}
-	return max(now.Val().Sub(at), 0), dead.Val(), nil
+	b.lag = max(now.Val().Sub(at), 0)
+	return b, nil
 }

@@ -184,6 +184,7 @@ func (e *Engine) ChargeLeased(ctx context.Context, key string, cost Credits, req
 			rem, split, pending, ok := l.admit(ent, &h, cost, e.ids.Next(), request, now, t.cfg.Idle, t.alive())
 			if ok {
 				s.mu.Unlock()
+				e.cfg.Metrics.add(LeaseAdmissions, 1)
 				if pending >= t.cfg.FlushBatch {
 					t.kick()
 				}
@@ -289,6 +290,7 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 	l.pending = append(l.pending, leaseUse{EventID: e.ids.Next(), AtMs: now.UnixMilli(), Cost: cost, Request: request})
 	t.track(l)
 	s.l = l
+	e.cfg.Metrics.add(LeasesTaken, 1)
 	return res, scriptOK, nil
 }
 
@@ -329,6 +331,7 @@ func (t *leaseTable) flushAndEnd(ctx context.Context, l *creditLease, note strin
 			l.endRan = true
 			more = len(l.pending) > 0
 			l.mu.Unlock()
+			t.e.cfg.Metrics.add(LeasesEnded, 1)
 		}
 		// A flush that failed meanwhile put its uses back: append them too.
 		if !more {

@@ -148,6 +148,7 @@ func (t *leaseTable) applyRecall(ctx context.Context, v map[string]any) {
 		}
 		s.mu.Unlock()
 	}
+	t.e.cfg.Metrics.add(Recalls, 1)
 	parallel(ended, func(l *creditLease) { t.finish(ctx, l, "") })
 }
 

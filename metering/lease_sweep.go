@@ -15,6 +15,10 @@ func (s *Sweeper) sweepCreditLeases(ctx context.Context) (ended int, more bool, 
 	e := s.e
 	return s.sweepExpired(ctx, e.keys.CreditLeases(), e.keys.CreditLease, func(id string, uid, pid int64) (bool, error) {
 		ans, err := e.endLease(ctx, leaseEnd{id: id, userID: uid, projectID: pid, used: -1, note: sweepLeaseNote})
-		return err == nil && ans.Status == scriptOK, err
+		swept := err == nil && ans.Status == scriptOK
+		if swept {
+			e.cfg.Metrics.add(LeasesSwept, 1)
+		}
+		return swept, err
 	})
 }

@@ -68,20 +68,28 @@ func (k RedisKeys) Prefix() string { return k.tag }
 //go:embed *.lua
 var luaFiles embed.FS
 
+// mustScript is an embedded script, named after its file ("settle.lua":
+// "settle"), the name its latency metric carries.
 func mustScript(name string) *luaScript {
 	src, err := luaFiles.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
-	return scriptrun.NewScript(string(src))
+	return scriptrun.NewNamedScript(strings.TrimSuffix(name, ".lua"), string(src))
 }
 
 // mustScriptWithPrelude is a money script joined after prelude.lua, the
 // balance rules the money scripts share (one script per operation, one
 // copy of the rules), and after defs, lines of constants that build one
 // script of several from a file (see fixed_charge.lua). Joined here, at
-// load time, so Redis sees one script.
-func mustScriptWithPrelude(name string, defs ...string) *luaScript {
+// load time, so Redis sees one script. It is named after its file.
+func mustScriptWithPrelude(name string) *luaScript {
+	return mustScriptVariant(strings.TrimSuffix(name, ".lua"), name)
+}
+
+// mustScriptVariant is mustScriptWithPrelude for one script of several
+// built from one file by defs; each variant has a name of its own.
+func mustScriptVariant(variant, name string, defs ...string) *luaScript {
 	prelude, err := luaFiles.ReadFile("prelude.lua")
 	if err != nil {
 		panic(err)
@@ -95,7 +103,7 @@ func mustScriptWithPrelude(name string, defs ...string) *luaScript {
 		src += d + "\n"
 	}
 	src += string(body)
-	return scriptrun.NewScript(src)
+	return scriptrun.NewNamedScript(variant, src)
 }
 
 var (

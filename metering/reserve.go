@@ -185,6 +185,7 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, r ReserveReque
 		res.ID, res.Status, res.Remaining, res.Taken = id, Reserved, a.Remaining, a.Taken
 		res.userKey, res.projectKey, res.flightKey = ent.userKey, ent.projectKey, ent.flightKey
 		res.projectID = ent.projectID
+		e.cfg.Metrics.add(ReservationsOpened, 1)
 	case scriptInsufficient:
 		res.Status, res.Remaining = Insufficient, a.Remaining
 	}

@@ -126,8 +126,10 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 		}
 		switch {
 		case len(res) >= 7 && res[0] == scriptOK:
-			return SettleResult{Charged: Credits(res[1]), Refunded: Credits(res[2]), Overrun: Credits(res[3]),
-				Shortfall: Credits(res[4]), Remaining: Credits(res[5]), Forfeited: Credits(res[6])}, nil
+			sr := SettleResult{Charged: Credits(res[1]), Refunded: Credits(res[2]), Overrun: Credits(res[3]),
+				Shortfall: Credits(res[4]), Remaining: Credits(res[5]), Forfeited: Credits(res[6])}
+			e.cfg.Metrics.reservationSettled(sr)
+			return sr, nil
 		case len(res) >= 1 && res[0] == 1:
 			return SettleResult{AlreadySettled: true}, nil
 		case len(res) >= 1 && res[0] == scriptNoUser:

@@ -112,6 +112,7 @@ func (s *Sweeper) loop(ctx context.Context) {
 		n, err := s.RunOnce(ctx)
 		switch {
 		case err != nil && !errors.Is(err, context.Canceled):
+			s.e.cfg.Metrics.add(SweeperFailures, 1)
 			s.e.log.Warn("lease sweep failed", zap.Error(err))
 		case n > 0:
 			s.e.log.Info("settled expired reservations", zap.Int("settled", n), zap.String("policy", string(s.cfg.Policy)))
@@ -141,6 +142,7 @@ func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 		}
 		conn.Release()
 	}()
+	s.e.cfg.Metrics.add(SweeperRuns, 1)
 	settled := 0
 	for {
 		n, more, err := s.sweepBatch(ctx)
@@ -173,7 +175,11 @@ func (s *Sweeper) sweepBatch(ctx context.Context) (settled int, more bool, err e
 		res, err := e.settle(ctx, settleArgs{id: id, userID: uid, projectID: pid,
 			userKey: e.keys.User(uid), projectKey: e.keys.Project(pid), flightKey: e.keys.InFlight(uid),
 			cost: cost, status: -1, note: note})
-		return err == nil && !res.AlreadySettled, err
+		swept := err == nil && !res.AlreadySettled
+		if swept {
+			e.cfg.Metrics.add(ReservationsSwept, 1)
+		}
+		return swept, err
 	})
 }
 

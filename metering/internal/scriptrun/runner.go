@@ -39,6 +39,8 @@ type Runner struct {
 	// verify (Engine.VerifyRedis) has checked it against the ledger.
 	fence  Fence
 	verify func(context.Context) error
+	// observer, when set, is told of every pipeline sent.
+	observer Observer
 
 	// pipes holds go-redis pipelines for reuse (*pooledPipe): one is
 	// empty again after Exec, and making one allocates.
@@ -121,6 +123,22 @@ func New(rdb redis.UniversalClient, timeout time.Duration) *Runner {
 func (r *Runner) SetFence(fence Fence, verify func(context.Context) error) {
 	r.fence, r.verify = fence, verify
 }
+
+// Observer is told of every pipeline a Runner sends, after its answers
+// are in: how many calls it carried and how long its round trip took (a
+// NOSCRIPT retry and a fence check included), then each call's script. It
+// runs on the sender's goroutine, in the hot path: it must be quick and
+// not block. (It is not handed the batch itself: a slice passed through
+// an interface escapes, and the batch's array would be allocated on every
+// send.)
+type Observer interface {
+	Sent(calls int, took time.Duration)
+	Carried(s *Script, took time.Duration)
+}
+
+// SetObserver makes the runner tell o of every pipeline. Call it before
+// the runner is used.
+func (r *Runner) SetObserver(o Observer) { r.observer = o }
 
 // Close refuses new calls; queued ones are still sent (the flusher sends
 // the detached ones before it exits). Idempotent.
@@ -288,7 +306,17 @@ func (r *Runner) sendTurn(first *Call) {
 	r.mu.Unlock()
 	batch := buf[:n]
 
-	r.exec(batch)
+	if r.observer == nil {
+		r.exec(batch)
+	} else {
+		start := time.Now()
+		r.exec(batch)
+		took := time.Since(start)
+		r.observer.Sent(len(batch), took)
+		for _, c := range batch {
+			r.observer.Carried(c.Script, took)
+		}
+	}
 
 	r.mu.Lock()
 	var next *Call

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,14 +18,56 @@ type Script struct {
 	// hashArg and srcArg are the hash and the source boxed once: a string
 	// put in an interface allocates, and every call sends one of them.
 	hashArg, srcArg any
+	// name and id identify a script made by NewNamedScript (id indexes
+	// NamedScripts), so an Observer can keep a per-script figure in an
+	// array instead of a map; id is -1 for an unnamed script.
+	name string
+	id   int
 }
 
-// NewScript makes a script of its source.
+// NewScript makes a script of its source, without a name.
 func NewScript(src string) *Script {
-	s := &Script{Script: redis.NewScript(src), src: src}
+	s := &Script{Script: redis.NewScript(src), src: src, id: -1}
 	s.hashArg, s.srcArg = s.Hash(), src
 	return s
 }
+
+// named lists the scripts NewNamedScript made, in order (their ids).
+var named struct {
+	mu   sync.Mutex
+	list []*Script
+}
+
+// NewNamedScript makes a script of its source under a name that no other
+// named script has (it panics otherwise: names are fixed in the program,
+// and a metric label per script must be unique). Make named scripts at
+// package initialisation: their number bounds a per-script metric.
+func NewNamedScript(name, src string) *Script {
+	s := NewScript(src)
+	named.mu.Lock()
+	defer named.mu.Unlock()
+	for _, o := range named.list {
+		if o.name == name {
+			panic(fmt.Sprintf("scriptrun: two scripts named %q", name))
+		}
+	}
+	s.name, s.id = name, len(named.list)
+	named.list = append(named.list, s)
+	return s
+}
+
+// NamedScripts returns every named script, each at the index of its ID.
+func NamedScripts() []*Script {
+	named.mu.Lock()
+	defer named.mu.Unlock()
+	return append([]*Script(nil), named.list...)
+}
+
+// Name is the script's name ("" unnamed).
+func (s *Script) Name() string { return s.name }
+
+// ID is the script's index in NamedScripts, or -1 when it has no name.
+func (s *Script) ID() int { return s.id }
 
 // Source is the script's Lua source.
 func (s *Script) Source() string { return s.src }

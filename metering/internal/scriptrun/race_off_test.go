@@ -1,0 +1,5 @@
+//go:build !race
+
+package scriptrun_test
+
+const raceDetector = false
