@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // hammer runs n concurrent charges of cost with key, spread round-robin over
@@ -286,7 +287,10 @@ func TestConcurrentChargesDuringReconcile(t *testing.T) {
 // answered NOSCRIPT.
 func TestChargesSurviveScriptCacheFlush(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, monday)
+	// A server of its own: SCRIPT FLUSH empties a whole server's cache.
+	srv := meteringtest.StartRedisServer(t)
+	w := &world{Bundle: meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(monday),
+		RedisURL: "redis://" + srv.Addr() + "/0"}), ctx: context.Background()}
 	key := w.user(t, metering.UserSpec{Username: "u", InitialCredits: cr(300)})
 	uid := w.view(t, "u").ID
 	engines := []*metering.Engine{w.Engine, w.NewEngine(t)}

@@ -23,8 +23,13 @@ type lostAnswerWorld struct {
 }
 
 func newLostAnswerWorld(t *testing.T) *lostAnswerWorld {
-	b := meteringtest.New(t, meteringtest.Options{})
-	opt, err := redis.ParseURL(meteringtest.RedisURL())
+	// A server of its own: TestNoScriptNeverReachesTheCaller flushes the
+	// whole server's script cache, which would make another test's
+	// charge whose answer is dropped meet NOSCRIPT and never run.
+	srv := meteringtest.StartRedisServer(t)
+	url := "redis://" + srv.Addr() + "/0"
+	b := meteringtest.New(t, meteringtest.Options{RedisURL: url})
+	opt, err := redis.ParseURL(url)
 	require.NoError(t, err)
 	proxy := meteringtest.NewProxy(t, opt.Addr)
 	opt.Addr = proxy.Addr

@@ -18,10 +18,15 @@ func TestLostAnswerUntrackedChargeStays(t *testing.T) {
 	t.Parallel()
 	w := newLostAnswerWorld(t)
 	ctx := context.Background()
+	// One untracked charge first, so its script is in the server's cache:
+	// an EVALSHA that met NOSCRIPT would not have run, and with its answer
+	// dropped the runner could not send the source instead.
+	_, err := w.gw.Charge(ctx, w.key, metering.Micro, "GET /warm-untracked")
+	require.NoError(t, err)
 	before := w.effective(t)
 
 	w.proxy.DropReplies()
-	_, err := w.gw.Charge(ctx, w.key, 2*metering.Micro, "GET /lost-untracked")
+	_, err = w.gw.Charge(ctx, w.key, 2*metering.Micro, "GET /lost-untracked")
 	require.ErrorIs(t, err, metering.ErrOutcomeUnknown)
 	require.ErrorIs(t, err, metering.ErrUnavailable)
 

@@ -84,6 +84,11 @@ type Options struct {
 	KeyEncryptionKey []byte
 	// Leases configures credit leases (zero: the defaults).
 	Leases metering.LeaseConfig
+	// RedisURL is the Redis server the bundle uses (empty: the test
+	// Redis, RedisURL()). A test that disturbs the whole server (SCRIPT
+	// FLUSH, a restart) gives its own, e.g. from StartRedisServer, so that
+	// no other test sees it.
+	RedisURL string
 	// DatabaseURL is the Postgres server the bundle's schema is made in
 	// (empty: the test Postgres, DatabaseURL()).
 	DatabaseURL string
@@ -100,7 +105,10 @@ func New(t testing.TB, opts Options) *Bundle {
 	}
 	// As the gateway does: every new connection checks that Redis did not
 	// restart unverified.
-	b.Redis = redisClient(t, func(o *redis.Options) {
+	if opts.RedisURL == "" {
+		opts.RedisURL = RedisURL()
+	}
+	b.Redis = redisClientAt(t, opts.RedisURL, func(o *redis.Options) {
 		o.OnConnect = fence.OnConnect
 		o.ClientName = b.Prefix // so RestartRedis can find its connections
 	})
@@ -117,7 +125,7 @@ func New(t testing.TB, opts Options) *Bundle {
 		b.Config.Now = b.Clock.Now
 	}
 	b.Engine = b.NewEngine(t)
-	t.Cleanup(func() { cleanRedis(b.Prefix) })
+	t.Cleanup(func() { cleanRedis(opts.RedisURL, b.Prefix) })
 	// A fresh prefix has never been verified: do it now, as a gateway's
 	// first request would.
 	if err := b.Engine.VerifyRedis(ctx); err != nil {
@@ -141,9 +149,14 @@ func Redis(t testing.TB) *redis.Client { return redisClient(t, nil) }
 
 func redisClient(t testing.TB, configure func(*redis.Options)) *redis.Client {
 	t.Helper()
-	opt, err := redis.ParseURL(RedisURL())
+	return redisClientAt(t, RedisURL(), configure)
+}
+
+func redisClientAt(t testing.TB, url string, configure func(*redis.Options)) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
 	if err != nil {
-		t.Fatalf("TOLLGATE_TEST_REDIS_URL: %v", err)
+		t.Fatalf("Redis URL for tests (TOLLGATE_TEST_REDIS_URL): %v", err)
 	}
 	opt.PoolSize = 64
 	// Reachability first, on a plain connection: a fenced client's first
@@ -257,10 +270,10 @@ func redact(u string) string {
 
 // cleanRedis removes a bundle's keys, on a connection of its own: the
 // bundle's client may be fenced if the test restarted Redis.
-func cleanRedis(prefix string) {
+func cleanRedis(url, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	opt, err := redis.ParseURL(RedisURL())
+	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return
 	}
