@@ -85,13 +85,22 @@ func TestReconcilerReadsBigBatchesInChunks(t *testing.T) {
 	})
 	require.NoError(t, err)
 
+	// The ledger's write of the first batch waits on the lock; meanwhile
+	// the batch and, read ahead, the rest become this consumer's pending
+	// entries. Only then is the call given up.
 	release := lockEvents(t, w)
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "big", BatchSize: 11_000})
-	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-	_, err = r.RunOnce(ctx)
+	ctx, cancel := context.WithCancel(context.Background())
+	failed := make(chan error, 1)
+	go func() {
+		_, err := r.RunOnce(ctx)
+		failed <- err
+	}()
+	require.Eventually(t, func() bool { n, _ := w.tryPending("big"); return n == int64(entries) }, time.Minute,
+		10*time.Millisecond, "a full batch of new entries and the rest read ahead")
 	cancel()
-	require.Error(t, err)
-	require.Equal(t, int64(entries), w.pendingFor(t, "big"), "a full batch of new entries and the rest read ahead")
+	require.Error(t, <-failed)
+	require.Equal(t, int64(entries), w.pendingFor(t, "big"))
 	release()
 
 	n, err := r.RunOnce(w.ctx)
