@@ -1,10 +1,8 @@
 package metering_test
 
 import (
-	"context"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -25,11 +23,7 @@ func TestReconcilerReadAheadStaysPendingOnFailure(t *testing.T) {
 
 	release := lockEvents(t, w)
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "c1", BatchSize: 4})
-	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-	_, err := r.RunOnce(ctx)
-	cancel()
-	require.Error(t, err, "the batch cannot commit while events is locked")
-	require.Equal(t, int64(8), w.pendingFor(t, "c1"), "the batch and the one read ahead stay pending")
+	runBlocked(t, w, r, "c1", 8) // the batch and the one read ahead
 	require.Equal(t, entries, w.streamLen(t), "nothing trimmed")
 	release()
 	require.Equal(t, int64(0), w.pgInt(t, `SELECT count(*) FROM events WHERE kind = 'usage'`))
@@ -85,22 +79,9 @@ func TestReconcilerReadsBigBatchesInChunks(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	// The ledger's write of the first batch waits on the lock; meanwhile
-	// the batch and, read ahead, the rest become this consumer's pending
-	// entries. Only then is the call given up.
 	release := lockEvents(t, w)
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "big", BatchSize: 11_000})
-	ctx, cancel := context.WithCancel(context.Background())
-	failed := make(chan error, 1)
-	go func() {
-		_, err := r.RunOnce(ctx)
-		failed <- err
-	}()
-	require.Eventually(t, func() bool { n, _ := w.tryPending("big"); return n == int64(entries) }, time.Minute,
-		10*time.Millisecond, "a full batch of new entries and the rest read ahead")
-	cancel()
-	require.Error(t, <-failed)
-	require.Equal(t, int64(entries), w.pendingFor(t, "big"))
+	runBlocked(t, w, r, "big", entries) // a full batch of new entries and the rest read ahead
 	release()
 
 	n, err := r.RunOnce(w.ctx)

@@ -144,6 +144,26 @@ func lockEvents(t *testing.T, w *world) (release func()) {
 	return release
 }
 
+// runBlocked runs r.RunOnce while lockEvents holds the ledger: its write
+// waits on the lock while the entries it read become the consumer's
+// pending ones. Once want entries are pending the call is given up, and
+// it must fail. (Given up by that condition, not after a fixed time, which
+// a loaded machine could overrun before the reads were done.)
+func runBlocked(t *testing.T, w *world, r *metering.Reconciler, consumer string, want int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	failed := make(chan error, 1)
+	go func() {
+		_, err := r.RunOnce(ctx)
+		failed <- err
+	}()
+	require.Eventually(t, func() bool { n, _ := w.tryPending(consumer); return n == want }, time.Minute,
+		10*time.Millisecond, "%d entries pending for %s", want, consumer)
+	cancel()
+	require.Error(t, <-failed, "the batch cannot commit while events is locked")
+}
+
 // TestReconcilerFailedBatchStaysPending: a batch whose transaction fails is
 // neither acknowledged nor trimmed; the same consumer's next run applies it.
 func TestReconcilerFailedBatchStaysPending(t *testing.T) {
@@ -155,11 +175,7 @@ func TestReconcilerFailedBatchStaysPending(t *testing.T) {
 
 	release := lockEvents(t, w)
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "c1"})
-	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-	_, err := r.RunOnce(ctx)
-	cancel()
-	require.Error(t, err, "the batch cannot commit while events is locked")
-	require.Equal(t, entries, w.pendingFor(t, "c1"), "the whole batch stays pending for its consumer")
+	runBlocked(t, w, r, "c1", entries)
 	require.Equal(t, entries, w.streamLen(t), "nothing trimmed")
 	lag, err := w.Engine.ReconcileLag(w.ctx)
 	require.NoError(t, err)
@@ -273,10 +289,7 @@ func TestReconcilerTrimsEntriesAckedOutOfOrder(t *testing.T) {
 		keys := someTraffic(t, w, 6)
 		release := lockEvents(t, w)
 		a := w.reconciler(t, metering.ReconcilerConfig{Consumer: "a"})
-		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
-		_, err := a.RunOnce(ctx)
-		cancel()
-		require.Error(t, err)
+		runBlocked(t, w, a, "a", w.streamLen(t))
 		release()
 		for i := 0; i < 5; i++ {
 			require.Equal(t, metering.Charged, w.charge(t, keys[1], cr(1)).Status)
