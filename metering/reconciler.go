@@ -22,7 +22,8 @@ type ReconcilerConfig struct {
 	// first. Default: the host name.
 	Consumer string
 	// BatchSize is the most events written in one transaction. Default
-	// 20000. Each transaction costs a commit and updates every user,
+	// 20000. (A packed entry's events go in one batch: one entry with
+	// more than BatchSize events is a batch of its own.) Each transaction costs a commit and updates every user,
 	// pool and rollup row its events touch once, so larger batches
 	// drain a backlog faster (docs/benchmarks.md); Redis is read and
 	// acknowledged in chunks of readChunk whatever the size.
@@ -101,8 +102,11 @@ type Reconciler struct {
 	ahead chan readResult
 	// claimedAt is when claim last looked for abandoned entries and found
 	// none (zero: look). Only the loop's goroutine or the read ahead it
-	// waits for touch it.
+	// waits for touch it, as perEntry.
 	claimedAt time.Time
+	// perEntry is how many events an entry held on average in the last
+	// read, which sizes the next one (readBatch); 0 before the first.
+	perEntry int
 }
 
 // readResult is a batch read ahead, decoded, or why it could not be.
@@ -112,16 +116,33 @@ type readResult struct {
 }
 
 // batch is the entries of one round, decoded: the events to record, each
-// with its entry id, and the entries to dead-letter. The entries' fields
-// are not kept: a batch waits while the one before it is written, and
-// thousands of small strings held that long cost the garbage collector
-// more than anything else the reconciler keeps.
+// with where it came from, the entries to acknowledge once they are
+// recorded, and the entries (or events of packed ones) to dead-letter.
+// The entries' fields are not kept: a batch waits while the one before it
+// is written, and thousands of small strings held that long cost the
+// garbage collector more than anything else the reconciler keeps.
 type batch struct {
-	read    int // entries read
-	ids     []string
+	handled int      // events recorded or dead-lettered (an entry dead-lettered whole: one)
+	entries []string // entries with events to record, each once
+	sources []eventSource
 	events  []Event
 	letters []letter
+	// full: the read stopped at BatchSize events (more are probably
+	// waiting). left: entries read after the batch's last one, which did
+	// not fit in it and stay pending for this consumer (readBatch).
+	full, left bool
+	last       string // the last entry's id
 }
+
+// eventSource is where an event was read: its entry and, in a packed
+// entry, its position (wholeEntry for a single event's entry).
+type eventSource struct {
+	entry string
+	index int
+}
+
+// wholeEntry is eventSource.index and letter.index for an entry as a whole.
+const wholeEntry = -1
 
 // NewReconciler builds a reconciler for the engine's stream.
 func (e *Engine) NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
@@ -152,10 +173,10 @@ func (r *Reconciler) loop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		started := time.Now()
-		n, err := r.RunOnce(ctx)
+		n, full, err := r.round(ctx)
 		if err == nil {
 			backoff = 100 * time.Millisecond
-			if n > 0 && n < r.cfg.BatchSize && r.cfg.Interval > 0 {
+			if n > 0 && !full && r.cfg.Interval > 0 {
 				// Caught up: let the next batch accumulate.
 				select {
 				case <-ctx.Done():
@@ -181,53 +202,65 @@ func (r *Reconciler) loop(ctx context.Context) {
 
 // RunOnce applies one batch: this consumer's pending entries first, then
 // entries abandoned by other consumers, then new ones (waiting up to Block).
-// It returns how many entries it handled (recorded or dead-lettered).
-// After a full batch a read of the next one is left under way (see
-// readAhead), which the next call takes; its entries are pending for this
-// consumer until they are recorded.
+// It returns how many events it handled (recorded or dead-lettered; an
+// entry dead-lettered whole counts as one). After a full batch a read of
+// the next one is left under way (see readAhead), which the next call
+// takes; its entries are pending for this consumer until they are recorded.
 func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
+	n, _, err := r.round(ctx)
+	return n, err
+}
+
+// round is RunOnce, also saying whether the batch was full.
+func (r *Reconciler) round(ctx context.Context) (int, bool, error) {
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
 		// move between it and the ledger until then.
 		r.dropAhead()
-		return 0, r.e.VerifyRedis(ctx)
+		return 0, false, r.e.VerifyRedis(ctx)
 	}
 	b, err := r.takeAhead()
 	if err == nil && b == nil {
 		b, err = r.next(ctx)
 	}
 	if err != nil || b == nil {
-		return 0, err
+		return 0, false, err
 	}
-	if b.read == r.cfg.BatchSize {
+	if b.full {
 		// A full batch: more is probably waiting. Read it while this one
 		// is written (Redis and Postgres work in parallel); it is
 		// acknowledged only after its own commit, like every batch.
-		r.readAhead(ctx)
+		r.readAhead(ctx, b)
 	}
 	if err := r.apply(ctx, b); err != nil {
 		// What was read ahead stays pending for this consumer: the next
 		// round reads it again, after the failed batch, from "0".
 		r.dropAhead()
-		return 0, err
+		return 0, false, err
 	}
-	return b.read, nil
+	return b.handled, b.full, nil
 }
 
-// readAhead starts reading the batch after the one being written: entries
+// readAhead starts reading the batch after cur, the one being written:
+// the entries read with cur that did not fit in it (this consumer's
+// pending entries after cur's last, then new ones), or else entries
 // abandoned by other consumers, then new ones, without waiting for any;
 // decoded there too, so that only Postgres's work is on the loop's path.
-// Not this consumer's pending entries: the batch being written is among
-// them.
-func (r *Reconciler) readAhead(ctx context.Context) {
+// Not this consumer's pending entries from "0": cur is among them.
+func (r *Reconciler) readAhead(ctx context.Context, cur *batch) {
 	ch := make(chan readResult, 1)
 	r.ahead = ch
 	go func() {
-		entries, err := r.claim(ctx)
-		if err == nil && len(entries) == 0 {
-			entries, err = r.readBatch(ctx, ">", -1)
+		if cur.left {
+			entries, st, err := r.readBatch(ctx, cur.last, -1, true)
+			ch <- readResult{r.decode(entries, st), unavailable(err)}
+			return
 		}
-		ch <- readResult{r.decode(entries), unavailable(err)}
+		entries, st, err := r.claim(ctx)
+		if err == nil && len(entries) == 0 {
+			entries, st, err = r.readBatch(ctx, ">", -1, false)
+		}
+		ch <- readResult{r.decode(entries, st), unavailable(err)}
 	}()
 }
 
@@ -251,19 +284,19 @@ func (r *Reconciler) next(ctx context.Context) (*batch, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
-	entries, err := r.readBatch(ctx, "0", -1)
+	entries, st, err := r.readBatch(ctx, "0", -1, false)
 	if err == nil && len(entries) == 0 {
-		entries, err = r.claim(ctx)
+		entries, st, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
 	for wait := r.cfg.Block; err == nil && len(entries) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
-		entries, err = r.readBatch(ctx, ">", min(wait, blockSlice))
+		entries, st, err = r.readBatch(ctx, ">", min(wait, blockSlice), false)
 	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return r.decode(entries), nil
+	return r.decode(entries, st), nil
 }
 
 const blockSlice = 100 * time.Millisecond
@@ -273,32 +306,86 @@ const blockSlice = 100 * time.Millisecond
 // a few milliseconds, which every request arriving meanwhile waits out.
 const readChunk = 5000
 
-// readBatch reads up to BatchSize entries in chunks of readChunk: this
-// consumer's pending entries (from "0", each chunk after the last entry of
-// the one before) or new ones (">"). Only the first read waits (block).
+// readBatch reads entries holding up to BatchSize events, in chunks of at
+// most readChunk entries: this consumer's pending entries (from "0", or
+// after an entry id; each chunk after the last entry of the one before)
+// or new ones (">"); with thenNew, new ones once the pending are read.
+// Only the first read waits (block).
+//
+// A packed entry holds many events (event_pack.go), and a read counts
+// entries: each chunk asks for as many entries as the events still wanted
+// would fill at the last read's events per entry (maxPackedEvents before
+// any read). Entries read beyond BatchSize events (the entries grew
+// denser) are not in the batch: they stay pending for this consumer, and
+// the next batch reads them first (readAhead, or "0" after a failure).
 // After an error the entries read so far stay pending for this consumer
 // and are read again from "0".
-func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]streamEntry, error) {
+func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration, thenNew bool) ([]streamEntry, readState, error) {
 	var all []streamEntry
+	events := 0
 	for {
-		count := min(r.cfg.BatchSize-len(all), readChunk)
+		room := r.cfg.BatchSize - events
+		count := r.chunkFor(room)
 		entries, err := r.readGroup(ctx, from, block, count)
 		if err != nil {
-			return nil, err
+			return nil, readState{}, err
 		}
-		if all == nil {
-			all = entries
-		} else {
-			all = append(all, entries...)
+		entries, n, st := r.fit(entries, room, events == 0)
+		events += n
+		all = append(all, entries...)
+		if st.full {
+			return all, st, nil
 		}
-		if len(entries) < count || len(all) == r.cfg.BatchSize {
-			return all, nil
-		}
-		if from != ">" {
+		if len(entries) < count {
+			if from == ">" || !thenNew {
+				return all, st, nil
+			}
+			from = ">"
+		} else if from != ">" {
 			from = entries[len(entries)-1].id
 		}
 		block = -1
 	}
+}
+
+// readState is how a read of a batch ended. full: it reached BatchSize
+// events (more are probably waiting). left: entries read after the last
+// one kept did not fit, and stay pending for this consumer.
+type readState struct{ full, left bool }
+
+// chunkFor is how many entries to read for room events.
+func (r *Reconciler) chunkFor(room int) int {
+	per := r.perEntry
+	if per == 0 {
+		per = maxPackedEvents
+	}
+	return max(1, min(readChunk, room/per))
+}
+
+// fit keeps the entries (from the first) that fit in room events and
+// returns them with their events; it learns the events per entry of all
+// of them for the next read. The first entry of an empty batch always
+// fits, however many events it holds.
+func (r *Reconciler) fit(entries []streamEntry, room int, empty bool) ([]streamEntry, int, readState) {
+	take, events, read := len(entries), 0, 0
+	for i := range entries {
+		n := 1
+		if !entries[i].deleted {
+			n = packedCount(entries[i].fields)
+		}
+		if take == len(entries) && events+n > room && (i > 0 || !empty) {
+			take = i
+		}
+		if take == len(entries) {
+			events += n
+		}
+		read += n
+	}
+	if len(entries) > 0 {
+		r.perEntry = max(1, (read+len(entries)-1)/len(entries))
+	}
+	left := take < len(entries)
+	return entries[:take], events, readState{full: left || events >= room, left: left}
 }
 
 // claim takes over entries other consumers left pending for ClaimIdle.
@@ -312,18 +399,25 @@ func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Dura
 // An entry only becomes claimable after ClaimIdle, so after a look that
 // found nothing the next waits claimEvery: abandoned entries are taken
 // over at most that much later than ClaimIdle.
-func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, error) {
+//
+// Claimed entries are this consumer's pending ones: those that do not fit
+// in the batch are read first by the next (readBatch).
+func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, readState, error) {
 	if !r.claimedAt.IsZero() && time.Since(r.claimedAt) < r.claimEvery() {
-		return nil, nil
+		return nil, readState{}, nil
 	}
 	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
-		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
+		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.chunkFor(r.cfg.BatchSize))}).Result()
 	if err == nil && len(msgs) == 0 {
 		r.claimedAt = time.Now()
 	} else {
 		r.claimedAt = time.Time{} // more may be waiting, or the look failed
 	}
-	return entriesOf(msgs), err
+	if err != nil {
+		return nil, readState{}, err
+	}
+	entries, _, st := r.fit(entriesOf(msgs), r.cfg.BatchSize, true)
+	return entries, st, nil
 }
 
 // claimEvery is the least time between two looks for abandoned entries
@@ -344,7 +438,7 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // error (Postgres or Redis unavailable) leaves the batch pending, to be
 // applied again, which the event ids make harmless.
 func (r *Reconciler) apply(ctx context.Context, b *batch) error {
-	refused, seq, err := r.store(ctx, b.ids, b.events)
+	refused, seq, err := r.store(ctx, b.sources, b.events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
 	}
@@ -358,7 +452,7 @@ func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 	if err := r.deadLetter(ctx, letters); err != nil {
 		return err
 	}
-	if err := r.ack(ctx, b.ids); err != nil {
+	if err := r.ack(ctx, b.entries); err != nil {
 		return err
 	}
 	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
@@ -366,47 +460,80 @@ func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 
 // decode turns the entries read into a batch (nil for none), texts
 // cleaned once here so that a retry of the batch does not warn again.
-func (r *Reconciler) decode(entries []streamEntry) *batch {
+func (r *Reconciler) decode(entries []streamEntry, st readState) *batch {
 	if len(entries) == 0 {
 		return nil
 	}
 	b := decodeEntries(entries)
+	b.full, b.left, b.last = st.full, st.left, entries[len(entries)-1].id
 	b.events = r.e.storableTexts(b.events)
 	return b
 }
 
 // decodeBatch is decodeEntries for entries go-redis decoded (the healer's
 // XRANGE).
-func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters []letter) {
+func decodeBatch(msgs []redis.XMessage) (sources []eventSource, events []Event, letters []letter) {
 	b := decodeEntries(entriesOf(msgs))
-	return b.ids, b.events, b.letters
+	return b.sources, b.events, b.letters
 }
 
-// decodeEntries splits entries into the events to record (with their
-// entry ids) and the entries to dead-letter: deleted from the
-// stream (only an outside XDEL or XTRIM does that: ack.lua never trims
-// pending entries), malformed, or not storable (checkRow).
+// decodeEntries splits entries into the events to record (with where each
+// came from) and the entries to dead-letter: deleted from the stream (only
+// an outside XDEL or XTRIM does that: ack.lua never trims pending
+// entries), malformed, or not storable (checkRow). A packed entry
+// (event_pack.go) that is malformed as a whole is dead-lettered whole; an
+// event of it that is malformed alone is dead-lettered alone (its position
+// in the entry with it), and the entry's other events are recorded.
 func decodeEntries(entries []streamEntry) *batch {
 	n := len(entries)
-	b := &batch{read: n, ids: make([]string, 0, n), events: make([]Event, 0, n)}
+	b := &batch{entries: make([]string, 0, n), sources: make([]eventSource, 0, n), events: make([]Event, 0, n)}
 	for _, m := range entries {
-		if m.deleted {
-			b.letters = append(b.letters, letter{id: m.id, reason: "deleted from the stream before it was reconciled", deleted: true})
-			continue
+		switch {
+		case m.deleted:
+			b.letters = append(b.letters, letter{id: m.id, index: wholeEntry,
+				reason: "deleted from the stream before it was reconciled", deleted: true})
+		case isPacked(m.fields):
+			b.addPacked(m)
+		default:
+			ev, err := parseStreamEvent(m.fields)
+			if err == nil {
+				err = checkRow(&ev)
+			}
+			if err != nil {
+				event, _ := m.fields.get(eventID)
+				b.letters = append(b.letters, letter{id: m.id, index: wholeEntry, reason: "malformed event: " + err.Error(),
+					event: event, money: movesMoney(m.fields)})
+				continue
+			}
+			b.entries = append(b.entries, m.id)
+			b.sources, b.events = append(b.sources, eventSource{m.id, wholeEntry}), append(b.events, ev)
 		}
-		ev, err := parseStreamEvent(m.fields)
+	}
+	b.handled = len(b.events) + len(b.letters)
+	return b
+}
+
+// addPacked adds a packed entry's events to the batch (decodeEntries).
+func (b *batch) addPacked(m streamEntry) {
+	money, recorded := movesMoney(m.fields), false
+	err := unpack(m.fields, func(i int, ev Event, err error) {
 		if err == nil {
 			err = checkRow(&ev)
 		}
 		if err != nil {
-			event, _ := m.fields.get("id")
-			b.letters = append(b.letters, letter{id: m.id, reason: "malformed event: " + err.Error(),
-				event: event, money: movesMoney(m.fields)})
-			continue
+			b.letters = append(b.letters, letter{id: m.id, index: i,
+				reason: fmt.Sprintf("malformed event %d of a packed entry: %v", i, err), event: ev.ID, money: money})
+			return
 		}
-		b.ids, b.events = append(b.ids, m.id), append(b.events, ev)
+		b.sources, b.events = append(b.sources, eventSource{m.id, i}), append(b.events, ev)
+		recorded = true
+	})
+	switch {
+	case err != nil:
+		b.letters = append(b.letters, letter{id: m.id, index: wholeEntry, reason: "malformed packed entry: " + err.Error(), money: money})
+	case recorded:
+		b.entries = append(b.entries, m.id)
 	}
-	return b
 }
 
 // store writes events (their entry ids alongside, their texts made
@@ -417,7 +544,7 @@ func decodeEntries(entries []streamEntry) *batch {
 // returned, the others are recorded. A batch of n entries with k refused
 // costs about 2k·log2(n) extra transactions, once. Any other error is
 // returned: the batch stays pending and is retried.
-func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, int64, error) {
+func (r *Reconciler) store(ctx context.Context, sources []eventSource, events []Event) ([]letter, int64, error) {
 	if len(events) == 0 {
 		return nil, 0, nil
 	}
@@ -432,14 +559,15 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 	if len(events) == 1 {
 		e := &events[0]
 		money := e.Allowance != 0 || e.Pool != 0 || e.Awarded != 0 || e.Purchased != 0 || e.PoolUsed != 0
-		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error(), event: e.ID, money: money}}, 0, nil
+		return []letter{{id: sources[0].entry, index: sources[0].index, reason: "refused by Postgres: " + err.Error(),
+			event: e.ID, money: money}}, 0, nil
 	}
 	mid := len(events) / 2
-	first, seq1, err := r.store(ctx, ids[:mid], events[:mid])
+	first, seq1, err := r.store(ctx, sources[:mid], events[:mid])
 	if err != nil {
 		return nil, 0, err
 	}
-	second, seq2, err := r.store(ctx, ids[mid:], events[mid:])
+	second, seq2, err := r.store(ctx, sources[mid:], events[mid:])
 	return append(first, second...), max(seq1, seq2), err
 }
 
