@@ -1,0 +1,43 @@
+package metering
+
+// Hooks for the tests of packed entries (event_pack.go).
+
+// EntryEventsForTest decodes a stream entry as go-redis read it into its
+// events: a packed entry's every event, or the one event of any other.
+func EntryEventsForTest(values map[string]any) ([]Event, error) {
+	f := fieldsOf(values)
+	if !isPacked(f) {
+		ev, err := parseStreamEvent(f)
+		return []Event{ev}, err
+	}
+	var out []Event
+	var first error
+	err := unpack(f, func(_ int, ev Event, err error) {
+		out = append(out, ev)
+		if first == nil {
+			first = err
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, first
+}
+
+// PackUsesForTest is the ev field lease_flush.lua appends for uses given
+// as id, time (Unix ms), cost and request label.
+func PackUsesForTest(uses ...LeaseUseForTest) string {
+	in := make([]leaseUse, len(uses))
+	for i, u := range uses {
+		in[i] = leaseUse(u)
+	}
+	return packUses(in)
+}
+
+// LeaseUseForTest is one request admitted from a lease.
+type LeaseUseForTest struct {
+	EventID string
+	AtMs    int64
+	Cost    Credits
+	Request string
+}
