@@ -24,20 +24,5 @@ func EntryEventsForTest(values map[string]any) ([]Event, error) {
 	return out, first
 }
 
-// PackUsesForTest is the ev field lease_flush.lua appends for uses given
-// as id, time (Unix ms), cost and request label.
-func PackUsesForTest(uses ...LeaseUseForTest) string {
-	in := make([]leaseUse, len(uses))
-	for i, u := range uses {
-		in[i] = leaseUse(u)
-	}
-	return packUses(in)
-}
-
-// LeaseUseForTest is one request admitted from a lease.
-type LeaseUseForTest struct {
-	EventID string
-	AtMs    int64
-	Cost    Credits
-	Request string
-}
+// PackUsesForTest is the ev field lease_flush.lua appends for uses.
+func PackUsesForTest(uses ...LeaseUse) string { return packUses(uses) }
