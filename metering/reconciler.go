@@ -452,10 +452,39 @@ func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 	if err := r.deadLetter(ctx, letters); err != nil {
 		return err
 	}
-	if err := r.ack(ctx, b.entries); err != nil {
+	if err := r.ack(ctx, acksAfter(b.entries, letters)); err != nil {
 		return err
 	}
 	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
+}
+
+// acksAfter is the entries to acknowledge once letters are moved: not
+// those of a packed entry's events dead-lettered alone, which
+// deadletter.lua acknowledged with their letters; or, when another
+// consumer claimed the entry meanwhile, left to that consumer, which
+// records its events again (a no-op) and moves the letters itself. (An
+// XACK names no consumer: acknowledging it here would take it from the
+// other's pending list, its letters never moved.)
+func acksAfter(entries []string, letters []letter) []string {
+	var lettered map[string]bool
+	for _, l := range letters {
+		if l.index != wholeEntry {
+			if lettered == nil {
+				lettered = map[string]bool{}
+			}
+			lettered[l.id] = true
+		}
+	}
+	if lettered == nil {
+		return entries
+	}
+	out := make([]string, 0, len(entries))
+	for _, id := range entries {
+		if !lettered[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // decode turns the entries read into a batch (nil for none), texts
