@@ -68,7 +68,8 @@
 // Background work
 //   - reconciler.go (ack.lua), reconcile_read.go (the stream read without
 //     per-entry maps), deadletter.go (deadletter.lua): stream to
-//     Postgres in batches counted in events (a packed entry holds many),
+//     Postgres in batches counted in events (a packed entry holds many;
+//     reconcile_decode.go turns entries into events),
 //     and entries, or events of packed ones, it can never record.
 //   - sweeper.go: settles reservations whose lease ran out, and ends the
 //     credit leases of gateways that died (lease_sweep.go).
