@@ -23,10 +23,11 @@ type ReconcilerConfig struct {
 	Consumer string
 	// BatchSize is the most events written in one transaction. Default
 	// 20000. (A packed entry's events go in one batch: one entry with
-	// more than BatchSize events is a batch of its own.) Each transaction costs a commit and updates every user,
-	// pool and rollup row its events touch once, so larger batches
-	// drain a backlog faster (docs/benchmarks.md); Redis is read and
-	// acknowledged in chunks of readChunk whatever the size.
+	// more than BatchSize events is a batch of its own.) Each
+	// transaction costs a commit and updates every user, pool and rollup
+	// row its events touch once, so larger batches drain a backlog
+	// faster (docs/benchmarks.md); Redis is read and acknowledged in
+	// chunks of at most readChunk entries whatever the size.
 	BatchSize int
 	// Block is how long one read waits for new events. Default 1s.
 	Block time.Duration
