@@ -28,6 +28,21 @@ func packedUses(prefix string, n int, cost metering.Credits) []metering.LeaseUse
 	return out
 }
 
+// pgStrings is the one text column of a query's rows.
+func (w *world) pgStrings(t *testing.T, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := w.DB.Query(w.ctx, sql, args...)
+	require.NoError(t, err)
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
 // xaddPacked appends a packed entry of uses for user uid, as lease_flush.lua does.
 func (w *world) xaddPacked(t *testing.T, uid int64, uses ...metering.LeaseUse) string {
 	t.Helper()
@@ -200,20 +215,8 @@ func TestReconcilerDeadLettersPackedEntriesAndTheirEvents(t *testing.T) {
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "c"})
 	runUntilIdle(t, r)
 	require.Equal(t, int64(0), w.streamLen(t), "every entry acknowledged and trimmed")
-	ids := func(sql string) []string {
-		rows, err := w.DB.Query(w.ctx, sql)
-		require.NoError(t, err)
-		var out []string
-		for rows.Next() {
-			var s string
-			require.NoError(t, rows.Scan(&s))
-			out = append(out, s)
-		}
-		require.NoError(t, rows.Err())
-		return out
-	}
 	require.Equal(t, []string{"alone-0", "alone-2", "refused-0", "refused-2", "refused-4"},
-		ids(`SELECT event_id FROM events WHERE event_id LIKE 'alone-%' OR event_id LIKE 'refused-%' OR event_id LIKE 'whole-%' ORDER BY 1`))
+		w.pgStrings(t, `SELECT event_id FROM events WHERE event_id LIKE 'alone-%' OR event_id LIKE 'refused-%' OR event_id LIKE 'whole-%' ORDER BY 1`))
 
 	letters := w.deadLetters(t)
 	require.Len(t, letters, 4)
@@ -288,15 +291,7 @@ func TestHostileLabelsRoundTripThroughALeaseFlush(t *testing.T) {
 	require.Equal(t, labels, inStream, "every request's label as the gateway gave it")
 	w.drainAndCheck(t)
 	uid := w.view(t, "u").ID
-	rows, err := w.DB.Query(w.ctx, `SELECT coalesce(request, '') FROM events WHERE user_id = $1 AND kind = 'usage' ORDER BY seq`, uid)
-	require.NoError(t, err)
-	var stored []string
-	for rows.Next() {
-		var s string
-		require.NoError(t, rows.Scan(&s))
-		stored = append(stored, s)
-	}
-	require.NoError(t, rows.Err())
+	stored := w.pgStrings(t, `SELECT coalesce(request, '') FROM events WHERE user_id = $1 AND kind = 'usage' ORDER BY seq`, uid)
 	var want []string
 	for _, l := range labels {
 		want = append(want, metering.CleanText(l, metering.MaxRequestLabel))
