@@ -339,15 +339,25 @@ func (t *leaseTable) flushAndEnd(ctx context.Context, l *creditLease, note strin
 }
 
 // flush appends the lease's pending uses, in packed entries of at most
-// maxPackedEvents. On failure the uses not yet appended stay pending.
+// maxPackedEvents. On failure the uses not yet appended stay pending. Each
+// entry's call records the lease's use up to its own last use, so that the
+// record never counts a use whose event is not in the stream (the sweeper
+// ends a dead gateway's lease with the record's count).
 func (t *leaseTable) flush(ctx context.Context, l *creditLease) error {
 	l.mu.Lock()
 	uses, used := l.pending, l.used
 	l.pending = nil
 	l.mu.Unlock()
+	var later Credits // the cost of the uses after the current entry's
+	for i := range uses {
+		later += uses[i].Cost
+	}
 	for len(uses) > 0 {
 		n := min(len(uses), maxPackedEvents)
-		if err := t.flushPacked(ctx, l, used, uses[:n]); err != nil {
+		for i := range uses[:n] {
+			later -= uses[i].Cost
+		}
+		if err := t.flushPacked(ctx, l, used-later, uses[:n]); err != nil {
 			l.mu.Lock()
 			l.pending = append(uses, l.pending...)
 			l.mu.Unlock()

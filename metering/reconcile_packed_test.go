@@ -8,11 +8,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // The reconciler with packed entries (a credit lease's flush: many usage
@@ -297,4 +299,35 @@ func TestHostileLabelsRoundTripThroughALeaseFlush(t *testing.T) {
 		want = append(want, metering.CleanText(l, metering.MaxRequestLabel))
 	}
 	require.Equal(t, want, stored)
+}
+
+// A flush of more uses than one entry packs (maxPackedEvents, 256) makes
+// several entries, in order, and the ledger gets every use once.
+func TestLeaseFlushOfManyUsesIsSplitInEntries(t *testing.T) {
+	t.Parallel()
+	b := meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(monday),
+		Leases: metering.LeaseConfig{Heartbeat: time.Second, Idle: time.Hour, Flush: time.Hour,
+			Requests: 1000, FlushBatch: 10000}})
+	w := &world{Bundle: b, ctx: context.Background()}
+	key := w.user(t, metering.UserSpec{Username: "u", Purchased: cr(100)})
+	e := w.gateways(t, 1)[0]
+	const uses = 600
+	for i := 0; i < uses; i++ {
+		require.Equal(t, metering.Charged, w.chargeLeased(t, e, key, 1000).Status)
+	}
+	require.Equal(t, uses, e.PendingLeaseUsesForTest(), "one lease, nothing flushed yet")
+	e.EndLeases(w.ctx)
+	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
+	require.NoError(t, err)
+	var sizes []string
+	for _, m := range msgs {
+		if n, ok := m.Values["n"].(string); ok {
+			sizes = append(sizes, n)
+		}
+	}
+	require.Equal(t, []string{"256", "256", "88"}, sizes)
+	w.drainAndCheck(t)
+	uid := w.view(t, "u").ID
+	require.Equal(t, int64(uses), w.pgInt(t, `SELECT count(*) FROM events WHERE user_id = $1 AND kind = 'usage'`, uid))
+	require.Empty(t, w.rollupMismatches(t))
 }
