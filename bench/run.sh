@@ -5,7 +5,11 @@
 # by price (reserve + settle, model "demo" priced through the admin API) on
 # :18084; wrk loads /bench on each (a POST with a chat body on the priced
 # port), at 64 connections (throughput) and at 1 connection (latency), with
-# the order alternating between rounds. Around the 64-connection metered runs
+# the order alternating between rounds. Two more routes measure the floor
+# of a Redis round trip per request: :18086 and :18087 make one and two
+# round trips (an empty script each, the benchmark-only bench_floor handler
+# of bin/tollgate-bench, which serves every route) and meter nothing.
+# Around the 64-connection metered runs
 # it reads Redis's INFO commandstats (Redis CPU per request) and samples the
 # reconcile lag from GET /health. Then it runs three Go benchmarks:
 # BenchmarkReconcile (reconciler events/s, one event per entry),
@@ -18,13 +22,14 @@
 # Environment (defaults):
 #   BENCH_DURATION=15s       length of each measured wrk run
 #   BENCH_WARMUP=5s          warm-up run on each port before measuring
-#   BENCH_ROUNDS=2           rounds; each measures all eight runs, order alternating
+#   BENCH_ROUNDS=2           rounds; each measures all twelve runs, order alternating
 #   BENCH_CONNECTIONS=64     BENCH_THREADS=2     for the throughput runs
 #   BENCH_REDIS_URL=redis://127.0.0.1:6379/15    (FLUSHDB'd first!)
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/tollgate_bench?sslmode=disable
 #                            (dropped and re-created first when its name contains "bench")
 #   BENCH_MAX_SECONDS=1800   hard limit for the whole script, build included
 #   TOLLGATE_BIN, BENCH_CADDYFILE, BENCH_SKIP_BUILD=1   to bench other binaries/configs
+#                            (the binary needs the bench_floor handler of bench/floor)
 #   BENCH_GO=1               0 skips the Go benchmarks (their rows say so)
 #   BENCH_RECONCILE_BENCHTIME=200000x  BENCH_HANDLER_BENCHTIME=2000x   their -benchtime
 #   (the Go benchmarks use the test services: TOLLGATE_TEST_REDIS_URL,
@@ -54,7 +59,7 @@ BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 BENCH_THREADS="${BENCH_THREADS:-2}"
 BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/15}"
 BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tollgate_bench?sslmode=disable}"
-BIN="${TOLLGATE_BIN:-$ROOT/bin/tollgate}"
+BIN="${TOLLGATE_BIN:-$ROOT/bin/tollgate-bench}"
 CONFIG="${BENCH_CADDYFILE:-$ROOT/bench/Caddyfile}"
 BENCH_GO="${BENCH_GO:-1}"
 BENCH_RECONCILE_BENCHTIME="${BENCH_RECONCILE_BENCHTIME:-200000x}"
@@ -65,6 +70,8 @@ FIXED_PORT=18082 # fixed cost, credit leases off
 ADMIN_PORT=18083
 PRICED_PORT=18084
 LEASED_PORT=18085 # fixed cost, credit leases on
+FLOOR1_PORT=18086 # one empty script call per request, no metering
+FLOOR2_PORT=18087 # two
 # What the priced port is sent: a small chat request for the priced model.
 PRICED_BODY='{"model":"demo","max_tokens":16,"messages":[{"role":"user","content":"hello there"}]}'
 UPSTREAM=127.0.0.1:19090
@@ -110,16 +117,19 @@ trap 'exit 143' TERM
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
 	build_binaries
+	log "build: go build -o bin/tollgate-bench ./bench/cmd/tollgate-bench"
+	"$GO" build -o bin/tollgate-bench ./bench/cmd/tollgate-bench || die "building bin/tollgate-bench failed"
 fi
+build_devenv
 [[ -x "$BIN" ]] || die "$BIN is missing: run make build"
 [[ -x "$ROOT/bin/demo-upstream" ]] || die "bin/demo-upstream is missing: run make build"
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v wrk >/dev/null 2>&1 || die "wrk is not installed"
 command -v curl >/dev/null 2>&1 || apt_install curl
 
-for port in "$PLAIN_PORT" "$FIXED_PORT" "$ADMIN_PORT" "$PRICED_PORT" "$LEASED_PORT" "${UPSTREAM##*:}"; do
+for port in "$PLAIN_PORT" "$FIXED_PORT" "$ADMIN_PORT" "$PRICED_PORT" "$LEASED_PORT" "$FLOOR1_PORT" "$FLOOR2_PORT" "${UPSTREAM##*:}"; do
 	if tcp_open 127.0.0.1 "$port"; then
-		die "port $port on 127.0.0.1 is in use (another bench still running?); the benchmark needs 18081-18085 and 19090"
+		die "port $port on 127.0.0.1 is in use (another bench still running?); the benchmark needs 18081-18087 and 19090"
 	fi
 done
 
@@ -127,26 +137,22 @@ TOLLGATE_REDIS_URL="$BENCH_REDIS_URL" TOLLGATE_DATABASE_URL="$BENCH_DATABASE_URL
 	"$ROOT/scripts/services.sh" ensure
 
 # A clean slate: the bench Redis database and the bench PostgreSQL database.
-parse_redis_url "$BENCH_REDIS_URL"
+redis_endpoint "$BENCH_REDIS_URL"
 if [[ "$R_DB" == 0 && "${BENCH_ALLOW_FLUSH_DB0:-0}" != 1 ]]; then
 	die "BENCH_REDIS_URL uses Redis database 0, which bench/run.sh would FLUSHDB; use another database (default 15) or set BENCH_ALLOW_FLUSH_DB0=1"
 fi
-log "bench: FLUSHDB on $(mask_url "$BENCH_REDIS_URL")"
-reply="$(redis_cmd "$BENCH_REDIS_URL" flushdb)"
-[[ "$reply" == "+OK" ]] || die "FLUSHDB on $(mask_url "$BENCH_REDIS_URL") failed: ${reply#-}"
+log "bench: FLUSHDB on $R_SHOWN"
+devenv redis "$BENCH_REDIS_URL" flushdb >/dev/null || die "FLUSHDB on $R_SHOWN failed (see above)"
 
-parse_pg_url "$BENCH_DATABASE_URL"
+pg_endpoint "$BENCH_DATABASE_URL"
 if [[ "$P_DB" == *bench* ]]; then
 	log "bench: re-creating database $P_DB"
-	maint_url="$(pg_url_with_db "$BENCH_DATABASE_URL" postgres)"
-	PGCONNECT_TIMEOUT=5 psql -X -q -v ON_ERROR_STOP=1 -d "$maint_url" \
-		-c "DROP DATABASE IF EXISTS \"$P_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$P_DB\"" ||
-		die "could not re-create database $P_DB"
+	devenv recreate-db "$BENCH_DATABASE_URL" >/dev/null || die "could not re-create database $P_DB (see above)"
 else
 	warn "database $P_DB is not named like a bench database; using it as it is"
 fi
 log "bench: applying migrations"
-TOLLGATE_DATABASE_URL="$BENCH_DATABASE_URL" "$BIN" migrate || die "migrations failed on $(mask_url "$BENCH_DATABASE_URL")"
+TOLLGATE_DATABASE_URL="$BENCH_DATABASE_URL" "$BIN" migrate || die "migrations failed on $P_SHOWN"
 
 # Fresh secrets for every run; nothing to keep.
 export TOLLGATE_REDIS_URL="$BENCH_REDIS_URL"
@@ -175,17 +181,13 @@ wait_http "$ADMIN_URL/health" 60 "$GW_PID" "$GW_LOG"
 code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ADMIN_URL/health" || true)"
 [[ "$code" == 200 ]] || die "$ADMIN_URL/health answers HTTP $code, not 200 (log: $GW_LOG)"
 
-ensure_admin_user \
-	'{"name":"bench","allowance":{"amount":100,"period":"daily","timezone":"UTC"},"pool":{"enabled":true,"balance":0}}' \
-	bench-user \
-	'{"username":"bench-user","project":"bench","initial_credits":1000000000}'
-KEY="$API_KEY"
-ensure_price demo '{"input_per_million":1,"output_per_million":2}'
+KEY="$(TOLLGATE_ADMIN_URL="$ADMIN_URL" devenv seed-demo -project bench -user bench-user -initial-credits 1000000000 -model demo)" ||
+	die "creating the bench project, user and price through $ADMIN_URL failed (see above)"
 
 # Every route must answer before anything is measured; the metered ones must
 # also refuse a request without a key, or the comparison means nothing.
 WARNINGS=()
-for port in "$PLAIN_PORT" "$FIXED_PORT" "$LEASED_PORT"; do
+for port in "$PLAIN_PORT" "$FIXED_PORT" "$LEASED_PORT" "$FLOOR1_PORT" "$FLOOR2_PORT"; do
 	code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $KEY" "http://127.0.0.1:$port/bench" || true)"
 	[[ "$code" == 200 ]] || die "GET http://127.0.0.1:$port/bench with the bench key answers HTTP $code, not 200 (log: $GW_LOG)"
 done
@@ -210,6 +212,8 @@ port_of() {
 	fixed) echo "$FIXED_PORT" ;;
 	leased) echo "$LEASED_PORT" ;;
 	priced) echo "$PRICED_PORT" ;;
+	floor1) echo "$FLOOR1_PORT" ;;
+	floor2) echo "$FLOOR2_PORT" ;;
 	*) die "unknown target $1" ;;
 	esac
 }
@@ -220,7 +224,7 @@ port_of() {
 # server counts, whatever its database.
 redis_cpu_usec() {
 	local info
-	info="$(redis_cmd "$BENCH_REDIS_URL" info commandstats)"
+	info="$(devenv redis "$BENCH_REDIS_URL" info commandstats)" || true
 	grep -o 'cmdstat_[a-z_|]*:calls=[0-9]*,usec=[0-9]*' <<<"$info" | awk -F'[:,=]' '
 		{ all += $5; if ($1 ~ /^cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro)$/) scripts += $5 }
 		END { if (NR == 0) { print "none"; exit } printf "%d %d\n", all, scripts }'
@@ -288,14 +292,14 @@ run_wrk() {
 	fi
 }
 
-TARGETS=(plain fixed leased priced)
+TARGETS=(plain fixed leased priced floor1 floor2)
 log "bench: warm-up ($BENCH_WARMUP per port)"
 for target in "${TARGETS[@]}"; do
 	run_wrk "warmup-$target" "$(port_of "$target")" "$BENCH_CONNECTIONS" "$BENCH_THREADS" "$BENCH_WARMUP"
 done
 
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
-	if ((round % 2 == 1)); then order=(plain fixed leased priced); else order=(priced leased fixed plain); fi
+	if ((round % 2 == 1)); then order=(plain floor1 fixed leased floor2 priced); else order=(priced floor2 leased fixed floor1 plain); fi
 	for target in "${order[@]}"; do
 		run_wrk "r$round-$target-c$BENCH_CONNECTIONS" "$(port_of "$target")" "$BENCH_CONNECTIONS" "$BENCH_THREADS" "$BENCH_DURATION"
 	done
@@ -306,8 +310,8 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
 	done
 done
 
-admin_call GET users/bench-user
-AFTER="HTTP $HTTP_CODE ${HTTP_BODY:0:600}"
+AFTER="$(curl -sS --max-time 20 -H "Authorization: Bearer $ADMIN_TOKEN" -w '\n%{http_code}' "$ADMIN_URL/users/bench-user" || true)"
+AFTER="HTTP ${AFTER##*$'\n'} $(head -c 600 <<<"${AFTER%$'\n'*}")"
 
 # The Go benchmarks need the cores: the gateway and the upstream go first.
 stop_pid "$GW_PID" gateway
@@ -386,8 +390,9 @@ REPORT="$RESULTS/latest.txt"
 	printf 'commit %s, %s, %s cores, %s\n' \
 		"$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
 		"$("${GO:-go}" version 2>/dev/null | awk '{print $3}' || echo go?)" "$(nproc)" "$(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}')"
-	printf '/bench via one gateway: plain :%s, fixed cost 1 with leases off :%s and on :%s, priced (price_by model, POST) :%s; upstream bin/demo-upstream\n' \
+	printf '/bench via one gateway: plain :%s, fixed cost 1 with leases off :%s and on :%s, priced (price_by model, POST) :%s,\n' \
 		"$PLAIN_PORT" "$FIXED_PORT" "$LEASED_PORT" "$PRICED_PORT"
+	printf 'floors (one and two empty script calls, no metering) :%s and :%s; upstream bin/demo-upstream\n' "$FLOOR1_PORT" "$FLOOR2_PORT"
 	printf '%s rounds x %s per run (order alternating), warm-up %s; wrk, gateway, upstream and Redis share this machine\n\n' \
 		"$BENCH_ROUNDS" "$BENCH_DURATION" "$BENCH_WARMUP"
 	awk -v conns="$BENCH_CONNECTIONS" -v fixed_port="$FIXED_PORT" -v leased_port="$LEASED_PORT" -v priced_port="$PRICED_PORT" \
@@ -442,8 +447,8 @@ REPORT="$RESULTS/latest.txt"
 		END {
 			hi = "c" conns
 			printf "%-10s %-8s %12s %10s %10s %8s\n", "load", "route", "req/s", "p50 ms", "p99 ms", "errors"
-			row(hi, "plain"); row(hi, "fixed"); row(hi, "leased"); row(hi, "priced")
-			row("c1", "plain"); row("c1", "fixed"); row("c1", "leased"); row("c1", "priced")
+			row(hi, "plain"); row(hi, "fixed"); row(hi, "leased"); row(hi, "priced"); row(hi, "floor1"); row(hi, "floor2")
+			row("c1", "plain"); row("c1", "fixed"); row("c1", "leased"); row("c1", "priced"); row("c1", "floor1"); row("c1", "floor2")
 
 			printf "\nIssue 10 targets, this run (fixed: :%s, leases off; leased: :%s, leases on; priced: :%s)\n", fixed_port, leased_port, priced_port
 			printf "%-62s %-16s %-12s %s\n", "measure", "this run", "target", "met"
@@ -468,6 +473,15 @@ REPORT="$RESULTS/latest.txt"
 			trow("reconcile lag, max of /health during the " conns "-conn metered runs", peak < 0 ? "" : sprintf("%.3f s", peak), "< 1 s", peak < 1)
 			trow("gateway allocations per metered request, fixed (Go) ***", allocs_fixed == "" ? "" : allocs_fixed " allocs", "report", -1)
 			trow("gateway allocations per metered request, priced (Go) ***", allocs_priced == "" ? "" : allocs_priced " allocs", "report", -1)
+
+			printf "\nThe floor of a Redis round trip per request, this run (floor1, floor2: bench_floor, one or two empty\n"
+			printf "script calls per request and no metering at all; a metered route that makes them cannot do better):\n"
+			r = ratio("floor1", hi); m = ratio("fixed", hi)
+			if (r >= 0) printf "  one round trip / plain, %d conns:   %.3f   (fixed cost, leases off: %.3f)\n", conns, r, m
+			r = ratio("floor2", hi); m = ratio("priced", hi)
+			if (r >= 0) printf "  two round trips / plain, %d conns:  %.3f   (priced, reserve + settle: %.3f)\n", conns, r, m
+			a = added("floor1"); m = added("fixed")
+			if (a != "none") printf "  one round trip, added p50 at 1 conn: %.3f ms (fixed cost, leases off: %.3f ms)\n", a, m
 
 			printf "\n*   the issue table sets no p50 target with leases off; 0.10 ms is the issue'\''s first target for a metered request.\n"
 			printf "**  INFO commandstats counts the whole Redis server (every client, every database, the reconciler included),\n"

@@ -35,13 +35,9 @@ type sharedStores struct {
 }
 
 func openStores(redisURL, pgURL string, cfg metering.Config, rcfg metering.ReconcilerConfig, log *zap.Logger) (*sharedStores, error) {
-	ropt, err := redis.ParseURL(redisURL)
+	rconn, err := parseRedisURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL: %w", err)
-	}
-	// Charges are pipelined by the engine, so a modest pool suffices.
-	if ropt.PoolSize == 0 {
-		ropt.PoolSize = 32
 	}
 	pcfg, err := pgxpool.ParseConfig(pgURL)
 	if err != nil {
@@ -53,9 +49,9 @@ func openStores(redisURL, pgURL string, cfg metering.Config, rcfg metering.Recon
 	if err != nil {
 		return nil, err
 	}
-	ropt.OnConnect = fence.OnConnect
 	cfg.Fence = fence
-	rdb := redis.NewClient(ropt)
+	// Charges are pipelined by the engine, so a modest pool suffices.
+	rdb := rconn.client(32, fence.OnConnect)
 	db, err := pgxpool.NewWithConfig(context.Background(), pcfg) // connects lazily
 	if err != nil {
 		rdb.Close()
@@ -70,7 +66,7 @@ func openStores(redisURL, pgURL string, cfg metering.Config, rcfg metering.Recon
 		s.Destruct()
 		return nil, err
 	}
-	log.Info("metering stores opened", zap.String("redis", ropt.Addr), zap.String("postgres", pcfg.ConnConfig.Host))
+	log.Info("metering stores opened", zap.String("redis", rconn.describe()), zap.String("postgres", pcfg.ConnConfig.Host))
 	return s, nil
 }
 

@@ -78,8 +78,7 @@ func (e *Engine) DeletePrice(ctx context.Context, actor, model string) error {
 // announceCurrentPriceVersion raises the Redis version to Postgres's, best
 // effort: a failure is logged, and the next gateway load repairs it too.
 func (e *Engine) announceCurrentPriceVersion(ctx context.Context) {
-	var v int64
-	err := e.db.QueryRow(ctx, `SELECT version FROM price_table_version`).Scan(&v)
+	v, err := currentPriceVersion(ctx, e.db)
 	if err == nil {
 		err = priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, v).Err()
 	}

@@ -135,7 +135,7 @@ func (e *Engine) DeleteProject(ctx context.Context, actor, name string) error {
 			}
 			return refuse(ErrConflict, "Project %q has %s; move or delete %s first.", name, Plural(p.Users, "user", "users"), them)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM projects WHERE id = $1`, p.ID); err != nil {
+		if err := deleteProjectRow(ctx, tx, p.ID); err != nil {
 			return err
 		}
 		if err := e.livePool(ctx, []*Project{&p}); err != nil {

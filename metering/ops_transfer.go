@@ -118,10 +118,7 @@ func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amou
 	}
 	details := map[string]any{"from": from, "to": to, "amount": amount, "note": note}
 	err := e.applyWithRetry(ctx, func(tx pgx.Tx) error {
-		// Both rows locked in id order, so two transfers between the same
-		// users in opposite directions cannot deadlock.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE`,
-			[]int64{src.ID, dst.ID}); err != nil {
+		if err := lockUserRows(ctx, tx, src.ID, dst.ID); err != nil {
 			return err
 		}
 		if _, err := e.applyEvents(ctx, tx, events); err != nil {

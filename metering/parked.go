@@ -19,13 +19,6 @@ const (
 	KindResume = "resume"
 )
 
-// parkedSQL reads, for the user row aliased u, its parked entries in the
-// form of the user hash's 'x' field: "<project id>:<allowance>:<allowance
-// period start>:<pool drawn>", joined by ','.
-const parkedSQL = `coalesce((SELECT string_agg(s.project_id || ':' || s.allowance_remaining || ':' ||
-		s.allowance_period || ':' || s.pool_used, ',' ORDER BY s.project_id)
-	FROM parked_allowances s WHERE s.user_id = u.id AND s.parked > 0), '')`
-
 // moveEvents rebuilds a move's park and resume events from patch_user.lua's
 // answer (res: parked project id or 0, its allowance, period and pool draw,
 // resumed 0/1, the resumed allowance and pool draw). base carries the user

@@ -69,6 +69,13 @@ func loadPriceTable(ctx context.Context, q pgx.Tx) (map[string]Price, int64, err
 	return m, version, nil
 }
 
+// currentPriceVersion reads the price table's version.
+func currentPriceVersion(ctx context.Context, q querier) (int64, error) {
+	var v int64
+	err := q.QueryRow(ctx, `SELECT version FROM price_table_version`).Scan(&v)
+	return v, err
+}
+
 // bumpPriceVersion increments the table version inside a write
 // transaction. The row lock it takes serializes price writers until commit.
 func bumpPriceVersion(ctx context.Context, tx pgx.Tx) (int64, error) {

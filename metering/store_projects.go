@@ -114,6 +114,33 @@ func updateProjectSettings(ctx context.Context, q querier, p Project) (Project, 
 	return scanProject(row)
 }
 
+// deleteProjectRow removes a project's row; its users must be gone.
+func deleteProjectRow(ctx context.Context, q querier, id int64) error {
+	_, err := q.Exec(ctx, `DELETE FROM projects WHERE id = $1`, id)
+	return err
+}
+
+// allowanceRule is an allowance period and the time zone it runs in.
+type allowanceRule struct{ period, timezone string }
+
+// allowanceRules returns every distinct rule the projects use.
+func allowanceRules(ctx context.Context, q querier) ([]allowanceRule, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT allowance_period, timezone FROM projects`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []allowanceRule
+	for rows.Next() {
+		var r allowanceRule
+		if err := rows.Scan(&r.period, &r.timezone); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // listProjectMembers returns the users assigned to a project.
 func listProjectMembers(ctx context.Context, q querier, projectID int64) ([]User, error) {
 	return queryUsers(ctx, q, `SELECT `+userColumns+userFrom+` WHERE u.project_id = $1 ORDER BY u.id`, projectID)

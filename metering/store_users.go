@@ -19,6 +19,13 @@ const userFrom = ` FROM users u
 	LEFT JOIN projects p ON p.id = u.project_id
 	LEFT JOIN api_keys k ON k.user_id = u.id AND k.revoked_at IS NULL`
 
+// parkedSQL reads, for the user row aliased u, its parked entries in the
+// form of the user hash's 'x' field: "<project id>:<allowance>:<allowance
+// period start>:<pool drawn>", joined by ','.
+const parkedSQL = `coalesce((SELECT string_agg(s.project_id || ':' || s.allowance_remaining || ':' ||
+		s.allowance_period || ':' || s.pool_used, ',' ORDER BY s.project_id)
+	FROM parked_allowances s WHERE s.user_id = u.id AND s.parked > 0), '')`
+
 func scanUser(row pgx.Row) (User, error) {
 	var u User
 	var hash []byte
@@ -111,6 +118,42 @@ func queryUsers(ctx context.Context, q querier, sql string, args ...any) ([]User
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// lockUserRows locks the rows of users by id, in id order, so two
+// transactions locking the same users (a transfer each way) cannot deadlock.
+func lockUserRows(ctx context.Context, tx pgx.Tx, ids ...int64) error {
+	_, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	return err
+}
+
+// deleteUserRow removes a user's row (its events keep the name as text).
+func deleteUserRow(ctx context.Context, q querier, id int64) error {
+	_, err := q.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+	return err
+}
+
+// setLiveKeyExpiry changes the expiry of the user's live key.
+func setLiveKeyExpiry(ctx context.Context, q querier, userID int64, expires *time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE api_keys SET expires_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`,
+		userID, expires)
+	return err
+}
+
+// updateUserRow writes a patched user's name, project, grant and partner
+// flag and bumps its version.
+func updateUserRow(ctx context.Context, q querier, u User) error {
+	var project *int64
+	if u.ProjectID != 0 {
+		project = &u.ProjectID
+	}
+	_, err := q.Exec(ctx, `UPDATE users SET username = $2, project_id = $3, monthly_grant = $4, partner = $5,
+		version = version + 1, updated_at = now() WHERE id = $1`,
+		u.ID, u.Username, project, u.MonthlyGrant, u.Partner)
+	if isUniqueViolation(err) {
+		return usernameTaken(u.Username)
+	}
+	return err
 }
 
 // lockUserByName locks a user's row for the rest of the transaction, so

@@ -37,7 +37,7 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, u.ID); err != nil {
+		if err := deleteUserRow(ctx, tx, u.ID); err != nil {
 			return fmt.Errorf("delete user %q: %w", username, err)
 		}
 		details := map[string]any{"project": u.ProjectName}

@@ -49,17 +49,13 @@ type zeroBalanceFilter struct {
 // keeps its users as candidates both ways, so none is missed.
 func (e *Engine) zeroBalanceFilter(ctx context.Context, now time.Time) (*zeroBalanceFilter, error) {
 	f := &zeroBalanceFilter{starts: map[string]int64{}, months: map[string]int64{}}
-	rows, err := e.db.Query(ctx, `SELECT DISTINCT allowance_period, timezone FROM projects`)
+	rules, err := allowanceRules(ctx, e.db)
 	if err != nil {
 		return nil, fmt.Errorf("allowance rules: %w", err)
 	}
-	defer rows.Close()
 	zones := map[string]bool{"UTC": true} // unassigned users' grants run on UTC months
-	for rows.Next() {
-		var period, tz string
-		if err := rows.Scan(&period, &tz); err != nil {
-			return nil, err
-		}
+	for _, r := range rules {
+		period, tz := r.period, r.timezone
 		loc, err := LoadLocation(tz)
 		if err != nil {
 			continue // the gateway cannot refill it either; Redis decides
@@ -68,9 +64,6 @@ func (e *Engine) zeroBalanceFilter(ctx context.Context, now time.Time) (*zeroBal
 			f.starts[period+" "+tz] = PeriodStart(Period(period), loc, now)
 		}
 		zones[tz] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	for tz := range zones {
 		loc, err := LoadLocation(tz)

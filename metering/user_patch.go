@@ -138,29 +138,18 @@ func (e *Engine) applyPatch(ctx context.Context, tx pgx.Tx, u User, p UserPatch)
 	}
 	if p.SetKeyExpiry && u.Key != nil && !sameTime(u.Key.ExpiresAt, p.KeyExpiresAt) {
 		changes["key_expires_at"] = map[string]any{"from": u.Key.ExpiresAt, "to": p.KeyExpiresAt}
-		if _, err := tx.Exec(ctx, `UPDATE api_keys SET expires_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`,
-			u.ID, p.KeyExpiresAt); err != nil {
+		if err := setLiveKeyExpiry(ctx, tx, u.ID, p.KeyExpiresAt); err != nil {
 			return u, nil, err
 		}
 	}
 	if len(changes) == 0 {
 		return u, changes, nil
 	}
-	var project *int64
-	if next.ProjectID != 0 {
-		project = &next.ProjectID
-	}
-	_, err := tx.Exec(ctx, `UPDATE users SET username = $2, project_id = $3, monthly_grant = $4, partner = $5,
-		version = version + 1, updated_at = now() WHERE id = $1`,
-		u.ID, next.Username, project, next.MonthlyGrant, next.Partner)
-	if isUniqueViolation(err) {
-		return u, nil, usernameTaken(next.Username)
-	}
-	if err != nil {
+	if err := updateUserRow(ctx, tx, next); err != nil {
 		return u, nil, err
 	}
-	next, err = getUserByID(ctx, tx, u.ID)
-	return next, changes, err
+	updated, err := getUserByID(ctx, tx, u.ID)
+	return updated, changes, err
 }
 
 // patchRedis mirrors the patched user into Redis with patch_user.lua and

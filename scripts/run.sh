@@ -82,7 +82,6 @@ esac
 [[ "$GW_HOST" == *:* && "$GW_HOST" != \[* ]] && GW_HOST="[$GW_HOST]"
 BASE_URL="http://$GW_HOST:$GW_PORT"
 ADMIN_URL="$BASE_URL/admin/v1"
-ADMIN_TOKEN="$TOLLGATE_ADMIN_TOKEN"
 
 split_hostport "$TOLLGATE_UPSTREAM" 9090
 UP_HOST="$HP_HOST" UP_PORT="$HP_PORT"
@@ -140,6 +139,7 @@ build_progress() {
 }
 
 [[ -f "$CONFIG" ]] || die "no Caddyfile at $CONFIG"
+build_devenv
 "$ROOT/scripts/services.sh" ensure
 if [[ "${TOLLGATE_SKIP_BUILD:-0}" != 1 ]]; then
 	log "run: building bin/tollgate and bin/demo-upstream. The first build downloads and compiles Caddy and its"
@@ -154,7 +154,8 @@ fi
 [[ -x "$ROOT/bin/demo-upstream" ]] || die "bin/demo-upstream is missing: run make build"
 
 log "run: applying migrations ($BIN migrate)"
-"$BIN" migrate || die "migrations failed on $(mask_url "$TOLLGATE_DATABASE_URL")"
+pg_endpoint "$TOLLGATE_DATABASE_URL"
+"$BIN" migrate || die "migrations failed on $P_SHOWN"
 
 if tcp_open "$GW_HOST" "$GW_PORT"; then
 	die "something already listens on $GW_HOST:$GW_PORT (another make run?). Stop it or set TOLLGATE_LISTEN, e.g. TOLLGATE_LISTEN=:8081"
@@ -186,16 +187,10 @@ fi
 # ---------------------------------------------------------------------------
 # Demo project and user
 
-ensure_admin_user \
-	'{"name":"demo","allowance":{"amount":100,"period":"daily","timezone":"UTC"},"pool":{"enabled":true,"balance":0}}' \
-	demo-user \
-	'{"username":"demo-user","project":"demo","initial_credits":1000}'
-DEMO_KEY="$API_KEY"
-
-# Prices for the demo upstream's model, so the metered /v1 routes answer
-# (a model without a price gets 400 unknown_model): in credits per million
-# tokens, per character of speech, per second of audio, per image.
-ensure_price demo '{"input_per_million":1,"output_per_million":2,"per_character":0.00001,"per_second":0.0001,"per_image":0.02}'
+# The demo project and user, and prices for the demo upstream's model, so
+# the metered /v1 routes answer (internal/cmd/devenv/seed.go says what).
+DEMO_KEY="$(TOLLGATE_ADMIN_URL="$ADMIN_URL" devenv seed-demo)" ||
+	die "creating the demo project, user and price through $ADMIN_URL failed (see above)"
 
 # One request of each kind through the gateway, to show at once whether it
 # all works: the status of each.

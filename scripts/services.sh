@@ -17,6 +17,9 @@
 #                          (the database in the URL is created when missing)
 #   TOLLGATE_DATA_DIR      where private instances live, default <repo>/.data
 #
+# URLs are read, servers pinged and databases created by internal/cmd/devenv
+# (the gateway's own URL parsers); this script installs, starts and stops.
+#
 # Private instances: Redis in .data/redis/<port>/ (AOF, noeviction), PostgreSQL
 # in .data/postgres/<port>/ (trust auth, owned by the postgres system user when
 # run as root, since initdb refuses to run as root). They only ever listen on
@@ -63,39 +66,54 @@ redis_private_pid() {
 	printf '%s\n' "$pid"
 }
 
+# server_ping KIND URL [-wait D]: does the redis or postgres server at URL
+# answer? Sets PING_RC (0 yes, 3 nothing listens there, else another
+# failure) and PING_MSG (devenv's sentence saying so). A PostgreSQL server
+# that is starting up is waited for; -wait waits for one that does not
+# listen yet.
+server_ping() {
+	local kind="$1" url="$2"
+	shift 2
+	PING_RC=0
+	PING_MSG="$(devenv ping "$@" "$kind" "$url" 2>&1)" || PING_RC=$?
+	PING_MSG="${PING_MSG#devenv: }"
+}
+redis_ping() { server_ping redis "$REDIS_URL" "$@"; }
+pg_ping() { server_ping postgres "$DATABASE_URL" "$@"; }
+
 ensure_redis() {
-	local shown reply dir bind i
-	shown="$(mask_url "$REDIS_URL")"
-	parse_redis_url "$REDIS_URL"
-	reply="$(redis_cmd "$REDIS_URL" ping)"
-	if [[ "$reply" == "+PONG" ]]; then
+	local dir bind
+	redis_endpoint "$REDIS_URL"
+	redis_ping
+	if [[ "$PING_RC" -eq 0 ]]; then
 		if redis_private_pid "$R_PORT" >/dev/null; then
-			log "redis: using private instance at $shown (already running, $(redis_private_dir "$R_PORT"))"
+			log "redis: using private instance at $R_SHOWN (already running, $(redis_private_dir "$R_PORT"))"
 		else
-			log "redis: using existing server at $shown"
+			log "redis: using existing server at $R_SHOWN"
 		fi
 		return 0
 	fi
 
 	lock_data_dir
-	reply="$(redis_cmd "$REDIS_URL" ping)"
-	[[ "$reply" == "+PONG" ]] && {
-		log "redis: using server at $shown (started meanwhile)"
+	redis_ping
+	[[ "$PING_RC" -eq 0 ]] && {
+		log "redis: using server at $R_SHOWN (started meanwhile)"
 		return 0
 	}
-	if tcp_open "$R_HOST" "$R_PORT"; then
-		die "something listens on $R_HOST:$R_PORT but Redis PING via $shown failed: ${reply#-}
-Fix TOLLGATE_REDIS_URL (password? database number?) or free that port."
-	fi
-	is_loopback "$R_HOST" ||
-		die "Redis at $shown does not answer (${reply#-}), and it is not on this machine, so no private instance can be started for it"
+	[[ "$PING_RC" -eq 3 ]] ||
+		die "$PING_MSG
+Fix TOLLGATE_REDIS_URL (password? database number?), or free $R_HOST:$R_PORT if something else listens there."
+	[[ "$R_LOCAL" == 1 ]] ||
+		die "$PING_MSG; it is not a TCP address on this machine, so no private instance can be started for it"
+	[[ "$R_TLS" == 0 ]] ||
+		die "$PING_MSG; private instances speak no TLS: use redis:// for one, or start your own TLS server"
 
 	if ! command -v redis-server >/dev/null 2>&1; then
 		apt_install redis-server
 		# The package may have started its own service on the default port.
-		reply="$(redis_cmd "$REDIS_URL" ping)"
-		if [[ "$reply" == "+PONG" ]]; then
-			log "redis: installed redis-server; using the server its package started at $shown"
+		redis_ping
+		if [[ "$PING_RC" -eq 0 ]]; then
+			log "redis: installed redis-server; using the server its package started at $R_SHOWN"
 			return 0
 		fi
 		command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after installing it"
@@ -125,16 +143,12 @@ Fix TOLLGATE_REDIS_URL (password? database number?) or free that port."
 		tail -n 20 "$dir/redis.log" >&2 2>/dev/null || true
 		die "redis-server failed to start on $bind:$R_PORT"
 	}
-	for ((i = 0; i < 50; i++)); do
-		reply="$(redis_cmd "$REDIS_URL" ping)"
-		[[ "$reply" == "+PONG" ]] && break
-		sleep 0.2
-	done
-	if [[ "$reply" != "+PONG" ]]; then
+	redis_ping -wait 10s
+	if [[ "$PING_RC" -ne 0 ]]; then
 		tail -n 20 "$dir/redis.log" >&2 2>/dev/null || true
-		die "private redis-server on $bind:$R_PORT does not answer PING: ${reply#-}"
+		die "the private redis-server started on $bind:$R_PORT: $PING_MSG"
 	fi
-	log "redis: started private instance at $shown (dir ${dir#"$ROOT"/}, log ${dir#"$ROOT"/}/redis.log)"
+	log "redis: started private instance at $R_SHOWN (dir ${dir#"$ROOT"/}, log ${dir#"$ROOT"/}/redis.log)"
 }
 
 stop_redis() {
@@ -163,24 +177,6 @@ stop_redis() {
 # PostgreSQL
 
 pg_private_dir() { printf '%s/postgres/%s\n' "$DATA_DIR" "$1"; }
-
-# pg_up HOST PORT: true when a PostgreSQL server accepts connections there.
-pg_up() {
-	local rc i
-	if command -v pg_isready >/dev/null 2>&1; then
-		for ((i = 0; i < 20; i++)); do
-			rc=0
-			pg_isready -q -h "$1" -p "$2" -t 3 || rc=$?
-			case "$rc" in
-			0) return 0 ;;
-			1) sleep 0.5 ;; # starting up or shutting down: give it a moment
-			*) return 1 ;;
-			esac
-		done
-		return 1
-	fi
-	tcp_open "$1" "$2"
-}
 
 # find_pg_bindir sets PG_BINDIR to the newest directory holding initdb and pg_ctl.
 find_pg_bindir() {
@@ -270,7 +266,8 @@ start_private_pg() {
 		tail -n 20 "$logf" >&2 2>/dev/null || true
 		die "could not start the private PostgreSQL on $addr:$P_PORT (log: $logf)"
 	}
-	pg_up "$P_HOST" "$P_PORT" || die "private PostgreSQL started but does not answer on $P_HOST:$P_PORT (log: $logf)"
+	pg_ping -wait 30s
+	[[ "$PING_RC" -eq 0 ]] || die "the private PostgreSQL started on $P_HOST:$P_PORT: $PING_MSG (log: $logf)"
 	log "postgres: started private instance on $P_HOST:$P_PORT (data ${data#"$ROOT"/}, log ${logf#"$ROOT"/})"
 }
 
@@ -282,43 +279,27 @@ pg_private_running() {
 	kill -0 "$(head -n 1 "$data/postmaster.pid")" 2>/dev/null
 }
 
-# psql_maint SQL runs SQL on the server's maintenance database; prints rows.
-psql_maint() {
-	local db out rc
-	for db in postgres template1; do
-		rc=0
-		out="$(PGCONNECT_TIMEOUT=5 psql -X -q -A -t -v ON_ERROR_STOP=1 \
-			-d "$(pg_url_with_db "$DATABASE_URL" "$db")" -c "$1" 2>&1)" || rc=$?
-		if [[ "$rc" -eq 0 ]]; then
-			printf '%s\n' "$out"
-			return 0
-		fi
-		# Try template1 only when the postgres database itself is missing.
-		[[ "$out" == *"database \"postgres\" does not exist"* ]] || break
-	done
-	printf '%s\n' "$out" >&2
-	return 1
-}
-
 ensure_postgres() {
-	local shown how exists
-	shown="$(mask_url "$DATABASE_URL")"
-	parse_pg_url "$DATABASE_URL"
-	if pg_up "$P_HOST" "$P_PORT"; then
+	local how out
+	pg_endpoint "$DATABASE_URL"
+	pg_ping
+	if [[ "$PING_RC" -eq 0 ]]; then
 		if pg_private_running "$P_PORT"; then
 			how="using private instance on $P_HOST:$P_PORT (already running, $(pg_private_dir "$P_PORT"))"
 		else
-			how="using existing server on $P_HOST:$P_PORT"
+			how="using existing server at $P_SHOWN"
 		fi
 	else
 		lock_data_dir
-		if pg_up "$P_HOST" "$P_PORT"; then
-			how="using server on $P_HOST:$P_PORT (started meanwhile)"
+		pg_ping
+		if [[ "$PING_RC" -eq 0 ]]; then
+			how="using server at $P_SHOWN (started meanwhile)"
 		else
-			tcp_open "$P_HOST" "$P_PORT" &&
-				die "something listens on $P_HOST:$P_PORT but it does not answer as PostgreSQL; fix TOLLGATE_DATABASE_URL or free that port"
-			is_loopback "$P_HOST" ||
-				die "PostgreSQL at $shown does not answer, and it is not on this machine, so no private instance can be started for it"
+			[[ "$PING_RC" -eq 3 ]] ||
+				die "$PING_MSG
+Fix TOLLGATE_DATABASE_URL (user? password?), or free $P_HOST:$P_PORT if something else listens there."
+			[[ "$P_LOCAL" == 1 ]] ||
+				die "$PING_MSG; it is not a TCP address on this machine, so no private instance can be started for it"
 			if ! find_pg_bindir; then
 				install_postgresql
 				find_pg_bindir || die "initdb/pg_ctl not found under /usr/lib/postgresql/*/bin after installing postgresql"
@@ -327,20 +308,8 @@ ensure_postgres() {
 			how="using the private instance on $P_HOST:$P_PORT"
 		fi
 	fi
-
-	command -v psql >/dev/null 2>&1 || apt_install postgresql-client
-	exists="$(psql_maint "SELECT 1 FROM pg_database WHERE datname = '$P_DB'")" ||
-		die "cannot connect to PostgreSQL at $shown as user '$P_USER' (see the message above)"
-	if [[ "$exists" == 1 ]]; then
-		log "postgres: $how; database $P_DB exists"
-		return 0
-	fi
-	if ! psql_maint "CREATE DATABASE \"$P_DB\"" >/dev/null; then
-		# A concurrent run may have created it meanwhile.
-		[[ "$(psql_maint "SELECT 1 FROM pg_database WHERE datname = '$P_DB'")" == 1 ]] ||
-			die "could not create database $P_DB at $shown"
-	fi
-	log "postgres: $how; created database $P_DB"
+	out="$(devenv ensure-db "$DATABASE_URL")" || die "PostgreSQL at $P_SHOWN answers, but its database is not usable (see above)"
+	log "postgres: $how; $out"
 }
 
 stop_postgres() {
@@ -377,24 +346,25 @@ install_programs() {
 }
 
 status() {
-	local reply
-	parse_redis_url "$REDIS_URL"
-	reply="$(redis_cmd "$REDIS_URL" ping)"
-	if [[ "$reply" == "+PONG" ]]; then
-		log "redis: $(mask_url "$REDIS_URL") answers$(redis_private_pid "$R_PORT" >/dev/null && echo ' (private instance)')"
+	redis_endpoint "$REDIS_URL"
+	redis_ping
+	if [[ "$PING_RC" -eq 0 ]]; then
+		log "redis: $R_SHOWN answers$(redis_private_pid "$R_PORT" >/dev/null && echo ' (private instance)')"
 	else
-		log "redis: $(mask_url "$REDIS_URL") does not answer: ${reply#-}"
+		log "redis: $PING_MSG"
 	fi
-	parse_pg_url "$DATABASE_URL"
-	if pg_up "$P_HOST" "$P_PORT"; then
-		log "postgres: $P_HOST:$P_PORT answers$(pg_private_running "$P_PORT" && echo ' (private instance)')"
+	pg_endpoint "$DATABASE_URL"
+	pg_ping
+	if [[ "$PING_RC" -eq 0 ]]; then
+		log "postgres: $P_SHOWN answers$(pg_private_running "$P_PORT" && echo ' (private instance)')"
 	else
-		log "postgres: $P_HOST:$P_PORT does not answer"
+		log "postgres: $PING_MSG"
 	fi
 }
 
 case "${1:-}" in
 ensure)
+	build_devenv
 	ensure_redis
 	ensure_postgres
 	;;
@@ -402,7 +372,10 @@ stop)
 	stop_redis
 	stop_postgres
 	;;
-status) status ;;
+status)
+	build_devenv
+	status
+	;;
 install) install_programs ;;
 *) usage ;;
 esac

@@ -84,6 +84,9 @@ type Options struct {
 	KeyEncryptionKey []byte
 	// Leases configures credit leases (zero: the defaults).
 	Leases metering.LeaseConfig
+	// DatabaseURL is the Postgres server the bundle's schema is made in
+	// (empty: the test Postgres, DatabaseURL()).
+	DatabaseURL string
 }
 
 // New builds a migrated schema, a Redis prefix and an engine over them.
@@ -101,7 +104,10 @@ func New(t testing.TB, opts Options) *Bundle {
 		o.OnConnect = fence.OnConnect
 		o.ClientName = b.Prefix // so RestartRedis can find its connections
 	})
-	b.DB = Postgres(t, b.Schema)
+	if opts.DatabaseURL == "" {
+		opts.DatabaseURL = DatabaseURL()
+	}
+	b.DB = postgresAt(t, opts.DatabaseURL, b.Schema)
 	if _, err := metering.Migrate(ctx, b.DB); err != nil {
 		t.Fatalf("migrate test schema: %v", err)
 	}
@@ -162,9 +168,13 @@ func redisClient(t testing.TB, configure func(*redis.Options)) *redis.Client {
 // whose connections use it.
 func Postgres(t testing.TB, schema string) *pgxpool.Pool {
 	t.Helper()
+	return postgresAt(t, DatabaseURL(), schema)
+}
+
+func postgresAt(t testing.TB, dbURL, schema string) *pgxpool.Pool {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dbURL := DatabaseURL()
 	if err := ensureDatabase(ctx, dbURL); err != nil {
 		t.Fatalf("Postgres for tests (%s) is not usable: %v\nstart PostgreSQL or set TOLLGATE_TEST_DATABASE_URL; `make test` starts one for you", redact(dbURL), err)
 	}

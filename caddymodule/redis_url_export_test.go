@@ -1,0 +1,4 @@
+package caddymodule
+
+// SkipSentinels lets tests build a Sentinel client the way the gateway does.
+var SkipSentinels = skipSentinels
