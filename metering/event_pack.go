@@ -30,8 +30,8 @@ import (
 // (decodeEntries).
 
 // maxPackedEvents is the most events one flush packs into one entry: a
-// flush of more makes several entries (leaseTable.flush). The reconciler
-// sizes its first read of a round by it (readBatch).
+// flush of more makes several entries (leaseTable.flush). A reconciler
+// sizes its first read by it (readBatch, chunkFor).
 const maxPackedEvents = 256
 
 // packUses encodes uses as the ev field of a packed entry.
@@ -41,12 +41,11 @@ func packUses(uses []leaseUse) string {
 		n += len(uses[i].EventID) + len(uses[i].Request) + 48
 	}
 	b := make([]byte, 0, n)
-	var num [20]byte
 	for i := range uses {
 		u := &uses[i]
 		b = appendPackItem(b, u.EventID)
-		b = appendPackItem(b, string(strconv.AppendInt(num[:0], u.AtMs, 10)))
-		b = appendPackItem(b, string(strconv.AppendInt(num[:0], int64(u.Cost), 10)))
+		b = appendPackInt(b, u.AtMs)
+		b = appendPackInt(b, int64(u.Cost))
 		b = appendPackItem(b, u.Request)
 	}
 	return string(b)
@@ -56,6 +55,15 @@ func appendPackItem(b []byte, s string) []byte {
 	b = strconv.AppendInt(b, int64(len(s)), 10)
 	b = append(b, ':')
 	return append(b, s...)
+}
+
+// appendPackInt appends v as an item, its digits without a string.
+func appendPackInt(b []byte, v int64) []byte {
+	var num [20]byte
+	d := strconv.AppendInt(num[:0], v, 10)
+	b = strconv.AppendInt(b, int64(len(d)), 10)
+	b = append(b, ':')
+	return append(b, d...)
 }
 
 // maxPackItemDigits bounds an item's length as written: more digits are
