@@ -1,5 +1,7 @@
 package metering
 
+import "context"
+
 // Hooks for the tests of packed entries (event_pack.go).
 
 // EntryEventsForTest decodes a stream entry as go-redis read it into its
@@ -26,3 +28,10 @@ func EntryEventsForTest(values map[string]any) ([]Event, error) {
 
 // PackUsesForTest is the ev field lease_flush.lua appends for uses.
 func PackUsesForTest(uses ...LeaseUse) string { return packUses(uses) }
+
+// ReplayStreamForTest runs the healer's replay of the whole stream into the
+// ledger (heal.go's first step), acknowledging nothing; it returns how
+// many events it applied.
+func (e *Engine) ReplayStreamForTest(ctx context.Context) (int, error) {
+	return healer{Engine: e, rdb: e.rdb}.drainStreamToLedger(ctx)
+}

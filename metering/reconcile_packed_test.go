@@ -331,3 +331,30 @@ func TestLeaseFlushOfManyUsesIsSplitInEntries(t *testing.T) {
 	require.Equal(t, int64(uses), w.pgInt(t, `SELECT count(*) FROM events WHERE user_id = $1 AND kind = 'usage'`, uid))
 	require.Empty(t, w.rollupMismatches(t))
 }
+
+// The healer's replay of the stream (after Redis lost its last writes)
+// reads packed entries as the reconciler does, in reads sized by events
+// (more entries than its first read takes), and records each event once;
+// the reconciler then finds them all recorded.
+func TestHealReplayRecordsPackedEntries(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, monday)
+	w.user(t, metering.UserSpec{Username: "b"})
+	uid := w.view(t, "b").ID
+	const entries, per = 40, 200 // the replay's first read takes 19 entries
+	for i := 0; i < entries; i++ {
+		w.xaddPacked(t, uid, packedUses(fmt.Sprintf("h%d", i), per, 1)...)
+	}
+	n, err := w.Engine.ReplayStreamForTest(w.ctx)
+	require.NoError(t, err)
+	require.Equal(t, entries*per, n)
+	require.Equal(t, int64(entries*per), w.pgInt(t, `SELECT count(*) FROM events WHERE user_id = $1 AND kind = 'usage'`, uid))
+	_, err = w.Engine.ReplayStreamForTest(w.ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(entries*per), w.pgInt(t, `SELECT count(*) FROM events WHERE user_id = $1 AND kind = 'usage'`, uid),
+		"replayed again: recorded once")
+	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "after-heal"})
+	require.Equal(t, entries*per, runUntilIdle(t, r))
+	require.Equal(t, int64(entries*per), w.pgInt(t, `SELECT sum(requests) FROM usage_daily WHERE user_id = $1`, uid))
+	requireDrained(t, w)
+}
