@@ -23,7 +23,7 @@ help:
 	@echo "make run       start Redis/PostgreSQL if needed, the demo upstream and the gateway (scripts/run.sh)"
 	@echo "make test      go vet + go test with real Redis/PostgreSQL (scripts/test.sh; TEST_FLAGS=... to override)"
 	@echo "make test-browser  only the browser tests of the admin console (e2e/browser; headless Chromium, installed if missing)"
-	@echo "make test-faults  fault-injection suite: private Redis/PostgreSQL, two gateways, faults under load (scripts/test-faults.sh; FAULTS_CYCLES=20)"
+	@echo "make test-faults  fault-injection suite: private Redis/PostgreSQL, three gateways, faults under load (scripts/test-faults.sh; FAULTS_CYCLES=22)"
 	@echo "make bench     plain vs metered proxy benchmark with wrk (bench/run.sh; BENCH_DURATION=15s)"
 	@echo "make fmt       gofmt the Go sources"
 	@echo "make vet       go vet ./..."

@@ -54,6 +54,7 @@ type AdminHandler struct {
 
 	api     http.Handler
 	console *console.Console
+	users   *engineUsers // entered for each request (engine_users.go)
 }
 
 // AdminToken is one bearer token: its secret, the name recorded as actor in
@@ -93,6 +94,7 @@ func (a *AdminHandler) Provision(ctx caddy.Context) error {
 	if len(tokens) == 0 {
 		return fmt.Errorf("metering_admin: no usable token (set the admin token's secret, e.g. TOLLGATE_ADMIN_TOKEN)")
 	}
+	a.users = app.engineUsers()
 	a.api, err = admin.New(app.Engine(), admin.Config{BasePath: a.BasePath, Tokens: tokens, Logger: log,
 		MaxImportBytes: a.MaxImportBytes, MaxReconcileLag: time.Duration(a.MaxReconcileLag),
 		PublicURL: repl.ReplaceAll(a.PublicURL, ""), InviteTTL: time.Duration(a.InviteExpiry)})
@@ -129,6 +131,8 @@ func clientIP(r *http.Request) string {
 }
 
 func (a *AdminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	a.users.enter()
+	defer a.users.leave()
 	// The API's paths (/admin/v1/...) lie under the console's (/admin/...):
 	// the API's are matched first.
 	if a.console != nil && !a.isAPIPath(r.URL.Path) && a.console.Handles(r.URL.Path) {

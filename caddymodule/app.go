@@ -67,6 +67,7 @@ type App struct {
 	CreditLeaseHeartbeat  caddy.Duration `json:"credit_lease_heartbeat,omitempty"`
 
 	engine   *metering.Engine
+	users    *engineUsers // who still uses engine (engine_users.go)
 	shared   *sharedStores
 	key      string
 	sweepKey string
@@ -82,6 +83,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision resolves placeholders, connects (lazily) and builds the engine.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
+	a.users = newEngineUsers()
 	repl := caddy.NewReplacer()
 	redisURL := repl.ReplaceAll(a.Redis, "")
 	pgURL := repl.ReplaceAll(a.Postgres, "")
@@ -191,26 +193,51 @@ func (a *App) Start() error {
 // Stop does nothing: the shared stores outlive a reload and are released in Cleanup.
 func (a *App) Stop() error { return nil }
 
-// Cleanup closes this config's engine and releases its hold on the stores.
+// Cleanup closes this config's engine and releases its hold on the
+// stores, once its requests are over: on a reload Caddy cleans up the old
+// config while its servers still finish their requests (engine_users.go).
+// When the process exits, the servers have finished their requests, and
+// settlements still running behind them get settleTimeout.
 func (a *App) Cleanup() error {
+	if a.users == nil { // never provisioned
+		return nil
+	}
+	done := a.users.releaseWhenIdle(a.release)
+	if caddy.Exiting() {
+		select {
+		case <-done:
+		case <-time.After(settleTimeout):
+			a.users.releaseNow()
+		}
+	}
+	return nil
+}
+
+// release closes this config's engine (ending its credit leases) and
+// releases its hold on the sweeper and the stores.
+func (a *App) release() {
 	if a.engine != nil {
 		a.engine.Close()
 	}
 	// The sweeper uses the stores' engine: released first.
 	if a.sweeper != nil {
 		if _, err := sweepers.Delete(a.sweepKey); err != nil {
-			return err
+			a.log.Error("releasing the sweeper", zap.Error(err))
 		}
 	}
 	if a.shared != nil {
-		_, err := stores.Delete(a.key)
-		return err
+		if _, err := stores.Delete(a.key); err != nil {
+			a.log.Error("releasing the stores", zap.Error(err))
+		}
 	}
-	return nil
 }
 
 // Engine is the metering core for handlers.
 func (a *App) Engine() *metering.Engine { return a.engine }
+
+// engineUsers is the count a handler enters for each request it serves
+// with Engine, so that a reload closes the engine after the request.
+func (a *App) engineUsers() *engineUsers { return a.users }
 
 // appFrom returns the configured metering app or a clear error.
 func appFrom(ctx caddy.Context, who string) (*App, error) {

@@ -106,6 +106,7 @@ type Handler struct {
 	leased       bool // CreditLeases on
 	cost         metering.Credits
 	engine       *metering.Engine
+	users        *engineUsers // entered for each request (engine_users.go)
 	log          *zap.Logger
 	variableCost bool // price_by or cost_header: reserve, then settle
 	priceByModel bool
@@ -133,7 +134,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.engine = app.Engine()
+	h.engine, h.users = app.Engine(), app.engineUsers()
 	if h.leased {
 		// The heartbeat starts now, so the first requests already find
 		// this gateway alive.
@@ -298,6 +299,9 @@ var (
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Deferred first, so it runs after the release below is queued.
+	h.users.enter()
+	defer h.users.leave()
 	if h.variableCost {
 		return h.serveVariableCost(w, r, next)
 	}

@@ -53,36 +53,69 @@ func (g gateway) chatInBackground(key string) <-chan int {
 	return done
 }
 
-// A user cannot be deleted while one of its requests is still being
-// served upstream; once the response is done it can, and its usage stays.
-func TestDeleteDuringInFlightRequest(t *testing.T) {
-	b := meteringtest.New(t, meteringtest.Options{})
-	ctx := context.Background()
-	slow, arrived, finish := heldUpstream(t)
+// startTrackedGateway starts a gateway whose route charges tracked
+// (credit leases off), so a request counts as in flight while it is
+// served; it returns the gateway and its Caddyfile.
+func startTrackedGateway(t *testing.T, b *meteringtest.Bundle, upstreamAddr string) (gateway, string) {
+	t.Helper()
 	listen := freePort(t)
-	// Tracked charges (credit leases off): the request counts as in flight.
-	config := gatewayConfig(t, b, listen, slow.Listener.Addr().String(), meteringtest.RedisURL())
+	config := gatewayConfig(t, b, listen, upstreamAddr, meteringtest.RedisURL())
 	tracked := strings.Replace(config, "\t\tmetering\n", "\t\tmetering {\n\t\t\tcredit_leases off\n\t\t}\n", 1)
 	require.NotEqual(t, config, tracked, "the gateway config has a bare metering directive")
 	startGateway(t, tracked)
-	g := gateway{base: "http://" + listen, client: &http.Client{}}
+	return gateway{base: "http://" + listen, client: &http.Client{}}, tracked
+}
 
-	ann, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 10 * metering.Micro})
-	require.NoError(t, err)
-	inFlight := func() int {
-		resp, body := g.do(t, "GET", "/admin/v1/users/ann", "admin-secret")
-		require.Equal(t, 200, resp.StatusCode, body)
-		var u struct {
-			InFlight int `json:"in_flight"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(body), &u))
-		return u.InFlight
+// inFlight reads a user's in_flight count through the admin API.
+func (g gateway) inFlight(t *testing.T, username string) int {
+	t.Helper()
+	resp, body := g.do(t, "GET", "/admin/v1/users/"+username, "admin-secret")
+	require.Equal(t, 200, resp.StatusCode, body)
+	var u struct {
+		InFlight int `json:"in_flight"`
 	}
+	require.NoError(t, json.Unmarshal([]byte(body), &u))
+	return u.InFlight
+}
 
-	done := g.chatInBackground(key)
+// heldRequest is a tracked gateway serving one request of user ann (10
+// credits) that its upstream holds until finish is closed; done hands
+// back its status.
+type heldRequest struct {
+	b       *meteringtest.Bundle
+	g       gateway
+	tracked string // the gateway's Caddyfile
+	ann     metering.UserView
+	key     string
+	finish  chan struct{}
+	done    <-chan int
+}
+
+// startHeldRequest sets up a heldRequest, its request counted in flight.
+func startHeldRequest(t *testing.T) heldRequest {
+	t.Helper()
+	h := heldRequest{b: meteringtest.New(t, meteringtest.Options{})}
+	slow, arrived, finish := heldUpstream(t)
+	h.finish = finish
+	h.g, h.tracked = startTrackedGateway(t, h.b, slow.Listener.Addr().String())
+	var err error
+	h.ann, h.key, err = h.b.Engine.CreateUser(context.Background(), "test",
+		metering.UserSpec{Username: "ann", InitialCredits: 10 * metering.Micro})
+	require.NoError(t, err)
+	h.done = h.g.chatInBackground(h.key)
 	<-arrived
+	require.Equal(t, 1, h.g.inFlight(t, "ann"))
+	return h
+}
 
-	require.Equal(t, 1, inFlight())
+// A user cannot be deleted while one of its requests is still being
+// served upstream; once the response is done it can, and its usage stays.
+func TestDeleteDuringInFlightRequest(t *testing.T) {
+	h := startHeldRequest(t)
+	b, g, ann, key, finish, done := h.b, h.g, h.ann, h.key, h.finish, h.done
+	ctx := context.Background()
+	inFlight := func() int { return g.inFlight(t, "ann") }
+
 	resp, body := g.do(t, "DELETE", "/admin/v1/users/ann", "admin-secret")
 	require.Equal(t, http.StatusConflict, resp.StatusCode, body)
 	require.Contains(t, body, `"code":"conflict"`)

@@ -82,7 +82,10 @@ func (m *meteredCall) settleWithin(o metering.Outcome) (metering.Credits, bool) 
 	m.settled = true
 	done := make(chan settleAnswer, 1)
 	h, res := m.h, m.res
+	// The settlement may outlive the request: it uses the engine too.
+	h.users.enter()
 	go func() {
+		defer h.users.leave()
 		remaining, ok := h.settle(res, o)
 		done <- settleAnswer{remaining, ok}
 	}()

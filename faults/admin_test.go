@@ -65,10 +65,14 @@ func (w *world) admin(method, path string, body, out any) (int, error) {
 	return status, err
 }
 
-func (w *world) putPrice() error {
-	// 0.01 credit an input token, 0.04 an output token.
+// putPrice sets the chat model's price (the world starts with the first
+// of inputRates and outputRates) and remembers it as the current one.
+func (w *world) putPrice(p metering.Price) error {
 	_, err := w.admin("PUT", "/prices/"+chatModel, map[string]any{
-		"input_per_million": 10000, "output_per_million": 40000}, nil)
+		"input_per_million": p.InputPerMillion, "output_per_million": p.OutputPerMillion}, nil)
+	if err == nil {
+		w.price = p
+	}
 	return err
 }
 

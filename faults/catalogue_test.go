@@ -27,7 +27,7 @@ var catalogue = []*fault{
 	{name: "gateway-kill-fixed", about: "a gateway SIGKILLed with fixed-cost requests in flight",
 		mix:    func(*rand.Rand) *mix { return &mix{weights: [4]int{4, 1, 1, 6}, modes: []string{"slow"}, share: 0.7} },
 		inject: func(w *world, c *cycle) error { return gatewayKill(w, c, upFixed, 2) }},
-	{name: "gateway-kill-stream", about: "one of two gateways SIGKILLed mid-stream under priced load",
+	{name: "gateway-kill-stream", about: "one of three gateways SIGKILLed mid-stream under priced load, the other two carrying on",
 		mix:    func(*rand.Rand) *mix { return &mix{weights: [4]int{1, 1, 8, 1}, modes: []string{"slow"}, share: 0.8} },
 		inject: func(w *world, c *cycle) error { return gatewayKill(w, c, upChat, 3) }},
 	{name: "upstream-hang", about: "the upstream hangs (before answering or mid-stream)",
@@ -45,6 +45,8 @@ var catalogue = []*fault{
 			return &mix{weights: normalMix.weights, modes: []string{"slow"}, share: 0.6 + rng.Float64()*0.4}
 		},
 		inject: upstreamFault},
+	{name: "gateway-reload", about: "`tollgate reload` of a gateway under load: a route's cost and credit leases switched and back, then a forced reload",
+		mix: slowHalf, inject: gatewayReload},
 	{name: "reconciler-kill", about: "a gateway SIGKILLed while its reconciler drains the backlog Postgres's absence left", inject: reconcilerKill},
 }
 

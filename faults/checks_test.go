@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,8 +78,8 @@ func TestCheckCreditLeasesCatchesBreaches(t *testing.T) {
 	}
 }
 
-// The revocation check on made-up records: a refusal after the
-// deactivation passes; a 2xx, or a charge, after it is reported; requests
+// The revocation check on made-up records: a refusal after a key
+// rotation passes; a 2xx, or a charge, after it is reported; requests
 // that started before it are not held to it.
 func TestCheckRevocationCatchesBreaches(t *testing.T) {
 	u := &cycleUser{name: "u1"}
@@ -95,7 +96,7 @@ func TestCheckRevocationCatchesBreaches(t *testing.T) {
 		3: {{id: "b", kind: "usage", cost: 1_000_000}},
 		4: {{id: "c", kind: "usage", cost: 1_000_000}},
 	}
-	c := &cycle{revoked: u, revokedAt: at, records: records}
+	c := &cycle{revoked: u, revokedHow: "rotate", revokedAt: at, records: records}
 	(&world{}).checkRevocation(c, byN)
 	got := strings.Join(c.violations, "\n")
 	if len(c.violations) != 2 || !strings.Contains(got, "GET /l/3/") || !strings.Contains(got, "GET /f/4/") {
@@ -103,5 +104,83 @@ func TestCheckRevocationCatchesBreaches(t *testing.T) {
 	}
 	if c.stats.revokedTried != 3 {
 		t.Errorf("want 3 requests counted after the revocation, got %d", c.stats.revokedTried)
+	}
+	// A removal of credits leaves the user what it had left: its later
+	// 2xx are held to the lease and overdraft checks instead.
+	removal := &cycle{revoked: u, revokedHow: "adjust", revokedAt: at, records: records}
+	(&world{}).checkRevocation(removal, byN)
+	if len(removal.violations) != 0 || removal.stats.revokedTried != 3 {
+		t.Errorf("a removal: want 3 requests counted and no violation, got %d and %v", removal.stats.revokedTried, removal.violations)
+	}
+}
+
+// The price check on made-up settlements around a price change: a request
+// started after the change must pay the new price, one that ended before
+// it the old one, one under way meanwhile either; anything else, or the
+// wrong one of the two, is reported.
+func TestCheckPriceCatchesBreaches(t *testing.T) {
+	old := metering.Price{InputPerMillion: inputRates[0], OutputPerMillion: outputRates[0]}
+	cur := metering.Price{InputPerMillion: inputRates[1], OutputPerMillion: outputRates[1]}
+	at := time.Now()
+	ch := &priceChange{from: old, to: cur, sent: at, done: at.Add(10 * time.Millisecond)}
+	in, out, status := int64(100), int64(10), int32(200)
+	units := metering.Units{InputTokens: in, OutputTokens: out}
+	settled := func(cost metering.Credits) *ledgerEvent {
+		return &ledgerEvent{kind: "usage", cost: int64(cost), upstreamStatus: &status, inputUnits: &in, outputUnits: &out}
+	}
+	before := &record{n: 1, kind: kindChat, start: at.Add(-time.Second), end: at.Add(-time.Millisecond)}
+	during := &record{n: 2, kind: kindStream, start: at.Add(-time.Second), end: at.Add(time.Second)}
+	after := &record{n: 3, kind: kindChat, start: at.Add(time.Second), end: at.Add(2 * time.Second)}
+	for _, tc := range []struct {
+		name string
+		r    *record
+		cost metering.Credits
+		want bool // a violation
+	}{
+		{"ended before, old price", before, old.Cost(units), false},
+		{"ended before, new price", before, cur.Cost(units), true},
+		{"under way, old price", during, old.Cost(units), false},
+		{"under way, new price", during, cur.Cost(units), false},
+		{"under way, neither", during, cur.Cost(units) + 1, true},
+		{"started after, new price", after, cur.Cost(units), false},
+		{"started after, old price", after, old.Cost(units), true},
+	} {
+		c := &cycle{priceChange: ch}
+		(&world{price: cur}).checkPrice(c, tc.r, settled(tc.cost))
+		if got := len(c.violations) > 0; got != tc.want {
+			t.Errorf("%s: violation %v, want %v: %v", tc.name, got, tc.want, c.violations)
+		}
+	}
+}
+
+// The fixed-cost route's cost across reloads of its gateway: the cost of
+// each configuration the gateway ran while the request was under way.
+func TestFixedCostsAcrossReloads(t *testing.T) {
+	at := time.Now()
+	ms := func(n int) time.Time { return at.Add(time.Duration(n) * time.Millisecond) }
+	c := &cycle{reloads: []reload{
+		{gw: 0, sent: ms(100), done: ms(200), to: reloadRoutes},
+		{gw: 0, sent: ms(300), done: ms(400), to: baseRoutes},
+	}}
+	one, two := int64(metering.Micro), 2*int64(metering.Micro)
+	for _, tc := range []struct {
+		name       string
+		gw         int
+		kind       reqKind
+		start, end int
+		want       []int64
+	}{
+		{"before the first reload", 0, kindFixed, 0, 50, []int64{one}},
+		{"across the first reload", 0, kindFixed, 50, 150, []int64{one, two}},
+		{"between the reloads", 0, kindFixed, 210, 290, []int64{two}},
+		{"across both", 0, kindFixed, 50, 500, []int64{one, two}},
+		{"after both", 0, kindFixed, 410, 500, []int64{one}},
+		{"another gateway", 1, kindFixed, 210, 290, []int64{one}},
+		{"the leased route", 0, kindLeased, 210, 290, []int64{one}},
+	} {
+		r := &record{gw: tc.gw, kind: tc.kind, start: ms(tc.start), end: ms(tc.end)}
+		if got := c.fixedCosts(r); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: costs %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -15,30 +15,36 @@ import (
 
 // cycle is one fault under load, and what the checks found afterwards.
 type cycle struct {
-	index, of  int
-	fault      *fault
-	seed       int64
-	rng        *rand.Rand
-	project    string
-	projectID  int64
-	pool       metering.Credits // the pool's credits at the start
-	users      []*cycleUser
-	load       *load
-	records    []*record
-	kills      []kill
-	violations []string
-	took       time.Duration
-	stats      stats
+	index, of int
+	fault     *fault
+	seed      int64
+	rng       *rand.Rand
+	project   string
+	projectID int64
+	pool      metering.Credits // the pool's credits at the start
+	users     []*cycleUser
+	load      *load
+	records   []*record
+	kills     []kill
+	reloads   []reload // configuration reloads of gateways (reload_test.go)
+	// priceChange is the change of the chat model's price made under
+	// load (prices_test.go); nil if it failed.
+	priceChange *priceChange
+	violations  []string
+	took        time.Duration
+	stats       stats
 	// lostAfter, set when the cycle's fault cut Redis's AOF: writes made
 	// after it may be gone (appendfsync everysec after an OS crash).
 	lostAfter time.Time
 	// leasedUncharged counts, per user, leased 2xx with no usage event
 	// whose gateway was killed after they started (checkRequests).
 	leasedUncharged map[*cycleUser]int
-	// revoked is the user deactivated once the service recovered, and
-	// revokedAt when the admin call returned (revocation_test.go).
-	revoked   *cycleUser
-	revokedAt time.Time
+	// revoked is the user whose access or credits were taken away once
+	// the service recovered, revokedHow how (revocations), and revokedAt
+	// when the admin call returned (revocation_test.go).
+	revoked    *cycleUser
+	revokedHow string
+	revokedAt  time.Time
 }
 
 type cycleUser struct {
@@ -46,6 +52,7 @@ type cycleUser struct {
 	id        int64
 	project   string
 	credits   metering.Credits
+	removed   metering.Credits // taken away by the revocation's negative adjustments
 }
 
 // kill is a gateway SIGKILLed during the cycle: requests it had in flight
@@ -207,6 +214,7 @@ func (w *world) runCycle(i, of int, p planned) *cycle {
 	if err := c.load.waitOK(recoveryOK, 90*time.Second, "2xx answers after the fault"); err != nil {
 		c.violate("liveness", "the service did not recover: "+err.Error())
 	}
+	w.changePrice(c)
 	w.revoke(c)
 	c.records = c.load.finish()
 	w.up.endHangs()
@@ -230,6 +238,7 @@ type stats struct {
 	leasedUncharged                                          int // leased 2xx uncharged, their gateway killed (allowed, bounded)
 	leases, sweptLeases                                      int // credit leases taken; ended by the sweeper
 	revokedTried                                             int // the revoked user's requests started after the revocation
+	newPrice                                                 int // priced requests charged at the price changed under load
 }
 
 func (c *cycle) report() {
@@ -246,8 +255,8 @@ func (c *cycle) report() {
 	c.note("%d requests: %d 2xx, %d refused, %d other answers [%s], %d not sent, %d lost (%d of them charged); %d 2xx settled by the sweeper; %d left in flight by killed gateways; %d refused and undone; %d 2xx uncharged in the writes Redis lost",
 		s.requests, s.ok, s.refused, s.other, strings.Join(st, " "), s.notSent, s.lost, s.lostCharged, s.sweptOK, s.inFlightKilled,
 		s.refusedUndone, s.okLostWithRedis)
-	c.note("credit leases: %d taken, %d ended by the sweeper; %d leased 2xx, %d of them uncharged (gateway killed before its flush); %d requests after the revocation",
-		s.leases, s.sweptLeases, s.leasedOK, s.leasedUncharged, s.revokedTried)
+	c.note("credit leases: %d taken, %d ended by the sweeper; %d leased 2xx, %d of them uncharged (gateway killed before its flush); %d requests after the revocation; %d priced requests charged at the new price",
+		s.leases, s.sweptLeases, s.leasedOK, s.leasedUncharged, s.revokedTried, s.newPrice)
 	shown := 0
 	for _, r := range c.records {
 		if r.outcome == lost && shown < 3 {

@@ -9,21 +9,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
-// gateway is one tollgate process. Both gateways of the suite share Redis
+// gatewayNames are the suite's gateways: three processes sharing one Redis
+// and one Postgres, the load spread evenly over them.
+var gatewayNames = []string{"gw-a", "gw-b", "gw-c"}
+
+// gateway is one tollgate process. The gateways of the suite share Redis
 // and Postgres; each keeps its name (the reconciler's consumer name and the
 // X-Gateway header the upstream sees) across restarts, as an operator's
 // would, so a restarted gateway re-reads its own pending events first.
 type gateway struct {
-	name    string
-	port    int
-	bin     string
-	cfgPath string
-	logDir  string
-	p       *proc
-	starts  int
+	name string
+	port int
+	// adminPort is Caddy's admin endpoint, which `tollgate reload` talks to.
+	adminPort int
+	bin       string
+	cfgPath   string
+	logDir    string
+	p         *proc
+	starts    int
 }
 
 const (
@@ -44,13 +51,45 @@ const (
 
 func (g *gateway) base() string { return fmt.Sprintf("http://127.0.0.1:%d", g.port) }
 
-// caddyfile is the gateway's configuration: the admin API, a fixed-cost
-// route (1 credit a request), the same served from credit leases, and a
-// route priced by model, all proxied to the fake upstream with the
-// gateway's name in X-Gateway.
-func (w *world) caddyfile(g *gateway) string {
+// routes is what a configuration reload may change: the fixed-cost
+// route's cost and whether the leased route admits from credit leases.
+type routes struct {
+	fixedCost int64 // credits a /f/ request costs
+	leased    bool  // /l/ admits from credit leases (else it charges each request)
+}
+
+// baseRoutes is every gateway's configuration at start; reloadRoutes the
+// one the reload fault switches a gateway to and back.
+var (
+	baseRoutes   = routes{fixedCost: 1, leased: true}
+	reloadRoutes = routes{fixedCost: 2, leased: false}
+)
+
+func (r routes) String() string {
+	leases := "off"
+	if r.leased {
+		leases = "on"
+	}
+	return fmt.Sprintf("/f/ costs %d, /l/ credit_leases %s", r.fixedCost, leases)
+}
+
+// writeConfig writes g's Caddyfile with the routes rt.
+func (w *world) writeConfig(g *gateway, rt routes) error {
+	return os.WriteFile(g.cfgPath, []byte(w.caddyfile(g, rt)), 0o600)
+}
+
+// caddyfile is the gateway's configuration: Caddy's admin endpoint on
+// loopback (for `tollgate reload`), the admin API, a fixed-cost route
+// (rt.fixedCost credits a request), a 1-credit route served from credit
+// leases (unless rt says off), and a route priced by model, all proxied to
+// the fake upstream with the gateway's name in X-Gateway.
+func (w *world) caddyfile(g *gateway, rt routes) string {
+	leases := "off"
+	if rt.leased {
+		leases = "on"
+	}
 	return fmt.Sprintf(`{
-	admin off
+	admin 127.0.0.1:%d
 	metering {
 		redis %s
 		postgres "%s&application_name=%s"
@@ -70,7 +109,7 @@ http://127.0.0.1:%d {
 		}
 	}
 	handle /f/* {
-		metering 1 {
+		metering %d {
 			credit_leases off
 		}
 		reverse_proxy %s {
@@ -80,7 +119,7 @@ http://127.0.0.1:%d {
 	handle /l/* {
 		metering {
 			cost 1
-			credit_leases on
+			credit_leases %s
 		}
 		reverse_proxy %s {
 			header_up X-Gateway %s
@@ -97,8 +136,8 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, g.name, creditLeaseLife, creditLeaseGrace,
-		g.port, w.adminToken, w.up.addr(), g.name, w.up.addr(), g.name, reservationLease, w.up.addr(), g.name)
+`, g.adminPort, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, g.name, creditLeaseLife, creditLeaseGrace,
+		g.port, w.adminToken, rt.fixedCost, w.up.addr(), g.name, leases, w.up.addr(), g.name, reservationLease, w.up.addr(), g.name)
 }
 
 // buildGateway builds bin/tollgate from this tree into dir.
@@ -121,9 +160,7 @@ func (g *gateway) start() error {
 	g.starts++
 	logPath := filepath.Join(g.logDir, fmt.Sprintf("%s.log", g.name))
 	appendNote(logPath, fmt.Sprintf("=== start %d", g.starts))
-	home := filepath.Join(g.logDir, "..", "home-"+g.name)
-	env := append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
-	p, err := startProc(g.name, logPath, env, nil, g.bin, "run", "--config", g.cfgPath, "--adapter", "caddyfile")
+	p, err := startProc(g.name, logPath, g.env(), nil, g.bin, "run", "--config", g.cfgPath, "--adapter", "caddyfile")
 	if err != nil {
 		return err
 	}
@@ -142,5 +179,31 @@ func (g *gateway) start() error {
 	})
 }
 
+// env is the gateway's environment: its own home, so Caddy's data and
+// autosaved configuration stay in the run's directory.
+func (g *gateway) env() []string {
+	home := filepath.Join(g.logDir, "..", "home-"+g.name)
+	return append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
+}
+
 // up reports whether the gateway process runs.
 func (g *gateway) up() bool { return g.p != nil && !g.p.exited() }
+
+// reload runs `tollgate reload` for g's Caddyfile against its admin
+// endpoint, as an operator would after editing it: Caddy provisions the new
+// configuration, starts it, then stops and cleans up the old one. force
+// reloads even an unchanged file (new module instances all the same).
+func (g *gateway) reload(force bool) error {
+	args := []string{"reload", "--config", g.cfgPath, "--adapter", "caddyfile",
+		"--address", fmt.Sprintf("127.0.0.1:%d", g.adminPort)}
+	if force {
+		args = append(args, "--force")
+	}
+	cmd := exec.Command(g.bin, args...)
+	cmd.Env = g.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: tollgate %s: %v: %s", g.name, strings.Join(args, " "), err, oneLine(string(out)))
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -179,6 +180,9 @@ func (w *world) checkRequests(c *cycle, byID map[string]*ledgerEvent, byN map[in
 		if len(usage) > 1 {
 			c.violate("charged once", fmt.Sprintf("%s: %d usage events: %s", r, len(usage), eventList(usage)))
 		}
+		if len(usage) == 1 && !r.kind.fixedCost() {
+			w.checkPrice(c, r, usage[0])
+		}
 		switch {
 		case r.outcome == notSent:
 			s.notSent++
@@ -262,13 +266,19 @@ func netZero(evs []*ledgerEvent) bool {
 // could not reach Redis, is charged its estimate by policy: counted.)
 func (w *world) checkUnits(c *cycle, r *record, u *ledgerEvent) {
 	if r.kind.fixedCost() {
-		if u.cost != 1_000_000 {
-			c.violate("2xx charged once", fmt.Sprintf("%s: charged %s, the route costs 1", r, credits(u.cost)))
+		costs := c.fixedCosts(r)
+		if !slices.Contains(costs, u.cost) {
+			c.violate("2xx charged once", fmt.Sprintf("%s: charged %s, the route costs %s", r, credits(u.cost), costList(costs)))
 		}
 		return
 	}
 	if u.upstreamStatus == nil {
 		c.stats.sweptOK++
+		if c.reloadedDuring(r) && len(c.kills) == 0 && c.lostAfter.IsZero() {
+			// Redis stayed up and nothing was killed: the handler of the
+			// configuration that admitted it had to settle it itself.
+			c.violate("a reload lets requests finish", fmt.Sprintf("%s: settled by the sweeper, not its handler, across a reload of %s", r, r.gwName))
+		}
 		return
 	}
 	seen := w.up.report(r.n)
@@ -434,6 +444,15 @@ func holdNote(holds []*ledgerEvent) string {
 		return ""
 	}
 	return fmt.Sprintf(" (%d holds: %s)", len(holds), eventList(holds))
+}
+
+// costList formats costs in micro-credits as "1 or 2".
+func costList(costs []int64) string {
+	var parts []string
+	for _, c := range costs {
+		parts = append(parts, credits(c))
+	}
+	return strings.Join(parts, " or ")
 }
 
 // credits formats micro-credits as a decimal.

@@ -45,8 +45,9 @@ type userLeases struct {
 //     killed none and lost no Redis writes, a swept lease was ended under a
 //     live gateway, which may then admit from credits that went back;
 //   - what the ledger charged a user (its usage events' cost, less voids) never
-//     exceeds what it had: its credits, and for the pool's users together,
-//     their credits and the pool. Not checked when Redis lost writes (the
+//     exceeds what it had: its credits less what a negative adjustment
+//     removed, and for the pool's users together, their credits and the
+//     pool. Not checked when Redis lost writes (the
 //     charges of the lost second are the documented loss).
 func (w *world) checkCreditLeases(c *cycle, events []*ledgerEvent) {
 	byID := map[string]*ledgerEvent{}
@@ -127,12 +128,13 @@ func (w *world) checkCreditLeases(c *cycle, events []*ledgerEvent) {
 		if lostWrites {
 			continue
 		}
+		had := int64(u.credits - u.removed)
 		if u.project != "" {
-			poolHad += int64(u.credits)
+			poolHad += had
 			poolSpent += spent[u.id]
-		} else if spent[u.id] > int64(u.credits) {
-			c.violate("no overdraft", fmt.Sprintf("user %s had %s, the ledger charged it %s",
-				u.name, credits(int64(u.credits)), credits(spent[u.id])))
+		} else if spent[u.id] > had {
+			c.violate("no overdraft", fmt.Sprintf("user %s had %s (%s removed), the ledger charged it %s",
+				u.name, credits(had), u.removed, credits(spent[u.id])))
 		}
 	}
 	if !lostWrites && poolSpent > poolHad+int64(c.pool) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ import (
 )
 
 var (
-	flagCycles = flag.Int("faults.cycles", 20, "number of randomized fault cycles")
+	flagCycles = flag.Int("faults.cycles", 22, "number of randomized fault cycles (22: each fault twice)")
 	flagSeed   = flag.Int64("faults.seed", 0, "seed of the whole run (0: from the clock); the same seed draws the same cycles")
 	flagCycle  = flag.String("faults.cycle", "", "run one cycle again, as printed: <fault>:<seed>")
 	flagOnly   = flag.String("faults.only", "", "comma-separated faults to draw from (default: all)")
@@ -30,7 +31,7 @@ var (
 )
 
 // world is everything the suite runs: private Redis and Postgres, the fake
-// upstream and two gateways sharing them.
+// upstream and three gateways sharing them.
 type world struct {
 	t          *testing.T
 	base       string
@@ -42,6 +43,7 @@ type world struct {
 	keys       metering.RedisKeys
 	pepper     string
 	adminToken string
+	price      metering.Price // the chat model's price now
 	nextN      atomic.Int64
 	deadSeen   int // entries of the dead-letter stream already reported
 }
@@ -105,7 +107,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w := &world{t: t, base: base, keys: keys, pepper: randomHex(16), adminToken: randomHex(16)}
-	say("starting private PostgreSQL, Redis, upstream and two gateways in %s", base)
+	say("starting private PostgreSQL, Redis, upstream and %d gateways in %s", len(gatewayNames), base)
 
 	if w.pg, err = newPostgres(base); err != nil {
 		t.Fatal(err)
@@ -140,14 +142,18 @@ func newWorld(t *testing.T) *world {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"gw-a", "gw-b"} {
+	for _, name := range gatewayNames {
 		port, err := freePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := &gateway{name: name, port: port, bin: bin, logDir: filepath.Join(base, "logs"),
+		adminPort, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &gateway{name: name, port: port, adminPort: adminPort, bin: bin, logDir: filepath.Join(base, "logs"),
 			cfgPath: filepath.Join(base, name+".Caddyfile")}
-		if err := os.WriteFile(g.cfgPath, []byte(w.caddyfile(g)), 0o600); err != nil {
+		if err := w.writeConfig(g, baseRoutes); err != nil {
 			t.Fatal(err)
 		}
 		w.gws = append(w.gws, g)
@@ -161,11 +167,15 @@ func newWorld(t *testing.T) *world {
 			t.Fatal(err)
 		}
 	}
-	if err := w.putPrice(); err != nil {
+	if err := w.putPrice(metering.Price{Model: chatModel, InputPerMillion: inputRates[0], OutputPerMillion: outputRates[0]}); err != nil {
 		t.Fatal(err)
 	}
-	say("ready: redis %s, postgres 127.0.0.1:%d, upstream %s, gateways %s and %s",
-		w.redis.addr(), w.pg.port, w.up.addr(), w.gws[0].base(), w.gws[1].base())
+	var bases []string
+	for _, g := range w.gws {
+		bases = append(bases, g.name+" "+g.base())
+	}
+	say("ready: redis %s, postgres 127.0.0.1:%d, upstream %s, gateways %s",
+		w.redis.addr(), w.pg.port, w.up.addr(), strings.Join(bases, ", "))
 	return w
 }
 

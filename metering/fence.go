@@ -149,3 +149,24 @@ func serverIdentity(ctx context.Context, c redis.Cmdable, keys RedisKeys) (runID
 
 // isFenced reports an error from a connection the fence refused.
 func isFenced(err error) bool { return errors.Is(err, errFenced) }
+
+// afterVerifying runs fn, a call straight on the Redis client (one that
+// does not go through the script runner, which checks the fence itself).
+// When the fence stopped it (Redis restarted, or was never verified since
+// this gateway started) it verifies Redis and runs fn once more: a fenced
+// connection never carried the command, so nothing ran twice.
+func (e *Engine) afterVerifying(ctx context.Context, fn func() error) error {
+	if e.cfg.Fence.Blocked() {
+		if err := e.VerifyRedis(ctx); err != nil {
+			return err
+		}
+	}
+	err := fn()
+	if !errors.Is(err, errFenced) {
+		return err
+	}
+	if err := e.VerifyRedis(ctx); err != nil {
+		return err
+	}
+	return fn()
+}

@@ -179,8 +179,12 @@ func (e *Engine) recall(ctx context.Context, project int64, users ...int64) erro
 		return nil
 	}
 	rid := e.ids.Next()
-	res, err := recallScript.Run(ctx, e.rdb, []string{e.keys.Gateways(), e.keys.Recalls()},
-		rid, strings.Join(ids, ","), proj).Slice()
+	var res []any
+	err := e.afterVerifying(ctx, func() (err error) {
+		res, err = recallScript.Run(ctx, e.rdb, []string{e.keys.Gateways(), e.keys.Recalls()},
+			rid, strings.Join(ids, ","), proj).Slice()
+		return err
+	})
 	if err != nil {
 		return unavailable(err)
 	}

@@ -80,7 +80,9 @@ func (e *Engine) DeletePrice(ctx context.Context, actor, model string) error {
 func (e *Engine) announceCurrentPriceVersion(ctx context.Context) {
 	v, err := currentPriceVersion(ctx, e.db)
 	if err == nil {
-		err = priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, v).Err()
+		err = e.afterVerifying(ctx, func() error {
+			return priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, v).Err()
+		})
 	}
 	if err != nil {
 		e.log.Warn("announce price table version", zap.Error(err))
@@ -101,7 +103,10 @@ func priceDetails(p Price, version int64) map[string]any {
 // version and reloaded must find the new price in Postgres.
 func (e *Engine) publishPriceVersion(ctx context.Context, model string, version int64) error {
 	e.prices.expire() // this gateway re-checks at its next lookup
-	if err := priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Err(); err != nil {
+	err := e.afterVerifying(ctx, func() error {
+		return priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Err()
+	})
+	if err != nil {
 		// Committed but not announced: other gateways keep the old price
 		// until their next reload. Repeating the request announces it.
 		return fmt.Errorf("price for model %q saved (version %d) but not announced to gateways, repeat the request: %w",

@@ -168,3 +168,29 @@ func TestPriceVersionColdRedis(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, int64(100), v1)
 }
+
+// A price written while Redis is unverified (restarted, or never checked
+// since this gateway started) is announced once Redis is verified, in the
+// same call: the admin sees success, and only one version is spent.
+func TestPutPriceVerifiesARestartedRedis(t *testing.T) {
+	t.Parallel()
+	w := meteringtest.New(t, meteringtest.Options{})
+	ctx := context.Background()
+	_, err := w.Engine.PutPrice(ctx, "ops", metering.Price{Model: "a", PerRequest: 1})
+	require.NoError(t, err)
+
+	w.RestartRedisFrom(t, w.SnapshotRedis(t))
+	_, err = w.Engine.PutPrice(ctx, "ops", metering.Price{Model: "a", PerRequest: 2})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), pgPriceVersion(t, w))
+	require.Equal(t, int64(2), redisPriceVersion(t, w))
+
+	// A gateway's first price lookup after the restart verifies too.
+	w.RestartRedisFrom(t, w.SnapshotRedis(t))
+	gw := w.NewEngine(t)
+	p, v, ok, err := gw.PriceFor(ctx, "a")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(2), v)
+	require.Equal(t, metering.Credits(2), p.PerRequest)
+}

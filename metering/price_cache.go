@@ -122,7 +122,11 @@ func (e *Engine) loadPrices(ctx context.Context, after int64) (*priceSnapshot, e
 	}
 	// Announce what was loaded: this seeds a cold Redis and repairs a
 	// version a writer committed but failed to announce.
-	redisV, err := priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Int64()
+	var redisV int64
+	err = e.afterVerifying(ctx, func() (err error) {
+		redisV, err = priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Int64()
+		return err
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Tollgate's fault-injection suite (faults/, build tag "faults"; see
-# docs/faults.md): private Redis, PostgreSQL, fake upstream and two gateways
+# docs/faults.md): private Redis, PostgreSQL, fake upstream and three gateways
 # on free loopback ports, a load of concurrent clients, randomized faults,
 # and the invariants checked after each.
 #
 # Environment:
-#   FAULTS_CYCLES  randomized fault cycles, default 20
+#   FAULTS_CYCLES  randomized fault cycles, default 22 (each of the 11 faults twice)
 #   FAULTS_SEED    seed of the run, default from the clock (printed; the same
 #                  seed draws the same cycles)
 #   FAULTS_ARGS    more flags for the suite, e.g.
@@ -29,7 +29,7 @@ build_binaries
 
 read -r -a flags <<<"${FAULTS_FLAGS:--count=1 -timeout 45m}"
 read -r -a extra <<<"${FAULTS_ARGS:-}"
-args=(-faults.cycles="${FAULTS_CYCLES:-20}" -faults.bin="$ROOT/bin/tollgate")
+args=(-faults.cycles="${FAULTS_CYCLES:-22}" -faults.bin="$ROOT/bin/tollgate")
 [[ -n "${FAULTS_SEED:-}" ]] && args+=(-faults.seed="$FAULTS_SEED")
 
 log "+ go vet -tags faults ./faults"
