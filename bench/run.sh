@@ -11,8 +11,10 @@
 # of bin/tollgate-bench, which serves every route) and meter nothing.
 # Around the 64-connection metered runs
 # it reads Redis's INFO commandstats (Redis CPU per request) and samples the
-# reconcile lag from GET /health. Then it runs two Go benchmarks:
-# BenchmarkReconcile (reconciler events/s) and BenchmarkHandler (gateway
+# reconcile lag from GET /health. Then it runs three Go benchmarks:
+# BenchmarkReconcile (reconciler events/s, one event per entry),
+# BenchmarkReconcilePacked (the same, the stream shaped like credit leases'
+# flushes: packed entries of 200 events) and BenchmarkHandler (gateway
 # allocations per request). It prints issue 10's target table, each row
 # measured, with its target and whether it is met; the report goes to the
 # terminal and to bench/results/latest.txt.
@@ -28,7 +30,7 @@
 #   BENCH_MAX_SECONDS=1800   hard limit for the whole script, build included
 #   TOLLGATE_BIN, BENCH_CADDYFILE, BENCH_SKIP_BUILD=1   to bench other binaries/configs
 #                            (the binary needs the bench_floor handler of bench/floor)
-#   BENCH_GO=1               0 skips the two Go benchmarks (their rows say so)
+#   BENCH_GO=1               0 skips the Go benchmarks (their rows say so)
 #   BENCH_RECONCILE_BENCHTIME=200000x  BENCH_HANDLER_BENCHTIME=2000x   their -benchtime
 #   (the Go benchmarks use the test services: TOLLGATE_TEST_REDIS_URL,
 #   TOLLGATE_TEST_DATABASE_URL, default 127.0.0.1; they isolate themselves)
@@ -339,6 +341,7 @@ run_go_bench() {
 if [[ "$BENCH_GO" == 1 ]]; then
 	command -v setsid >/dev/null 2>&1 || die "setsid (util-linux) is missing"
 	run_go_bench reconcile ./metering/ '^BenchmarkReconcile$' "$BENCH_RECONCILE_BENCHTIME"
+	run_go_bench reconcile-packed ./metering/ '^BenchmarkReconcilePacked$' "$BENCH_RECONCILE_BENCHTIME"
 	run_go_bench handler ./caddymodule/ '^BenchmarkHandler$' "$BENCH_HANDLER_BENCHTIME"
 fi
 
@@ -356,10 +359,14 @@ go_metric() {
 		cur ~ "^" bench "(-[0-9]+)?$" { for (i = 2; i <= NF; i++) if ($i == unit) { print $(i - 1); exit } }' "$1"
 }
 RECONCILE_EPS="$(go_metric "$RAW/go-reconcile.txt" BenchmarkReconcile events/s)"
+RECONCILE_PACKED_EPS="$(go_metric "$RAW/go-reconcile-packed.txt" BenchmarkReconcilePacked events/s)"
 ALLOCS_FIXED="$(go_metric "$RAW/go-handler.txt" BenchmarkHandler/fixed allocs/op)"
 ALLOCS_PRICED="$(go_metric "$RAW/go-handler.txt" BenchmarkHandler/priced allocs/op)"
 NS_FIXED="$(go_metric "$RAW/go-handler.txt" BenchmarkHandler/fixed ns/op)"
 NS_PRICED="$(go_metric "$RAW/go-handler.txt" BenchmarkHandler/priced ns/op)"
+if [[ "$BENCH_GO" == 1 && -z "$RECONCILE_PACKED_EPS" ]]; then
+	WARNINGS+=("BenchmarkReconcilePacked printed no events/s (see bench/results/raw/go-reconcile-packed.txt)")
+fi
 if [[ "$BENCH_GO" == 1 && -z "$RECONCILE_EPS" ]]; then
 	WARNINGS+=("BenchmarkReconcile printed no events/s (see bench/results/raw/go-reconcile.txt)")
 fi
@@ -389,7 +396,7 @@ REPORT="$RESULTS/latest.txt"
 	printf '%s rounds x %s per run (order alternating), warm-up %s; wrk, gateway, upstream and Redis share this machine\n\n' \
 		"$BENCH_ROUNDS" "$BENCH_DURATION" "$BENCH_WARMUP"
 	awk -v conns="$BENCH_CONNECTIONS" -v fixed_port="$FIXED_PORT" -v leased_port="$LEASED_PORT" -v priced_port="$PRICED_PORT" \
-		-v go_ran="$BENCH_GO" -v eps="$RECONCILE_EPS" -v allocs_fixed="$ALLOCS_FIXED" -v allocs_priced="$ALLOCS_PRICED" \
+		-v go_ran="$BENCH_GO" -v eps="$RECONCILE_EPS" -v peps="$RECONCILE_PACKED_EPS" -v allocs_fixed="$ALLOCS_FIXED" -v allocs_priced="$ALLOCS_PRICED" \
 		-v ns_fixed="$NS_FIXED" -v ns_priced="$NS_PRICED" -v rtime="$BENCH_RECONCILE_BENCHTIME" -v htime="$BENCH_HANDLER_BENCHTIME" '
 		function fields(   i, kv) {
 			delete f
@@ -460,6 +467,7 @@ REPORT="$RESULTS/latest.txt"
 			c = rcpu("fixed")
 			trow("Redis CPU per fixed charge, commandstats ** (leases off)", c < 0 ? "" : sprintf("%.1f us", c), "<= 7 us", c <= 7)
 			trow("reconciler events/s into Postgres (BenchmarkReconcile)", eps == "" ? "" : sprintf("%.0f", eps), ">= 150000", eps + 0 >= 150000)
+			trow("reconciler events/s, leased flushes packed (BenchmarkReconcilePacked)", peps == "" ? "" : sprintf("%.0f", peps), ">= 150000", peps + 0 >= 150000)
 			peak = -1
 			for (t in maxlag) if (maxlag[t] > peak) peak = maxlag[t]
 			trow("reconcile lag, max of /health during the " conns "-conn metered runs", peak < 0 ? "" : sprintf("%.3f s", peak), "< 1 s", peak < 1)
@@ -490,7 +498,7 @@ REPORT="$RESULTS/latest.txt"
 			if (go_ran == 1) {
 				printf "*** BenchmarkHandler (caddymodule, -benchtime %s): fixed %s ns/op, priced %s ns/op; the metering handler\n", htime, ns_fixed, ns_priced
 				printf "    and the engine without Caddy around them; whether any allocation is avoidable: docs/benchmarks.md.\n"
-				printf "    BenchmarkReconcile: -benchtime %s, against the test services.\n", rtime
+				printf "    BenchmarkReconcile and BenchmarkReconcilePacked: -benchtime %s each, against the test services.\n", rtime
 			} else {
 				printf "*** BENCH_GO=0: the Go benchmarks did not run.\n"
 			}

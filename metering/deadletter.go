@@ -39,19 +39,27 @@ type DeadLetter struct {
 	Entry    string
 	Reason   string
 	Consumer string
-	// Fields are the entry's fields as written to the event stream.
+	// Index is the position in a packed entry (event_pack.go) of the
+	// event dead-lettered alone, -1 when the entry is dead-lettered whole.
+	Index int
+	// Fields are the entry's fields as written to the event stream (a
+	// packed entry's: all its events').
 	Fields map[string]string
-	// Event is Fields decoded, nil when they do not decode.
+	// Event is Fields decoded (the event at Index of a packed entry), nil
+	// when they do not decode (a packed entry dead-lettered whole).
 	Event *Event
 	// Money: the entry changes a balance, which Postgres therefore lacks.
 	Money bool
 }
 
-// letter is an entry to dead-letter: its id, why, and for the log its
-// event id and whether it changes a balance (deleted: the entry was gone
-// from the stream before it was read, so neither is known).
+// letter is an entry to dead-letter: its id, the position of the event in
+// a packed entry that is dead-lettered alone (wholeEntry: the entry), why,
+// and for the log its event id and whether it changes a balance (deleted:
+// the entry was gone from the stream before it was read, so neither is
+// known).
 type letter struct {
 	id      string
+	index   int
 	reason  string
 	deleted bool
 	event   string
@@ -88,10 +96,14 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 	if len(letters) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2+2*len(letters))
+	args := make([]any, 0, 2+3*len(letters))
 	args = append(args, r.cfg.Group, r.cfg.Consumer)
 	for _, l := range letters {
-		args = append(args, l.id, CleanText(l.reason, MaxNoteLength))
+		index := ""
+		if l.index != wholeEntry {
+			index = strconv.Itoa(l.index)
+		}
+		args = append(args, l.id, index, CleanText(l.reason, MaxNoteLength))
 	}
 	ids, err := deadLetterScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events(), r.e.keys.DeadLetters()}, args...).StringSlice()
 	if err != nil {
@@ -107,6 +119,9 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 		}
 		fields := []zap.Field{zap.String("entry", l.id), zap.String("reason", l.reason),
 			zap.String("dead_letters", r.e.keys.DeadLetters())}
+		if l.index != wholeEntry {
+			fields = append(fields, zap.Int("index", l.index))
+		}
 		switch {
 		case l.deleted:
 			r.log.Error("stream entry was deleted before it was reconciled; its event is lost", fields...)
@@ -161,7 +176,7 @@ func (e *Engine) ListDeadLetters(ctx context.Context, limit int, before string) 
 // decodeDeadLetter reads a dead letter. One written before dead letters
 // had a reason is a bare copy of a malformed entry's fields.
 func decodeDeadLetter(m redis.XMessage) DeadLetter {
-	d := DeadLetter{ID: m.ID, At: streamTime(m.ID), Fields: map[string]string{}}
+	d := DeadLetter{ID: m.ID, At: streamTime(m.ID), Index: wholeEntry, Fields: map[string]string{}}
 	_, current := m.Values["reason"]
 	values := make(map[string]any, len(m.Values))
 	for k, v := range m.Values {
@@ -176,6 +191,10 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 			d.Reason = s
 		case k == "consumer":
 			d.Consumer = s
+		case k == "index":
+			if i, err := strconv.Atoi(s); err == nil && i >= 0 {
+				d.Index = i
+			}
 		}
 		if isField {
 			d.Fields[name] = s
@@ -186,7 +205,17 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 		d.Reason = "malformed event (dead-lettered before reasons were recorded)"
 	}
 	fields := fieldsOf(values)
-	if ev, err := parseStreamEvent(fields); err == nil {
+	var ev Event
+	var err error
+	switch {
+	case d.Index != wholeEntry:
+		ev, err = packedEventAt(fields, d.Index)
+	case isPacked(fields):
+		err = errors.New("a packed entry dead-lettered whole")
+	default:
+		ev, err = parseStreamEvent(fields)
+	}
+	if err == nil {
 		d.Event = &ev
 	}
 	d.Money = movesMoney(fields)

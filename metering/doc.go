@@ -14,6 +14,8 @@
 //   - errors.go, refusal.go, sentence.go: the error kinds the admin API
 //     maps to statuses, refusals as sentences, InvalidError.
 //   - event.go, eventid.go: the event as the scripts append it; event ids.
+//     event_pack.go: packed stream entries, many events in one (a credit
+//     lease's flush), and how they are read back.
 //
 // The gateway's path (per request)
 //   - apikey.go, keycheck.go, key_status.go: keys and their hashes.
@@ -66,7 +68,9 @@
 // Background work
 //   - reconciler.go (ack.lua), reconcile_read.go (the stream read without
 //     per-entry maps), deadletter.go (deadletter.lua): stream to
-//     Postgres, and entries it can never record.
+//     Postgres in batches counted in events (a packed entry holds many;
+//     reconcile_decode.go turns entries into events),
+//     and entries, or events of packed ones, it can never record.
 //   - sweeper.go: settles reservations whose lease ran out, and ends the
 //     credit leases of gateways that died (lease_sweep.go).
 //   - fence.go, heal.go (checkpoint.lua, heal_balances.lua,

@@ -173,10 +173,20 @@ func (r *rawEvent) pick(f streamFields) {
 	}
 }
 
-// parseStreamEvent decodes the field/value pairs written by the scripts.
+// parseStreamEvent decodes the field/value pairs written by the scripts
+// for one event (a packed entry's events: unpack).
 func parseStreamEvent(fields streamFields) (Event, error) {
 	var r rawEvent
 	r.pick(fields)
+	e, err := r.decode()
+	if err == nil && (e.ID == "" || e.Kind == "") {
+		err = fmt.Errorf("event without id or kind")
+	}
+	return e, err
+}
+
+// decode parses the picked fields' numbers, the first bad one reported.
+func (r *rawEvent) decode() (Event, error) {
 	var e Event
 	var err error
 	num := func(name, s string) int64 {
@@ -215,9 +225,6 @@ func parseStreamEvent(fields streamFields) (Event, error) {
 		}
 		e.Shortfall, e.Forfeited = Credits(num("sf", r.sf)), Credits(num("ff", r.ff))
 		e.ServedModel = r.rm
-	}
-	if err == nil && (e.ID == "" || e.Kind == "") {
-		err = fmt.Errorf("event without id or kind")
 	}
 	return e, err
 }

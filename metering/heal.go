@@ -229,23 +229,30 @@ var checkpointScript = mustScript("checkpoint.lua")
 // the reconciler does. It acknowledges nothing: the reconciler goes on as
 // before, finds the entries already applied, and dead-letters the ones
 // Postgres refused.
+//
+// It reads about 5,000 events at a time: as many entries as that is at the
+// events per entry of the read before (packed entries hold many,
+// event_pack.go), the first read sized for packed ones.
 func (h healer) drainStreamToLedger(ctx context.Context) (int, error) {
-	applied, from := 0, "-"
+	const chunk = 5000
+	applied, from, per := 0, "-", maxPackedEvents
 	r := &Reconciler{e: h.Engine, log: h.log}
 	for {
-		msgs, err := h.rdb.XRangeN(ctx, h.keys.Events(), from, "+", 5000).Result()
+		count := max(1, chunk/per)
+		msgs, err := h.rdb.XRangeN(ctx, h.keys.Events(), from, "+", int64(count)).Result()
 		if err != nil {
 			return applied, err
 		}
-		ids, events, _ := decodeBatch(msgs)
-		refused, _, err := r.store(ctx, ids, h.storableTexts(events))
+		sources, events, letters := decodeBatch(msgs)
+		refused, _, err := r.store(ctx, sources, h.storableTexts(events))
 		if err != nil {
 			return applied, err
 		}
 		applied += len(events) - len(refused)
-		if len(msgs) < 5000 {
+		if len(msgs) < count {
 			return applied, nil
 		}
+		per = max(1, (len(events)+len(letters))/len(msgs))
 		from = "(" + msgs[len(msgs)-1].ID
 	}
 }

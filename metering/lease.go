@@ -341,37 +341,55 @@ func (t *leaseTable) flushAndEnd(ctx context.Context, l *creditLease, note strin
 	}
 }
 
-// flush appends the lease's pending uses. On failure they stay pending.
+// flush appends the lease's pending uses, in packed entries of at most
+// maxPackedEvents. On failure the uses not yet appended stay pending. Each
+// entry's call records the lease's use up to its own last use, so that the
+// record never counts a use whose event is not in the stream (the sweeper
+// ends a dead gateway's lease with the record's count).
 func (t *leaseTable) flush(ctx context.Context, l *creditLease) error {
 	l.mu.Lock()
 	uses, used := l.pending, l.used
 	l.pending = nil
 	l.mu.Unlock()
-	if len(uses) == 0 {
-		return nil
+	var later Credits // the cost of the uses after the current entry's
+	for i := range uses {
+		later += uses[i].Cost
 	}
+	for len(uses) > 0 {
+		n := min(len(uses), maxPackedEvents)
+		for i := range uses[:n] {
+			later -= uses[i].Cost
+		}
+		if err := t.flushPacked(ctx, l, used-later, uses[:n]); err != nil {
+			l.mu.Lock()
+			l.pending = append(uses, l.pending...)
+			l.mu.Unlock()
+			return err
+		}
+		uses = uses[n:]
+	}
+	return nil
+}
+
+// flushPacked runs lease_flush.lua for uses, one packed entry.
+func (t *leaseTable) flushPacked(ctx context.Context, l *creditLease, used Credits, uses []leaseUse) error {
 	e := t.e
 	c := getCall(leaseFlushScript)
+	defer putCall(c)
 	args := leaseFlushArgs{EventsKey: e.keys.Events(), RecordKey: e.keys.CreditLease(l.id), Used: used,
 		UserID: l.userArg, Username: l.username, ProjectID: l.projectArg, ProjectName: l.projectName, Uses: uses}
 	args.fill(c)
-	err := e.runner.Run(ctx, c)
-	if err == nil {
-		var ended bool
-		if ended, err = parseLeaseFlushAnswer(c.Res); err == nil && ended && !l.hasEndRun() {
-			// The sweeper ended a lease this gateway still used (it was cut
-			// off from Redis past the grace): these requests were served
-			// from credits that went back. Logged; docs/architecture.md
-			// bounds it by one lease.
-			e.log.Warn("usage recorded for a credit lease the sweeper had ended",
-				zap.String("lease", l.id), zap.String("user", l.username))
-		}
+	if err := e.runner.Run(ctx, c); err != nil {
+		return err
 	}
-	putCall(c)
-	if err != nil {
-		l.mu.Lock()
-		l.pending = append(uses, l.pending...)
-		l.mu.Unlock()
+	ended, err := parseLeaseFlushAnswer(c.Res)
+	if err == nil && ended && !l.hasEndRun() {
+		// The sweeper ended a lease this gateway still used (it was cut
+		// off from Redis past the grace): these requests were served
+		// from credits that went back. Logged; docs/architecture.md
+		// bounds it by one lease.
+		e.log.Warn("usage recorded for a credit lease the sweeper had ended",
+			zap.String("lease", l.id), zap.String("user", l.username))
 	}
 	return err
 }

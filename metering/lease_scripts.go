@@ -102,16 +102,18 @@ type leaseUse struct {
 	Request string
 }
 
-// leaseFlushArgs is one lease_flush.lua call: the uses not yet appended.
+// leaseFlushArgs is one lease_flush.lua call: the uses not yet appended,
+// at most maxPackedEvents of them, which the script appends as one packed
+// entry (event_pack.go).
 type leaseFlushArgs struct {
 	EventsKey, RecordKey string // KEYS[1..2]
 
-	Used        Credits // ARGV[1], the lease's use so far, these included
-	UserID      string  // ARGV[2]
-	Username    string  // ARGV[3]
-	ProjectID   string  // ARGV[4], "0": none
-	ProjectName string  // ARGV[5]
-	Uses        []leaseUse
+	Used        Credits    // ARGV[1], the lease's use so far, these included
+	UserID      string     // ARGV[2]
+	Username    string     // ARGV[3]
+	ProjectID   string     // ARGV[4], "0": none
+	ProjectName string     // ARGV[5]
+	Uses        []leaseUse // ARGV[6] their number, ARGV[7] packUses of them
 }
 
 func (a *leaseFlushArgs) fill(c *scriptCall) {
@@ -121,13 +123,8 @@ func (a *leaseFlushArgs) fill(c *scriptCall) {
 	c.Str(a.Username)
 	c.Str(a.ProjectID)
 	c.Str(a.ProjectName)
-	for i := range a.Uses {
-		u := &a.Uses[i]
-		c.Str(u.EventID)
-		c.Int(u.AtMs)
-		c.Int(int64(u.Cost))
-		c.Str(u.Request)
-	}
+	c.Int(int64(len(a.Uses)))
+	c.Str(packUses(a.Uses))
 }
 
 // parseLeaseFlushAnswer: ended reports that the lease had ended (the

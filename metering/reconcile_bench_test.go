@@ -21,8 +21,17 @@ import (
 
 // BenchmarkReconcile measures events per second from the Redis stream into
 // the Postgres ledger, idempotency check and balance updates included.
-// 1,000 users in 10 projects; each op is one event.
-func BenchmarkReconcile(b *testing.B) {
+// 1,000 users in 10 projects; each op is one event, one entry each, shaped
+// like the charge script's.
+func BenchmarkReconcile(b *testing.B) { benchReconcile(b, 1) }
+
+// BenchmarkReconcilePacked is BenchmarkReconcile with the stream shaped
+// like credit leases' flushes (lease_flush.lua): packed entries of 200
+// usage events of one user each, their cost without bucket amounts (the
+// lease's take and end move the balances).
+func BenchmarkReconcilePacked(b *testing.B) { benchReconcile(b, 200) }
+
+func benchReconcile(b *testing.B, perEntry int) {
 	w := meteringtest.New(b, meteringtest.Options{})
 	ctx := context.Background()
 	const users, projects = 1000, 10
@@ -38,17 +47,34 @@ func BenchmarkReconcile(b *testing.B) {
 	}
 	w.Drain(b)
 	stream := w.Engine.Keys().Events()
-	// Fill the stream with usage events shaped like the charge script's.
+	single := func(p redis.Pipeliner, i int) {
+		u := i % users
+		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{
+			"id", fmt.Sprintf("bench-%d-%d", b.N, i), "k", "usage", "t", time.Now().UnixMilli(),
+			"u", uids[u], "un", fmt.Sprintf("u%d", u), "p", u%projects + 1, "pn", fmt.Sprintf("p%d", u%projects),
+			"c", 1000000, "a", 0, "pl", -600000, "pu", 600000, "aw", -400000, "pr", 0, "rq", "POST /v1/chat/completions"}})
+	}
+	// packed appends events i.. (perEntry of them, fewer at the end of n) as one entry.
+	packed := func(p redis.Pipeliner, i, n int) {
+		u := (i / perEntry) % users
+		uses := make([]metering.LeaseUse, 0, perEntry)
+		for j := i; j < min(i+perEntry, n); j++ {
+			uses = append(uses, metering.LeaseUse{EventID: fmt.Sprintf("bench-%d-%d", b.N, j), AtMs: time.Now().UnixMilli(),
+				Cost: 1000000, Request: "POST /v1/chat/completions"})
+		}
+		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"k", "usage", "u", uids[u], "un", fmt.Sprintf("u%d", u),
+			"p", u%projects + 1, "pn", fmt.Sprintf("p%d", u%projects), "n", len(uses), "ev", metering.PackUsesForTest(uses...)}})
+	}
 	fill := func(n int) {
-		const chunk = 5000
+		chunk := 5000 * perEntry
 		for done := 0; done < n; done += chunk {
 			_, err := w.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i := done; i < min(done+chunk, n); i++ {
-					u := i % users
-					p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{
-						"id", fmt.Sprintf("bench-%d-%d", b.N, i), "k", "usage", "t", time.Now().UnixMilli(),
-						"u", uids[u], "un", fmt.Sprintf("u%d", u), "p", u%projects + 1, "pn", fmt.Sprintf("p%d", u%projects),
-						"c", 1000000, "a", 0, "pl", -600000, "pu", 600000, "aw", -400000, "pr", 0, "rq", "POST /v1/chat/completions"}})
+				for i := done; i < min(done+chunk, n); i += perEntry {
+					if perEntry == 1 {
+						single(p, i)
+					} else {
+						packed(p, i, n)
+					}
 				}
 				return nil
 			})

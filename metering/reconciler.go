@@ -22,10 +22,12 @@ type ReconcilerConfig struct {
 	// first. Default: the host name.
 	Consumer string
 	// BatchSize is the most events written in one transaction. Default
-	// 20000. Each transaction costs a commit and updates every user,
-	// pool and rollup row its events touch once, so larger batches
-	// drain a backlog faster (docs/benchmarks.md); Redis is read and
-	// acknowledged in chunks of readChunk whatever the size.
+	// 20000. (A packed entry's events go in one batch: one entry with
+	// more than BatchSize events is a batch of its own.) Each
+	// transaction costs a commit and updates every user, pool and rollup
+	// row its events touch once, so larger batches drain a backlog
+	// faster (docs/benchmarks.md); Redis is read and acknowledged in
+	// chunks of at most readChunk entries whatever the size.
 	BatchSize int
 	// Block is how long one read waits for new events. Default 1s.
 	Block time.Duration
@@ -101,26 +103,17 @@ type Reconciler struct {
 	ahead chan readResult
 	// claimedAt is when claim last looked for abandoned entries and found
 	// none (zero: look). Only the loop's goroutine or the read ahead it
-	// waits for touch it.
+	// waits for touch it, as perEntry.
 	claimedAt time.Time
+	// perEntry is how many events an entry held on average in the last
+	// read, which sizes the next one (readBatch); 0 before the first.
+	perEntry int
 }
 
 // readResult is a batch read ahead, decoded, or why it could not be.
 type readResult struct {
 	b   *batch
 	err error
-}
-
-// batch is the entries of one round, decoded: the events to record, each
-// with its entry id, and the entries to dead-letter. The entries' fields
-// are not kept: a batch waits while the one before it is written, and
-// thousands of small strings held that long cost the garbage collector
-// more than anything else the reconciler keeps.
-type batch struct {
-	read    int // entries read
-	ids     []string
-	events  []Event
-	letters []letter
 }
 
 // NewReconciler builds a reconciler for the engine's stream.
@@ -152,10 +145,10 @@ func (r *Reconciler) loop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		started := time.Now()
-		n, err := r.RunOnce(ctx)
+		n, full, err := r.round(ctx)
 		if err == nil {
 			backoff = 100 * time.Millisecond
-			if n > 0 && n < r.cfg.BatchSize && r.cfg.Interval > 0 {
+			if n > 0 && !full && r.cfg.Interval > 0 {
 				// Caught up: let the next batch accumulate.
 				select {
 				case <-ctx.Done():
@@ -181,53 +174,65 @@ func (r *Reconciler) loop(ctx context.Context) {
 
 // RunOnce applies one batch: this consumer's pending entries first, then
 // entries abandoned by other consumers, then new ones (waiting up to Block).
-// It returns how many entries it handled (recorded or dead-lettered).
-// After a full batch a read of the next one is left under way (see
-// readAhead), which the next call takes; its entries are pending for this
-// consumer until they are recorded.
+// It returns how many events it handled (recorded or dead-lettered; an
+// entry dead-lettered whole counts as one). After a full batch a read of
+// the next one is left under way (see readAhead), which the next call
+// takes; its entries are pending for this consumer until they are recorded.
 func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
+	n, _, err := r.round(ctx)
+	return n, err
+}
+
+// round is RunOnce, also saying whether the batch was full.
+func (r *Reconciler) round(ctx context.Context) (int, bool, error) {
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
 		// move between it and the ledger until then.
 		r.dropAhead()
-		return 0, r.e.VerifyRedis(ctx)
+		return 0, false, r.e.VerifyRedis(ctx)
 	}
 	b, err := r.takeAhead()
 	if err == nil && b == nil {
 		b, err = r.next(ctx)
 	}
 	if err != nil || b == nil {
-		return 0, err
+		return 0, false, err
 	}
-	if b.read == r.cfg.BatchSize {
+	if b.full {
 		// A full batch: more is probably waiting. Read it while this one
 		// is written (Redis and Postgres work in parallel); it is
 		// acknowledged only after its own commit, like every batch.
-		r.readAhead(ctx)
+		r.readAhead(ctx, b)
 	}
 	if err := r.apply(ctx, b); err != nil {
 		// What was read ahead stays pending for this consumer: the next
 		// round reads it again, after the failed batch, from "0".
 		r.dropAhead()
-		return 0, err
+		return 0, false, err
 	}
-	return b.read, nil
+	return b.handled, b.full, nil
 }
 
-// readAhead starts reading the batch after the one being written: entries
+// readAhead starts reading the batch after cur, the one being written:
+// the entries read with cur that did not fit in it (this consumer's
+// pending entries after cur's last, then new ones), or else entries
 // abandoned by other consumers, then new ones, without waiting for any;
 // decoded there too, so that only Postgres's work is on the loop's path.
-// Not this consumer's pending entries: the batch being written is among
-// them.
-func (r *Reconciler) readAhead(ctx context.Context) {
+// Not this consumer's pending entries from "0": cur is among them.
+func (r *Reconciler) readAhead(ctx context.Context, cur *batch) {
 	ch := make(chan readResult, 1)
 	r.ahead = ch
 	go func() {
-		entries, err := r.claim(ctx)
-		if err == nil && len(entries) == 0 {
-			entries, err = r.readBatch(ctx, ">", -1)
+		if cur.left {
+			entries, st, err := r.readBatch(ctx, cur.last, -1, true)
+			ch <- readResult{r.decode(entries, st), unavailable(err)}
+			return
 		}
-		ch <- readResult{r.decode(entries), unavailable(err)}
+		entries, st, err := r.claim(ctx)
+		if err == nil && len(entries) == 0 {
+			entries, st, err = r.readBatch(ctx, ">", -1, false)
+		}
+		ch <- readResult{r.decode(entries, st), unavailable(err)}
 	}()
 }
 
@@ -251,55 +256,22 @@ func (r *Reconciler) next(ctx context.Context) (*batch, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
-	entries, err := r.readBatch(ctx, "0", -1)
+	entries, st, err := r.readBatch(ctx, "0", -1, false)
 	if err == nil && len(entries) == 0 {
-		entries, err = r.claim(ctx)
+		entries, st, err = r.claim(ctx)
 	}
 	// Wait for new entries in short slices: a blocked XREADGROUP does not
 	// notice a cancelled context, and Stop should not wait out a long Block.
 	for wait := r.cfg.Block; err == nil && len(entries) == 0 && wait > 0 && ctx.Err() == nil; wait -= blockSlice {
-		entries, err = r.readBatch(ctx, ">", min(wait, blockSlice))
+		entries, st, err = r.readBatch(ctx, ">", min(wait, blockSlice), false)
 	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return r.decode(entries), nil
+	return r.decode(entries, st), nil
 }
 
 const blockSlice = 100 * time.Millisecond
-
-// readChunk is the most entries one Redis command reads or acknowledges.
-// Redis runs one command at a time: a reply of 5,000 entries keeps it busy
-// a few milliseconds, which every request arriving meanwhile waits out.
-const readChunk = 5000
-
-// readBatch reads up to BatchSize entries in chunks of readChunk: this
-// consumer's pending entries (from "0", each chunk after the last entry of
-// the one before) or new ones (">"). Only the first read waits (block).
-// After an error the entries read so far stay pending for this consumer
-// and are read again from "0".
-func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration) ([]streamEntry, error) {
-	var all []streamEntry
-	for {
-		count := min(r.cfg.BatchSize-len(all), readChunk)
-		entries, err := r.readGroup(ctx, from, block, count)
-		if err != nil {
-			return nil, err
-		}
-		if all == nil {
-			all = entries
-		} else {
-			all = append(all, entries...)
-		}
-		if len(entries) < count || len(all) == r.cfg.BatchSize {
-			return all, nil
-		}
-		if from != ">" {
-			from = entries[len(entries)-1].id
-		}
-		block = -1
-	}
-}
 
 // claim takes over entries other consumers left pending for ClaimIdle.
 // Claims are rare (a gateway died), so go-redis decodes them.
@@ -312,18 +284,25 @@ func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Dura
 // An entry only becomes claimable after ClaimIdle, so after a look that
 // found nothing the next waits claimEvery: abandoned entries are taken
 // over at most that much later than ClaimIdle.
-func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, error) {
+//
+// Claimed entries are this consumer's pending ones: those that do not fit
+// in the batch are read first by the next (readBatch).
+func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, readState, error) {
 	if !r.claimedAt.IsZero() && time.Since(r.claimedAt) < r.claimEvery() {
-		return nil, nil
+		return nil, readState{}, nil
 	}
 	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
-		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(min(r.cfg.BatchSize, readChunk))}).Result()
+		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.chunkFor(r.cfg.BatchSize))}).Result()
 	if err == nil && len(msgs) == 0 {
 		r.claimedAt = time.Now()
 	} else {
 		r.claimedAt = time.Time{} // more may be waiting, or the look failed
 	}
-	return entriesOf(msgs), err
+	if err != nil {
+		return nil, readState{}, err
+	}
+	entries, _, st := r.fit(entriesOf(msgs), r.cfg.BatchSize, true)
+	return entries, st, nil
 }
 
 // claimEvery is the least time between two looks for abandoned entries
@@ -344,7 +323,7 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // error (Postgres or Redis unavailable) leaves the batch pending, to be
 // applied again, which the event ids make harmless.
 func (r *Reconciler) apply(ctx context.Context, b *batch) error {
-	refused, seq, err := r.store(ctx, b.ids, b.events)
+	refused, seq, err := r.store(ctx, b.sources, b.events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
 	}
@@ -358,55 +337,39 @@ func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 	if err := r.deadLetter(ctx, letters); err != nil {
 		return err
 	}
-	if err := r.ack(ctx, b.ids); err != nil {
+	if err := r.ack(ctx, acksAfter(b.entries, letters)); err != nil {
 		return err
 	}
 	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
 }
 
-// decode turns the entries read into a batch (nil for none), texts
-// cleaned once here so that a retry of the batch does not warn again.
-func (r *Reconciler) decode(entries []streamEntry) *batch {
-	if len(entries) == 0 {
-		return nil
+// acksAfter is the entries to acknowledge once letters are moved: not
+// those of a packed entry's events dead-lettered alone, which
+// deadletter.lua acknowledged with their letters; or, when another
+// consumer claimed the entry meanwhile, left to that consumer, which
+// records its events again (a no-op) and moves the letters itself. (An
+// XACK names no consumer: acknowledging it here would take it from the
+// other's pending list, its letters never moved.)
+func acksAfter(entries []string, letters []letter) []string {
+	var lettered map[string]bool
+	for _, l := range letters {
+		if l.index != wholeEntry {
+			if lettered == nil {
+				lettered = map[string]bool{}
+			}
+			lettered[l.id] = true
+		}
 	}
-	b := decodeEntries(entries)
-	b.events = r.e.storableTexts(b.events)
-	return b
-}
-
-// decodeBatch is decodeEntries for entries go-redis decoded (the healer's
-// XRANGE).
-func decodeBatch(msgs []redis.XMessage) (ids []string, events []Event, letters []letter) {
-	b := decodeEntries(entriesOf(msgs))
-	return b.ids, b.events, b.letters
-}
-
-// decodeEntries splits entries into the events to record (with their
-// entry ids) and the entries to dead-letter: deleted from the
-// stream (only an outside XDEL or XTRIM does that: ack.lua never trims
-// pending entries), malformed, or not storable (checkRow).
-func decodeEntries(entries []streamEntry) *batch {
-	n := len(entries)
-	b := &batch{read: n, ids: make([]string, 0, n), events: make([]Event, 0, n)}
-	for _, m := range entries {
-		if m.deleted {
-			b.letters = append(b.letters, letter{id: m.id, reason: "deleted from the stream before it was reconciled", deleted: true})
-			continue
-		}
-		ev, err := parseStreamEvent(m.fields)
-		if err == nil {
-			err = checkRow(&ev)
-		}
-		if err != nil {
-			event, _ := m.fields.get("id")
-			b.letters = append(b.letters, letter{id: m.id, reason: "malformed event: " + err.Error(),
-				event: event, money: movesMoney(m.fields)})
-			continue
-		}
-		b.ids, b.events = append(b.ids, m.id), append(b.events, ev)
+	if lettered == nil {
+		return entries
 	}
-	return b
+	out := make([]string, 0, len(entries))
+	for _, id := range entries {
+		if !lettered[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // store writes events (their entry ids alongside, their texts made
@@ -417,7 +380,7 @@ func decodeEntries(entries []streamEntry) *batch {
 // returned, the others are recorded. A batch of n entries with k refused
 // costs about 2k·log2(n) extra transactions, once. Any other error is
 // returned: the batch stays pending and is retried.
-func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([]letter, int64, error) {
+func (r *Reconciler) store(ctx context.Context, sources []eventSource, events []Event) ([]letter, int64, error) {
 	if len(events) == 0 {
 		return nil, 0, nil
 	}
@@ -432,14 +395,15 @@ func (r *Reconciler) store(ctx context.Context, ids []string, events []Event) ([
 	if len(events) == 1 {
 		e := &events[0]
 		money := e.Allowance != 0 || e.Pool != 0 || e.Awarded != 0 || e.Purchased != 0 || e.PoolUsed != 0
-		return []letter{{id: ids[0], reason: "refused by Postgres: " + err.Error(), event: e.ID, money: money}}, 0, nil
+		return []letter{{id: sources[0].entry, index: sources[0].index, reason: "refused by Postgres: " + err.Error(),
+			event: e.ID, money: money}}, 0, nil
 	}
 	mid := len(events) / 2
-	first, seq1, err := r.store(ctx, ids[:mid], events[:mid])
+	first, seq1, err := r.store(ctx, sources[:mid], events[:mid])
 	if err != nil {
 		return nil, 0, err
 	}
-	second, seq2, err := r.store(ctx, ids[mid:], events[mid:])
+	second, seq2, err := r.store(ctx, sources[mid:], events[mid:])
 	return append(first, second...), max(seq1, seq2), err
 }
 

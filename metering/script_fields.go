@@ -106,4 +106,8 @@ const (
 	eventShortfall   = "sf"
 	eventForfeited   = "ff"
 	eventServedModel = "rm"
+	// A packed entry's (event_pack.go): how many events it holds, and
+	// the events' own fields (id, time, cost, request), length-prefixed.
+	eventPackedCount = "n"
+	eventPacked      = "ev"
 )

@@ -285,3 +285,56 @@ func TestScriptAnswerParsersRejectUnknownShapes(t *testing.T) {
 		}
 	}
 }
+
+// lease_flush.lua appends one packed entry per call, whatever the number
+// of uses: the shared fields once, the count, and the uses packed by Go,
+// which read back byte for byte (labels that look like the encoding, NUL,
+// invalid UTF-8); it raises the lease record's use, never lowers it, and
+// says when the lease has ended (the entry is appended all the same).
+func TestLeaseFlushScriptLayout(t *testing.T) {
+	w := newScriptWorld(t, meteringtest.Redis(t))
+	ctx := context.Background()
+	record := w.keys.CreditLease("l1")
+	require.NoError(t, w.rdb.HSet(ctx, record, "used", "50").Err())
+	uses := []metering.LeaseUse{
+		{EventID: "g-1", AtMs: scriptNowMs, Cost: 10, Request: "3:abc"},
+		{EventID: "g-2", AtMs: scriptNowMs + 1, Cost: 0, Request: "a\x00b\xff"},
+		{EventID: "g-3", AtMs: scriptNowMs + 2, Cost: 20, Request: ""},
+	}
+	a := metering.LeaseFlushArgs{EventsKey: w.keys.Events(), RecordKey: record, Used: 80, UserID: "7",
+		Username: "ann", ProjectID: "3", ProjectName: "p:1", Uses: uses}
+	ended, err := metering.RunLeaseFlush(ctx, w.rdb, a)
+	require.NoError(t, err)
+	require.False(t, ended)
+	require.Equal(t, "80", w.rdb.HGet(ctx, record, "used").Val())
+	require.Equal(t, []map[string]any{{"k": "usage", "u": "7", "un": "ann", "p": "3", "pn": "p:1", "n": "3",
+		"ev": "3:g-113:" + strconv.Itoa(scriptNowMs) + "2:105:3:abc" +
+			"3:g-213:" + strconv.Itoa(scriptNowMs+1) + "1:04:a\x00b\xff" +
+			"3:g-313:" + strconv.Itoa(scriptNowMs+2) + "2:200:"}}, w.events())
+	evs, err := metering.EntryEventsForTest(w.events()[0])
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+	for i, u := range uses {
+		require.Equal(t, []any{u.EventID, u.AtMs, u.Cost, u.Request, "usage", int64(7), "ann", int64(3), "p:1"},
+			[]any{evs[i].ID, evs[i].At.UnixMilli(), evs[i].Cost, evs[i].Request, evs[i].Kind, evs[i].UserID,
+				evs[i].Username, evs[i].ProjectID, evs[i].ProjectName})
+	}
+
+	// A flush that raced a later one does not lower the use.
+	a.Used, a.Uses = 60, uses[:1]
+	ended, err = metering.RunLeaseFlush(ctx, w.rdb, a)
+	require.NoError(t, err)
+	require.False(t, ended)
+	require.Equal(t, "80", w.rdb.HGet(ctx, record, "used").Val())
+
+	// Ended: no record is written, the events are appended; no project,
+	// no project fields.
+	require.NoError(t, w.rdb.Del(ctx, record, w.keys.Events()).Err())
+	a.ProjectID, a.ProjectName, a.Used = "0", "", 90
+	ended, err = metering.RunLeaseFlush(ctx, w.rdb, a)
+	require.NoError(t, err)
+	require.True(t, ended)
+	require.Zero(t, w.rdb.Exists(ctx, record).Val())
+	require.Equal(t, []map[string]any{{"k": "usage", "u": "7", "un": "ann", "n": "1",
+		"ev": metering.PackUsesForTest(uses[0])}}, w.events())
+}

@@ -85,9 +85,20 @@ var (
 )
 
 type (
-	LeaseTakeArgs = leaseTakeArgs
-	LeaseEndArgs  = leaseEndArgs
+	LeaseTakeArgs  = leaseTakeArgs
+	LeaseEndArgs   = leaseEndArgs
+	LeaseFlushArgs = leaseFlushArgs
+	LeaseUse       = leaseUse
 )
+
+// RunLeaseFlush runs lease_flush.lua once and parses its answer.
+func RunLeaseFlush(ctx context.Context, rdb redis.Scripter, a LeaseFlushArgs) (ended bool, err error) {
+	res, err := runRaw(ctx, rdb, leaseFlushScript, &a)
+	if err != nil {
+		return false, err
+	}
+	return parseLeaseFlushAnswer(res)
+}
 
 // RunLeaseTake runs lease_take.lua once.
 func RunLeaseTake(ctx context.Context, rdb redis.Scripter, a LeaseTakeArgs) ([]int64, error) {

@@ -326,7 +326,25 @@ func (w *world) checkLedger(t *testing.T, ctx string) {
 	}
 	events := map[string]*ev{}
 	var ids []string
+	add := func(id string, e *ev) {
+		if prev, dup := events[id]; dup {
+			t.Fatalf("%s: event id %q used by a %s and a %s event in the stream", ctx, id, prev.kind, e.kind)
+		}
+		events[id] = e
+		ids = append(ids, id)
+	}
 	for _, m := range msgs {
+		if _, packed := m.Values["ev"]; packed {
+			// A lease's flush: usage events without amounts, which only
+			// need ids of their own here.
+			evs, err := metering.EntryEventsForTest(m.Values)
+			require.NoError(t, err, "%s: packed entry %s", ctx, m.ID)
+			for _, x := range evs {
+				add(x.ID, &ev{kind: x.Kind, u: x.UserID, p: x.ProjectID, a: int64(x.Allowance), pl: int64(x.Pool),
+					aw: int64(x.Awarded), pr: int64(x.Purchased), pu: int64(x.PoolUsed)})
+			}
+			continue
+		}
 		id, _ := m.Values["id"].(string)
 		e := &ev{kind: m.Values["k"].(string), u: num(m.Values, "u"), p: num(m.Values, "p"),
 			a: num(m.Values, "a"), pl: num(m.Values, "pl"), aw: num(m.Values, "aw"), pr: num(m.Values, "pr"), pu: num(m.Values, "pu")}
@@ -336,11 +354,7 @@ func (w *world) checkLedger(t *testing.T, ctx string) {
 		if _, ok := m.Values["gm"]; ok {
 			e.gm, e.hasGm = num(m.Values, "gm"), true
 		}
-		if prev, dup := events[id]; dup {
-			t.Fatalf("%s: event id %q used by a %s and a %s event in the stream", ctx, id, prev.kind, e.kind)
-		}
-		events[id] = e
-		ids = append(ids, id)
+		add(id, e)
 	}
 	rows, err := w.DB.Query(w.ctx, `SELECT event_id, kind, coalesce(user_id, 0), d_allowance, d_pool, d_awarded, d_purchased, d_pool_used
 		FROM events WHERE event_id = ANY($1)`, ids)
