@@ -76,13 +76,22 @@
 //   - fence.go, heal.go (checkpoint.lua, heal_balances.lua,
 //     restore_reservation.lua): a Redis that restarted is fenced off and
 //     healed from the ledger.
-//   - repairs.go: Redis work retried until done; health.go; migrate.go.
+//   - repairs.go: Redis work retried until done; health.go; migrate.go;
+//     background.go: the start/stop lifecycle the reconciler and the
+//     sweeper share.
+//   - metrics.go, metrics_histogram.go: counters and histograms the
+//     engine keeps when Config.Metrics is set (caddymodule exports them).
 //
-// Postgres: the store_*.go files hold most of the SQL (store_events.go the
-// ledger's inserts, store_events_copy.go their binary COPY rows,
-// store_event_deltas.go the balances, parked allowances and rollup rows its
-// new events change); heal.go, lease_heal.go, migrate.go and a few admin
-// operations still write their own statements.
+// Postgres: the store_*.go files hold the SQL, one per table or concern
+// (store_users.go, store_projects.go, store_keys.go, store_prices.go,
+// store_audit.go, store_invites.go, store_import.go, store_user_list.go,
+// store_usage.go, store_report_unusual.go; store_events.go the ledger's
+// inserts, store_events_copy.go their binary COPY rows,
+// store_event_deltas.go the balances, parked allowances and rollup rows
+// new events change). The exceptions keep their queries beside the only
+// code that runs them: the healer's reads of the ledger (heal.go,
+// lease_heal.go), the advisory locks of the healer and the sweeper, and
+// migrate.go.
 // Texts and names: text.go, name_problem.go, plural.go.
 // Tests share one fixture, world (world_test.go); meteringtest builds
 // isolated Redis and Postgres state for them and for other packages.
