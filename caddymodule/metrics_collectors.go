@@ -41,6 +41,8 @@ var engineCounters = []engineCounter{
 	{counterDesc("tollgate_credit_lease_recalls_total", "Credit lease recalls (admin changes) this gateway applied."), metering.Recalls},
 	{counterDesc("tollgate_sweeper_runs_total", "Sweeps this gateway ran (holding the deployment's sweeper lock)."), metering.SweeperRuns},
 	{counterDesc("tollgate_sweeper_failures_total", "Sweeps that failed (Redis or Postgres unreachable)."), metering.SweeperFailures},
+	{counterDesc("tollgate_reconciled_events_total", "Events this gateway's reconciler recorded in the ledger or dead-lettered."), metering.ReconciledEvents},
+	{counterDesc("tollgate_reconcile_failures_total", "Reconciler rounds that failed (Redis or Postgres unreachable, a refused batch); their events are read again."), metering.ReconcileFailures},
 }
 
 var (

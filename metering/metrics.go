@@ -61,6 +61,12 @@ const (
 	// was held).
 	SweeperRuns
 	SweeperFailures
+	// Events the reconciler recorded in the ledger or dead-lettered (an
+	// entry dead-lettered whole counts as one), and its rounds that failed
+	// (Redis or Postgres unreachable, a batch Postgres refused; the
+	// batch's entries stay pending and are read again).
+	ReconciledEvents
+	ReconcileFailures
 	// NumCounters is the number of counters (not one itself).
 	NumCounters
 )

@@ -62,3 +62,35 @@ func TestEngineMetrics(t *testing.T) {
 	require.GreaterOrEqual(t, calls["settle"], uint64(4))
 	require.Positive(t, m.BatchSize.Snapshot().Count)
 }
+
+// TestReconcilerMetrics counts the events a reconciler records and the
+// rounds that fail: a round Postgres refuses as unavailable fails, and its
+// events are counted once, when a later round records them.
+func TestReconcilerMetrics(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, monday)
+	key := w.user(t, metering.UserSpec{Username: "b", Purchased: cr(50)})
+	uid := w.view(t, "b").ID
+	w.charge(t, key, cr(1))
+	w.xaddAdjust(t, uid, "busy-1", 1_000_000, "no", "busy")
+	entries := w.streamLen(t)
+	cfg := w.Config
+	cfg.Metrics = metering.NewMetrics()
+	e, err := metering.NewEngine(w.Redis, w.DB, cfg)
+	require.NoError(t, err)
+	t.Cleanup(e.Close)
+	r, err := e.NewReconciler(metering.ReconcilerConfig{Consumer: "counted", Block: 10 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(r.Stop)
+
+	remove := w.RefuseEvents(t, "NEW.note = 'busy'", "53000") // insufficient_resources: retried, not dead-lettered
+	_, err = r.RunOnce(w.ctx)
+	require.ErrorContains(t, err, "SQLSTATE 53000")
+	remove()
+	require.Equal(t, int64(1), cfg.Metrics.Count(metering.ReconcileFailures))
+	require.Zero(t, cfg.Metrics.Count(metering.ReconciledEvents))
+
+	require.Equal(t, int(entries), runUntilIdle(t, r))
+	require.Equal(t, entries, cfg.Metrics.Count(metering.ReconciledEvents))
+	require.Equal(t, int64(1), cfg.Metrics.Count(metering.ReconcileFailures))
+}

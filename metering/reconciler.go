@@ -183,8 +183,20 @@ func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// count adds a round's outcome to the engine's metrics; a round cut short
+// because the reconciler is stopping is no failure.
+func (r *Reconciler) count(ctx context.Context, handled int, err error) {
+	switch {
+	case err == nil:
+		r.e.cfg.Metrics.add(ReconciledEvents, int64(handled))
+	case ctx.Err() == nil:
+		r.e.cfg.Metrics.add(ReconcileFailures, 1)
+	}
+}
+
 // round is RunOnce, also saying whether the batch was full.
-func (r *Reconciler) round(ctx context.Context) (int, bool, error) {
+func (r *Reconciler) round(ctx context.Context) (handled int, full bool, err error) {
+	defer func() { r.count(ctx, handled, err) }()
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
 		// move between it and the ledger until then.
