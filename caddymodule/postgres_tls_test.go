@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
@@ -40,11 +39,6 @@ func TestGatewayPostgresOverTLS(t *testing.T) {
 	b := meteringtest.New(t, meteringtest.Options{DatabaseURL: tlsURL})
 	_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 3 * metering.Micro})
 	require.NoError(t, err)
-	u, err := url.Parse(tlsURL)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", b.Schema)
-	u.RawQuery = q.Encode()
 
 	up := newUpstream(t)
 	listen := freePort(t)
@@ -64,7 +58,7 @@ http://%s {
 		credit_leases off
 	}
 	reverse_proxy %s
-}`, meteringtest.RedisURL(), u.String(), b.Prefix, listen, up.Listener.Addr().String()))
+}`, meteringtest.RedisURL(), withSchema(t, tlsURL, b.Schema), b.Prefix, listen, up.Listener.Addr().String()))
 	g := gateway{base: "http://" + listen, client: &http.Client{Timeout: 30 * time.Second}}
 	for i := 0; i < 3; i++ {
 		resp, body := g.do(t, "GET", "/x", key)

@@ -103,18 +103,11 @@ func TestGatewayFollowsSentinelFailover(t *testing.T) {
 	g := gateway{base: "http://" + listen, client: &http.Client{Timeout: 30 * time.Second}}
 
 	// The test's own engine writes users through the same sentinels.
-	fence, err := metering.NewRedisFence(b.Prefix)
-	require.NoError(t, err)
-	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: group.name,
-		SentinelAddrs: []string{group.sentinels[0].Addr(), group.sentinels[1].Addr(), group.sentinels[2].Addr()},
-		OnConnect:     caddymodule.SkipSentinels(fence.OnConnect)})
-	t.Cleanup(func() { rdb.Close() })
-	cfg := b.Config
-	cfg.Fence = fence
-	admin, err := metering.NewEngine(rdb, b.DB, cfg)
-	require.NoError(t, err)
-	t.Cleanup(admin.Close)
-	require.NoError(t, admin.VerifyRedis(ctx))
+	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) *redis.Client {
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: group.name,
+			SentinelAddrs: []string{group.sentinels[0].Addr(), group.sentinels[1].Addr(), group.sentinels[2].Addr()},
+			OnConnect:     caddymodule.SkipSentinels(onConnect)})
+	})
 	_, key, err := admin.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 30 * metering.Micro})
 	require.NoError(t, err)
 

@@ -31,16 +31,9 @@ func TestGatewayRedisOverTLS(t *testing.T) {
 	clientTLS.Certificates = []tls.Certificate{pair}
 	srv := meteringtest.StartRedisServerTLS(t, clientTLS, serverCert, serverKey, ca.CertFile, "--tls-auth-clients", "yes")
 
-	fence, err := metering.NewRedisFence(b.Prefix)
-	require.NoError(t, err)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: clientTLS, OnConnect: fence.OnConnect})
-	t.Cleanup(func() { rdb.Close() })
-	cfg := b.Config
-	cfg.Fence = fence
-	admin, err := metering.NewEngine(rdb, b.DB, cfg)
-	require.NoError(t, err)
-	t.Cleanup(admin.Close)
-	require.NoError(t, admin.VerifyRedis(ctx))
+	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) *redis.Client {
+		return redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: clientTLS, OnConnect: onConnect})
+	})
 	_, key, err := admin.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 5 * metering.Micro})
 	require.NoError(t, err)
 

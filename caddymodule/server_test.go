@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	_ "github.com/tollgate/tollgate/caddymodule"
@@ -69,7 +70,12 @@ func startGateway(t *testing.T, caddyfile string) {
 }
 
 func dbURLWithSchema(t *testing.T, schema string) string {
-	u, err := url.Parse(meteringtest.DatabaseURL())
+	return withSchema(t, meteringtest.DatabaseURL(), schema)
+}
+
+// withSchema is a Postgres URL whose connections use schema.
+func withSchema(t *testing.T, dbURL, schema string) string {
+	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
 	q := u.Query()
 	q.Set("search_path", schema)
@@ -91,6 +97,25 @@ func globalOptions(t *testing.T, b *meteringtest.Bundle, redisURL, consumer stri
 	}
 }
 `, redisURL, dbURLWithSchema(t, b.Schema), b.Prefix, consumer)
+}
+
+// adminEngine is a test's own engine over the bundle's Postgres and the
+// Redis client newClient makes, fenced as a gateway's is (newClient gets
+// the fence's OnConnect), and verified: for a gateway whose Redis is not
+// the bundle's.
+func adminEngine(t *testing.T, b *meteringtest.Bundle, newClient func(onConnect func(context.Context, *redis.Conn) error) *redis.Client) *metering.Engine {
+	t.Helper()
+	fence, err := metering.NewRedisFence(b.Prefix)
+	require.NoError(t, err)
+	rdb := newClient(fence.OnConnect)
+	t.Cleanup(func() { rdb.Close() })
+	cfg := b.Config
+	cfg.Fence = fence
+	e, err := metering.NewEngine(rdb, b.DB, cfg)
+	require.NoError(t, err)
+	t.Cleanup(e.Close)
+	require.NoError(t, e.VerifyRedis(context.Background()))
+	return e
 }
 
 func gatewayConfig(t *testing.T, b *meteringtest.Bundle, listen, upstreamAddr, redisURL string) string {
