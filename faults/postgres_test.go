@@ -6,15 +6,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // pgCluster is the suite's private PostgreSQL: initdb once, then the
@@ -32,7 +32,7 @@ type pgCluster struct {
 const pgDatabase = "tollgate"
 
 func newPostgres(base string) (*pgCluster, error) {
-	bindir, err := pgBindir()
+	bindir, err := meteringtest.PostgresBindir()
 	if err != nil {
 		return nil, err
 	}
@@ -82,43 +82,6 @@ func newPostgres(base string) (*pgCluster, error) {
 		return nil, fmt.Errorf("initdb failed (%v): %s", p.waitErr, p.tail(20))
 	}
 	return c, nil
-}
-
-// pgBindir finds initdb and postgres: $TOLLGATE_PG_BINDIR, else the newest
-// /usr/lib/postgresql/*/bin (Debian), else initdb on PATH.
-func pgBindir() (string, error) {
-	ok := func(d string) bool {
-		for _, b := range []string{"initdb", "postgres"} {
-			if st, err := os.Stat(filepath.Join(d, b)); err != nil || st.IsDir() {
-				return false
-			}
-		}
-		return true
-	}
-	if d := os.Getenv("TOLLGATE_PG_BINDIR"); d != "" {
-		if ok(d) {
-			return d, nil
-		}
-		return "", fmt.Errorf("TOLLGATE_PG_BINDIR=%s holds no initdb and postgres", d)
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return pgVersion(dirs[i]) < pgVersion(dirs[j]) })
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if ok(dirs[i]) {
-			return dirs[i], nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil && ok(filepath.Dir(real)) {
-			return filepath.Dir(real), nil
-		}
-	}
-	return "", fmt.Errorf("PostgreSQL's initdb and postgres were not found (make test-faults installs them: apt-get install postgresql)")
-}
-
-func pgVersion(bindir string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(bindir)))
-	return v
 }
 
 func (c *pgCluster) url(db string) string {

@@ -3,6 +3,7 @@ package meteringtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,7 +37,10 @@ type PostgresServer struct {
 // postgres over TLS. It waits until a TLS connection trusting ca works.
 func StartPostgresTLS(t testing.TB, ca *TestCA) *PostgresServer {
 	t.Helper()
-	bindir := postgresBindir(t)
+	bindir, err := PostgresBindir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir, err := os.MkdirTemp("", "tollgate-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -140,10 +144,9 @@ func postgresUser(t testing.TB, dir string) *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// postgresBindir finds initdb and postgres: $TOLLGATE_PG_BINDIR, else the
+// PostgresBindir finds initdb and postgres: $TOLLGATE_PG_BINDIR, else the
 // newest /usr/lib/postgresql/*/bin (Debian), else initdb on PATH.
-func postgresBindir(t testing.TB) string {
-	t.Helper()
+func PostgresBindir() (string, error) {
 	ok := func(d string) bool {
 		for _, b := range []string{"initdb", "postgres"} {
 			if st, err := os.Stat(filepath.Join(d, b)); err != nil || st.IsDir() {
@@ -154,25 +157,24 @@ func postgresBindir(t testing.TB) string {
 	}
 	if d := os.Getenv("TOLLGATE_PG_BINDIR"); d != "" {
 		if !ok(d) {
-			t.Fatalf("TOLLGATE_PG_BINDIR=%s holds no initdb and postgres", d)
+			return "", fmt.Errorf("TOLLGATE_PG_BINDIR=%s holds no initdb and postgres", d)
 		}
-		return d
+		return d, nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	version := func(d string) int { v, _ := strconv.Atoi(filepath.Base(filepath.Dir(d))); return v }
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, d := range dirs {
 		if ok(d) {
-			return d
+			return d, nil
 		}
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil && ok(filepath.Dir(real)) {
-			return filepath.Dir(real)
+			return filepath.Dir(real), nil
 		}
 	}
-	t.Fatal("PostgreSQL's initdb and postgres were not found: apt-get install postgresql (make test installs it)")
-	return ""
+	return "", errors.New("PostgreSQL's initdb and postgres were not found: apt-get install postgresql (make test and make test-faults install it)")
 }
 
 // lockedBuffer collects a child process's output for failure messages.
