@@ -121,7 +121,7 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
 	"$GO" build -o bin/tollgate-bench ./bench/cmd/tollgate-bench || die "building bin/tollgate-bench failed"
 fi
 build_devenv
-[[ -x "$BIN" ]] || die "$BIN is missing: run make build"
+[[ -x "$BIN" ]] || die "$BIN is missing: run make bench without BENCH_SKIP_BUILD=1 (or go build -o bin/tollgate-bench ./bench/cmd/tollgate-bench)"
 [[ -x "$ROOT/bin/demo-upstream" ]] || die "bin/demo-upstream is missing: run make build"
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v wrk >/dev/null 2>&1 || die "wrk is not installed"
