@@ -273,6 +273,14 @@ func TestProductionCaddyfile(t *testing.T) {
 	require.Equal(t, http.StatusFound, status)
 	require.Equal(t, "/admin/", hdr.Get("Location"))
 
+	// The admin site serves the metrics, the public one does not.
+	site := strings.TrimSuffix(g.admin, "/admin/v1")
+	status, _, body = g.do(t, "GET", site+"/metrics", nil, "")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, string(body), `tollgate_requests_total{outcome="charged"} 2`)
+	status, _, _ = g.do(t, "GET", g.public+"/metrics", nil, "")
+	require.NotEqual(t, http.StatusOK, status)
+
 	// An invite link points at the public site, which serves its page.
 	status, _, body = g.do(t, "POST", g.admin+"/users/ann/invite", bearer(g.adminToken), "")
 	require.Equal(t, http.StatusCreated, status, string(body))
