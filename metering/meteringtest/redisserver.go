@@ -15,13 +15,15 @@ import (
 )
 
 // RedisServer is a test's private redis-server process on a free loopback
-// port, without persistence: a server a test may kill, fail over or
-// configure without touching the shared test Redis.
+// port, without persistence: a server a test may kill, restart, fail over
+// or configure without touching the shared test Redis.
 type RedisServer struct {
-	Port int
-	t    testing.TB
-	cmd  *exec.Cmd
-	out  lockedBuffer
+	Port   int
+	t      testing.TB
+	args   []string    // redis-server's arguments
+	client *tls.Config // what the readiness check connects with
+	cmd    *exec.Cmd
+	out    lockedBuffer
 }
 
 // StartRedisServer starts redis-server with these extra arguments (given
@@ -59,22 +61,31 @@ func StartSentinel(t testing.TB, config string) *RedisServer {
 
 func startRedis(t testing.TB, port int, client *tls.Config, args []string) *RedisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not on PATH: run make test (it installs Debian's redis-server when missing) or apt-get install redis-server")
-	}
-	s := &RedisServer{Port: port, t: t}
 	if len(args) < 2 || args[1] != "--sentinel" {
 		args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
 			"--dir", t.TempDir()}, args...)
 	}
-	s.cmd = exec.Command(bin, args...)
+	s := &RedisServer{Port: port, t: t, args: args, client: client}
+	s.Start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Start starts the server (again, after Kill: on the same port, with a
+// new run id, an empty dataset and an empty script cache) and waits until
+// it answers.
+func (s *RedisServer) Start() {
+	s.t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		s.t.Fatal("redis-server is not on PATH: run make test (it installs Debian's redis-server when missing) or apt-get install redis-server")
+	}
+	s.cmd = exec.Command(bin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		s.t.Fatalf("start redis-server: %v", err)
 	}
-	t.Cleanup(s.Kill)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, TLSConfig: client})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, TLSConfig: s.client})
 	defer c.Close()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -82,10 +93,10 @@ func startRedis(t testing.TB, port int, client *tls.Config, args []string) *Redi
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return s
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("private redis-server on %s does not answer: %v\n%s", s.Addr(), err, s.Output())
+			s.t.Fatalf("private redis-server on %s does not answer: %v\n%s", s.Addr(), err, s.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,87 +1,34 @@
 package scriptrun_test
 
 import (
-	"bytes"
-	"context"
-	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
-// redisServer is a test's private redis-server on a free port (no
-// persistence), so the shared test Redis is never flushed, killed or
-// restarted. Like faults' redisServer, in miniature.
-type redisServer struct {
-	t    testing.TB
-	bin  string
-	port int
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-}
+// redisServer is a test's private redis-server (meteringtest's), so the
+// shared test Redis is never flushed, killed or restarted.
+type redisServer struct{ *meteringtest.RedisServer }
 
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not on PATH: run make test (it installs Debian's redis-server when missing) or apt-get install redis-server")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &redisServer{t: t, bin: bin, port: port}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
+	return &redisServer{meteringtest.StartRedisServer(t)}
 }
 
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.out.Reset()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.t.TempDir())
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("private redis-server on %s does not answer: %v\n%s", s.addr(), err, s.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func (s *redisServer) addr() string { return s.Addr() }
 
 // kill ends the server at once (SIGKILL), as a crash would.
-func (s *redisServer) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		s.cmd = nil
-	}
-}
+func (s *redisServer) kill() { s.Kill() }
 
-// restart kills the server and starts a new one on the same port: a new
-// run id, an empty dataset and an empty script cache.
+// start starts it again on the same port: a new run id, an empty dataset
+// and an empty script cache.
+func (s *redisServer) start() { s.Start() }
+
+// restart kills the server and starts a new one on the same port.
 func (s *redisServer) restart() {
-	s.t.Helper()
 	s.kill()
 	s.start()
 }
