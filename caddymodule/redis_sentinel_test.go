@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tollgate/tollgate/caddymodule"
 	"github.com/tollgate/tollgate/metering"
 	"github.com/tollgate/tollgate/metering/meteringtest"
 )
@@ -106,7 +105,7 @@ func TestGatewayFollowsSentinelFailover(t *testing.T) {
 	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) *redis.Client {
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: group.name,
 			SentinelAddrs: []string{group.sentinels[0].Addr(), group.sentinels[1].Addr(), group.sentinels[2].Addr()},
-			OnConnect:     caddymodule.SkipSentinels(onConnect)})
+			OnConnect:     onConnect})
 	})
 	_, key, err := admin.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 30 * metering.Micro})
 	require.NoError(t, err)

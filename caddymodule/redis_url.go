@@ -102,7 +102,7 @@ func (c redisConn) client(poolSize int, onConnect func(context.Context, *redis.C
 		if o.PoolSize == 0 {
 			o.PoolSize = poolSize
 		}
-		o.OnConnect = skipSentinels(onConnect)
+		o.OnConnect = onConnect // on the sentinels' connections too: the fence lets those pass
 		return redis.NewFailoverClient(&o)
 	}
 	o := *c.opt
@@ -150,22 +150,4 @@ func (f redisTLSFiles) apply(cfg *tls.Config) error {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return nil
-}
-
-// skipSentinels runs onConnect on the connections of a Sentinel URL's
-// client that reach a Redis server, not on those to the sentinels
-// themselves: go-redis gives both the same OnConnect, and a sentinel has
-// none of the commands the fence runs. ROLE (one round trip per new
-// connection) tells them apart.
-func skipSentinels(onConnect func(context.Context, *redis.Conn) error) func(context.Context, *redis.Conn) error {
-	return func(ctx context.Context, cn *redis.Conn) error {
-		role, err := cn.Do(ctx, "ROLE").Slice()
-		if err != nil {
-			return err
-		}
-		if len(role) > 0 && role[0] == "sentinel" {
-			return nil
-		}
-		return onConnect(ctx, cn)
-	}
 }

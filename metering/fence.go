@@ -84,8 +84,14 @@ func NewRedisFence(prefix string) (*RedisFence, error) {
 
 // OnConnect checks a new connection: the server must be the one Tollgate
 // last verified. (The healer has a client of its own, without this check.)
+// A connection to a Redis Sentinel passes: go-redis's Sentinel client runs
+// OnConnect on those too, and they only ever ask where the master is.
 func (f *RedisFence) OnConnect(ctx context.Context, cn *redis.Conn) error {
-	runID, epoch, err := serverIdentity(ctx, cn, f.keys)
+	runID, sentinel, err := serverRunID(ctx, cn)
+	if err != nil || sentinel {
+		return err
+	}
+	epoch, err := verifiedRunID(ctx, cn, f.keys)
 	if err != nil {
 		return err
 	}
@@ -128,23 +134,40 @@ func (f *RedisFence) Blocked() bool { return f != nil && f.unverified.Load() }
 
 // serverIdentity reads the server's run id and the last verified one.
 func serverIdentity(ctx context.Context, c redis.Cmdable, keys RedisKeys) (runID, epoch string, err error) {
-	info, err := c.Info(ctx, "server").Result()
-	if err != nil {
+	if runID, _, err = serverRunID(ctx, c); err != nil {
 		return "", "", err
 	}
+	epoch, err = verifiedRunID(ctx, c, keys)
+	return runID, epoch, err
+}
+
+// serverRunID reads the server's run id from INFO server, and whether the
+// server is a Redis Sentinel rather than a data server.
+func serverRunID(ctx context.Context, c redis.Cmdable) (runID string, sentinel bool, err error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", false, err
+	}
 	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
 			runID = v
 		}
+		sentinel = sentinel || line == "redis_mode:sentinel"
 	}
 	if runID == "" {
-		return "", "", errors.New("INFO server has no run_id")
+		return "", false, errors.New("INFO server has no run_id")
 	}
-	epoch, err = c.Get(ctx, keys.Epoch()).Result()
+	return runID, sentinel, nil
+}
+
+// verifiedRunID reads the run id Tollgate last verified ("" none).
+func verifiedRunID(ctx context.Context, c redis.Cmdable, keys RedisKeys) (string, error) {
+	epoch, err := c.Get(ctx, keys.Epoch()).Result()
 	if errors.Is(err, redis.Nil) {
-		err = nil
+		return "", nil
 	}
-	return runID, epoch, err
+	return epoch, err
 }
 
 // isFenced reports an error from a connection the fence refused.

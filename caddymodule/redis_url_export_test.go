@@ -1,4 +1,0 @@
-package caddymodule
-
-// SkipSentinels lets tests build a Sentinel client the way the gateway does.
-var SkipSentinels = skipSentinels
