@@ -1,10 +1,17 @@
 package caddymodule
 
 import (
+	"context"
+	"fmt"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -41,7 +48,7 @@ func TestParseRedisURLRefusals(t *testing.T) {
 	for url, want := range map[string]string{
 		"127.0.0.1:6379":                            "must start with redis://",
 		"http://h:1":                                "unknown scheme \"http\"",
-		"redis+cluster://h:1":                       "unknown scheme \"redis+cluster\"",
+		"redis+sentinel+cluster://h:1":              "unknown scheme \"redis+sentinel+cluster\"",
 		"redis+sentinel://s1:26379/0":               "master_name",
 		"redis://h:1/0?no_such_option=1":            "no_such_option",
 		"redis://h:1/0?tls_ca_file=/etc/ca.pem":     "need a TLS scheme",
@@ -56,4 +63,129 @@ func TestParseRedisURLRefusals(t *testing.T) {
 		require.Contains(t, err.Error(), want, url)
 		require.False(t, strings.Contains(err.Error(), "s3cret"), "an error must not repeat the password: %v", err)
 	}
+}
+
+func TestParseRedisURLCluster(t *testing.T) {
+	ca := meteringtest.NewTestCA(t)
+	cert, key := ca.Issue(t, "tollgate")
+	for _, tc := range []struct {
+		url, describe      string
+		seeds              []string
+		user, password     string
+		poolSize           int
+		tls, clientCert    bool
+		tlsServerName      string
+		maxRedirects       int
+		routeByLatency     bool
+		readOnlyToReplicas bool
+	}{
+		{url: "redis+cluster://10.0.0.1:7000", describe: "cluster via seeds 10.0.0.1:7000", seeds: []string{"10.0.0.1:7000"}},
+		{url: "REDIS+CLUSTER://u:p@h1:7000/0?addr=h2:7001&addr=h3:7002&pool_size=8&max_redirects=5",
+			describe: "cluster via seeds h1:7000,h2:7001,h3:7002", seeds: []string{"h1:7000", "h2:7001", "h3:7002"},
+			user: "u", password: "p", poolSize: 8, maxRedirects: 5},
+		{url: "redis+cluster://:p@h1:7000/?route_by_latency=true&read_only=true",
+			describe: "cluster via seeds h1:7000", seeds: []string{"h1:7000"}, password: "p", routeByLatency: true, readOnlyToReplicas: true},
+		{url: "rediss+cluster://u:p@redis.example:7000?addr=10.0.0.2:7000", describe: "cluster via seeds redis.example:7000,10.0.0.2:7000",
+			seeds: []string{"redis.example:7000", "10.0.0.2:7000"}, user: "u", password: "p", tls: true, tlsServerName: "redis.example"},
+		{url: "rediss+cluster://redis.example:7000?" + url.Values{"tls_ca_file": {ca.CertFile}, "tls_cert_file": {cert}, "tls_key_file": {key}}.Encode(),
+			describe: "cluster via seeds redis.example:7000", seeds: []string{"redis.example:7000"}, tls: true, clientCert: true, tlsServerName: "redis.example"},
+	} {
+		c, err := parseRedisURL(tc.url)
+		require.NoError(t, err, tc.url)
+		require.NotNil(t, c.cluster, tc.url)
+		require.Nil(t, c.opt, tc.url)
+		require.Nil(t, c.sentinel, tc.url)
+		require.Equal(t, tc.describe, c.describe(), tc.url)
+		require.Equal(t, tc.seeds, c.cluster.Addrs, tc.url)
+		require.Equal(t, tc.user, c.cluster.Username, tc.url)
+		require.Equal(t, tc.password, c.cluster.Password, tc.url)
+		require.Equal(t, tc.poolSize, c.cluster.PoolSize, tc.url)
+		require.Equal(t, tc.maxRedirects, c.cluster.MaxRedirects, tc.url)
+		require.Equal(t, tc.routeByLatency, c.cluster.RouteByLatency, tc.url)
+		require.Equal(t, tc.readOnlyToReplicas, c.cluster.ReadOnly, tc.url)
+		require.NotContains(t, c.describe(), "p@", "describe names no credentials")
+		if !tc.tls {
+			require.Nil(t, c.tlsConfig(), tc.url)
+			continue
+		}
+		cfg := c.tlsConfig()
+		require.NotNil(t, cfg, tc.url)
+		require.Same(t, c.cluster.TLSConfig, cfg)
+		require.Equal(t, tc.tlsServerName, cfg.ServerName, "go-redis checks every node against the first seed's name")
+		require.Equal(t, tc.clientCert, cfg.RootCAs != nil, "tls_ca_file: %s", tc.url)
+		require.Equal(t, tc.clientCert, len(cfg.Certificates) == 1, "tls_cert_file: %s", tc.url)
+	}
+}
+
+func TestParseRedisURLClusterRefusals(t *testing.T) {
+	for url, want := range map[string]string{
+		"redis+cluster://u:s3cret@h:1/2":                        "database 0 only: remove /2",
+		"redis+cluster://u:s3cret@h:1?db=2":                     "unexpected option: db",
+		"redis+cluster://u:s3cret@h:1?addr=h2":                  "unable to parse addr param: h2",
+		"redis+cluster://u:s3cret@h:1?addr=:7000":               "unable to parse addr param",
+		"redis+cluster://u:s3cret@h:1?master_name=m":            "unexpected option: master_name",
+		"redis+cluster://u:s3cret@h:1?pool_size=many":           "pool_size",
+		"redis+cluster://u:s3cret@h:1?skip_verify=true":         "unexpected option: skip_verify",
+		"redis+cluster://u:s3cret@h:1?tls_ca_file=/etc/ca.pem":  "rediss+cluster://",
+		"rediss+cluster://u:s3cret@h:1?tls_ca_file=/no/such":    "tls_ca_file",
+		"rediss+cluster://u:s3cret@h:1?tls_key_file=/etc/k.pem": "go together",
+		"rediss+cluster://u:s3cret@h:port?addr=h2:2":            "not a valid URL",
+	} {
+		_, err := parseRedisURL(url)
+		require.Error(t, err, url)
+		require.Contains(t, err.Error(), want, url)
+		require.NotContains(t, err.Error(), "s3cret", "an error must not repeat the password")
+	}
+}
+
+// A client built from a parsed redis+cluster:// URL naming one seed finds
+// the whole cluster from it, and writes and reads keys served by every
+// master; client, the *redis.Client path, refuses a cluster instead of
+// talking to its first seed alone.
+func TestRedisURLClusterClient(t *testing.T) {
+	ctx := context.Background()
+	cl := meteringtest.StartRedisCluster(t, 3, 0)
+	seed := cl.Nodes[1].Addr()
+	c, err := parseRedisURL("redis+cluster://" + seed + "?pool_size=4&dial_timeout=5s")
+	require.NoError(t, err)
+	require.Equal(t, "cluster via seeds "+seed, c.describe())
+
+	var onConnect atomic.Int32
+	uc := c.universalClient(16, func(ctx context.Context, cn *redis.Conn) error {
+		onConnect.Add(1)
+		return nil
+	})
+	defer uc.Close()
+	cc, ok := uc.(*redis.ClusterClient)
+	require.True(t, ok, "a cluster URL gives a cluster client, not %T", uc)
+	require.Equal(t, 4, cc.Options().PoolSize, "the URL's pool_size wins over the default")
+	require.Equal(t, clusterStateReload, cc.Options().ClusterStateReloadInterval)
+
+	masters := map[string]bool{}
+	for i := range 100 {
+		k := fmt.Sprintf("tollgate-cluster-url:%d", i)
+		require.NoError(t, uc.Set(ctx, k, i, 0).Err())
+		slot, err := uc.ClusterKeySlot(ctx, k).Result()
+		require.NoError(t, err)
+		masters[cl.MasterOfSlot(int(slot)).Addr()] = true
+	}
+	require.Len(t, masters, 3, "the keys span every master's slots")
+	for i := range 100 {
+		v, err := uc.Get(ctx, fmt.Sprintf("tollgate-cluster-url:%d", i)).Int()
+		require.NoError(t, err)
+		require.Equal(t, i, v)
+	}
+	require.GreaterOrEqual(t, int(onConnect.Load()), 3, "onConnect ran on each master's connections")
+
+	one := c.client(16, nil)
+	defer one.Close()
+	err = one.Ping(ctx).Err()
+	require.ErrorIs(t, err, errClusterNeedsUniversalClient)
+
+	// The other kinds still give the plain client through universalClient.
+	single, err := parseRedisURL("redis://" + seed + "/0")
+	require.NoError(t, err)
+	sc := single.universalClient(2, nil)
+	defer sc.Close()
+	require.IsType(t, &redis.Client{}, sc)
 }
