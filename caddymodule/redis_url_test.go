@@ -161,6 +161,26 @@ func TestRedisURLClusterClient(t *testing.T) {
 	require.Equal(t, 4, cc.Options().PoolSize, "the URL's pool_size wins over the default")
 	require.Equal(t, clusterStateReload, cc.Options().ClusterStateReloadInterval)
 
+	setGetAcrossSlots(t, uc, cl)
+	require.GreaterOrEqual(t, int(onConnect.Load()), 3, "onConnect ran on each master's connections")
+
+	one := c.client(16, nil)
+	defer one.Close()
+	err = one.Ping(ctx).Err()
+	require.ErrorIs(t, err, errClusterNeedsUniversalClient)
+
+	// The other kinds still give the plain client through universalClient.
+	single, err := parseRedisURL("redis://" + seed + "/0")
+	require.NoError(t, err)
+	sc := single.universalClient(2, nil)
+	defer sc.Close()
+	require.IsType(t, &redis.Client{}, sc)
+}
+
+// setGetAcrossSlots writes keys through uc until they span every master
+// of cl, and reads them back.
+func setGetAcrossSlots(t *testing.T, uc redis.UniversalClient, cl *meteringtest.RedisCluster) {
+	ctx := context.Background()
 	masters := map[string]bool{}
 	for i := range 100 {
 		k := fmt.Sprintf("tollgate-cluster-url:%d", i)
@@ -175,17 +195,40 @@ func TestRedisURLClusterClient(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, i, v)
 	}
-	require.GreaterOrEqual(t, int(onConnect.Load()), 3, "onConnect ran on each master's connections")
+}
 
-	one := c.client(16, nil)
-	defer one.Close()
-	err = one.Ping(ctx).Err()
-	require.ErrorIs(t, err, errClusterNeedsUniversalClient)
+// A rediss+cluster:// URL reaches a cluster that serves TLS only and
+// demands client certificates, with Tollgate's TLS file options. The seed
+// is named localhost while the nodes announce 127.0.0.1: go-redis checks
+// every node's certificate against the seed's name, which these name too.
+// Without the CA, or without the client certificate, nothing connects.
+func TestRedisURLClusterClientTLS(t *testing.T) {
+	ctx := context.Background()
+	ca := meteringtest.NewTestCA(t)
+	cl := meteringtest.StartRedisClusterTLS(t, 3, 0, ca)
+	cert, key := ca.Issue(t, "tollgate")
+	_, port, _ := strings.Cut(cl.Nodes[0].Addr(), ":")
+	base := "rediss+cluster://localhost:" + port + "?addr=" + cl.Nodes[2].Addr() + "&max_retries=0&"
 
-	// The other kinds still give the plain client through universalClient.
-	single, err := parseRedisURL("redis://" + seed + "/0")
+	c, err := parseRedisURL(base + url.Values{"tls_ca_file": {ca.CertFile}, "tls_cert_file": {cert}, "tls_key_file": {key}}.Encode())
 	require.NoError(t, err)
-	sc := single.universalClient(2, nil)
-	defer sc.Close()
-	require.IsType(t, &redis.Client{}, sc)
+	require.Equal(t, "localhost", c.tlsConfig().ServerName)
+	uc := c.universalClient(4, nil)
+	defer uc.Close()
+	setGetAcrossSlots(t, uc, cl)
+
+	for _, tc := range []struct {
+		what, want string
+		q          url.Values
+	}{
+		{"without the CA", "certificate signed by unknown authority", url.Values{"tls_cert_file": {cert}, "tls_key_file": {key}}},
+		{"without a client certificate", "certificate required", url.Values{"tls_ca_file": {ca.CertFile}}},
+	} {
+		c, err := parseRedisURL(base + tc.q.Encode())
+		require.NoError(t, err, tc.what)
+		uc := c.universalClient(4, nil)
+		err = uc.Set(ctx, "tollgate-cluster-url:refused", 1, 0).Err()
+		require.ErrorContains(t, err, tc.want, tc.what)
+		require.NoError(t, uc.Close())
+	}
 }

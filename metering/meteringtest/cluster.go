@@ -2,6 +2,7 @@ package meteringtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,7 @@ type RedisCluster struct {
 	Nodes []*RedisServer
 
 	t   testing.TB
+	tls *tls.Config             // how clients connect, nil without TLS
 	ids map[*RedisServer]string // CLUSTER MYID, fixed by nodes.conf
 	// promotable holds, per slot given to KillMaster, the node IDs of the
 	// killed master's replicas: one of them must take the slot over.
@@ -43,6 +45,24 @@ type RedisCluster struct {
 // every node reports cluster_state:ok, all of them agree on who serves
 // which of the 16384 slots, and every replica's link to its master is up.
 func StartRedisCluster(t testing.TB, masters, replicasPerMaster int) *RedisCluster {
+	t.Helper()
+	return startCluster(t, masters, replicasPerMaster, nil)
+}
+
+// StartRedisClusterTLS is StartRedisCluster with TLS only, between the
+// nodes too, each node serving a certificate from ca for 127.0.0.1 and
+// localhost and demanding a client certificate from ca. TLSConfig is what
+// a client connects with.
+func StartRedisClusterTLS(t testing.TB, masters, replicasPerMaster int, ca *TestCA) *RedisCluster {
+	t.Helper()
+	return startCluster(t, masters, replicasPerMaster, ca)
+}
+
+// TLSConfig is the client TLS configuration the cluster's nodes accept
+// (a client certificate from the cluster's CA), nil without TLS.
+func (c *RedisCluster) TLSConfig() *tls.Config { return c.tls }
+
+func startCluster(t testing.TB, masters, replicasPerMaster int, ca *TestCA) *RedisCluster {
 	t.Helper()
 	if masters < 3 {
 		// redis-cli --cluster create refuses fewer than 3 masters.
@@ -56,6 +76,18 @@ func StartRedisCluster(t testing.TB, masters, replicasPerMaster int) *RedisClust
 	began := time.Now()
 	c := &RedisCluster{t: t, ids: map[*RedisServer]string{}, promotable: map[int]map[string]bool{}}
 	dir := t.TempDir()
+	var cliTLS []string // redis-cli's TLS arguments
+	var certFile, keyFile string
+	if ca != nil {
+		certFile, keyFile = ca.Issue(t, "redis-cluster")
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.tls = ca.ClientTLS()
+		c.tls.Certificates = []tls.Certificate{pair}
+		cliTLS = []string{"--tls", "--cacert", ca.CertFile, "--cert", certFile, "--key", keyFile}
+	}
 	n := masters * (1 + replicasPerMaster)
 	for i := range n {
 		// The cluster bus listens on its own port, which is by default the
@@ -63,16 +95,25 @@ func StartRedisCluster(t testing.TB, masters, replicasPerMaster int) *RedisClust
 		// range, so it gets a free port of its own. Diskless replication
 		// without the default 5s delay makes a replica's first sync
 		// immediate.
-		s := StartRedisServer(t, "--cluster-enabled", "yes",
+		args := []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
 			"--cluster-node-timeout", "2000",
 			"--cluster-port", strconv.Itoa(FreePort(t)),
-			"--repl-diskless-sync-delay", "0")
+			"--repl-diskless-sync-delay", "0"}
+		var s *RedisServer
+		if ca == nil {
+			s = StartRedisServer(t, args...)
+		} else {
+			// The node's certificate serves both ends of the cluster bus
+			// and of replication.
+			args = append(args, "--tls-cluster", "yes", "--tls-replication", "yes", "--tls-auth-clients", "yes")
+			s = StartRedisServerTLS(t, c.tls, certFile, keyFile, ca.CertFile, args...)
+		}
 		c.Nodes = append(c.Nodes, s)
 	}
 	ctx := context.Background()
 	for _, s := range c.Nodes {
-		id, err := nodeCall(s, func(r *redis.Client) (string, error) { return r.ClusterMyID(ctx).Result() })
+		id, err := nodeCall(c.tls, s, func(r *redis.Client) (string, error) { return r.ClusterMyID(ctx).Result() })
 		if err != nil {
 			t.Fatalf("CLUSTER MYID on %s: %v\n%s", s.Addr(), err, s.Output())
 		}
@@ -80,7 +121,7 @@ func StartRedisCluster(t testing.TB, masters, replicasPerMaster int) *RedisClust
 	}
 	processes := time.Since(began)
 
-	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	args := append(append(cliTLS, "--cluster", "create"), c.Addrs()...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicasPerMaster), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
@@ -130,7 +171,7 @@ func (c *RedisCluster) NodeID(s *RedisServer) string { return c.ids[s] }
 // 60s otherwise, so after a failover a default client keeps dialling the
 // dead master for its slots for up to a minute.
 func (c *RedisCluster) Client(t testing.TB) *redis.ClusterClient {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: time.Second})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: time.Second, TLSConfig: c.tls})
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
@@ -141,7 +182,7 @@ func (c *RedisCluster) MasterOfSlot(slot int) *RedisServer {
 	c.t.Helper()
 	var errs []string
 	for _, s := range c.running() {
-		ranges, err := nodeCall(s, func(r *redis.Client) ([]redis.ClusterSlot, error) {
+		ranges, err := nodeCall(c.tls, s, func(r *redis.Client) ([]redis.ClusterSlot, error) {
 			return r.ClusterSlots(context.Background()).Result()
 		})
 		if err != nil {
@@ -333,7 +374,7 @@ func (c *RedisCluster) settled() (map[string]nodeView, error) {
 	var agreed map[string]nodeView
 	var agreedKey, agreedBy string
 	for _, s := range running {
-		info, err := nodeCall(s, func(r *redis.Client) (string, error) { return r.ClusterInfo(ctx).Result() })
+		info, err := nodeCall(c.tls, s, func(r *redis.Client) (string, error) { return r.ClusterInfo(ctx).Result() })
 		if err != nil {
 			return nil, fmt.Errorf("CLUSTER INFO on %s: %w", s.Addr(), err)
 		}
@@ -343,7 +384,7 @@ func (c *RedisCluster) settled() (map[string]nodeView, error) {
 				return nil, fmt.Errorf("%s does not report %s", s.Addr(), want)
 			}
 		}
-		out, err := nodeCall(s, func(r *redis.Client) (string, error) { return r.ClusterNodes(ctx).Result() })
+		out, err := nodeCall(c.tls, s, func(r *redis.Client) (string, error) { return r.ClusterNodes(ctx).Result() })
 		if err != nil {
 			return nil, fmt.Errorf("CLUSTER NODES on %s: %w", s.Addr(), err)
 		}
@@ -407,7 +448,7 @@ func (c *RedisCluster) settled() (map[string]nodeView, error) {
 		if !up[v.masterID] {
 			return nil, fmt.Errorf("%s replicates the killed node %s", s.Addr(), v.masterID)
 		}
-		repl, err := nodeCall(s, func(r *redis.Client) (string, error) { return r.Info(ctx, "replication").Result() })
+		repl, err := nodeCall(c.tls, s, func(r *redis.Client) (string, error) { return r.Info(ctx, "replication").Result() })
 		if err != nil {
 			return nil, fmt.Errorf("INFO replication on %s: %w", s.Addr(), err)
 		}
@@ -450,7 +491,7 @@ func (c *RedisCluster) report() string {
 			func(r *redis.Client) (string, error) { return r.ClusterInfo(ctx).Result() },
 			func(r *redis.Client) (string, error) { return r.ClusterNodes(ctx).Result() },
 		} {
-			out, err := nodeCall(s, cmd)
+			out, err := nodeCall(c.tls, s, cmd)
 			if err != nil {
 				out = err.Error()
 			}
@@ -491,8 +532,8 @@ func (c *RedisCluster) byID(id string) *RedisServer {
 
 // nodeCall runs f on a connection to this one node (not following the
 // cluster's redirections), with a short timeout: the checks poll.
-func nodeCall[T any](s *RedisServer, f func(*redis.Client) (T, error)) (T, error) {
-	r := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 2 * time.Second,
+func nodeCall[T any](tlsConfig *tls.Config, s *RedisServer, f func(*redis.Client) (T, error)) (T, error) {
+	r := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: tlsConfig, MaxRetries: -1, DialTimeout: 2 * time.Second,
 		ReadTimeout: 2 * time.Second, PoolSize: 1})
 	defer r.Close()
 	return f(r)
