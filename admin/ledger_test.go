@@ -91,7 +91,8 @@ func TestDeadLettersRoute(t *testing.T) {
 	e.admin(t, "POST", "/users", `{"username":"ann","initial_credits":10}`).requireStatus(t, http.StatusCreated)
 	ann, err := e.Engine.GetUser(e.ctx, "ann")
 	require.NoError(t, err)
-	stream := e.Engine.Keys().Events()
+	// Into ann's shard's stream, where her own events would be.
+	stream := e.Engine.Keys().ShardOf(ann.ProjectID, ann.ID).Events()
 	xadd := func(fields ...any) string {
 		id, err := e.Redis.XAdd(e.ctx, &redis.XAddArgs{Stream: stream, Values: fields}).Result()
 		require.NoError(t, err)
@@ -158,10 +159,15 @@ func TestNotesMustBeStorable(t *testing.T) {
 	e.admin(t, "POST", "/users", `{"username":"bob"}`).requireStatus(t, http.StatusCreated)
 	e.Drain(t)
 	events, audits := e.countRows(t, "events"), e.countRows(t, "audit_log")
+	// Every shard's stream: the three users' events are in their shards.
 	streamLen := func() int64 {
-		n, err := e.Redis.XLen(e.ctx, e.Engine.Keys().Events()).Result()
-		require.NoError(t, err)
-		return n
+		var total int64
+		for _, sh := range e.Engine.Keys().Shards() {
+			n, err := e.Redis.XLen(e.ctx, sh.Events()).Result()
+			require.NoError(t, err)
+			total += n
+		}
+		return total
 	}
 	for _, note := range []string{`a\u0000b`, `bell\u0007`, `esc\u001b[2J`, `c1\u0085`, strings.Repeat("n", metering.MaxNoteLength+1)} {
 		note := `"` + note + `"`

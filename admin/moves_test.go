@@ -106,9 +106,10 @@ func TestParkedAllowanceSurvivesRedisReload(t *testing.T) {
 	snap := e.SnapshotRedis(t)
 
 	// Redis forgets the user: a cold load brings what ann left in a.
-	var id int64
-	require.NoError(t, e.DB.QueryRow(e.ctx, `SELECT id FROM users WHERE username = 'ann'`).Scan(&id))
-	require.NoError(t, e.Redis.Del(e.ctx, e.Engine.Keys().User(id)).Err())
+	// Her hash is in the shard of the project she is in now (b).
+	var id, projectID int64
+	require.NoError(t, e.DB.QueryRow(e.ctx, `SELECT id, project_id FROM users WHERE username = 'ann'`).Scan(&id, &projectID))
+	require.NoError(t, e.Redis.Del(e.ctx, e.Engine.Keys().ShardOf(projectID, id).User(id)).Err())
 	require.Equal(t, "7 50 57", e.position(t, "ann"))
 	require.Equal(t, "4 4 8", e.move(t, "ann", "a"), "a's 4 left and 4 of the pool")
 

@@ -58,9 +58,12 @@ func TestPrices(t *testing.T) {
 	require.Equal(t, num("0.000015"), entries[0]["details"].(map[string]any)["per_character"])
 	require.Equal(t, 1, e.countRows(t, "prices"))
 
-	v, err := e.Redis.Get(e.ctx, e.Engine.Keys().PriceVersion()).Int64()
-	require.NoError(t, err)
-	require.Equal(t, int64(4), v, "every write announced its version")
+	// Every shard's scripts check their own copy of the version.
+	for _, sh := range e.Engine.Keys().Shards() {
+		v, err := e.Redis.Get(e.ctx, sh.PriceVersion()).Int64()
+		require.NoError(t, err)
+		require.Equal(t, int64(4), v, "every write announced its version to shard %d", sh.Index())
+	}
 }
 
 func TestPriceBadInput(t *testing.T) {
@@ -85,7 +88,9 @@ func TestPriceBadInput(t *testing.T) {
 	e.admin(t, "PUT", "/prices/gpt", `[]`).requireError(t, http.StatusBadRequest, "invalid_argument", "")
 	require.Equal(t, 0, e.countRows(t, "prices"))
 	require.Equal(t, 0, e.countRows(t, "audit_log"))
-	n, err := e.Redis.Exists(e.ctx, e.Engine.Keys().PriceVersion()).Result()
-	require.NoError(t, err)
-	require.Zero(t, n, "nothing announced")
+	for _, sh := range e.Engine.Keys().Shards() {
+		n, err := e.Redis.Exists(e.ctx, sh.PriceVersion()).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "nothing announced to shard %d", sh.Index())
+	}
 }

@@ -200,24 +200,32 @@ func TestUsageRollupReplayAndDeletion(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, metering.Charged, res.Status)
 	}
-	// Keep a copy of the stream to replay it after it is reconciled.
-	stream := e.Engine.Keys().Events()
-	entries, err := e.Redis.XRange(e.ctx, stream, "-", "+").Result()
-	require.NoError(t, err)
-	require.NotEmpty(t, entries)
+	// Keep a copy of every shard's stream to replay it after it is
+	// reconciled, each into its own shard's stream.
+	streams := map[string][]redis.XMessage{}
+	for _, sh := range e.Engine.Keys().Shards() {
+		entries, err := e.Redis.XRange(e.ctx, sh.Events(), "-", "+").Result()
+		require.NoError(t, err)
+		if len(entries) > 0 {
+			streams[sh.Events()] = entries
+		}
+	}
+	require.NotEmpty(t, streams)
 	e.Drain(t)
 	want := with(usageSums{requests: 5, credits: 10 * metering.Micro, awarded: 10 * metering.Micro}, "user", "ann")
 	requireRows(t, e.admin(t, "GET", "/usage?group_by=user", "").requireStatus(t, http.StatusOK), want)
 
-	for _, m := range entries {
-		require.NoError(t, e.Redis.XAdd(e.ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err())
+	for stream, entries := range streams {
+		for _, m := range entries {
+			require.NoError(t, e.Redis.XAdd(e.ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err())
+		}
 	}
 	e.Drain(t)
 	requireRows(t, e.admin(t, "GET", "/usage?group_by=user", "").requireStatus(t, http.StatusOK), want)
 	e.AssertConsistent(t)
 
 	// The user goes (straight in SQL); its usage stays.
-	_, err = e.DB.Exec(e.ctx, `DELETE FROM users WHERE username = 'ann'`)
+	_, err := e.DB.Exec(e.ctx, `DELETE FROM users WHERE username = 'ann'`)
 	require.NoError(t, err)
 	requireRows(t, e.admin(t, "GET", "/usage?group_by=user", "").requireStatus(t, http.StatusOK), want)
 	requireRows(t, e.admin(t, "GET", "/usage?user=ann&group_by=day", "").requireStatus(t, http.StatusOK),

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ type App struct {
 	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 	// RedisPrefix names this deployment's Redis keys. Default "tollgate".
 	RedisPrefix string `json:"redis_prefix,omitempty"`
+	// RedisShards is how many hash tags the keys are spread over
+	// (metering.Config.RedisShards): 1 (the default) for one Redis or
+	// Sentinel; more lets a Redis Cluster spread them over its masters.
+	// Every gateway of a deployment must use the same number.
+	RedisShards int `json:"redis_shards,omitempty"`
 	// SkipMigrations turns off applying migrations at start.
 	SkipMigrations bool `json:"skip_migrations,omitempty"`
 	// ReconcilerConsumer names this gateway in the stream consumer group.
@@ -114,10 +120,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return errors.New("metering: key_encryption_key must be the base64 encoding of 32 bytes")
 		}
 	}
-	cfg := metering.Config{RedisPrefix: prefix, KeyPepper: []byte(pepper), KeyEncryptionKey: kek,
+	if a.RedisShards < 0 || a.RedisShards > metering.MaxRedisShards {
+		return fmt.Errorf("metering: redis_shards %d: must be from 1 to %d", a.RedisShards, metering.MaxRedisShards)
+	}
+	cfg := metering.Config{RedisPrefix: prefix, RedisShards: a.RedisShards, KeyPepper: []byte(pepper), KeyEncryptionKey: kek,
 		Logger: a.log, Leases: a.leaseConfig(), Metrics: engineMetrics}.WithDefaults()
 
-	a.key = redisURL + "\x00" + pgURL + "\x00" + cfg.RedisPrefix
+	a.key = redisURL + "\x00" + pgURL + "\x00" + cfg.RedisPrefix + "\x00" + strconv.Itoa(cfg.RedisShards)
 	v, _, err := stores.LoadOrNew(a.key, func() (caddy.Destructor, error) {
 		rcfg := metering.ReconcilerConfig{Consumer: a.ReconcilerConsumer, BatchSize: a.ReconcileBatch}
 		return openStores(redisURL, pgURL, cfg, rcfg, a.log)

@@ -80,6 +80,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.KeyEncryptionKey, err = optionalArg(d)
 		case "redis_prefix":
 			a.RedisPrefix, err = optionalArg(d)
+		case "redis_shards":
+			var n int64
+			if n, err = countArg(d); err == nil {
+				if n > metering.MaxRedisShards {
+					err = d.Errf("redis_shards %d: must be an integer from 1 to %d (default 1)", n, metering.MaxRedisShards)
+				} else {
+					a.RedisShards = int(n)
+				}
+			}
 		case "reconciler_consumer":
 			a.ReconcilerConsumer, err = optionalArg(d)
 		case "reconcile_batch":

@@ -29,45 +29,38 @@ func goTool(t *testing.T) string {
 	return p
 }
 
-// A gateway killed (SIGKILL) with streams in flight leaves reservations
-// behind; once their lease ends a sweeper settles every one, and Redis and
-// Postgres agree.
-func TestKilledGatewayIsSwept(t *testing.T) {
-	b := meteringtest.New(t, meteringtest.Options{})
-	ctx := context.Background()
-	putTestPrices(t, b, "slow")
-	start := 10 * metering.Micro
-	_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: start})
-	require.NoError(t, err)
-	up := newFakeOpenAI(t)
+// gatewayProcess is bin/tollgate running a Caddyfile in a process of its
+// own, for tests that kill it.
+type gatewayProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // how it exited, once done
+}
 
+// startGatewayProcess builds the tollgate command, runs it with the
+// Caddyfile and extra environment (NAME=value), and waits until it
+// listens on listen. It is killed when the test ends, if still running.
+func startGatewayProcess(t *testing.T, listen, caddyfile string, env ...string) *gatewayProcess {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tollgate")
 	build := exec.Command(goTool(t), "build", "-o", bin, "../cmd/tollgate")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
-
-	listen := freePort(t)
-	const lease = 2 * time.Second
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
-	require.NoError(t, os.WriteFile(cfg, []byte(globalOptions(t, b, meteringtest.RedisURL(), "doomed")+fmt.Sprintf(`http://%s {
-	metering {
-		price_by model
-		lease %s
-	}
-	reverse_proxy %s
-}`, listen, lease, up.Listener.Addr())), 0o600))
-	gw := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	gw.Env = append(os.Environ(), "HOME="+t.TempDir())
+	require.NoError(t, os.WriteFile(cfg, []byte(caddyfile), 0o600))
+	g := &gatewayProcess{cmd: exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile"), done: make(chan struct{})}
+	g.cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
 	require.NoError(t, err)
-	gw.Stdout, gw.Stderr = logFile, logFile
-	require.NoError(t, gw.Start())
-	killed := false
+	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
+	require.NoError(t, g.cmd.Start())
+	go func() {
+		g.err = g.cmd.Wait()
+		close(g.done)
+	}()
 	t.Cleanup(func() {
-		if !killed {
-			_ = gw.Process.Kill()
-			_ = gw.Wait()
-		}
+		_ = g.cmd.Process.Kill()
+		<-g.done
 	})
 	require.Eventually(t, func() bool {
 		c, err := net.Dial("tcp", listen)
@@ -76,6 +69,36 @@ func TestKilledGatewayIsSwept(t *testing.T) {
 		}
 		return err == nil
 	}, 60*time.Second, 20*time.Millisecond, "the gateway never listened")
+	return g
+}
+
+// kill ends the process at once (SIGKILL) and waits for it.
+func (g *gatewayProcess) kill(t *testing.T) {
+	require.NoError(t, g.cmd.Process.Kill())
+	<-g.done
+}
+
+// A gateway killed (SIGKILL) with streams in flight leaves reservations
+// behind; once their lease ends a sweeper settles every one, and Redis and
+// Postgres agree.
+func TestKilledGatewayIsSwept(t *testing.T) {
+	b := meteringtest.New(t, meteringtest.Options{})
+	ctx := context.Background()
+	putTestPrices(t, b, "slow")
+	start := 10 * metering.Micro
+	ann, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: start})
+	require.NoError(t, err)
+	up := newFakeOpenAI(t)
+
+	listen := freePort(t)
+	const lease = 2 * time.Second
+	gw := startGatewayProcess(t, listen, globalOptions(t, b, meteringtest.RedisURL(), "doomed")+fmt.Sprintf(`http://%s {
+	metering {
+		price_by model
+		lease %s
+	}
+	reverse_proxy %s
+}`, listen, lease, up.Listener.Addr()))
 
 	const streams = 5
 	client := &http.Client{}
@@ -96,15 +119,15 @@ func TestKilledGatewayIsSwept(t *testing.T) {
 	reservation := costOf(chatInput(t, "slow", 50, true), 50)
 	require.Equal(t, start-streams*reservation, w.effective(t, "ann"))
 	// Let the doomed gateway's reconciler acknowledge the hold events, so
-	// none is left pending with a consumer that will never come back.
+	// none is left pending with a consumer that will never come back. They
+	// are in ann's shard's stream.
+	annEvents := b.Engine.Keys().ShardOf(ann.ProjectID, ann.ID).Events()
 	require.Eventually(t, func() bool {
-		pend, err := b.Redis.XPending(ctx, b.Engine.Keys().Events(), "reconciler").Result()
+		pend, err := b.Redis.XPending(ctx, annEvents, "reconciler").Result()
 		return err == nil && pend.Count == 0
 	}, 30*time.Second, 20*time.Millisecond)
 
-	require.NoError(t, gw.Process.Kill())
-	_ = gw.Wait()
-	killed = true
+	gw.kill(t)
 
 	sw, err := b.Engine.NewSweeper(metering.SweeperConfig{Interval: time.Hour, Policy: "charge"})
 	require.NoError(t, err)

@@ -136,7 +136,7 @@ func TestDeleteDuringInFlightRequest(t *testing.T) {
 	var usage int
 	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM events WHERE kind = 'usage' AND username = 'ann'`).Scan(&usage))
 	require.Equal(t, 1, usage, "usage history outlives the user")
-	n, err := b.Redis.Exists(ctx, b.Engine.Keys().InFlight(ann.ID)).Result()
+	n, err := b.Redis.Exists(ctx, b.Engine.Keys().ShardOf(ann.ProjectID, ann.ID).InFlight(ann.ID)).Result()
 	require.NoError(t, err)
 	require.Zero(t, n, "no in-flight set left behind")
 }

@@ -102,7 +102,7 @@ func TestGatewayFollowsSentinelFailover(t *testing.T) {
 	g := gateway{base: "http://" + listen, client: &http.Client{Timeout: 30 * time.Second}}
 
 	// The test's own engine writes users through the same sentinels.
-	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) *redis.Client {
+	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: group.name,
 			SentinelAddrs: []string{group.sentinels[0].Addr(), group.sentinels[1].Addr(), group.sentinels[2].Addr()},
 			OnConnect:     onConnect})

@@ -31,7 +31,7 @@ func TestGatewayRedisOverTLS(t *testing.T) {
 	clientTLS.Certificates = []tls.Certificate{pair}
 	srv := meteringtest.StartRedisServerTLS(t, clientTLS, serverCert, serverKey, ca.CertFile, "--tls-auth-clients", "yes")
 
-	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) *redis.Client {
+	admin := adminEngine(t, b, func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
 		return redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: clientTLS, OnConnect: onConnect})
 	})
 	_, key, err := admin.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 5 * metering.Micro})

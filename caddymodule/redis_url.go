@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -40,10 +39,6 @@ import (
 // skip_verify). Over TLS, go-redis checks every node's certificate against
 // the first seed's host name, not the node's own address, so the nodes'
 // certificates must all name that host (a shared or wildcard certificate).
-//
-// The single-server and Sentinel kinds give a *redis.Client (client); a
-// cluster needs a *redis.ClusterClient, so universalClient serves every
-// kind.
 
 // redisConn is a parsed `redis` URL.
 type redisConn struct {
@@ -135,42 +130,30 @@ func (c redisConn) describe() string {
 // one node.
 const clusterStateReload = time.Second
 
-// universalClient connects (lazily) to any kind of deployment: a
-// *redis.ClusterClient for a cluster URL, client's otherwise. Every new
-// connection runs onConnect first (on a cluster, to each node); poolSize
-// is a default the URL's pool_size overrides (on a cluster, per node).
-func (c redisConn) universalClient(poolSize int, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
-	if c.cluster == nil {
-		return c.client(poolSize, onConnect)
-	}
-	o := *c.cluster
-	if o.PoolSize == 0 {
-		o.PoolSize = poolSize
-	}
-	if o.ClusterStateReloadInterval == 0 {
-		o.ClusterStateReloadInterval = clusterStateReload
-	}
-	o.OnConnect = onConnect
-	return redis.NewClusterClient(&o)
-}
-
-// client connects (lazily): every new connection runs onConnect first.
-// A cluster needs universalClient: for a cluster URL, client's every
-// command fails, saying so (rather than reaching one node of the cluster
-// as if it were the whole).
-func (c redisConn) client(poolSize int, onConnect func(context.Context, *redis.Conn) error) *redis.Client {
-	if c.cluster != nil {
-		return redis.NewClient(&redis.Options{Addr: c.cluster.Addrs[0], MaxRetries: -1,
-			Dialer: func(context.Context, string, string) (net.Conn, error) {
-				return nil, errClusterNeedsUniversalClient
-			}})
-	}
-	if c.sentinel != nil {
+// client connects (lazily) to any kind of deployment: a
+// *redis.ClusterClient for a cluster URL, a *redis.Client otherwise
+// (Sentinel's failover client included). Every new connection runs
+// onConnect first (on a cluster, to each node; with Sentinel, to the
+// sentinels too: the fence lets those pass); poolSize is a default the
+// URL's pool_size overrides (on a cluster, per node).
+func (c redisConn) client(poolSize int, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+	switch {
+	case c.cluster != nil:
+		o := *c.cluster
+		if o.PoolSize == 0 {
+			o.PoolSize = poolSize
+		}
+		if o.ClusterStateReloadInterval == 0 {
+			o.ClusterStateReloadInterval = clusterStateReload
+		}
+		o.OnConnect = onConnect
+		return redis.NewClusterClient(&o)
+	case c.sentinel != nil:
 		o := *c.sentinel
 		if o.PoolSize == 0 {
 			o.PoolSize = poolSize
 		}
-		o.OnConnect = onConnect // on the sentinels' connections too: the fence lets those pass
+		o.OnConnect = onConnect
 		return redis.NewFailoverClient(&o)
 	}
 	o := *c.opt
@@ -180,8 +163,6 @@ func (c redisConn) client(poolSize int, onConnect func(context.Context, *redis.C
 	o.OnConnect = onConnect
 	return redis.NewClient(&o)
 }
-
-var errClusterNeedsUniversalClient = errors.New("a redis+cluster:// or rediss+cluster:// URL needs a cluster client, which this code path does not build (redisConn.universalClient does)")
 
 // redisTLSFiles are Tollgate's own TLS options of a `redis` URL.
 type redisTLSFiles struct{ ca, cert, key string }

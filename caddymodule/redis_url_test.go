@@ -140,10 +140,8 @@ func TestParseRedisURLClusterRefusals(t *testing.T) {
 
 // A client built from a parsed redis+cluster:// URL naming one seed finds
 // the whole cluster from it, and writes and reads keys served by every
-// master; client, the *redis.Client path, refuses a cluster instead of
-// talking to its first seed alone.
+// master.
 func TestRedisURLClusterClient(t *testing.T) {
-	ctx := context.Background()
 	cl := meteringtest.StartRedisCluster(t, 3, 0)
 	seed := cl.Nodes[1].Addr()
 	c, err := parseRedisURL("redis+cluster://" + seed + "?pool_size=4&dial_timeout=5s")
@@ -151,7 +149,7 @@ func TestRedisURLClusterClient(t *testing.T) {
 	require.Equal(t, "cluster via seeds "+seed, c.describe())
 
 	var onConnect atomic.Int32
-	uc := c.universalClient(16, func(ctx context.Context, cn *redis.Conn) error {
+	uc := c.client(16, func(ctx context.Context, cn *redis.Conn) error {
 		onConnect.Add(1)
 		return nil
 	})
@@ -164,15 +162,10 @@ func TestRedisURLClusterClient(t *testing.T) {
 	setGetAcrossSlots(t, uc, cl)
 	require.GreaterOrEqual(t, int(onConnect.Load()), 3, "onConnect ran on each master's connections")
 
-	one := c.client(16, nil)
-	defer one.Close()
-	err = one.Ping(ctx).Err()
-	require.ErrorIs(t, err, errClusterNeedsUniversalClient)
-
-	// The other kinds still give the plain client through universalClient.
+	// The other kinds give the plain client.
 	single, err := parseRedisURL("redis://" + seed + "/0")
 	require.NoError(t, err)
-	sc := single.universalClient(2, nil)
+	sc := single.client(2, nil)
 	defer sc.Close()
 	require.IsType(t, &redis.Client{}, sc)
 }
@@ -213,7 +206,7 @@ func TestRedisURLClusterClientTLS(t *testing.T) {
 	c, err := parseRedisURL(base + url.Values{"tls_ca_file": {ca.CertFile}, "tls_cert_file": {cert}, "tls_key_file": {key}}.Encode())
 	require.NoError(t, err)
 	require.Equal(t, "localhost", c.tlsConfig().ServerName)
-	uc := c.universalClient(4, nil)
+	uc := c.client(4, nil)
 	defer uc.Close()
 	setGetAcrossSlots(t, uc, cl)
 
@@ -226,7 +219,7 @@ func TestRedisURLClusterClientTLS(t *testing.T) {
 	} {
 		c, err := parseRedisURL(base + tc.q.Encode())
 		require.NoError(t, err, tc.what)
-		uc := c.universalClient(4, nil)
+		uc := c.client(4, nil)
 		err = uc.Set(ctx, "tollgate-cluster-url:refused", 1, 0).Err()
 		require.ErrorContains(t, err, tc.want, tc.what)
 		require.NoError(t, uc.Close())

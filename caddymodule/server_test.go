@@ -93,19 +93,21 @@ func globalOptions(t *testing.T, b *meteringtest.Bundle, redisURL, consumer stri
 		postgres "%s"
 		key_pepper test-pepper
 		redis_prefix %s
+		redis_shards %d
 		reconciler_consumer %s
 	}
 }
-`, redisURL, dbURLWithSchema(t, b.Schema), b.Prefix, consumer)
+`, redisURL, dbURLWithSchema(t, b.Schema), b.Prefix, max(b.Config.RedisShards, 1), consumer)
 }
 
 // adminEngine is a test's own engine over the bundle's Postgres and the
 // Redis client newClient makes, fenced as a gateway's is (newClient gets
 // the fence's OnConnect), and verified: for a gateway whose Redis is not
 // the bundle's.
-func adminEngine(t *testing.T, b *meteringtest.Bundle, newClient func(onConnect func(context.Context, *redis.Conn) error) *redis.Client) *metering.Engine {
+func adminEngine(t *testing.T, b *meteringtest.Bundle, newClient func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient) *metering.Engine {
 	t.Helper()
-	fence, err := metering.NewRedisFence(b.Prefix)
+	// The bundle's shards: the engine below is built with its config.
+	fence, err := metering.NewRedisFence(b.Prefix, b.Config.RedisShards)
 	require.NoError(t, err)
 	rdb := newClient(fence.OnConnect)
 	t.Cleanup(func() { rdb.Close() })

@@ -19,7 +19,7 @@ import (
 var stores = caddy.NewUsagePool()
 
 type sharedStores struct {
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
 	fence      *metering.RedisFence // checks every new Redis connection
 	db         *pgxpool.Pool
 	engine     *metering.Engine // for the reconciler only
@@ -44,8 +44,9 @@ func openStores(redisURL, pgURL string, cfg metering.Config, rcfg metering.Recon
 		return nil, fmt.Errorf("postgres URL: %w", err)
 	}
 	// Every new connection checks that Redis did not restart without
-	// being verified against the ledger (metering/fence.go).
-	fence, err := metering.NewRedisFence(cfg.RedisPrefix)
+	// being verified against the ledger (metering/fence.go), for every
+	// shard the engines write.
+	fence, err := metering.NewRedisFence(cfg.RedisPrefix, cfg.RedisShards)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"math/rand"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // fault is one kind of failure a cycle injects while the load runs. inject
@@ -220,13 +222,24 @@ func (w *world) gatewayMidBatch() (int, int64) {
 	if len(open) == 0 {
 		return -1, 0
 	}
-	p, err := w.redis.client.XPending(ctx, w.keys.Events(), "reconciler").Result()
-	if err != nil {
-		return -1, 0
+	// A reconciler reads every shard's stream, in a batch (and a
+	// transaction) per shard: its largest pending count is its largest batch.
+	pending := map[string]int64{}
+	for _, sh := range w.keys.Shards() {
+		p, err := w.redis.client.XPending(ctx, sh.Events(), "reconciler").Result()
+		if redis.HasErrorPrefix(err, "NOGROUP") {
+			continue // no reconciler read this shard yet
+		}
+		if err != nil {
+			return -1, 0
+		}
+		for name, n := range p.Consumers {
+			pending[name] = max(pending[name], n)
+		}
 	}
 	for i, g := range w.gws {
-		if open[g.name] && p.Consumers[g.name] >= backlogBatch {
-			return i, p.Consumers[g.name]
+		if open[g.name] && pending[g.name] >= backlogBatch {
+			return i, pending[g.name]
 		}
 	}
 	return -1, 0

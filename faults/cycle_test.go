@@ -51,6 +51,7 @@ type cycleUser struct {
 	name, key string
 	id        int64
 	project   string
+	projectID int64 // as Postgres had it at the last check (0: none); picks the user's Redis shard
 	credits   metering.Credits
 	removed   metering.Credits // taken away by the revocation's negative adjustments
 }

@@ -35,6 +35,10 @@ type gateway struct {
 
 const (
 	redisPrefix = "faults"
+	// redisShards is how many shards the gateways split the keys into:
+	// one, the default (the gateway has no option for it yet). The checks
+	// read every shard, so only this changes when the gateways get more.
+	redisShards = 1
 	// reservationLease is the priced route's lease: how long a reservation
 	// whose gateway died waits for the sweeper. Short, so a cycle that
 	// kills a gateway mid-stream does not wait long for its settlement.

@@ -21,7 +21,7 @@ func (w *world) quiet(c *cycle) {
 	err := waitFor("every reservation settled", reservationLease+time.Minute, func() (bool, string) {
 		ctx, cancel := ctxTimeout(5 * time.Second)
 		defer cancel()
-		n, err := w.redis.client.ZCard(ctx, w.keys.Leases()).Result()
+		n, err := w.shardsZCard(ctx, (*metering.ShardKeys).Leases)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -35,7 +35,7 @@ func (w *world) quiet(c *cycle) {
 	err = waitFor("every credit lease ended", creditLeaseLife+creditLeaseGrace+time.Minute, func() (bool, string) {
 		ctx, cancel := ctxTimeout(5 * time.Second)
 		defer cancel()
-		n, err := w.redis.client.ZCard(ctx, w.keys.CreditLeases()).Result()
+		n, err := w.shardsZCard(ctx, (*metering.ShardKeys).CreditLeases)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -70,7 +70,7 @@ func (w *world) check(c *cycle) {
 	ids := make([]int64, 0, len(rows))
 	for _, u := range c.users {
 		if r := rows[u.name]; r != nil {
-			u.id = r.id
+			u.id, u.projectID = r.id, r.projectID
 			ids = append(ids, r.id)
 		}
 	}
@@ -309,7 +309,7 @@ func (w *world) checkInFlight(c *cycle, byID map[string]*ledgerEvent, byN map[in
 	err := waitFor("no request left in flight", 15*time.Second, func() (bool, string) {
 		unexpected, c.stats.inFlightKilled = nil, 0
 		for _, u := range c.users {
-			members, err := w.inFlight(u.id)
+			members, err := w.inFlight(u.projectID, u.id)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -391,7 +391,7 @@ func (w *world) checkBalances(c *cycle, rows map[string]*userRow, events []*ledg
 			c.violate("never beyond the balance", fmt.Sprintf("user %s (had %s): Postgres awarded %s purchased %s",
 				u.name, credits(int64(u.credits)), credits(pg[0]), credits(pg[1])))
 		}
-		rf, loaded, err := w.redisUser(row.id)
+		rf, loaded, err := w.redisUser(row.projectID, row.id)
 		if err != nil {
 			c.violate("balances", fmt.Sprintf("user %s: reading Redis: %v", u.name, err))
 			continue
@@ -422,7 +422,16 @@ func (w *world) checkBalances(c *cycle, rows map[string]*userRow, events []*ledg
 func (w *world) checkDeadLetters(c *cycle) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := w.redis.client.XLen(ctx, w.keys.Events()+":dead").Result()
+	// Every shard's dead letters, counted together.
+	var n int64
+	var err error
+	for _, sh := range w.keys.Shards() {
+		var l int64
+		if l, err = w.redis.client.XLen(ctx, sh.DeadLetters()).Result(); err != nil {
+			break
+		}
+		n += l
+	}
 	if err == nil && n > int64(w.deadSeen) {
 		c.violate("no malformed events", fmt.Sprintf("%d new entries in the dead-letter stream", n-int64(w.deadSeen)))
 		w.deadSeen = int(n)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/metering"
 )
 
 // What the checks read: the Postgres ledger and balances, and Redis's.
@@ -72,9 +74,10 @@ func (w *world) ledger(userIDs []int64, projectID int64) ([]*ledgerEvent, error)
 // userRow is a user's balances in Postgres, in the order Redis's fields
 // are read (redisUserFields).
 type userRow struct {
-	id     int64
-	name   string
-	fields [6]int64 // awarded, purchased, allowance, allowance period, pool used, grant month
+	id        int64
+	projectID int64 // 0: none; with id, picks the user's Redis shard
+	name      string
+	fields    [6]int64 // awarded, purchased, allowance, allowance period, pool used, grant month
 }
 
 var redisUserFields = []string{"aw", "pr", "a", "ap", "pu", "gm"}
@@ -82,7 +85,7 @@ var redisUserFields = []string{"aw", "pr", "a", "ap", "pu", "gm"}
 func (w *world) userRows(names []string) (map[string]*userRow, error) {
 	ctx, cancel := ctxTimeout(30 * time.Second)
 	defer cancel()
-	rows, err := w.db.Query(ctx, `SELECT id, username, awarded, purchased, allowance_remaining, allowance_period, pool_used, grant_month
+	rows, err := w.db.Query(ctx, `SELECT id, coalesce(project_id, 0), username, awarded, purchased, allowance_remaining, allowance_period, pool_used, grant_month
 		FROM users WHERE username = ANY($1)`, names)
 	if err != nil {
 		return nil, err
@@ -92,7 +95,7 @@ func (w *world) userRows(names []string) (map[string]*userRow, error) {
 	for rows.Next() {
 		u := &userRow{}
 		f := &u.fields
-		if err := rows.Scan(&u.id, &u.name, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]); err != nil {
+		if err := rows.Scan(&u.id, &u.projectID, &u.name, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]); err != nil {
 			return nil, err
 		}
 		out[u.name] = u
@@ -109,10 +112,10 @@ func (w *world) projectRow(name string) (id, pool int64, err error) {
 
 // redisUser reads a user's balances from Redis; ok is false when Redis
 // has not loaded the user (Postgres is then the whole truth).
-func (w *world) redisUser(id int64) (fields [6]int64, ok bool, err error) {
+func (w *world) redisUser(projectID, id int64) (fields [6]int64, ok bool, err error) {
 	ctx, cancel := ctxTimeout(10 * time.Second)
 	defer cancel()
-	vals, err := w.redis.client.HMGet(ctx, w.keys.User(id), redisUserFields...).Result()
+	vals, err := w.redis.client.HMGet(ctx, w.keys.ShardOf(projectID, id).User(id), redisUserFields...).Result()
 	if err != nil || vals[0] == nil {
 		return fields, false, err
 	}
@@ -128,7 +131,7 @@ func (w *world) redisUser(id int64) (fields [6]int64, ok bool, err error) {
 func (w *world) redisPool(projectID int64) (int64, bool, error) {
 	ctx, cancel := ctxTimeout(10 * time.Second)
 	defer cancel()
-	v, err := w.redis.client.HGet(ctx, w.keys.Project(projectID), "pb").Int64()
+	v, err := w.redis.client.HGet(ctx, w.keys.ProjectShard(projectID).Project(projectID), "pb").Int64()
 	if err == redis.Nil {
 		return 0, false, nil
 	}
@@ -136,27 +139,46 @@ func (w *world) redisPool(projectID int64) (int64, bool, error) {
 }
 
 // inFlight returns a user's live in-flight members (lease deadline ahead).
-func (w *world) inFlight(userID int64) ([]string, error) {
+func (w *world) inFlight(projectID, userID int64) ([]string, error) {
 	ctx, cancel := ctxTimeout(10 * time.Second)
 	defer cancel()
-	return w.redis.client.ZRangeByScore(ctx, w.keys.InFlight(userID), &redis.ZRangeBy{
+	return w.redis.client.ZRangeByScore(ctx, w.keys.ShardOf(projectID, userID).InFlight(userID), &redis.ZRangeBy{
 		Min: "(" + strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf"}).Result()
 }
 
-// streamState is how many events wait in the stream and how many of
-// those a reconciler has read but not yet acknowledged.
+// streamState is how many events wait in the shards' streams and how
+// many of those a reconciler has read but not yet acknowledged.
 func (w *world) streamState() (length, pending int64, err error) {
 	ctx, cancel := ctxTimeout(10 * time.Second)
 	defer cancel()
-	if length, err = w.redis.client.XLen(ctx, w.keys.Events()).Result(); err != nil {
-		return 0, 0, err
-	}
-	p, err := w.redis.client.XPending(ctx, w.keys.Events(), "reconciler").Result()
-	if err != nil {
-		if redis.HasErrorPrefix(err, "NOGROUP") {
-			return length, 0, nil
+	for _, sh := range w.keys.Shards() {
+		n, err := w.redis.client.XLen(ctx, sh.Events()).Result()
+		if err != nil {
+			return 0, 0, err
 		}
-		return 0, 0, err
+		length += n
+		p, err := w.redis.client.XPending(ctx, sh.Events(), "reconciler").Result()
+		if redis.HasErrorPrefix(err, "NOGROUP") {
+			continue // no reconciler read this shard yet: nothing pending
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		pending += p.Count
 	}
-	return length, p.Count, nil
+	return length, pending, nil
+}
+
+// shardsZCard is the total size of one sorted set of every shard's (key
+// names it: (*metering.ShardKeys).Leases, say).
+func (w *world) shardsZCard(ctx context.Context, key func(*metering.ShardKeys) string) (int64, error) {
+	var total int64
+	for i := range w.keys.Shards() {
+		n, err := w.redis.client.ZCard(ctx, key(w.keys.Shard(i))).Result()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }

@@ -102,7 +102,7 @@ func newWorld(t *testing.T) *world {
 	if err := os.MkdirAll(filepath.Join(base, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := metering.NewRedisKeys(redisPrefix)
+	keys, err := metering.NewRedisKeys(redisPrefix, redisShards)
 	if err != nil {
 		t.Fatal(err)
 	}

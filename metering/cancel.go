@@ -38,6 +38,7 @@ type lostCharge struct {
 	request             string // the charge's request label, for the void event
 	userID              int64
 	projectID           int64
+	shard               *ShardKeys
 	userKey, projectKey string
 	flightKey           string
 	deadline            int64 // the lease deadline it was sent with (its in-flight score)
@@ -57,7 +58,7 @@ func (e *Engine) cancelCharge(ctx context.Context, l lostCharge) error {
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(cancelChargeScript)
-		c.Keys = append(c.Keys, l.userKey, pkey, e.keys.Events(), l.flightKey, e.keys.Reservation(l.id))
+		c.Keys = append(c.Keys, l.userKey, pkey, l.shard.Events(), l.flightKey, l.shard.Reservation(l.id))
 		c.Args = append(c.Args, l.id, l.deadline, e.cfg.Now().UnixMilli(), int64(cancelMarkerTTL/time.Second),
 			l.userID, cancelNote, l.request)
 		err := e.runner.Run(ctx, c)
@@ -73,7 +74,7 @@ func (e *Engine) cancelCharge(ctx context.Context, l lostCharge) error {
 			e.log.Info("lost charge undone", zap.String("charge", l.id), zap.Stringer("refunded", Credits(res[1])))
 			return nil
 		case len(res) >= 1 && res[0] == scriptNoUser:
-			if _, err := e.loadUser(ctx, l.userID); err != nil {
+			if _, _, err := e.loadUser(ctx, l.userID); err != nil {
 				return err
 			}
 		case len(res) >= 1 && res[0] == scriptNoProject:
@@ -93,7 +94,7 @@ func (e *Engine) cancelReserveLater(r *Reservation) {
 	e.log.Warn("a reservation's answer was lost; cancelling it", zap.String("reservation", r.ID))
 	e.repairs.add("cancel reservation "+r.ID, func(ctx context.Context) error {
 		c := getCall(cancelReserveScript)
-		c.Keys = append(c.Keys, e.keys.Reservation(r.ID))
+		c.Keys = append(c.Keys, r.shard.Reservation(r.ID))
 		c.Args = append(c.Args, int64(cancelMarkerTTL/time.Second))
 		err := e.runner.Run(ctx, c)
 		ran := len(c.Res) >= 1 && c.Res[0] == 1
@@ -101,7 +102,7 @@ func (e *Engine) cancelReserveLater(r *Reservation) {
 		if err != nil || !ran {
 			return err
 		}
-		_, err = e.settle(ctx, settleArgs{id: r.ID, userID: r.UserID, projectID: r.projectID,
+		_, err = e.settle(ctx, settleArgs{id: r.ID, userID: r.UserID, projectID: r.projectID, shard: r.shard,
 			userKey: r.userKey, projectKey: r.projectKey, flightKey: r.flightKey, status: -1, note: cancelNote})
 		return err
 	})

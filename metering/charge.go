@@ -85,12 +85,12 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 		start, month := ent.periodArgs(now)
 		id := e.ids.Next()
 		args := trackedChargeArgs{Charge: fixedChargeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey,
-			EventsKey: e.keys.Events(), KeyHash: ent.keyArg, UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
+			EventsKey: ent.shard.Events(), KeyHash: ent.keyArg, UserVersion: ent.versionArg, ProjectVersion: ent.projectVer,
 			NowMs: now.UnixMilli(), AllowanceStart: start, Month: month, Cost: cost, EventID: id, Request: request,
 			UserID: ent.userArg}}
 		var c *scriptCall
 		if tracked {
-			args.FlightKey, args.RecordKey, args.DeadlineMs = ent.flightKey, e.keys.Reservation(id), now.Add(lease).UnixMilli()
+			args.FlightKey, args.RecordKey, args.DeadlineMs = ent.flightKey, ent.shard.Reservation(id), now.Add(lease).UnixMilli()
 			c = getCall(trackedChargeScript)
 			args.fill(c)
 		} else {
@@ -107,7 +107,7 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 			switch {
 			case tracked && errors.Is(err, ErrOutcomeUnknown):
 				// The caller refuses the request: it must not stay charged.
-				e.cancelChargeLater(lostCharge{id: id, request: request, userID: ent.userID, projectID: ent.projectID,
+				e.cancelChargeLater(lostCharge{id: id, request: request, userID: ent.userID, projectID: ent.projectID, shard: ent.shard,
 					userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey, deadline: args.DeadlineMs})
 			case errors.Is(err, ErrOutcomeUnknown):
 				// Nothing records what an untracked charge took: it stays,
@@ -122,7 +122,8 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 			out := ChargeResult{Status: Charged, UserID: ent.userID, Username: ent.username, Project: ent.project,
 				Remaining: ans.Remaining, Taken: ans.Taken}
 			if tracked {
-				out.Lease = Lease{flightKey: ent.flightKey, member: flightMember(id, ent.projectID, ans.Period, ans.Taken)}
+				out.Lease = Lease{flightKey: ent.flightKey, member: flightMember(id, ent.projectID, ans.Period, ans.Taken),
+					shard: ent.shard.Index()}
 			}
 			return out, nil
 		case scriptInsufficient:
@@ -154,7 +155,7 @@ func (e *Engine) repair(ctx context.Context, h KeyHash, ent *userEntry, code int
 		e.cache.drop(h)
 	case scriptNoUser:
 		e.cache.drop(h)
-		found, err := e.loadUser(ctx, ent.userID)
+		_, found, err := e.loadUser(ctx, ent.userID)
 		return err == nil && !found, err
 	case scriptNoProject:
 		return false, e.loadProject(ctx, ent.projectID)

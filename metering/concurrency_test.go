@@ -159,9 +159,9 @@ func TestConcurrentChargesNeverOverdraw(t *testing.T) {
 			for len(engines) < c.engines {
 				engines = append(engines, w.NewEngine(t))
 			}
-			hashes := []string{w.Engine.Keys().User(uid)}
+			hashes := []string{w.Engine.Keys().ShardOf(userProject(t, w.DB, uid), uid).User(uid)}
 			if projectID != 0 {
-				hashes = append(hashes, w.Engine.Keys().Project(projectID))
+				hashes = append(hashes, w.Engine.Keys().ProjectShard(projectID).Project(projectID))
 			}
 			stop := watchNegative(w, hashes)
 			tl := count(t, hammer(t, engines, key, goroutines, cr(1)))
@@ -209,7 +209,7 @@ func TestConcurrentUsersShareCappedPool(t *testing.T) {
 		keys[i] = w.user(t, metering.UserSpec{Username: fmt.Sprintf("u%d", i), Project: "p"})
 	}
 	second := w.NewEngine(t)
-	stop := watchNegative(w, []string{w.Engine.Keys().Project(p.ID)})
+	stop := watchNegative(w, []string{w.Engine.Keys().ProjectShard(p.ID).Project(p.ID)})
 	per := make([]tally, users)
 	for i, r := range hammerKeys(t, []*metering.Engine{w.Engine, second}, keys, 100*users, cr(1)) {
 		if r.Status == metering.Charged {
@@ -272,7 +272,7 @@ func TestConcurrentChargesDuringReconcile(t *testing.T) {
 	}
 	require.Equal(t, int64(300), charged.Load())
 	require.Eventually(t, func() bool {
-		n, err := w.Redis.XLen(w.ctx, w.Engine.Keys().Events()).Result()
+		n, err := w.Redis.XLen(w.ctx, w.Engine.Keys().Shard(0).Events()).Result()
 		return err == nil && n == 0
 	}, 20*time.Second, 10*time.Millisecond, "the background reconciler drains the stream")
 	r.Stop()

@@ -1,9 +1,11 @@
 package metering
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,9 +20,6 @@ import (
 // moved to a stream of their own with the reason, so that one bad entry
 // cannot stop the ledger for everyone. A dead-lettered entry that moves a
 // balance means Postgres lacks a change Redis has: an admin must look.
-
-// DeadLetters is the stream of entries the reconciler could not record.
-func (k RedisKeys) DeadLetters() string { return k.tag + ":events:dead" }
 
 var deadLetterScript = mustScript("deadletter.lua")
 
@@ -92,7 +91,7 @@ func isDataError(err error) bool {
 // deadLetter moves letters to the dead-letter stream and acknowledges
 // them, logging each it moved: a letter another consumer claimed meanwhile
 // is left to that consumer (deadletter.lua).
-func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
+func (r *shardReconciler) deadLetter(ctx context.Context, letters []letter) error {
 	if len(letters) == 0 {
 		return nil
 	}
@@ -105,7 +104,7 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 		}
 		args = append(args, l.id, index, CleanText(l.reason, MaxNoteLength))
 	}
-	ids, err := deadLetterScript.Run(ctx, r.e.rdb, []string{r.e.keys.Events(), r.e.keys.DeadLetters()}, args...).StringSlice()
+	ids, err := deadLetterScript.Run(ctx, r.e.rdb, []string{r.shard.Events(), r.shard.DeadLetters()}, args...).StringSlice()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -118,7 +117,7 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 			continue
 		}
 		fields := []zap.Field{zap.String("entry", l.id), zap.String("reason", l.reason),
-			zap.String("dead_letters", r.e.keys.DeadLetters())}
+			zap.String("dead_letters", r.shard.DeadLetters())}
 		if l.index != wholeEntry {
 			fields = append(fields, zap.Int("index", l.index))
 		}
@@ -135,17 +134,25 @@ func (r *Reconciler) deadLetter(ctx context.Context, letters []letter) error {
 	return nil
 }
 
-// DeadLetterCount is how many entries the dead-letter stream holds.
+// DeadLetterCount is how many entries the dead-letter streams hold.
 func (e *Engine) DeadLetterCount(ctx context.Context) (int64, error) {
-	n, err := e.rdb.XLen(ctx, e.keys.DeadLetters()).Result()
-	return n, unavailable(err)
+	total := int64(0)
+	for _, sh := range e.keys.Shards() {
+		n, err := e.rdb.XLen(ctx, sh.DeadLetters()).Result()
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 // ListDeadLetters returns up to limit dead letters, newest first, older
 // than the cursor before ("" for the newest), and the cursor of the next
-// page ("" when this is the last).
+// page ("" when this is the last). With several shards their streams are
+// merged, newest first.
 func (e *Engine) ListDeadLetters(ctx context.Context, limit int, before string) ([]DeadLetter, string, error) {
 	if limit < 1 {
 		return nil, "", invalid("limit", "must be positive")
@@ -157,9 +164,16 @@ func (e *Engine) ListDeadLetters(ctx context.Context, limit int, before string) 
 		}
 		end = "(" + before
 	}
-	msgs, err := e.rdb.XRevRangeN(ctx, e.keys.DeadLetters(), end, "-", int64(limit)+1).Result()
-	if err != nil {
-		return nil, "", unavailable(err)
+	var msgs []redis.XMessage
+	for _, sh := range e.keys.Shards() {
+		m, err := e.rdb.XRevRangeN(ctx, sh.DeadLetters(), end, "-", int64(limit)+1).Result()
+		if err != nil {
+			return nil, "", unavailable(err)
+		}
+		msgs = append(msgs, m...)
+	}
+	if len(e.keys.Shards()) > 1 {
+		slices.SortStableFunc(msgs, func(a, b redis.XMessage) int { return compareStreamIDs(b.ID, a.ID) })
 	}
 	next := ""
 	if len(msgs) > limit {
@@ -220,6 +234,20 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 	}
 	d.Money = movesMoney(fields)
 	return d
+}
+
+// compareStreamIDs orders two stream ids (ms-seq) as Redis does.
+func compareStreamIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	an, _ := strconv.ParseUint(am, 10, 64)
+	bn, _ := strconv.ParseUint(bm, 10, 64)
+	if c := cmp.Compare(an, bn); c != 0 {
+		return c
+	}
+	an, _ = strconv.ParseUint(as, 10, 64)
+	bn, _ = strconv.ParseUint(bs, 10, 64)
+	return cmp.Compare(an, bn)
 }
 
 // streamTime is the time a stream id was assigned (Redis's clock); zero

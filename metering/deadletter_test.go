@@ -154,7 +154,7 @@ func TestReconcilerDeadLettersWhatPostgresRefuses(t *testing.T) {
 // batch stays pending and is applied once Postgres takes it.
 func TestReconcilerRetriesWhenPostgresIsUnavailable(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, monday)
+	w := oneStreamWorld(t, monday)
 	key := w.user(t, metering.UserSpec{Username: "b", Purchased: cr(50)})
 	uid := w.view(t, "b").ID
 	w.charge(t, key, cr(1))
@@ -233,7 +233,7 @@ func TestReconcilerDeadLettersDeletedEntries(t *testing.T) {
 	w.charge(t, key, cr(1))
 	lost := w.xadd(t, "id", "lost-1", "k", "usage")
 	entries := readAsDeadConsumer(t, w, "c")
-	require.NoError(t, w.Redis.XDel(w.ctx, w.Engine.Keys().Events(), lost).Err())
+	require.NoError(t, w.Redis.XDel(w.ctx, w.Engine.Keys().Shard(0).Events(), lost).Err())
 	r := w.reconciler(t, metering.ReconcilerConfig{Consumer: "c"})
 	require.Equal(t, entries, runUntilIdle(t, r))
 	letters := w.deadLetters(t)

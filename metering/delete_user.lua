@@ -2,10 +2,13 @@
 -- atomically with respect to charges (which add to the in-flight set in
 -- the same script that takes the money).
 --
--- KEYS[1] user hash   KEYS[2] the user's in-flight set   KEYS[3] key index
--- ARGV[1] now, Unix ms   ARGV[2] the user's key hash ("" for none)
--- ARGV[3] config version to stamp (the deleting transaction's)
--- ARGV[4] seconds the tombstone lives
+-- KEYS[1] user hash   KEYS[2] the user's in-flight set
+-- ARGV[1] now, Unix ms   ARGV[2] config version to stamp (the deleting
+-- transaction's)   ARGV[3] seconds the tombstone lives
+--
+-- The caller removes the key's entry from the key index after: the index
+-- is under the deployment's own hash tag (rediskeys.go), and a stale
+-- entry is harmless, the user hash no longer holding the key.
 --
 -- Answers {0} done, {1, n} refused: n requests in flight.
 --
@@ -18,8 +21,7 @@
 
 local n = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
 if n > 0 then return {1, n} end
-redis.call('HSET', KEYS[1], 'v', ARGV[3], 'kh', '', 'st', '0', 'del', '1')
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'kh', '', 'st', '0', 'del', '1')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2])
-if ARGV[2] ~= '' then redis.call('HDEL', KEYS[3], ARGV[2]) end
 return {0}

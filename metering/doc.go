@@ -34,10 +34,13 @@
 //     fixed-cost route's requests admitted from memory.
 //   - inflight.go (release.lua, inflight_count.lua): requests in flight.
 //   - price.go, price_cache.go (price_version.lua): model prices.
+//   - rediskeys.go, cluster_slot.go, lease_keys.go: every Redis key, in
+//     shards (one hash tag each, spread over a Redis Cluster's slots);
+//     layout.go moves the keys when the shard count changes.
 //   - runner.go: names for the pipelined script runner, which lives in
 //     internal/scriptrun (batching, EVAL on NOSCRIPT, no go-redis
-//     retries, the fence check; tested there). rediskeys.go: every Redis
-//     key, and mustScript/mustScriptWithPrelude, which embed each script
+//     retries, the fence check; tested there). rediskeys.go also has
+//     mustScript/mustScriptWithPrelude, which embed each script
 //     (declared beside the Go that calls it, the shared ones here).
 //   - One script per operation: each money script has a fixed layout and
 //     a Go file <script>_script.go (fixed_charge.go for the charge) with
@@ -56,7 +59,10 @@
 //   - ops_money.go (adjust_user_script.go: adjust_user.lua, and
 //     adjust_pool_script.go: adjust_pool.lua), ops_transfer.go
 //     (transfer.lua): balance adjustments and transfers, each recalling
-//     the credit leases of whom it changes;
+//     the credit leases of whom it changes; transfer_shards.go
+//     (transfer_step.lua, store_transfers.go): transfers between users in
+//     different shards, in idempotent steps; failpoint.go: where a crash
+//     test kills the process;
 //     peek.go (peek_script.go: peek.lua): live balances for admin reads;
 //     ops_refresh_project.go runs refresh_script.go (refresh.lua).
 //     grants.go, grant_month.go: monthly grants; parked.go: what a user

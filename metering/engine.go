@@ -17,6 +17,11 @@ import (
 type Config struct {
 	// RedisPrefix names this deployment's keys ("tollgate" → "{tollgate}:…").
 	RedisPrefix string
+	// RedisShards is how many shards the keys are split into, each under a
+	// hash tag of its own (rediskeys.go): 1 (the default) keeps every key
+	// under one tag; a Redis Cluster spreads more over its masters. Every
+	// gateway of a deployment must use the same number.
+	RedisShards int
 	// KeyPepper is the HMAC key for API key hashes. Required; changing it
 	// invalidates every key.
 	KeyPepper []byte
@@ -54,6 +59,9 @@ func (c Config) WithDefaults() Config {
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = "tollgate"
 	}
+	if c.RedisShards == 0 {
+		c.RedisShards = 1
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -90,8 +98,9 @@ type Engine struct {
 	log    *zap.Logger
 	cache  *userCache
 	runner *scriptRunner
-	// releases batches in-flight lease releases (inflight.go).
-	releases releases
+	// releases batches in-flight lease releases (inflight.go), a list
+	// per shard.
+	releases []*releases
 	// repairs retries idempotent Redis work through outages (repairs.go).
 	repairs *repairs
 	// keySync makes concurrent misses share one key-index sync.
@@ -108,7 +117,7 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 	if rdb == nil || db == nil {
 		return nil, errors.New("metering engine needs a Redis client and a Postgres pool")
 	}
-	keys, err := NewRedisKeys(cfg.RedisPrefix)
+	keys, err := NewRedisKeys(cfg.RedisPrefix, cfg.RedisShards)
 	if err != nil {
 		return nil, err
 	}
@@ -129,17 +138,20 @@ func NewEngine(rdb redis.UniversalClient, db *pgxpool.Pool, cfg Config) (*Engine
 		}
 	}
 	e.leases = newLeaseTable(e, cfg.Leases)
-	e.releases.fill, e.releases.failed = e.fillRelease, e.releaseFailed
+	e.releases = e.newReleases(len(keys.Shards()))
 	e.runner = newScriptRunner(rdb, cfg.ScriptTimeout)
 	if cfg.Metrics != nil {
 		e.runner.SetObserver(runObserver{cfg.Metrics})
 	}
 	if cfg.Fence != nil {
-		if _, ok := rdb.(*redis.Client); !ok {
-			return nil, errors.New("a Redis fence needs a single-server client (*redis.Client)")
+		switch rdb.(type) {
+		case *redis.Client, *redis.ClusterClient:
+		default:
+			return nil, errors.New("a Redis fence needs a *redis.Client or a *redis.ClusterClient")
 		}
-		if cfg.Fence.keys != keys {
-			return nil, fmt.Errorf("the Redis fence guards %s, not %s", cfg.Fence.keys.Prefix(), keys.Prefix())
+		if fk := cfg.Fence.keys; fk.Prefix() != keys.Prefix() || len(fk.Shards()) != len(keys.Shards()) {
+			return nil, fmt.Errorf("the Redis fence guards %s in %d shards, not %s in %d",
+				fk.Prefix(), len(fk.Shards()), keys.Prefix(), len(keys.Shards()))
 		}
 		e.runner.SetFence(cfg.Fence, e.VerifyRedis)
 		cfg.Fence.watch(e, e.replayReleases)

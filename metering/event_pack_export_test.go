@@ -29,9 +29,13 @@ func EntryEventsForTest(values map[string]any) ([]Event, error) {
 // PackUsesForTest is the ev field lease_flush.lua appends for uses.
 func PackUsesForTest(uses ...LeaseUse) string { return packUses(uses) }
 
-// ReplayStreamForTest runs the healer's replay of the whole stream into the
-// ledger (heal.go's first step), acknowledging nothing; it returns how
-// many events it applied.
+// ReplayStreamForTest runs the healer's replay of every shard's whole
+// stream into the ledger (heal.go's first step), acknowledging nothing;
+// it returns how many events it applied.
 func (e *Engine) ReplayStreamForTest(ctx context.Context) (int, error) {
-	return healer{Engine: e, rdb: e.rdb}.drainStreamToLedger(ctx)
+	h := healer{Engine: e, rdb: e.rdb, healing: map[int]bool{}}
+	for i := range e.keys.Shards() {
+		h.healing[i] = true
+	}
+	return h.drainStreamToLedger(ctx)
 }

@@ -20,7 +20,7 @@ import (
 // reconciler had already copied to Postgres are then gone from Redis, and
 // their users could spend the same credits again. Tollgate notices every
 // restart, because every new connection checks the server's run id
-// against the one Tollgate last verified ({prefix}:epoch), and refuses to
+// against the one Tollgate last verified (each shard's {tag}:epoch), and refuses to
 // use an unverified Redis: the fence. Verifying (heal.go) compares Redis
 // with the ledger, reloads what Redis lost, and records the new run id.
 // Until then every script call fails before it is sent, so nothing is
@@ -73,25 +73,28 @@ func (f *RedisFence) unwatch(e *Engine) {
 // a connection never carries a command, so nothing was sent.
 var errFenced = scriptrun.ErrFenced
 
-// NewRedisFence makes the fence for a key prefix.
-func NewRedisFence(prefix string) (*RedisFence, error) {
-	keys, err := NewRedisKeys(prefix)
+// NewRedisFence makes the fence for a key prefix and shard count
+// (Config.RedisShards; 0 is the default, one).
+func NewRedisFence(prefix string, shards int) (*RedisFence, error) {
+	keys, err := NewRedisKeys(prefix, max(shards, 1))
 	if err != nil {
 		return nil, err
 	}
 	return &RedisFence{keys: keys}, nil
 }
 
-// OnConnect checks a new connection: the server must be the one Tollgate
-// last verified. (The healer has a client of its own, without this check.)
-// A connection to a Redis Sentinel passes: go-redis's Sentinel client runs
-// OnConnect on those too, and they only ever ask where the master is.
+// OnConnect checks a new connection: every shard the server holds must
+// have been verified on this server. (The healer has a client of its own,
+// without this check.) A connection to a Redis Sentinel passes: go-redis's
+// Sentinel client runs OnConnect on those too, and they only ever ask
+// where the master is. In a Redis Cluster the connection is to one master,
+// and the shards whose slots other masters serve are theirs to check.
 func (f *RedisFence) OnConnect(ctx context.Context, cn *redis.Conn) error {
 	runID, sentinel, err := serverRunID(ctx, cn)
 	if err != nil || sentinel {
 		return err
 	}
-	epoch, err := verifiedRunID(ctx, cn, f.keys)
+	epoch, err := f.servedEpoch(ctx, cn, runID)
 	if err != nil {
 		return err
 	}
@@ -132,13 +135,47 @@ func (f *RedisFence) replay() {
 // Blocked reports whether Tollgate must not write to Redis now.
 func (f *RedisFence) Blocked() bool { return f != nil && f.unverified.Load() }
 
-// serverIdentity reads the server's run id and the last verified one.
-func serverIdentity(ctx context.Context, c redis.Cmdable, keys RedisKeys) (runID, epoch string, err error) {
-	if runID, _, err = serverRunID(ctx, c); err != nil {
-		return "", "", err
+// servedEpoch reads, on one connection, the run id each shard the server
+// holds was verified on, and returns runID when all are verified on this
+// server, or else the first epoch that differs ("" never verified). A
+// Redis Cluster master answers MOVED for a shard another master holds.
+func (f *RedisFence) servedEpoch(ctx context.Context, cn *redis.Conn, runID string) (string, error) {
+	shards := f.keys.Shards()
+	cmds := make([]*redis.StringCmd, len(shards))
+	_, err := cn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range shards {
+			cmds[i] = p.Get(ctx, shards[i].Epoch())
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) && !isMoved(err) {
+		return "", err
 	}
-	epoch, err = verifiedRunID(ctx, c, keys)
-	return runID, epoch, err
+	for _, c := range cmds {
+		epoch, err := c.Result()
+		switch {
+		case isMoved(err):
+			continue
+		case errors.Is(err, redis.Nil):
+			epoch = ""
+		case err != nil:
+			return "", err
+		}
+		if epoch != runID {
+			return epoch, nil
+		}
+	}
+	return runID, nil
+}
+
+// isMoved reports a Redis Cluster redirection: the key is another
+// master's.
+func isMoved(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }
 
 // serverRunID reads the server's run id from INFO server, and whether the
@@ -161,9 +198,9 @@ func serverRunID(ctx context.Context, c redis.Cmdable) (runID string, sentinel b
 	return runID, sentinel, nil
 }
 
-// verifiedRunID reads the run id Tollgate last verified ("" none).
-func verifiedRunID(ctx context.Context, c redis.Cmdable, keys RedisKeys) (string, error) {
-	epoch, err := c.Get(ctx, keys.Epoch()).Result()
+// verifiedRunID reads the run id a shard was last verified on ("" none).
+func verifiedRunID(ctx context.Context, c redis.Cmdable, sh *ShardKeys) (string, error) {
+	epoch, err := c.Get(ctx, sh.Epoch()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}

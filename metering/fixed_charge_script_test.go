@@ -23,7 +23,7 @@ import (
 type scriptWorld struct {
 	t    testing.TB
 	rdb  *redis.Client
-	keys metering.RedisKeys
+	keys *metering.ShardKeys // the scripts' tests need one shard's names
 }
 
 const (
@@ -36,9 +36,9 @@ const (
 
 func newScriptWorld(t testing.TB, rdb *redis.Client) *scriptWorld {
 	prefix := fmt.Sprintf("test-fc-%d", rand.Int64())
-	keys, err := metering.NewRedisKeys(prefix)
+	keys, err := metering.NewRedisKeys(prefix, 1)
 	require.NoError(t, err)
-	w := &scriptWorld{t: t, rdb: rdb, keys: keys}
+	w := &scriptWorld{t: t, rdb: rdb, keys: keys.Shard(0)}
 	t.Cleanup(func() {
 		ctx := context.Background()
 		iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 100).Iterator()

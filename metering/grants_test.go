@@ -19,16 +19,16 @@ func TestPartnerFlagReachesOlderRedisHashes(t *testing.T) {
 	partnerKey := w.user(t, metering.UserSpec{Username: "p", MonthlyGrant: cr(10), Partner: true})
 	otherKey := w.user(t, metering.UserSpec{Username: "o", MonthlyGrant: cr(10), Purchased: cr(1)})
 	pid, oid := w.view(t, "p").ID, w.view(t, "o").ID
-	require.NoError(t, w.Redis.HDel(w.ctx, w.Engine.Keys().User(pid), "pt").Err())
-	require.NoError(t, w.Redis.HDel(w.ctx, w.Engine.Keys().User(oid), "pt").Err())
-	require.NoError(t, w.Redis.HIncrBy(w.ctx, w.Engine.Keys().User(oid), "v", 1).Err())
+	require.NoError(t, w.Redis.HDel(w.ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, pid), pid).User(pid), "pt").Err())
+	require.NoError(t, w.Redis.HDel(w.ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, oid), oid).User(oid), "pt").Err())
+	require.NoError(t, w.Redis.HIncrBy(w.ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, oid), oid).User(oid), "v", 1).Err())
 
 	w.Clock.Set(utc(2026, 4, 2, 0, 0, 0))
 	require.Equal(t, cr(10), w.view(t, "p").Live.Purchased)
 	require.Equal(t, cr(9), w.charge(t, partnerKey, cr(1)).Remaining)
 	require.Equal(t, metering.Credits(0), w.charge(t, otherKey, cr(1)).Remaining, "no grant for a user who is not a partner")
 	for id, want := range map[int64]string{pid: "1", oid: "0"} {
-		pt, err := w.Redis.HGet(w.ctx, w.Engine.Keys().User(id), "pt").Result()
+		pt, err := w.Redis.HGet(w.ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, id), id).User(id), "pt").Result()
 		require.NoError(t, err)
 		require.Equal(t, want, pt)
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"go.uber.org/zap"
 )
 
@@ -105,27 +105,94 @@ func (e *Engine) verifyRedis(ctx context.Context) error {
 }
 
 // healer is the engine seen through the healer's own Redis connections.
-// They are its alone: while the server is unverified no other Tollgate
-// work may reach it, and a connection from the shared pool could carry
-// some (the fence checks connections only when they are made).
+// They are its alone: while a server is unverified no other Tollgate work
+// may reach it, and a connection from the shared pool could carry some
+// (the fence checks connections only when they are made). healing is the
+// set of shards a heal is about (heal.go's steps skip the others' users,
+// projects and records).
 type healer struct {
 	*Engine
-	rdb redis.UniversalClient
+	rdb     redis.UniversalClient
+	healing map[int]bool
 }
 
 // healer returns the engine with a Redis client of its own (the shared
 // client's settings, without the fence's check), and a func to close it.
-// NewEngine accepts a fence only over a *redis.Client, which it can copy.
+// NewEngine accepts a fence only over a client it can copy this way.
 func (e *Engine) healer() (healer, func()) {
-	o := *e.rdb.(*redis.Client).Options()
-	o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
-	rdb := redis.NewClient(&o)
+	var rdb redis.UniversalClient
+	switch c := e.rdb.(type) {
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		rdb = redis.NewClusterClient(&o)
+	default:
+		o := *e.rdb.(*redis.Client).Options()
+		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
+		// The copied options would share the shared client's push
+		// notification handlers, which go-redis refuses to register twice.
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		rdb = redis.NewClient(&o)
+	}
 	return healer{Engine: e, rdb: rdb}, func() { rdb.Close() }
 }
 
+// shardState is a shard's server (its run id) and the run id the shard
+// was last verified on.
+type shardState struct {
+	shard        *ShardKeys
+	runID, epoch string
+}
+
+// unverifiedShards are the shards whose server is not the one they were
+// last verified on.
+func (h healer) unverifiedShards(ctx context.Context) ([]shardState, error) {
+	var stale []shardState
+	runIDs := map[string]string{} // server address → run id
+	for _, sh := range h.keys.Shards() {
+		node, addr, err := shardServer(ctx, h.rdb, &sh)
+		if err != nil {
+			return nil, err
+		}
+		runID, ok := runIDs[addr]
+		if !ok {
+			if runID, _, err = serverRunID(ctx, node); err != nil {
+				return nil, err
+			}
+			runIDs[addr] = runID
+		}
+		epoch, err := verifiedRunID(ctx, h.rdb, &sh)
+		if err != nil {
+			return nil, err
+		}
+		if epoch != runID {
+			stale = append(stale, shardState{shard: h.keys.Shard(sh.Index()), runID: runID, epoch: epoch})
+		}
+	}
+	return stale, nil
+}
+
+// shardServer is the server holding a shard's keys (in a Redis Cluster,
+// the master of its slot) and that server's address.
+func shardServer(ctx context.Context, rdb redis.UniversalClient, sh *ShardKeys) (redis.Cmdable, string, error) {
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		node, err := c.MasterForKey(ctx, sh.Epoch())
+		if err != nil {
+			return nil, "", err
+		}
+		return node, node.Options().Addr, nil
+	}
+	return rdb, "", nil
+}
+
 func (h healer) verify(ctx context.Context) error {
-	runID, epoch, err := serverIdentity(ctx, h.rdb, h.keys)
-	if err != nil || runID == epoch {
+	layout, err := h.storedLayout(ctx)
+	if err != nil {
+		return err
+	}
+	stale, err := h.unverifiedShards(ctx)
+	if err != nil || (len(stale) == 0 && layout == len(h.keys.Shards())) {
 		return err
 	}
 	// One healer at a time across gateways: a Postgres advisory lock on a
@@ -140,29 +207,56 @@ func (h healer) verify(ctx context.Context) error {
 		return fmt.Errorf("verify Redis: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`, h.keys.Prefix())
-	if runID, epoch, err = serverIdentity(ctx, h.rdb, h.keys); err != nil {
+	if layout, err = h.storedLayout(ctx); err != nil {
 		return err
 	}
-	if runID == epoch {
-		return nil // another gateway healed it meanwhile
+	if layout != len(h.keys.Shards()) {
+		if err := h.migrateLayout(ctx, layout); err != nil {
+			return fmt.Errorf("move Redis keys from %d shards to %d: %w", layout, len(h.keys.Shards()), err)
+		}
 	}
-	ckpt, err := h.rdb.Get(ctx, h.keys.Checkpoint()).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if stale, err = h.unverifiedShards(ctx); err != nil {
 		return err
+	}
+	if len(stale) == 0 {
+		return h.recordLayout(ctx) // the shards were healed meanwhile by another gateway
+	}
+	// The shards are healed together, from the lowest of their
+	// checkpoints: reloading from the ledger what a shard already had is
+	// harmless, and one pass over the ledger serves them all.
+	h.healing = map[int]bool{}
+	ckpt, first, shards := int64(-1), true, make([]int, 0, len(stale))
+	for _, s := range stale {
+		c, err := h.rdb.Get(ctx, s.shard.Checkpoint()).Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if ckpt < 0 || c < ckpt {
+			ckpt = c
+		}
+		first = first && s.epoch == "" && c == 0
+		h.healing[s.shard.Index()] = true
+		shards = append(shards, s.shard.Index())
 	}
 	start := time.Now()
 	// A deployment's first start verifies too: that is not news.
 	logf := h.log.Warn
-	if epoch == "" && ckpt == 0 {
+	if first {
 		logf = h.log.Info
 	}
 	logf("Redis restarted (new run id): verifying it against the ledger before using it",
-		zap.String("run_id", runID), zap.String("verified_run_id", epoch), zap.Int64("checkpoint", ckpt))
+		zap.String("run_id", stale[0].runID), zap.String("verified_run_id", stale[0].epoch),
+		zap.Int64("checkpoint", ckpt), zap.Ints("shards", shards))
 	st, err := h.heal(ctx, ckpt)
 	if err != nil {
 		return fmt.Errorf("heal Redis: %w", err)
 	}
-	if err := h.rdb.Set(ctx, h.keys.Epoch(), runID, 0).Err(); err != nil {
+	for _, s := range stale {
+		if err := h.rdb.Set(ctx, s.shard.Epoch(), s.runID, 0).Err(); err != nil {
+			return err
+		}
+	}
+	if err := h.recordLayout(ctx); err != nil {
 		return err
 	}
 	logf("Redis verified against the ledger", zap.Duration("took", time.Since(start)),
@@ -172,6 +266,21 @@ func (h healer) verify(ctx context.Context) error {
 		zap.Int("open_holds_checked", st.restored), zap.Int("credit_leases_dropped", st.leasesDropped),
 		zap.Int("open_credit_leases_checked", st.leasesRestored))
 	return nil
+}
+
+// heals reports whether the heal is about the shard of a user in project
+// pid (0: none), or of project pid (uid 0).
+func (h healer) heals(pid, uid int64) bool { return h.healing[h.keys.ShardOf(pid, uid).Index()] }
+
+// healedShards are the shards the heal is about.
+func (h healer) healedShards() []*ShardKeys {
+	var out []*ShardKeys
+	for i := range h.keys.Shards() {
+		if h.healing[i] {
+			out = append(out, h.keys.Shard(i))
+		}
+	}
+	return out
 }
 
 // healStats is what a heal did, for the log.
@@ -214,13 +323,18 @@ func (h healer) heal(ctx context.Context, ckpt int64) (healStats, error) {
 	if err := h.rdb.Del(ctx, h.keys.KeyIndexSynced()).Err(); err != nil {
 		return st, err
 	}
-	return st, raiseCheckpoint(ctx, h.rdb, h.keys, last)
+	for _, sh := range h.healedShards() {
+		if err := raiseCheckpoint(ctx, h.rdb, sh, last); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
-// raiseCheckpoint records that Redis reflects every ledger event numbered
-// up to seq; it never lowers the mark.
-func raiseCheckpoint(ctx context.Context, rdb redis.UniversalClient, keys RedisKeys, seq int64) error {
-	return checkpointScript.Run(ctx, rdb, []string{keys.Checkpoint()}, seq).Err()
+// raiseCheckpoint records that a shard reflects every ledger event
+// numbered up to seq; it never lowers the mark.
+func raiseCheckpoint(ctx context.Context, rdb redis.UniversalClient, sh *ShardKeys, seq int64) error {
+	return checkpointScript.Run(ctx, rdb, []string{sh.Checkpoint()}, seq).Err()
 }
 
 var checkpointScript = mustScript("checkpoint.lua")
@@ -234,12 +348,25 @@ var checkpointScript = mustScript("checkpoint.lua")
 // events per entry of the read before (packed entries hold many,
 // event_pack.go), the first read sized for packed ones.
 func (h healer) drainStreamToLedger(ctx context.Context) (int, error) {
+	applied := 0
+	for _, sh := range h.healedShards() {
+		n, err := h.drainShardStream(ctx, sh)
+		applied += n
+		if err != nil {
+			return applied, err
+		}
+	}
+	return applied, nil
+}
+
+// drainShardStream is drainStreamToLedger for one shard's stream.
+func (h healer) drainShardStream(ctx context.Context, sh *ShardKeys) (int, error) {
 	const chunk = 5000
 	applied, from, per := 0, "-", maxPackedEvents
-	r := &Reconciler{e: h.Engine, log: h.log}
+	r := &shardReconciler{e: h.Engine, shard: sh, log: h.log}
 	for {
 		count := max(1, chunk/per)
-		msgs, err := h.rdb.XRangeN(ctx, h.keys.Events(), from, "+", int64(count)).Result()
+		msgs, err := h.rdb.XRangeN(ctx, sh.Events(), from, "+", int64(count)).Result()
 		if err != nil {
 			return applied, err
 		}
@@ -262,21 +389,26 @@ func (h healer) drainStreamToLedger(ctx context.Context) (int, error) {
 // index still knows but Postgres no longer has (deleted in the lost
 // second).
 func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err error) {
-	versions := func(sql string, key func(int64) string) (map[int64]int64, []int64, error) {
+	// versions reads every row's version (and project: its shard) from
+	// Postgres, and returns them with the ids in the healed shards whose
+	// Redis version is older.
+	versions := func(sql string, key func(pid, id int64) string) (map[int64]int64, []int64, error) {
 		rows, err := h.db.Query(ctx, sql)
 		if err != nil {
 			return nil, nil, err
 		}
 		pg := map[int64]int64{}
-		var ids []int64
+		var ids, pids []int64
 		for rows.Next() {
-			var id, v int64
-			if err := rows.Scan(&id, &v); err != nil {
+			var id, v, pid int64
+			if err := rows.Scan(&id, &v, &pid); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
 			pg[id] = v
-			ids = append(ids, id)
+			if h.heals(pid, id) {
+				ids, pids = append(ids, id), append(pids, pid)
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -288,7 +420,7 @@ func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err e
 			cmds := make([]*redis.StringCmd, len(batch))
 			if _, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, id := range batch {
-					cmds[j] = p.HGet(ctx, key(id), userVersion) // projectVersion is the same field
+					cmds[j] = p.HGet(ctx, key(pids[i+j], id), userVersion) // projectVersion is the same field
 				}
 				return nil
 			}); err != nil && !errors.Is(err, redis.Nil) {
@@ -303,7 +435,8 @@ func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err e
 		}
 		return pg, stale, nil
 	}
-	_, staleProjects, err := versions(`SELECT id, version FROM projects`, h.keys.Project)
+	_, staleProjects, err := versions(`SELECT id, version, id FROM projects`,
+		func(pid, id int64) string { return h.keys.ProjectShard(id).Project(id) })
 	if err != nil {
 		return 0, 0, err
 	}
@@ -313,7 +446,8 @@ func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err e
 		}
 		reloaded++
 	}
-	users, staleUsers, err := versions(`SELECT id, version FROM users`, h.keys.User)
+	users, staleUsers, err := versions(`SELECT id, version, coalesce(project_id, 0) FROM users`,
+		func(pid, id int64) string { return h.keys.ShardOf(pid, id).User(id) })
 	if err != nil {
 		return reloaded, 0, err
 	}
@@ -322,7 +456,10 @@ func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err e
 		if err != nil {
 			return reloaded, 0, err
 		}
-		if err := h.healRun(ctx, h.userLoadCall(&u, nil)); err != nil {
+		if err := h.healRun(ctx, h.userLoadCall(&u)); err != nil {
+			return reloaded, 0, err
+		}
+		if err := indexUsers(ctx, h.rdb, h.keys, []User{u}, nil); err != nil {
 			return reloaded, 0, err
 		}
 		reloaded++
@@ -331,18 +468,22 @@ func (h healer) reloadConfigs(ctx context.Context) (reloaded, retired int, err e
 	// lost writes): gone from Redis too. No tombstone is needed, unlike a
 	// live delete: the deletion is committed, so a cold load finds nothing
 	// to bring back, and a user created meanwhile (its id is new) loads
-	// from Postgres on its first request.
+	// from Postgres on its first request. Postgres no longer says which
+	// project (shard) the user was in: every healed shard forgets it.
 	index, err := h.rdb.HGetAll(ctx, h.keys.KeyIndex()).Result()
 	if err != nil {
 		return reloaded, 0, err
 	}
 	_, err = h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for hash, uidStr := range index {
-			uid, err := strconv.ParseInt(uidStr, 10, 64)
+			uid, _, err := parseIndexValue(uidStr)
 			if err != nil || users[uid] != 0 {
 				continue
 			}
-			p.Del(ctx, h.keys.User(uid), h.keys.InFlight(uid))
+			for _, sh := range h.healedShards() {
+				p.Del(ctx, sh.User(uid))
+				p.Del(ctx, sh.InFlight(uid))
+			}
 			p.HDel(ctx, h.keys.KeyIndex(), hash)
 			retired++
 		}
@@ -357,8 +498,7 @@ func (h healer) healLoadProject(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	return h.healRun(ctx, h.loadCall(h.keys.Project(p.ID), p.Version, projectConfigArgs(p),
-		[]any{projectPool, int64(p.PoolBalance)}, "", 0, ""))
+	return h.healRun(ctx, h.projectLoadCall(p))
 }
 
 // healRun sends one script call on the healer's own connections (the
@@ -410,8 +550,8 @@ func (h healer) healRunAll(ctx context.Context, calls []*scriptCall) error {
 // pool a lost write could have touched: those with an event numbered after
 // the checkpoint, or all of them when Redis has no checkpoint.
 func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools int, err error) {
-	userSQL := `SELECT id, allowance_remaining, allowance_period, pool_used, awarded, purchased, grant_month, ` +
-		parkedSQL + ` FROM users u`
+	userSQL := `SELECT id, coalesce(project_id, 0), allowance_remaining, allowance_period, pool_used, awarded,
+		purchased, grant_month, ` + parkedSQL + ` FROM users u`
 	poolSQL := `SELECT id, pool_balance FROM projects`
 	var args []any
 	if ckpt > 0 {
@@ -425,14 +565,17 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 	}
 	var calls []*scriptCall
 	for rows.Next() {
-		var id, a, ap, pu, aw, pr, gm int64
+		var id, pid, a, ap, pu, aw, pr, gm int64
 		var parked string
-		if err := rows.Scan(&id, &a, &ap, &pu, &aw, &pr, &gm, &parked); err != nil {
+		if err := rows.Scan(&id, &pid, &a, &ap, &pu, &aw, &pr, &gm, &parked); err != nil {
 			rows.Close()
 			return 0, 0, err
 		}
+		if !h.heals(pid, id) {
+			continue
+		}
 		c := getCall(healBalancesScript)
-		c.Keys = append(c.Keys, h.keys.User(id))
+		c.Keys = append(c.Keys, h.keys.ShardOf(pid, id).User(id))
 		c.Args = append(c.Args, userAllowance, a, userAllowanceStart, ap, userPoolUsed, pu, userAwarded, aw,
 			userPurchased, pr, userGrantMonth, gm, userParked, parked)
 		calls = append(calls, c)
@@ -452,8 +595,11 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 			rows.Close()
 			return 0, 0, err
 		}
+		if !h.heals(id, 0) {
+			continue
+		}
 		c := getCall(healBalancesScript)
-		c.Keys = append(c.Keys, h.keys.Project(id))
+		c.Keys = append(c.Keys, h.keys.ProjectShard(id).Project(id))
 		c.Args = append(c.Args, projectPool, pb)
 		calls = append(calls, c)
 	}
@@ -471,7 +617,15 @@ func (h healer) reloadBalances(ctx context.Context, ckpt int64) (users, pools in
 // the ledger already holds their settlement (or their cancellation), so
 // the sweeper does not settle them a second time.
 func (h healer) dropSettledReservations(ctx context.Context) (int, error) {
-	return h.dropFinished(ctx, h.keys.Leases(), ":s", h.keys.Reservation, h.keys.InFlight)
+	n := 0
+	for _, sh := range h.healedShards() {
+		d, err := h.dropFinished(ctx, sh.Leases(), ":s", sh.Reservation, sh.InFlight)
+		n += d
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // dropFinished removes the members of set (and their records, and their
@@ -569,8 +723,12 @@ func (h healer) restoreLostReservations(ctx context.Context, ckpt int64) (int, e
 		if order == "" {
 			order = "apwr"
 		}
+		if !h.heals(pid, uid) {
+			continue
+		}
+		sh := h.keys.ShardOf(pid, uid)
 		c := getCall(restoreReservationScript)
-		c.Keys = append(c.Keys, h.keys.Reservation(id), h.keys.Leases(), h.keys.InFlight(uid))
+		c.Keys = append(c.Keys, sh.Reservation(id), sh.Leases(), sh.InFlight(uid))
 		c.Args = append(c.Args, id, deadline, reservationUser, uid, reservationProject, pid,
 			reservationUserName, un, reservationProjectName, pn, reservationAllowanceStart, ap,
 			reservationAllowanceEnd, 0, reservationOrder, order, reservationReserved, reserved,

@@ -102,7 +102,7 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 8*metering.Micro, v.Live.Effective)
 
-	leases, err := b.Redis.ZCard(ctx, b.Engine.Keys().Leases()).Result()
+	leases, err := b.Redis.ZCard(ctx, b.Engine.Keys().Shard(0).Leases()).Result()
 	require.NoError(t, err)
 	require.Zero(t, leases, "a reservation settled in the ledger came back for the sweeper")
 	// The gateway sent its recent releases again.
@@ -111,7 +111,7 @@ func TestRedisBackWithoutItsLastWritesIsHealed(t *testing.T) {
 
 	b.Drain(t)
 	b.AssertConsistent(t)
-	epoch, err := b.Redis.Get(ctx, b.Engine.Keys().Epoch()).Result()
+	epoch, err := b.Redis.Get(ctx, b.Engine.Keys().Shard(0).Epoch()).Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, epoch, "the healed server is recorded as verified")
 }

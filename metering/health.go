@@ -62,31 +62,41 @@ type backlogState struct {
 	deadLetters int64
 }
 
-// backlog reads the reconcile lag, the stream's length and the dead-letter
-// count in one round trip.
+// backlog reads the reconcile lag (of the shard that lags most), the
+// streams' lengths and the dead-letter counts in one pipeline.
 func (e *Engine) backlog(ctx context.Context) (backlogState, error) {
-	var first *redis.XMessageSliceCmd
-	var now *redis.TimeCmd
-	var events, dead *redis.IntCmd
+	shards := e.keys.Shards()
+	first := make([]*redis.XMessageSliceCmd, len(shards))
+	now := make([]*redis.TimeCmd, len(shards))
+	events := make([]*redis.IntCmd, len(shards))
+	dead := make([]*redis.IntCmd, len(shards))
 	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		first = p.XRangeN(ctx, e.keys.Events(), "-", "+", 1)
-		now = p.Time(ctx)
-		events = p.XLen(ctx, e.keys.Events())
-		dead = p.XLen(ctx, e.keys.DeadLetters())
+		for i := range shards {
+			first[i] = p.XRangeN(ctx, shards[i].Events(), "-", "+", 1)
+			// TIME is routed by no key: in a Redis Cluster it goes to any
+			// node. Clocks of one deployment's servers agree closely.
+			now[i] = p.Time(ctx)
+			events[i] = p.XLen(ctx, shards[i].Events())
+			dead[i] = p.XLen(ctx, shards[i].DeadLetters())
+		}
 		return nil
 	})
 	if err != nil {
 		return backlogState{}, unavailable(err)
 	}
-	b := backlogState{events: events.Val(), deadLetters: dead.Val()}
-	if len(first.Val()) == 0 {
-		return b, nil
+	var b backlogState
+	for i := range shards {
+		b.events += events[i].Val()
+		b.deadLetters += dead[i].Val()
+		if len(first[i].Val()) == 0 {
+			continue
+		}
+		id := first[i].Val()[0].ID
+		at := streamTime(id)
+		if at.IsZero() {
+			return backlogState{}, fmt.Errorf("stream id %q is not a time", id)
+		}
+		b.lag = max(b.lag, now[i].Val().Sub(at))
 	}
-	id := first.Val()[0].ID
-	at := streamTime(id)
-	if at.IsZero() {
-		return backlogState{}, fmt.Errorf("stream id %q is not a time", id)
-	}
-	b.lag = max(now.Val().Sub(at), 0)
 	return b, nil
 }

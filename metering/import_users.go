@@ -268,7 +268,7 @@ func (e *Engine) mirrorUsers(ctx context.Context, users []User) error {
 		batch := users[start:min(start+redisImportBatch, len(users))]
 		calls := make([]*scriptCall, len(batch))
 		for i := range batch {
-			calls[i] = e.userLoadCall(&batch[i], nil)
+			calls[i] = e.userLoadCall(&batch[i])
 		}
 		err := e.runner.RunAll(ctx, calls)
 		for _, c := range calls {
@@ -276,6 +276,9 @@ func (e *Engine) mirrorUsers(ctx context.Context, users []User) error {
 				err = c.Err
 			}
 			putCall(c)
+		}
+		if err == nil {
+			err = indexUsers(ctx, e.rdb, e.keys, batch, nil)
 		}
 		if err != nil {
 			return unavailable(fmt.Errorf("mirror imported users into Redis: %w", err))
@@ -289,7 +292,7 @@ func (e *Engine) mirrorUsers(ctx context.Context, users []User) error {
 func (e *Engine) unmirrorUsers(ctx context.Context, users []User) {
 	_, _ = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range users {
-			p.Del(ctx, e.keys.User(users[i].ID))
+			p.Del(ctx, e.keys.ShardOf(users[i].ProjectID, users[i].ID).User(users[i].ID))
 			if k := users[i].Key; k != nil {
 				p.HDel(ctx, e.keys.KeyIndex(), string(k.Hash[:]))
 			}

@@ -60,7 +60,7 @@ func TestInFlightTracking(t *testing.T) {
 	require.Eventually(t, func() bool { return inFlight("ann") == 0 && inFlight("bob") == 0 }, 10*time.Second, 5*time.Millisecond)
 	ann, err := w.Engine.GetUser(ctx, "ann")
 	require.NoError(t, err)
-	size, err := w.Redis.ZCard(ctx, w.Engine.Keys().InFlight(ann.ID)).Result()
+	size, err := w.Redis.ZCard(ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, ann.ID), ann.ID).InFlight(ann.ID)).Result()
 	require.NoError(t, err)
 	require.Zero(t, size, "released members are removed, not just expired")
 

@@ -89,6 +89,7 @@ func (c LeaseConfig) validate() error {
 type creditLease struct {
 	id                      string
 	userID, projectID       int64
+	shard                   *ShardKeys
 	userKey, projectKey     string
 	userArg, projectArg     string
 	username, projectName   string
@@ -241,14 +242,14 @@ func (t *leaseTable) take(ctx context.Context, s *leaseSlot, ent *userEntry, h *
 	if ent.expiresMs > 0 && ent.expiresMs < deadline.UnixMilli() {
 		deadline = time.UnixMilli(ent.expiresMs)
 	}
-	l := &creditLease{id: e.ids.Next(), userID: ent.userID, projectID: ent.projectID,
+	l := &creditLease{id: e.ids.Next(), userID: ent.userID, projectID: ent.projectID, shard: ent.shard,
 		userKey: ent.userKey, projectKey: ent.projectKey, userArg: ent.userArg, projectArg: formatInt(ent.projectID),
 		username: ent.username, projectName: ent.project, keyHash: *h,
 		userVersion: ent.versionArg, projectVer: ent.projectVer, deadline: deadline,
 		recordDeadlineMs: deadline.Add(t.cfg.SweepGrace).UnixMilli()}
-	args := leaseTakeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
-		RecordKey: e.keys.CreditLease(l.id), LeasesKey: e.keys.CreditLeases(),
-		UserLeasesKey: e.keys.UserCreditLeases(ent.userID), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
+	args := leaseTakeArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: ent.shard.Events(),
+		RecordKey: ent.shard.CreditLease(l.id), LeasesKey: ent.shard.CreditLeases(),
+		UserLeasesKey: ent.shard.UserCreditLeases(ent.userID), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
 		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart,
 		Month: b.month, Cost: cost, Want: want, LeaseID: l.id, UserID: ent.userArg,
 		DeadlineMs: l.recordDeadlineMs, GatewayID: t.gatewayID, Request: request,
@@ -376,7 +377,7 @@ func (t *leaseTable) flushPacked(ctx context.Context, l *creditLease, used Credi
 	e := t.e
 	c := getCall(leaseFlushScript)
 	defer putCall(c)
-	args := leaseFlushArgs{EventsKey: e.keys.Events(), RecordKey: e.keys.CreditLease(l.id), Used: used,
+	args := leaseFlushArgs{EventsKey: l.shard.Events(), RecordKey: l.shard.CreditLease(l.id), Used: used,
 		UserID: l.userArg, Username: l.username, ProjectID: l.projectArg, ProjectName: l.projectName, Uses: uses}
 	args.fill(c)
 	if err := e.runner.Run(ctx, c); err != nil {

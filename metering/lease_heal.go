@@ -9,7 +9,15 @@ import "context"
 // dropEndedCreditLeases removes the leases Redis brought back although the
 // ledger holds their lease_end event, so nobody ends them twice.
 func (h healer) dropEndedCreditLeases(ctx context.Context) (int, error) {
-	return h.dropFinished(ctx, h.keys.CreditLeases(), ":e", h.keys.CreditLease, h.keys.UserCreditLeases)
+	n := 0
+	for _, sh := range h.healedShards() {
+		d, err := h.dropFinished(ctx, sh.CreditLeases(), ":e", sh.CreditLease, sh.UserCreditLeases)
+		n += d
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // restoreLostCreditLeases recreates, from its lease event, each lease the
@@ -41,8 +49,12 @@ func (h healer) restoreLostCreditLeases(ctx context.Context, ckpt int64) (int, e
 		}
 		// restore_reservation.lua writes the record and adds it to two
 		// sets: here the deployment's and the user's credit-lease sets.
+		if !h.heals(pid, uid) {
+			continue
+		}
+		sh := h.keys.ShardOf(pid, uid)
 		c := getCall(restoreReservationScript)
-		c.Keys = append(c.Keys, h.keys.CreditLease(id), h.keys.CreditLeases(), h.keys.UserCreditLeases(uid))
+		c.Keys = append(c.Keys, sh.CreditLease(id), sh.CreditLeases(), sh.UserCreditLeases(uid))
 		c.Args = append(c.Args, id, deadline, "u", uid, "p", pid, "un", un, "pn", pn, "ap", ap,
 			"a", 0-a, "pl", 0-p, "w", 0-w, "r", 0-r, "tk", size, "used", 0, "g", "", "d", deadline)
 		calls = append(calls, c)

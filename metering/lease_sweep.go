@@ -11,9 +11,9 @@ const sweepLeaseNote = "credit lease expired: its gateway did not end it"
 // admitted after that flush is not charged (docs/architecture.md, "Credit
 // leases": at most one lease per user and gateway). more reports a full
 // batch.
-func (s *Sweeper) sweepCreditLeases(ctx context.Context) (ended int, more bool, err error) {
+func (s *Sweeper) sweepCreditLeases(ctx context.Context, sh *ShardKeys) (ended int, more bool, err error) {
 	e := s.e
-	return s.sweepExpired(ctx, e.keys.CreditLeases(), e.keys.CreditLease, func(id string, uid, pid int64) (bool, error) {
+	return s.sweepExpired(ctx, sh.CreditLeases(), sh.CreditLease, func(id string, uid, pid int64) (bool, error) {
 		ans, err := e.endLease(ctx, leaseEnd{id: id, userID: uid, projectID: pid, used: -1, note: sweepLeaseNote})
 		swept := err == nil && ans.Status == scriptOK
 		if swept {

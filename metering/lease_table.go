@@ -255,15 +255,16 @@ type leaseEnd struct {
 // when the script asks.
 func (e *Engine) endLease(ctx context.Context, a leaseEnd) (leaseEndAnswer, error) {
 	orphan := false
-	projectKey := e.keys.User(a.userID)
+	sh := e.keys.ShardOf(a.projectID, a.userID)
+	projectKey := sh.User(a.userID)
 	if a.projectID != 0 {
-		projectKey = e.keys.Project(a.projectID)
+		projectKey = sh.Project(a.projectID)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(leaseEndScript)
-		args := leaseEndArgs{UserKey: e.keys.User(a.userID), ProjectKey: projectKey, EventsKey: e.keys.Events(),
-			RecordKey: e.keys.CreditLease(a.id), LeasesKey: e.keys.CreditLeases(),
-			UserLeasesKey: e.keys.UserCreditLeases(a.userID), NowMs: e.cfg.Now().UnixMilli(), LeaseID: a.id,
+		args := leaseEndArgs{UserKey: sh.User(a.userID), ProjectKey: projectKey, EventsKey: sh.Events(),
+			RecordKey: sh.CreditLease(a.id), LeasesKey: sh.CreditLeases(),
+			UserLeasesKey: sh.UserCreditLeases(a.userID), NowMs: e.cfg.Now().UnixMilli(), LeaseID: a.id,
 			Used: a.used, MarkerSeconds: int64(cancelMarkerTTL / time.Second), Note: a.note, Orphan: orphan}
 		args.fill(c)
 		err := e.runner.Run(ctx, c)
@@ -279,7 +280,7 @@ func (e *Engine) endLease(ctx context.Context, a leaseEnd) (leaseEndAnswer, erro
 		case scriptOK, scriptInsufficient:
 			return ans, nil
 		case scriptNoUser:
-			found, err := e.loadUser(ctx, a.userID)
+			_, found, err := e.loadUser(ctx, a.userID)
 			if err != nil {
 				return ans, err
 			}

@@ -220,7 +220,7 @@ func TestLeaseEndBeforeTakeLeavesAMarker(t *testing.T) {
 	w.user(t, metering.UserSpec{Username: "u", Purchased: cr(10)})
 	uid := w.view(t, "u").ID
 	require.NoError(t, w.Engine.EndLeaseForTest(w.ctx, "never-taken", uid, 0))
-	n, err := w.Redis.Exists(w.ctx, w.Engine.Keys().CreditLease("never-taken")).Result()
+	n, err := w.Redis.Exists(w.ctx, w.Engine.Keys().ShardOf(0, uid).CreditLease("never-taken")).Result()
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "the marker refuses a late take")
 }
@@ -253,9 +253,11 @@ func TestLeasesAfterRedisLostItsLastWrites(t *testing.T) {
 	e.EndLeases(w.ctx)
 	require.Equal(t, cr(38), w.view(t, "ann").Live.Effective, "ann's lease was ended a second time")
 	require.Equal(t, cr(37), w.view(t, "bob").Live.Effective, "bob's unused lease did not come back")
-	n, err := w.Redis.ZCard(w.ctx, w.Engine.Keys().CreditLeases()).Result()
-	require.NoError(t, err)
-	require.Zero(t, n)
+	for _, sh := range w.Engine.Keys().Shards() {
+		n, err := w.Redis.ZCard(w.ctx, sh.CreditLeases()).Result()
+		require.NoError(t, err)
+		require.Zero(t, n)
+	}
 	w.drainAndCheck(t)
 	require.Empty(t, w.rollupMismatches(t))
 }
@@ -293,7 +295,7 @@ func TestSingleRequestLeaseUndoneUnderItsLabel(t *testing.T) {
 	key := w.user(t, metering.UserSpec{Username: "u", Purchased: cr(10)})
 	require.Equal(t, metering.Charged, w.charge(t, key, cr(1)).Status) // loads the user into Redis
 	uid := w.view(t, "u").ID
-	keys := w.Engine.Keys()
+	keys := w.Engine.Keys().ShardOf(0, uid) // "u" has no project
 	f, err := w.Redis.HMGet(w.ctx, keys.User(uid), "kh", "v").Result()
 	require.NoError(t, err)
 	take := metering.LeaseTakeArgs{UserKey: keys.User(uid), ProjectKey: keys.User(uid), EventsKey: keys.Events(),

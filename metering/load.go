@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,12 +44,11 @@ func projectConfigArgs(p Project) []any {
 }
 
 // loadCall builds a load.lua call: config written unless Redis holds a
-// newer version, balances only where absent, and optional key-index
-// changes (indexAdd → indexUser added, indexDel removed; "" for none).
-func (e *Engine) loadCall(key string, version int64, config, balances []any, indexAdd string, indexUser int64, indexDel string) *scriptCall {
+// newer version, balances only where absent.
+func loadCall(key string, version int64, config, balances []any) *scriptCall {
 	c := getCall(loadScript)
-	c.Keys = append(c.Keys, key, e.keys.KeyIndex())
-	c.Args = append(c.Args, version, indexAdd, indexUser, indexDel, len(config)/2)
+	c.Keys = append(c.Keys, key)
+	c.Args = append(c.Args, version, len(config)/2)
 	c.Args = append(c.Args, config...)
 	c.Args = append(c.Args, balances...)
 	return c
@@ -65,44 +65,92 @@ func (e *Engine) runLoad(ctx context.Context, c *scriptCall) error {
 
 // userLoadCall builds the load.lua call that writes a user's Postgres
 // state into Redis: config (if not older), balances only if Redis has
-// none, and its key-index entry (oldKey's removed).
-func (e *Engine) userLoadCall(u *User, oldKey *KeyHash) *scriptCall {
-	add, del := "", ""
-	if u.Key != nil {
-		add = string(u.Key.Hash[:])
-	}
-	if oldKey != nil {
-		del = string(oldKey[:])
-	}
-	return e.loadCall(e.keys.User(u.ID), u.Version, userConfigArgs(*u), userBalanceArgs(*u), add, u.ID, del)
+// none. Its key-index entry is indexUsers's to write, after.
+func (e *Engine) userLoadCall(u *User) *scriptCall {
+	return loadCall(e.keys.ShardOf(u.ProjectID, u.ID).User(u.ID), u.Version, userConfigArgs(*u), userBalanceArgs(*u))
 }
 
-// syncUserToRedis runs userLoadCall for one user.
+// projectLoadCall is userLoadCall for a project, its pool included.
+func (e *Engine) projectLoadCall(p Project) *scriptCall {
+	return loadCall(e.keys.ProjectShard(p.ID).Project(p.ID), p.Version, projectConfigArgs(p),
+		[]any{projectPool, int64(p.PoolBalance)})
+}
+
+// syncUserToRedis runs userLoadCall for one user, then points its key's
+// index entry at it (oldKey's removed).
 func (e *Engine) syncUserToRedis(ctx context.Context, u User, oldKey *KeyHash) error {
-	return e.runLoad(ctx, e.userLoadCall(&u, oldKey))
+	if err := e.runLoad(ctx, e.userLoadCall(&u)); err != nil {
+		return err
+	}
+	return unavailable(indexUsers(ctx, e.rdb, e.keys, []User{u}, oldKey))
+}
+
+// indexUsers writes the key-index entries of users' keys (and removes
+// oldKey's), after their hashes were loaded: an entry never points at a
+// user Redis does not have yet, and a stale one is harmless (the scripts
+// check the key hash the user hash holds).
+func indexUsers(ctx context.Context, rdb redis.UniversalClient, keys RedisKeys, users []User, oldKey *KeyHash) error {
+	fields := make([]any, 0, 2*len(users))
+	for i := range users {
+		if k := users[i].Key; k != nil {
+			fields = append(fields, string(k.Hash[:]), indexValue(users[i].ID, users[i].ProjectID))
+		}
+	}
+	if oldKey != nil {
+		if err := rdb.HDel(ctx, keys.KeyIndex(), string(oldKey[:])).Err(); err != nil {
+			return err
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return rdb.HSet(ctx, keys.KeyIndex(), fields...).Err()
+}
+
+// indexValue is a key-index entry's value: the user's id, and its
+// project's after a slash when it has one, so a lookup knows the user's
+// shard without asking Postgres.
+func indexValue(userID, projectID int64) string {
+	v := strconv.FormatInt(userID, 10)
+	if projectID != 0 {
+		v += "/" + strconv.FormatInt(projectID, 10)
+	}
+	return v
+}
+
+// parseIndexValue reads indexValue's form (a bare user id: no project).
+func parseIndexValue(v string) (userID, projectID int64, err error) {
+	u, p, hasProject := strings.Cut(v, "/")
+	if userID, err = strconv.ParseInt(u, 10, 64); err == nil && hasProject {
+		projectID, err = strconv.ParseInt(p, 10, 64)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("key index holds %q: %w", v, err)
+	}
+	return userID, projectID, nil
 }
 
 func (e *Engine) syncProjectToRedis(ctx context.Context, p Project) error {
-	return e.runLoad(ctx, e.loadCall(e.keys.Project(p.ID), p.Version, projectConfigArgs(p),
-		[]any{projectPool, int64(p.PoolBalance)}, "", 0, ""))
+	return e.runLoad(ctx, e.projectLoadCall(p))
 }
 
 // loadUser brings a user (and its project) from Postgres into Redis after
-// Redis was found without it. It reports false when Postgres has no such user.
-func (e *Engine) loadUser(ctx context.Context, id int64) (bool, error) {
+// Redis was found without it. It reports false when Postgres has no such
+// user, and the user's project otherwise (which says its shard).
+func (e *Engine) loadUser(ctx context.Context, id int64) (projectID int64, found bool, err error) {
 	u, err := getUserByID(ctx, e.db, id)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("load user from postgres: %w", err)
+		return 0, false, fmt.Errorf("load user from postgres: %w", err)
 	}
 	if u.ProjectID != 0 {
 		if err := e.loadProject(ctx, u.ProjectID); err != nil {
-			return false, err
+			return 0, false, err
 		}
 	}
-	return true, e.syncUserToRedis(ctx, u, nil)
+	return u.ProjectID, true, e.syncUserToRedis(ctx, u, nil)
 }
 
 func (e *Engine) loadProject(ctx context.Context, id int64) error {
@@ -133,8 +181,8 @@ func (e *Engine) syncKeyIndex(ctx context.Context) error {
 		batch = batch[:0]
 		return unavailable(err)
 	}
-	err := forEachLiveKey(ctx, e.db, func(h []byte, userID int64) error {
-		batch = append(batch, string(h), strconv.FormatInt(userID, 10))
+	err := forEachLiveKey(ctx, e.db, func(h []byte, userID, projectID int64) error {
+		batch = append(batch, string(h), indexValue(userID, projectID))
 		if len(batch) == cap(batch) {
 			return flush()
 		}
@@ -199,34 +247,52 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	uid, err := strconv.ParseInt(uidStr, 10, 64)
+	uid, indexedPID, err := parseIndexValue(uidStr)
 	if err != nil {
-		return nil, fmt.Errorf("key index holds %q: %w", uidStr, err)
+		return nil, err
 	}
+	if len(e.keys.Shards()) > 1 && !strings.Contains(uidStr, "/") {
+		// Written before the user had a project, or before shards: the
+		// user's project, so its shard, is Postgres's to say.
+		if indexedPID, err = userProjectID(ctx, e.db, uid); errors.Is(err, ErrNotFound) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	sh := e.keys.ShardOf(indexedPID, uid)
 	for attempt := 0; attempt < 2; attempt++ {
-		f, err := e.rdb.HMGet(ctx, e.keys.User(uid), userKeyHash, userVersion, userProject, userName,
+		f, err := e.rdb.HMGet(ctx, sh.User(uid), userKeyHash, userVersion, userProject, userName,
 			userAllowance, userStatus, userKeyExpiry).Result()
 		if err != nil {
 			return nil, unavailable(err)
 		}
 		if f[1] == nil || f[4] == nil {
-			found, err := e.loadUser(ctx, uid)
+			pid, found, err := e.loadUser(ctx, uid)
 			if err != nil || !found {
 				return nil, err
 			}
+			sh = e.keys.ShardOf(pid, uid) // the index may have been stale
 			continue
 		}
 		if f[0] != string(h[:]) {
 			return nil, nil // rotated or revoked; the index entry is stale
 		}
-		ent := &userEntry{userID: uid, userArg: uidStr, keyArg: f[0].(string), userKey: e.keys.User(uid), flightKey: e.keys.InFlight(uid),
+		pid, _ := strconv.ParseInt(f[2].(string), 10, 64)
+		if e.keys.ShardOf(pid, uid) != sh {
+			// The user moved to a project in another shard: this hash is
+			// the old shard's (a move leaves it retired) and the index
+			// entry is stale.
+			return nil, fmt.Errorf("%w: user %d is moving between shards; try again", ErrUnavailable, uid)
+		}
+		ent := &userEntry{userID: uid, userArg: strconv.FormatInt(uid, 10), keyArg: f[0].(string),
+			shard: sh, userKey: sh.User(uid), flightKey: sh.InFlight(uid),
 			versionArg: f[1].(string), username: f[3].(string), period: PeriodNone, loc: time.UTC}
 		ent.active = f[5] == "1"
 		if exp, ok := f[6].(string); ok {
 			ent.expiresMs, _ = strconv.ParseInt(exp, 10, 64)
 		}
-		pid, _ := strconv.ParseInt(f[2].(string), 10, 64)
-		ent.projectKey = e.keys.Project(pid) // the script ignores it for pid 0
+		ent.projectKey = sh.Project(pid) // the script ignores it for pid 0
 		if pid != 0 {
 			if err := e.resolveProject(ctx, ent, pid); err != nil {
 				return nil, err

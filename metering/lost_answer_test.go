@@ -168,7 +168,7 @@ func TestLostAnswerReservationIsCancelled(t *testing.T) {
 			}
 			require.Equal(t, before, w.effective(t), "the refused request stayed reserved")
 			require.Zero(t, w.inFlight(t))
-			leases, err := w.b.Redis.ZCard(ctx, w.b.Engine.Keys().Leases()).Result()
+			leases, err := w.b.Redis.ZCard(ctx, w.b.Engine.Keys().Shard(0).Leases()).Result()
 			require.NoError(t, err)
 			require.Zero(t, leases, "a lease is left for the sweeper")
 			w.b.Drain(t)

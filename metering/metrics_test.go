@@ -68,7 +68,7 @@ func TestEngineMetrics(t *testing.T) {
 // events are counted once, when a later round records them.
 func TestReconcilerMetrics(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, monday)
+	w := oneStreamWorld(t, monday)
 	key := w.user(t, metering.UserSpec{Username: "b", Purchased: cr(50)})
 	uid := w.view(t, "b").ID
 	w.charge(t, key, cr(1))

@@ -42,15 +42,17 @@ func (e *Engine) adjustCall(a adjustment, id string, now time.Time) (*scriptCall
 			return nil, err
 		}
 		c := getCall(adjustUserScript)
-		args := adjustUserArgs{UserKey: e.keys.User(u.ID), ProjectKey: e.keys.Project(u.ProjectID),
-			EventsKey: e.keys.Events(), NowMs: now.UnixMilli(), AllowanceStart: start, Month: month,
+		sh := e.keys.ShardOf(u.ProjectID, u.ID)
+		args := adjustUserArgs{UserKey: sh.User(u.ID), ProjectKey: sh.Project(u.ProjectID),
+			EventsKey: sh.Events(), NowMs: now.UnixMilli(), AllowanceStart: start, Month: month,
 			Delta: a.delta, EventID: id, UserID: u.ID, Field: a.field, Kind: a.kind, Actor: a.actor, Note: a.note}
 		args.fill(c)
 		return c, nil
 	}
 	p := a.project
 	c := getCall(adjustPoolScript)
-	args := adjustPoolArgs{ProjectKey: e.keys.Project(p.ID), EventsKey: e.keys.Events(), Field: a.field,
+	sh := e.keys.ProjectShard(p.ID)
+	args := adjustPoolArgs{ProjectKey: sh.Project(p.ID), EventsKey: sh.Events(), Field: a.field,
 		Delta: a.delta, Max: MaxCredits, EventID: id, Kind: a.kind, NowMs: now.UnixMilli(), ProjectID: p.ID,
 		ProjectName: p.Name, Actor: a.actor, Note: a.note}
 	args.fill(c)
@@ -89,7 +91,7 @@ func (e *Engine) adjust(ctx context.Context, a adjustment) error {
 		switch {
 		case res.Status == scriptNoUser && a.user != nil:
 			var found bool
-			if found, err = e.loadUser(ctx, a.user.ID); err == nil && !found {
+			if _, found, err = e.loadUser(ctx, a.user.ID); err == nil && !found {
 				return noUser(a.user.Username)
 			}
 		case res.Status == scriptNoUser:

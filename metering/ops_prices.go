@@ -81,7 +81,8 @@ func (e *Engine) announceCurrentPriceVersion(ctx context.Context) {
 	v, err := currentPriceVersion(ctx, e.db)
 	if err == nil {
 		err = e.afterVerifying(ctx, func() error {
-			return priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, v).Err()
+			_, err := e.announcePriceVersion(ctx, v)
+			return err
 		})
 	}
 	if err != nil {
@@ -104,7 +105,8 @@ func priceDetails(p Price, version int64) map[string]any {
 func (e *Engine) publishPriceVersion(ctx context.Context, model string, version int64) error {
 	e.prices.expire() // this gateway re-checks at its next lookup
 	err := e.afterVerifying(ctx, func() error {
-		return priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Err()
+		_, err := e.announcePriceVersion(ctx, version)
+		return err
 	})
 	if err != nil {
 		// Committed but not announced: other gateways keep the old price

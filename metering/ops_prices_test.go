@@ -14,7 +14,7 @@ import (
 
 func redisPriceVersion(t *testing.T, w *meteringtest.Bundle) int64 {
 	t.Helper()
-	v, err := w.Redis.Get(context.Background(), w.Engine.Keys().PriceVersion()).Int64()
+	v, err := w.Redis.Get(context.Background(), w.Engine.Keys().Shard(0).PriceVersion()).Int64()
 	require.NoError(t, err)
 	return v
 }
@@ -147,7 +147,7 @@ func TestPriceVersionColdRedis(t *testing.T) {
 		_, err := w.Engine.PutPrice(ctx, "ops", metering.Price{Model: m, PerRequest: 1})
 		require.NoError(t, err)
 	}
-	require.NoError(t, w.Redis.Del(ctx, w.Engine.Keys().PriceVersion()).Err())
+	require.NoError(t, w.Redis.Del(ctx, w.Engine.Keys().Shard(0).PriceVersion()).Err())
 
 	gw1, gw2 := w.NewEngine(t), w.NewEngine(t)
 	_, v1, ok, err := gw1.PriceFor(ctx, "a")
@@ -161,7 +161,7 @@ func TestPriceVersionColdRedis(t *testing.T) {
 
 	// A Redis version ahead of Postgres (e.g. a restored database) must
 	// not leave every reservation stale: the copy takes Redis's number.
-	require.NoError(t, w.Redis.Set(ctx, w.Engine.Keys().PriceVersion(), 100, 0).Err())
+	require.NoError(t, w.Redis.Set(ctx, w.Engine.Keys().Shard(0).PriceVersion(), 100, 0).Err())
 	require.NoError(t, gw1.ReloadPrices(ctx))
 	_, v1, ok, err = gw1.PriceFor(ctx, "c")
 	require.NoError(t, err)

@@ -147,6 +147,6 @@ func (e *Engine) DeleteProject(ctx context.Context, actor, name string) error {
 		}
 		// Before commit: should the commit fail, a missing hash is simply
 		// reloaded from Postgres on demand.
-		return unavailable(e.rdb.Del(ctx, e.keys.Project(p.ID)).Err())
+		return unavailable(e.rdb.Del(ctx, e.keys.ProjectShard(p.ID).Project(p.ID)).Err())
 	})
 }

@@ -107,7 +107,7 @@ func (e *Engine) livePool(ctx context.Context, ps []*Project) error {
 	cmds := make([]*redis.StringCmd, len(ps))
 	_, err := e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, p := range ps {
-			cmds[i] = pipe.HGet(ctx, e.keys.Project(p.ID), projectPool)
+			cmds[i] = pipe.HGet(ctx, e.keys.ProjectShard(p.ID).Project(p.ID), projectPool)
 		}
 		return nil
 	})

@@ -74,8 +74,9 @@ func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) 
 			}
 			ids[i] = e.ids.Next()
 			c := getCall(refreshScript)
-			args := refreshArgs{UserKey: e.keys.User(u.ID), ProjectKey: e.keys.Project(u.ProjectID),
-				EventsKey: e.keys.Events(), NowMs: now.UnixMilli(), AllowanceStart: start, Month: month,
+			sh := e.keys.ShardOf(u.ProjectID, u.ID)
+			args := refreshArgs{UserKey: sh.User(u.ID), ProjectKey: sh.Project(u.ProjectID),
+				EventsKey: sh.Events(), NowMs: now.UnixMilli(), AllowanceStart: start, Month: month,
 				EventID: ids[i], UserID: u.ID}
 			args.fill(c)
 			calls[i] = c
@@ -102,7 +103,7 @@ func (e *Engine) refreshUsers(ctx context.Context, users []User, now time.Time) 
 			case scriptDeleted:
 				// Deleted since the member list was read: nothing to refresh.
 			case scriptNoUser:
-				if _, err = e.loadUser(ctx, u.ID); err == nil {
+				if _, _, err = e.loadUser(ctx, u.ID); err == nil {
 					again = append(again, *u)
 				}
 			case scriptNoProject:

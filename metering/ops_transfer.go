@@ -65,11 +65,15 @@ func (e *Engine) Transfer(ctx context.Context, actor, from, to string, amount Cr
 // script refuses either of them deleted since.
 func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amount Credits, note string) error {
 	from, to := src.Username, dst.Username
+	sh := e.keys.ShardOf(src.ProjectID, src.ID)
+	if e.keys.ShardOf(dst.ProjectID, dst.ID) != sh {
+		return e.transferAcrossShards(ctx, actor, src, dst, amount, note)
+	}
 	outID, inID, now := e.ids.Next(), e.ids.Next(), e.cfg.Now()
 	var res []int64
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(transferScript)
-		c.Keys = append(c.Keys, e.keys.User(src.ID), e.keys.User(dst.ID), e.keys.Events())
+		c.Keys = append(c.Keys, sh.User(src.ID), sh.User(dst.ID), sh.Events())
 		c.Args = append(c.Args, int64(amount), int64(MaxCredits), outID, inID, now.UnixMilli(), actor, note,
 			src.ID, src.ProjectName, dst.ID, dst.ProjectName)
 		err := e.runner.Run(ctx, c)
@@ -85,7 +89,7 @@ func (e *Engine) transfer(ctx context.Context, actor string, src, dst User, amou
 		if len(res) > 1 && res[1] == 2 {
 			missing = dst
 		}
-		found, err := e.loadUser(ctx, missing.ID)
+		_, found, err := e.loadUser(ctx, missing.ID)
 		if err != nil {
 			return err
 		}

@@ -169,7 +169,7 @@ func (e *Engine) inFlight(ctx context.Context, users []User) ([]int64, error) {
 	now := e.cfg.Now()
 	calls := make([]*scriptCall, len(users))
 	for i := range users {
-		calls[i] = e.inFlightCall(users[i].ID, now)
+		calls[i] = e.inFlightCall(users[i].ProjectID, users[i].ID, now)
 	}
 	defer func() {
 		for _, c := range calls {

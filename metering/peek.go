@@ -28,7 +28,8 @@ func (e *Engine) peekCall(u *User, now time.Time) (*scriptCall, error) {
 		return nil, err
 	}
 	c := getCall(peekScript)
-	args := peekArgs{UserKey: e.keys.User(u.ID), ProjectKey: e.keys.Project(u.ProjectID),
+	sh := e.keys.ShardOf(u.ProjectID, u.ID)
+	args := peekArgs{UserKey: sh.User(u.ID), ProjectKey: sh.Project(u.ProjectID),
 		AllowanceStart: start, Month: month}
 	args.fill(c)
 	return c, nil
@@ -80,7 +81,7 @@ func (e *Engine) liveBalances(ctx context.Context, users []User, now time.Time) 
 			case scriptDeleted:
 				// Deleted since the caller read it: nothing left.
 			case scriptNoUser:
-				if _, err := e.loadUser(ctx, users[i].ID); err != nil {
+				if _, _, err := e.loadUser(ctx, users[i].ID); err != nil {
 					return nil, err
 				}
 				again = append(again, i)

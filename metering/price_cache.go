@@ -21,11 +21,11 @@ const priceCheckInterval = time.Second
 
 var priceVersionScript = mustScript("price_version.lua")
 
-// PriceVersion holds the price table version (an integer; missing reads
-// as 0). It equals the Postgres version once announced: writers raise it
-// after committing, and a gateway loading the table raises it to what it
-// loaded, so a cold Redis is seeded with the same number by every gateway.
-func (k RedisKeys) PriceVersion() string { return k.priceVersion }
+// Each shard's PriceVersion holds the price table version (an integer;
+// missing reads as 0). It equals the Postgres version once announced:
+// writers raise it in every shard after committing, and a gateway loading
+// the table raises it to what it loaded, so a cold Redis is seeded with
+// the same number by every gateway.
 
 // priceCache is a gateway's in-process copy of the price table.
 type priceCache struct {
@@ -76,7 +76,10 @@ func (e *Engine) PriceFor(ctx context.Context, model string) (p Price, version i
 
 // checkPrices compares s with the Redis version and reloads when they differ.
 func (e *Engine) checkPrices(ctx context.Context, s *priceSnapshot) (*priceSnapshot, error) {
-	v, err := e.rdb.Get(ctx, e.keys.PriceVersion()).Int64()
+	// The first shard is asked: a version announced to some shards only
+	// (a writer stopped half way) is caught by the reserve script of the
+	// others, whose refusal reloads, which announces to every shard.
+	v, err := e.rdb.Get(ctx, e.keys.Shard(0).PriceVersion()).Int64()
 	if errors.Is(err, redis.Nil) {
 		v, err = 0, nil
 	}
@@ -124,7 +127,7 @@ func (e *Engine) loadPrices(ctx context.Context, after int64) (*priceSnapshot, e
 	// version a writer committed but failed to announce.
 	var redisV int64
 	err = e.afterVerifying(ctx, func() (err error) {
-		redisV, err = priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Int64()
+		redisV, err = e.announcePriceVersion(ctx, version)
 		return err
 	})
 	if err != nil {
@@ -142,13 +145,37 @@ func (e *Engine) loadPrices(ctx context.Context, after int64) (*priceSnapshot, e
 			e.log.Warn("Redis price version is ahead of Postgres; using the Postgres prices",
 				zap.Int64("redis_version", redisV), zap.Int64("postgres_version", version))
 			version = redisV
-		} else if _, err := priceVersionScript.Run(ctx, e.rdb, []string{e.keys.PriceVersion()}, version).Result(); err != nil {
+		} else if _, err := e.announcePriceVersion(ctx, version); err != nil {
 			return nil, unavailable(err)
 		}
 	}
 	s := &priceSnapshot{prices: prices, version: version, checked: e.cfg.Now(), loadSeq: seq}
 	e.prices.snap.Store(s)
 	return s, nil
+}
+
+// announcePriceVersion raises every shard's price version to at least
+// version, and returns the highest version a shard holds afterwards. A
+// shard ahead of version (a writer's announcement that reached it first)
+// takes the others up with it: the version a gateway labels its copy with
+// must be every shard's, or the reserve scripts of the shards behind
+// would refuse each estimate as stale.
+func (e *Engine) announcePriceVersion(ctx context.Context, version int64) (int64, error) {
+	highest := version
+	for pass := 0; pass < 2; pass++ {
+		raised := highest
+		for _, sh := range e.keys.Shards() {
+			v, err := priceVersionScript.Run(ctx, e.rdb, []string{sh.PriceVersion()}, raised).Int64()
+			if err != nil {
+				return 0, err
+			}
+			highest = max(highest, v)
+		}
+		if highest == raised {
+			break
+		}
+	}
+	return highest, nil
 }
 
 // readPriceTable reads the prices and their version as one snapshot.

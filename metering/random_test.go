@@ -195,7 +195,7 @@ func runRandom(t *testing.T, seed int64, steps int, leased bool) {
 		now := w.Clock.Now()
 		redisPools := map[*mProject]*mProject{nil: nil}
 		for _, p := range projects {
-			pb, err := w.Redis.HGet(w.ctx, w.Engine.Keys().Project(p.id), "pb").Int64()
+			pb, err := w.Redis.HGet(w.ctx, w.Engine.Keys().ProjectShard(p.id).Project(p.id), "pb").Int64()
 			require.NoError(t, err)
 			require.Equal(t, int64(p.pb), pb, "%s: pool of %s", ctx, p.name)
 			require.GreaterOrEqual(t, pb, int64(0))

@@ -72,7 +72,7 @@ func TestReconcilerReadsBigBatchesInChunks(t *testing.T) {
 	const entries = 12_345
 	_, err := w.Redis.Pipelined(w.ctx, func(p redis.Pipeliner) error {
 		for i := 0; i < entries; i++ {
-			p.XAdd(w.ctx, &redis.XAddArgs{Stream: w.Engine.Keys().Events(), Values: []any{
+			p.XAdd(w.ctx, &redis.XAddArgs{Stream: w.Engine.Keys().Shard(0).Events(), Values: []any{
 				"id", "big-" + strconv.Itoa(i), "k", "usage", "t", at, "u", uid, "un", "b", "c", "1"}})
 		}
 		return nil

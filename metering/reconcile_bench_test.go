@@ -46,7 +46,7 @@ func benchReconcile(b *testing.B, perEntry int) {
 		uids[i] = v.ID
 	}
 	w.Drain(b)
-	stream := w.Engine.Keys().Events()
+	stream := w.Engine.Keys().Shard(0).Events()
 	single := func(p redis.Pipeliner, i int) {
 		u := i % users
 		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{

@@ -41,7 +41,7 @@ const wholeEntry = -1
 
 // decode turns the entries read into a batch (nil for none), texts
 // cleaned once here so that a retry of the batch does not warn again.
-func (r *Reconciler) decode(entries []streamEntry, st readState) *batch {
+func (r *shardReconciler) decode(entries []streamEntry, st readState) *batch {
 	if len(entries) == 0 {
 		return nil
 	}

@@ -157,8 +157,7 @@ func TestPackedEntriesReplayedAfterACrashBetweenCommitAndAck(t *testing.T) {
 	e.EndLeases(w.ctx)
 	uid := w.view(t, "u").ID
 	packed := 0
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
+	msgs := w.streamEntries(t)
 	for _, m := range msgs {
 		if _, ok := m.Values["ev"]; ok {
 			packed++
@@ -277,8 +276,7 @@ func TestHostileLabelsRoundTripThroughALeaseFlush(t *testing.T) {
 		require.Equal(t, metering.Charged, res.Status)
 	}
 	e.EndLeases(w.ctx)
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
+	msgs := w.streamEntries(t)
 	var inStream []string
 	for _, m := range msgs {
 		if _, ok := m.Values["ev"]; !ok {
@@ -317,8 +315,7 @@ func TestLeaseFlushOfManyUsesIsSplitInEntries(t *testing.T) {
 	}
 	require.Equal(t, uses, e.PendingLeaseUsesForTest(), "one lease, nothing flushed yet")
 	e.EndLeases(w.ctx)
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
+	msgs := w.streamEntries(t)
 	var sizes []string
 	for _, m := range msgs {
 		if n, ok := m.Values["n"].(string); ok {

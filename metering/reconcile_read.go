@@ -40,8 +40,8 @@ func entriesOf(msgs []redis.XMessage) []streamEntry {
 // A read that waits (block >= 0) goes through go-redis's typed command,
 // which extends the connection's read deadline by the wait; it only runs
 // once the stream is drained, so its entries are few.
-func (r *Reconciler) readGroup(ctx context.Context, from string, block time.Duration, count int) ([]streamEntry, error) {
-	stream := r.e.keys.Events()
+func (r *shardReconciler) readGroup(ctx context.Context, from string, block time.Duration, count int) ([]streamEntry, error) {
+	stream := r.shard.Events()
 	if block >= 0 {
 		res, err := r.e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.cfg.Group, Consumer: r.cfg.Consumer,
 			Streams: []string{stream, from}, Count: int64(count), Block: block}).Result()
@@ -151,7 +151,7 @@ const readChunk = 5000
 // the next batch reads them first (readAhead, or "0" after a failure).
 // After an error the entries read so far stay pending for this consumer
 // and are read again from "0".
-func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Duration, thenNew bool) ([]streamEntry, readState, error) {
+func (r *shardReconciler) readBatch(ctx context.Context, from string, block time.Duration, thenNew bool) ([]streamEntry, readState, error) {
 	var all []streamEntry
 	events := 0
 	for {
@@ -185,7 +185,7 @@ func (r *Reconciler) readBatch(ctx context.Context, from string, block time.Dura
 type readState struct{ full, left bool }
 
 // chunkFor is how many entries to read for room events.
-func (r *Reconciler) chunkFor(room int) int {
+func (r *shardReconciler) chunkFor(room int) int {
 	per := r.perEntry
 	if per == 0 {
 		per = maxPackedEvents
@@ -197,7 +197,7 @@ func (r *Reconciler) chunkFor(room int) int {
 // returns them with their events; it learns the events per entry of all
 // of them for the next read. The first entry of an empty batch always
 // fits, however many events it holds.
-func (r *Reconciler) fit(entries []streamEntry, room int, empty bool) ([]streamEntry, int, readState) {
+func (r *shardReconciler) fit(entries []streamEntry, room int, empty bool) ([]streamEntry, int, readState) {
 	take, events, read := len(entries), 0, 0
 	for i := range entries {
 		n := 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,16 +89,23 @@ func (c ReconcilerConfig) validate() error {
 	return nil
 }
 
-// Reconciler moves events from the Redis stream into the Postgres ledger:
-// read with a consumer group, apply a batch in one transaction (idempotent
-// by event id, balances updated alongside), then XACK and delete. A crash
-// anywhere leaves entries pending; they are read again and applied at most
-// once more, which the unique event id turns into a no-op.
+// Reconciler moves events from the Redis streams into the Postgres ledger,
+// one shardReconciler per shard's stream, each in a loop of its own.
 type Reconciler struct {
-	e   *Engine
-	cfg ReconcilerConfig
-	log *zap.Logger
-	bg  background
+	parts []*shardReconciler
+	bg    background
+}
+
+// shardReconciler moves one shard's events: read with a consumer group,
+// apply a batch in one transaction (idempotent by event id, balances
+// updated alongside), then XACK and delete. A crash anywhere leaves
+// entries pending; they are read again and applied at most once more,
+// which the unique event id turns into a no-op.
+type shardReconciler struct {
+	e     *Engine
+	shard *ShardKeys
+	cfg   ReconcilerConfig
+	log   *zap.Logger
 	// ahead is the read of the next batch, started while the current one
 	// is written (readAhead); nil when none is under way.
 	ahead chan readResult
@@ -116,29 +124,66 @@ type readResult struct {
 	err error
 }
 
-// NewReconciler builds a reconciler for the engine's stream.
+// NewReconciler builds a reconciler for the engine's streams.
 func (e *Engine) NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Reconciler{e: e, cfg: cfg, log: e.log.Named("reconciler")}, nil
+	r := &Reconciler{}
+	for i := range e.keys.Shards() {
+		log := e.log.Named("reconciler")
+		if len(e.keys.Shards()) > 1 {
+			log = log.With(zap.Int("shard", i))
+		}
+		r.parts = append(r.parts, &shardReconciler{e: e, shard: e.keys.Shard(i), cfg: cfg, log: log})
+	}
+	return r, nil
 }
 
-// Start runs the loop in the background until Stop. The loop outlives
-// ctx (it keeps only its values): Stop ends it. Starting a running
+// Start runs the loops in the background until Stop. They outlive ctx
+// (they keep only its values): Stop ends them. Starting a running
 // reconciler does nothing; Start after Stop runs it again (background.go).
 func (r *Reconciler) Start(ctx context.Context) error {
 	r.bg.start(context.WithoutCancel(ctx), r.loop)
 	return nil
 }
 
-// Stop ends the loop and waits for it; the current batch finishes or is
-// left pending for the next run. Idempotent, a no-op before Start, and
-// safe to call concurrently: every call returns once the loop has.
+// Stop ends the loops and waits for them; the current batches finish or
+// are left pending for the next run. Idempotent, a no-op before Start,
+// and safe to call concurrently: every call returns once the loops have.
 func (r *Reconciler) Stop() { r.bg.stop() }
 
+// loop runs every shard's loop until ctx ends.
 func (r *Reconciler) loop(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range r.parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// RunOnce applies one batch of every shard (see shardReconciler.RunOnce)
+// and returns how many events it handled in all. A shard that fails does
+// not keep the others from their batch; the first failure is returned.
+func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
+	total := 0
+	var first error
+	for _, p := range r.parts {
+		n, err := p.RunOnce(ctx)
+		total += n
+		if first == nil {
+			first = err
+		}
+	}
+	return total, first
+}
+
+func (r *shardReconciler) loop(ctx context.Context) {
 	// A read still under way must end before the loop does: Stop promises
 	// that nothing of the reconciler runs any more.
 	defer r.dropAhead()
@@ -178,14 +223,14 @@ func (r *Reconciler) loop(ctx context.Context) {
 // entry dead-lettered whole counts as one). After a full batch a read of
 // the next one is left under way (see readAhead), which the next call
 // takes; its entries are pending for this consumer until they are recorded.
-func (r *Reconciler) RunOnce(ctx context.Context) (int, error) {
+func (r *shardReconciler) RunOnce(ctx context.Context) (int, error) {
 	n, _, err := r.round(ctx)
 	return n, err
 }
 
 // count adds a round's outcome to the engine's metrics; a round cut short
 // because the reconciler is stopping is no failure.
-func (r *Reconciler) count(ctx context.Context, handled int, err error) {
+func (r *shardReconciler) count(ctx context.Context, handled int, err error) {
 	switch {
 	case err == nil:
 		r.e.cfg.Metrics.add(ReconciledEvents, int64(handled))
@@ -195,7 +240,7 @@ func (r *Reconciler) count(ctx context.Context, handled int, err error) {
 }
 
 // round is RunOnce, also saying whether the batch was full.
-func (r *Reconciler) round(ctx context.Context) (handled int, full bool, err error) {
+func (r *shardReconciler) round(ctx context.Context) (handled int, full bool, err error) {
 	defer func() { r.count(ctx, handled, err) }()
 	if r.e.cfg.Fence.Blocked() {
 		// Redis restarted and is being verified (heal.go): nothing may
@@ -231,7 +276,7 @@ func (r *Reconciler) round(ctx context.Context) (handled int, full bool, err err
 // abandoned by other consumers, then new ones, without waiting for any;
 // decoded there too, so that only Postgres's work is on the loop's path.
 // Not this consumer's pending entries from "0": cur is among them.
-func (r *Reconciler) readAhead(ctx context.Context, cur *batch) {
+func (r *shardReconciler) readAhead(ctx context.Context, cur *batch) {
 	ch := make(chan readResult, 1)
 	r.ahead = ch
 	go func() {
@@ -250,7 +295,7 @@ func (r *Reconciler) readAhead(ctx context.Context, cur *batch) {
 
 // takeAhead waits for the batch read ahead, if one was started; nil when
 // none was or it found nothing.
-func (r *Reconciler) takeAhead() (*batch, error) {
+func (r *shardReconciler) takeAhead() (*batch, error) {
 	if r.ahead == nil {
 		return nil, nil
 	}
@@ -261,10 +306,10 @@ func (r *Reconciler) takeAhead() (*batch, error) {
 
 // dropAhead waits for a read under way and forgets its batch, which stays
 // pending for this consumer and is read again from "0".
-func (r *Reconciler) dropAhead() { _, _ = r.takeAhead() }
+func (r *shardReconciler) dropAhead() { _, _ = r.takeAhead() }
 
 // next reads the round's batch (nil: nothing to do).
-func (r *Reconciler) next(ctx context.Context) (*batch, error) {
+func (r *shardReconciler) next(ctx context.Context) (*batch, error) {
 	if err := r.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
@@ -299,11 +344,11 @@ const blockSlice = 100 * time.Millisecond
 //
 // Claimed entries are this consumer's pending ones: those that do not fit
 // in the batch are read first by the next (readBatch).
-func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, readState, error) {
+func (r *shardReconciler) claim(ctx context.Context) ([]streamEntry, readState, error) {
 	if !r.claimedAt.IsZero() && time.Since(r.claimedAt) < r.claimEvery() {
 		return nil, readState{}, nil
 	}
-	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.e.keys.Events(), Group: r.cfg.Group,
+	msgs, _, err := r.e.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.shard.Events(), Group: r.cfg.Group,
 		Consumer: r.cfg.Consumer, MinIdle: r.cfg.ClaimIdle, Start: "0-0", Count: int64(r.chunkFor(r.cfg.BatchSize))}).Result()
 	if err == nil && len(msgs) == 0 {
 		r.claimedAt = time.Now()
@@ -319,10 +364,10 @@ func (r *Reconciler) claim(ctx context.Context) ([]streamEntry, readState, error
 
 // claimEvery is the least time between two looks for abandoned entries
 // that find none: half of ClaimIdle, at most 5 s.
-func (r *Reconciler) claimEvery() time.Duration { return min(r.cfg.ClaimIdle/2, 5*time.Second) }
+func (r *shardReconciler) claimEvery() time.Duration { return min(r.cfg.ClaimIdle/2, 5*time.Second) }
 
-func (r *Reconciler) ensureGroup(ctx context.Context) error {
-	err := r.e.rdb.XGroupCreateMkStream(ctx, r.e.keys.Events(), r.cfg.Group, "0").Err()
+func (r *shardReconciler) ensureGroup(ctx context.Context) error {
+	err := r.e.rdb.XGroupCreateMkStream(ctx, r.shard.Events(), r.cfg.Group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return unavailable(err)
 	}
@@ -334,7 +379,7 @@ func (r *Reconciler) ensureGroup(ctx context.Context) error {
 // the dead-letter stream; then every entry handled is acknowledged. An
 // error (Postgres or Redis unavailable) leaves the batch pending, to be
 // applied again, which the event ids make harmless.
-func (r *Reconciler) apply(ctx context.Context, b *batch) error {
+func (r *shardReconciler) apply(ctx context.Context, b *batch) error {
 	refused, seq, err := r.store(ctx, b.sources, b.events)
 	if err != nil {
 		return fmt.Errorf("write %d events to postgres: %w", len(b.events), err)
@@ -352,7 +397,7 @@ func (r *Reconciler) apply(ctx context.Context, b *batch) error {
 	if err := r.ack(ctx, acksAfter(b.entries, letters)); err != nil {
 		return err
 	}
-	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.e.keys, seq))
+	return unavailable(raiseCheckpoint(ctx, r.e.rdb, r.shard, seq))
 }
 
 // acksAfter is the entries to acknowledge once letters are moved: not
@@ -392,7 +437,7 @@ func acksAfter(entries []string, letters []letter) []string {
 // returned, the others are recorded. A batch of n entries with k refused
 // costs about 2k·log2(n) extra transactions, once. Any other error is
 // returned: the batch stays pending and is retried.
-func (r *Reconciler) store(ctx context.Context, sources []eventSource, events []Event) ([]letter, int64, error) {
+func (r *shardReconciler) store(ctx context.Context, sources []eventSource, events []Event) ([]letter, int64, error) {
 	if len(events) == 0 {
 		return nil, 0, nil
 	}
@@ -429,8 +474,8 @@ func (r *Reconciler) store(ctx context.Context, sources []eventSource, events []
 // made acknowledging ~14 % of a batch's time, docs/benchmarks.md.) Called
 // with no ids it only trims (after a batch of dead letters, which
 // deadletter.lua acknowledges).
-func (r *Reconciler) ack(ctx context.Context, ids []string) error {
-	stream := r.e.keys.Events()
+func (r *shardReconciler) ack(ctx context.Context, ids []string) error {
+	stream := r.shard.Events()
 	if len(ids) > 0 {
 		_, err := r.e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for len(ids) > 0 {

@@ -2,6 +2,7 @@ package metering_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -67,8 +68,7 @@ func TestEventIDsAreUnique(t *testing.T) {
 	for i := 0; i < charges; i++ {
 		require.Equal(t, metering.Charged, w.charge(t, key, cr(1)).Status)
 	}
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
+	msgs := w.streamEntries(t)
 	seen := map[string]string{}
 	for _, m := range msgs {
 		id, kind := m.Values["id"].(string), m.Values["k"].(string)
@@ -88,15 +88,14 @@ func TestReconcilerAppliesReplayedEventsOnce(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, monday)
 	someTraffic(t, w, 12)
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
+	msgs := w.streamEntries(t)
 	require.Greater(t, len(msgs), 12)
 	w.drainAndCheck(t)
 	want := w.pgSnapshot(t)
 	events := w.pgInt(t, `SELECT count(*) FROM events`)
 	require.Equal(t, int64(len(msgs)), events)
 
-	stream := w.Engine.Keys().Events()
+	stream := w.Engine.Keys().Shard(0).Events()
 	replay := func() {
 		for _, m := range msgs {
 			require.NoError(t, w.Redis.XAdd(w.ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err())
@@ -168,7 +167,7 @@ func runBlocked(t *testing.T, w *world, r *metering.Reconciler, consumer string,
 // neither acknowledged nor trimmed; the same consumer's next run applies it.
 func TestReconcilerFailedBatchStaysPending(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, monday)
+	w := oneStreamWorld(t, monday)
 	keys := someTraffic(t, w, 10)
 	entries := w.streamLen(t)
 	require.Equal(t, int64(0), w.pgInt(t, `SELECT count(*) FROM events WHERE kind = 'usage'`))
@@ -222,16 +221,23 @@ func TestReconcilerLoopRetriesAfterFailure(t *testing.T) {
 // never acknowledges, as a gateway killed mid-batch would.
 func readAsDeadConsumer(t *testing.T, w *world, consumer string) int {
 	t.Helper()
-	stream := w.Engine.Keys().Events()
-	err := w.Redis.XGroupCreateMkStream(w.ctx, stream, group, "0").Err()
-	if err != nil {
-		require.Contains(t, err.Error(), "BUSYGROUP")
+	read := 0
+	for _, sh := range w.Engine.Keys().Shards() {
+		stream := sh.Events()
+		err := w.Redis.XGroupCreateMkStream(w.ctx, stream, group, "0").Err()
+		if err != nil {
+			require.Contains(t, err.Error(), "BUSYGROUP")
+		}
+		res, err := w.Redis.XReadGroup(w.ctx, &redis.XReadGroupArgs{Group: group, Consumer: consumer,
+			Streams: []string{stream, ">"}, Count: 100000, Block: -1}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue // nothing new in this shard's stream
+		}
+		require.NoError(t, err)
+		require.Len(t, res, 1)
+		read += len(res[0].Messages)
 	}
-	res, err := w.Redis.XReadGroup(w.ctx, &redis.XReadGroupArgs{Group: group, Consumer: consumer,
-		Streams: []string{stream, ">"}, Count: 100000, Block: -1}).Result()
-	require.NoError(t, err)
-	require.Len(t, res, 1)
-	return len(res[0].Messages)
+	return read
 }
 
 // TestReconcilerClaimsFromDeadConsumer: entries a dead consumer read and
@@ -269,7 +275,7 @@ func TestReconcilerTrimsEntriesAckedOutOfOrder(t *testing.T) {
 	t.Parallel()
 	t.Run("claimed from a dead consumer", func(t *testing.T) {
 		t.Parallel()
-		w := newWorld(t, monday)
+		w := oneStreamWorld(t, monday)
 		keys := someTraffic(t, w, 6)
 		readAsDeadConsumer(t, w, "dead")
 		for i := 0; i < 5; i++ {
@@ -285,7 +291,7 @@ func TestReconcilerTrimsEntriesAckedOutOfOrder(t *testing.T) {
 	})
 	t.Run("two gateways, one retrying", func(t *testing.T) {
 		t.Parallel()
-		w := newWorld(t, monday)
+		w := oneStreamWorld(t, monday)
 		keys := someTraffic(t, w, 6)
 		release := lockEvents(t, w)
 		a := w.reconciler(t, metering.ReconcilerConfig{Consumer: "a"})

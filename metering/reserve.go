@@ -62,6 +62,7 @@ type Reservation struct {
 
 	userKey, projectKey, flightKey string
 	projectID                      int64
+	shard                          *ShardKeys
 }
 
 // Reserve authenticates the key, prices the estimate and takes it through
@@ -160,9 +161,9 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, r ReserveReque
 	id := e.ids.Next()
 	c := getCall(reserveScript)
 	defer putCall(c)
-	args := reserveArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: e.keys.Events(),
-		FlightKey: ent.flightKey, RecordKey: e.keys.Reservation(id), LeasesKey: e.keys.Leases(),
-		PriceVersionKey: e.keys.PriceVersion(), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
+	args := reserveArgs{UserKey: ent.userKey, ProjectKey: ent.projectKey, EventsKey: ent.shard.Events(),
+		FlightKey: ent.flightKey, RecordKey: ent.shard.Reservation(id), LeasesKey: ent.shard.Leases(),
+		PriceVersionKey: ent.shard.PriceVersion(), KeyHash: ent.keyArg, UserVersion: ent.versionArg,
 		ProjectVersion: ent.projectVer, NowMs: now.UnixMilli(), AllowanceStart: b.allowanceStart, Month: b.month,
 		Amount: res.Reserved, EventID: id, Request: r.Request, UserID: ent.userArg,
 		DeadlineMs: now.Add(r.Lease).UnixMilli(), Order: order, PriceVersion: version, Model: r.Model, AllowanceEndMs: b.allowanceEnd}
@@ -170,7 +171,7 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, r ReserveReque
 	if err := e.runner.Run(ctx, c); err != nil {
 		if errors.Is(err, ErrOutcomeUnknown) {
 			// The caller refuses the request: it must not stay reserved.
-			e.cancelReserveLater(&Reservation{ID: id, Status: Reserved, UserID: ent.userID, projectID: ent.projectID,
+			e.cancelReserveLater(&Reservation{ID: id, Status: Reserved, UserID: ent.userID, projectID: ent.projectID, shard: ent.shard,
 				userKey: ent.userKey, projectKey: ent.projectKey, flightKey: ent.flightKey})
 		}
 		return 0, err
@@ -184,7 +185,7 @@ func (e *Engine) reserveCall(ctx context.Context, ent *userEntry, r ReserveReque
 	case scriptOK:
 		res.ID, res.Status, res.Remaining, res.Taken = id, Reserved, a.Remaining, a.Taken
 		res.userKey, res.projectKey, res.flightKey = ent.userKey, ent.projectKey, ent.flightKey
-		res.projectID = ent.projectID
+		res.projectID, res.shard = ent.projectID, ent.shard
 		e.cfg.Metrics.add(ReservationsOpened, 1)
 	case scriptInsufficient:
 		res.Status, res.Remaining = Insufficient, a.Remaining
@@ -200,7 +201,7 @@ func (e *Engine) RenewLease(ctx context.Context, r *Reservation, d time.Duration
 	}
 	c := getCall(renewScript)
 	defer putCall(c)
-	c.Keys = append(c.Keys, e.keys.Leases(), r.flightKey)
+	c.Keys = append(c.Keys, r.shard.Leases(), r.flightKey)
 	c.Args = append(c.Args, r.ID, e.cfg.Now().Add(d).UnixMilli())
 	if err := e.runner.Run(ctx, c); err != nil {
 		return err

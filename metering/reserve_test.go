@@ -173,7 +173,8 @@ func TestReserveStalePriceVersionRetries(t *testing.T) {
 	w, key := reserveWorld(t)
 	// Another gateway changed a price: the version in Redis moved on. The
 	// script answers stale, the engine reloads and reserves at the new version.
-	require.NoError(t, w.Redis.Incr(w.ctx, w.Engine.Keys().PriceVersion()).Err())
+	// (One shard's: a gateway that sees it raises every shard's.)
+	require.NoError(t, w.Redis.Incr(w.ctx, w.Engine.Keys().Shard(0).PriceVersion()).Err())
 	r := w.reserve(t, metering.ReserveRequest{Key: key, Model: "m1", Estimate: tokens(1_000_000, 0)})
 	require.Equal(t, metering.Reserved, r.Status)
 	w.settle(t, r, metering.Outcome{Refund: true})
@@ -188,12 +189,13 @@ func TestRenewLease(t *testing.T) {
 	w.Clock.Advance(30 * time.Minute) // past the first lease, within the renewed one
 	require.ErrorIs(t, w.Engine.DeleteUser(w.ctx, "test", "u"), metering.ErrConflict, "an open reservation is in flight")
 	w.Clock.Advance(-30 * time.Minute)
-	score, err := w.Redis.ZScore(w.ctx, w.Engine.Keys().Leases(), r.ID).Result()
+	sh := w.Engine.Keys().ShardOf(userProject(t, w.DB, r.UserID), r.UserID)
+	score, err := w.Redis.ZScore(w.ctx, sh.Leases(), r.ID).Result()
 	require.NoError(t, err)
 	require.Equal(t, float64(monday.Add(time.Hour).UnixMilli()), score)
 	w.settle(t, r, metering.Outcome{Refund: true})
 	require.ErrorIs(t, w.Engine.RenewLease(w.ctx, r, time.Hour), metering.ErrNotFound)
-	n, err := w.Redis.ZCard(w.ctx, w.Engine.Keys().Leases()).Result()
+	n, err := w.Redis.ZCard(w.ctx, sh.Leases()).Result()
 	require.NoError(t, err)
 	require.Zero(t, n, "a settled reservation leaves no lease")
 	w.drainAndCheck(t)

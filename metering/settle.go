@@ -40,6 +40,7 @@ type SettleResult struct {
 type settleArgs struct {
 	id                  string
 	userID, projectID   int64
+	shard               *ShardKeys
 	userKey, projectKey string
 	flightKey           string
 	cost                int64 // -1: the reserved amount
@@ -83,7 +84,7 @@ func (e *Engine) Settle(ctx context.Context, r *Reservation, o Outcome) (SettleR
 		}
 	}
 	u := o.Units
-	return e.settle(ctx, settleArgs{id: r.ID, userID: r.UserID, projectID: r.projectID, userKey: r.userKey,
+	return e.settle(ctx, settleArgs{id: r.ID, userID: r.UserID, projectID: r.projectID, shard: r.shard, userKey: r.userKey,
 		projectKey: r.projectKey, flightKey: r.flightKey, cost: int64(cost),
 		// The model says which unit applies; a request uses one kind of each.
 		in:     u.InputTokens + u.Characters + u.AudioMillis,
@@ -98,8 +99,8 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 	orphan := "0"
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(settleScript)
-		c.Keys = append(c.Keys, a.userKey, a.projectKey, e.keys.Events(), a.flightKey,
-			e.keys.Reservation(a.id), e.keys.Leases())
+		c.Keys = append(c.Keys, a.userKey, a.projectKey, a.shard.Events(), a.flightKey,
+			a.shard.Reservation(a.id), a.shard.Leases())
 		status := ""
 		if a.status >= 0 {
 			status = strconv.Itoa(a.status)
@@ -133,7 +134,7 @@ func (e *Engine) settle(ctx context.Context, a settleArgs) (SettleResult, error)
 		case len(res) >= 1 && res[0] == 1:
 			return SettleResult{AlreadySettled: true}, nil
 		case len(res) >= 1 && res[0] == scriptNoUser:
-			found, err := e.loadUser(ctx, a.userID)
+			_, found, err := e.loadUser(ctx, a.userID)
 			if err != nil {
 				return SettleResult{}, err
 			}

@@ -144,36 +144,37 @@ func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 	}()
 	s.e.cfg.Metrics.add(SweeperRuns, 1)
 	settled := 0
-	for {
-		n, more, err := s.sweepBatch(ctx)
-		settled += n
-		if err != nil {
-			return settled, err
-		}
-		if !more {
-			break
-		}
-	}
-	for {
-		n, more, err := s.sweepCreditLeases(ctx)
-		settled += n
-		if err != nil || !more {
-			return settled, err
+	for _, sweep := range []func(context.Context, *ShardKeys) (int, bool, error){s.sweepBatch, s.sweepCreditLeases} {
+		for i := range s.e.keys.Shards() {
+			for {
+				n, more, err := sweep(ctx, s.e.keys.Shard(i))
+				settled += n
+				if err != nil {
+					return settled, err
+				}
+				if !more {
+					break
+				}
+			}
 		}
 	}
+	if _, err := s.e.finishPendingTransfers(ctx); err != nil {
+		return settled, fmt.Errorf("finish transfers between shards: %w", err)
+	}
+	return settled, nil
 }
 
-// sweepBatch settles up to Batch expired reservations; more reports
-// that the batch was full.
-func (s *Sweeper) sweepBatch(ctx context.Context) (settled int, more bool, err error) {
+// sweepBatch settles up to Batch expired reservations of a shard; more
+// reports that the batch was full.
+func (s *Sweeper) sweepBatch(ctx context.Context, sh *ShardKeys) (settled int, more bool, err error) {
 	e := s.e
 	cost, note := int64(-1), "lease expired: charged the estimate"
 	if s.cfg.Policy == SweepRefund {
 		cost, note = 0, "lease expired: refunded"
 	}
-	return s.sweepExpired(ctx, e.keys.Leases(), e.keys.Reservation, func(id string, uid, pid int64) (bool, error) {
-		res, err := e.settle(ctx, settleArgs{id: id, userID: uid, projectID: pid,
-			userKey: e.keys.User(uid), projectKey: e.keys.Project(pid), flightKey: e.keys.InFlight(uid),
+	return s.sweepExpired(ctx, sh.Leases(), sh.Reservation, func(id string, uid, pid int64) (bool, error) {
+		res, err := e.settle(ctx, settleArgs{id: id, userID: uid, projectID: pid, shard: sh,
+			userKey: sh.User(uid), projectKey: sh.Project(pid), flightKey: sh.InFlight(uid),
 			cost: cost, status: -1, note: note})
 		swept := err == nil && !res.AlreadySettled
 		if swept {

@@ -122,7 +122,7 @@ func TestConcurrentReserveSettle(t *testing.T) {
 	t.Parallel()
 	w, key := reserveWorld(t) // 40 credits reachable: allowance 10, pool 10, awarded 10, purchased 10
 	uid := w.view(t, "u").ID
-	stop := watchNegative(w, []string{w.Engine.Keys().User(uid), w.Engine.Keys().Project(w.view(t, "u").ProjectID)})
+	stop := watchNegative(w, []string{w.Engine.Keys().ShardOf(userProject(t, w.DB, uid), uid).User(uid), w.Engine.Keys().ProjectShard(w.view(t, "u").ProjectID).Project(w.view(t, "u").ProjectID)})
 	engines := []*metering.Engine{w.Engine, w.NewEngine(t)}
 	const n = 200
 	var wg sync.WaitGroup

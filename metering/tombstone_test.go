@@ -30,11 +30,11 @@ func TestMoneyScriptsRefuseDeletedUsers(t *testing.T) {
 	require.NoError(t, err)
 	b.Drain(t)
 	require.NoError(t, b.Engine.DeleteUser(ctx, "test", "bob"))
-	tomb, err := b.Redis.HGetAll(ctx, b.Engine.Keys().User(bob.ID)).Result()
+	tomb, err := b.Redis.HGetAll(ctx, b.Engine.Keys().ShardOf(bob.ProjectID, bob.ID).User(bob.ID)).Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, tomb, "the deleted user's hash stays as a tombstone")
 	streamLen := func() int64 {
-		n, err := b.Redis.XLen(ctx, b.Engine.Keys().Events()).Result()
+		n, err := b.Redis.XLen(ctx, b.Engine.Keys().Shard(0).Events()).Result()
 		require.NoError(t, err)
 		return n
 	}
@@ -44,7 +44,7 @@ func TestMoneyScriptsRefuseDeletedUsers(t *testing.T) {
 	require.ErrorIs(t, b.Engine.TransferAsRead(ctx, ann, bob, 5*metering.Micro), metering.ErrNotFound)
 	require.ErrorIs(t, b.Engine.TransferAsRead(ctx, bob, ann, 5*metering.Micro), metering.ErrNotFound)
 
-	after, err := b.Redis.HGetAll(ctx, b.Engine.Keys().User(bob.ID)).Result()
+	after, err := b.Redis.HGetAll(ctx, b.Engine.Keys().ShardOf(bob.ProjectID, bob.ID).User(bob.ID)).Result()
 	require.NoError(t, err)
 	require.Equal(t, tomb, after, "a money script changed the tombstone")
 	require.Equal(t, before, streamLen(), "a money script appended an event for a deleted user")

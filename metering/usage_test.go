@@ -18,7 +18,7 @@ func TestUsageRollupMatchesEvents(t *testing.T) {
 	w := newWorld(t, time.Date(2026, 6, 29, 22, 0, 0, 0, time.UTC))
 	keys := someTraffic(t, w, 20)
 	keys = append(keys, w.user(t, metering.UserSpec{Username: "c", Project: "p", InitialCredits: cr(40)}))
-	stream := w.Engine.Keys().Events()
+	stream := w.Engine.Keys().Shard(0).Events()
 	for day := 0; day < 3; day++ {
 		for i := 0; i < 30; i++ {
 			res := w.charge(t, keys[i%3], metering.Credits(100_000+i*37_000))

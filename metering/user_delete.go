@@ -33,6 +33,11 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 			return err
 		}
 		deleted = u.ID
+		if pending, err := hasPendingTransfer(ctx, tx, u.ID); err != nil {
+			return err
+		} else if pending {
+			return refuse(ErrConflict, "User %q has a transfer between shards in progress; try again shortly.", username)
+		}
 		v, err := bumpUserVersion(ctx, tx, u.ID)
 		if err != nil {
 			return err
@@ -51,8 +56,9 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 		}
 		c := getCall(deleteUserScript)
 		defer putCall(c)
-		c.Keys = append(c.Keys, e.keys.User(u.ID), e.keys.InFlight(u.ID), e.keys.KeyIndex())
-		c.Args = append(c.Args, e.cfg.Now().UnixMilli(), kh, v, int64(deleteTombstoneTTL/time.Second))
+		sh := e.keys.ShardOf(u.ProjectID, u.ID)
+		c.Keys = append(c.Keys, sh.User(u.ID), sh.InFlight(u.ID))
+		c.Args = append(c.Args, e.cfg.Now().UnixMilli(), v, int64(deleteTombstoneTTL/time.Second))
 		if err := e.runner.Run(ctx, c); err != nil {
 			return err
 		}
@@ -66,6 +72,11 @@ func (e *Engine) DeleteUser(ctx context.Context, actor, username string) error {
 		}
 		if c.Res[0] != scriptOK {
 			return fmt.Errorf("delete script answered %v", c.Res)
+		}
+		// Before the commit, as the script did when it held the index:
+		// should the commit fail, the next key-index sync puts it back.
+		if kh != "" {
+			return unavailable(e.rdb.HDel(ctx, e.keys.KeyIndex(), kh).Err())
 		}
 		return nil
 	})

@@ -175,12 +175,17 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 	if err != nil {
 		return nil, err
 	}
+	sh := e.keys.ShardOf(u.ProjectID, u.ID)
+	if sh != e.keys.ShardOf(old.ProjectID, old.ID) {
+		return nil, refuse(ErrConflict, "Projects %q and %q are in different Redis shards (redis_shards), between which users cannot move yet.",
+			old.ProjectName, u.ProjectName)
+	}
 	id := e.ids.Next()
 	config := userConfigArgs(u)
 	var res []int64
 	for attempt := 0; attempt < 3; attempt++ {
 		c := getCall(patchUserScript)
-		c.Keys = append(c.Keys, e.keys.User(u.ID), e.keys.Project(u.ProjectID), e.keys.Events())
+		c.Keys = append(c.Keys, sh.User(u.ID), sh.Project(u.ProjectID), sh.Events())
 		c.Args = append(c.Args, u.Version, now.UnixMilli(), id, actor, flag(rename), flag(reassign),
 			PeriodStart(u.projectPeriod, loc, now), MonthIndex(loc, now), flag(grantChange), u.ID,
 			MonthIndex(oldLoc, now), old.ProjectID, old.ProjectName, len(config)/2)
@@ -195,7 +200,7 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		case scriptNoUser:
 			// Loaded from outside this transaction: the old config, at
 			// an older version, which this script then overwrites.
-			_, err = e.loadUser(ctx, u.ID)
+			_, _, err = e.loadUser(ctx, u.ID)
 		case scriptNoProject:
 			err = e.loadProject(ctx, u.ProjectID)
 		default:
@@ -214,6 +219,12 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		return nil, refuse(ErrConflict, "User %q changed concurrently; try again.", old.Username)
 	case res[0] != scriptOK || len(res) < 16:
 		return nil, fmt.Errorf("%w: patch script answered %v", ErrUnavailable, res)
+	}
+	if reassign {
+		// The key index names the user's project (indexValue).
+		if err := indexUsers(ctx, e.rdb, e.keys, []User{u}, nil); err != nil {
+			return nil, unavailable(err)
+		}
 	}
 	return patchEvents(id, actor, &old, &u, now, res), nil
 }

@@ -18,6 +18,7 @@ type userEntry struct {
 	// kept so a charge does not convert the hash to a string each time.
 	keyArg     string
 	versionArg string
+	shard      *ShardKeys // the shard of the user's keys (its project's)
 	userKey    string
 	flightKey  string // the user's in-flight set
 	projectID  int64

@@ -10,9 +10,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -32,6 +34,14 @@ type world struct {
 
 func newWorld(t *testing.T, start time.Time) *world {
 	b := meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(start)})
+	return &world{Bundle: b, ctx: context.Background()}
+}
+
+// oneStreamWorld is newWorld with its keys in one shard whatever
+// TOLLGATE_TEST_REDIS_SHARDS says: for tests of how the reconciler works
+// one stream, which count the entries of a batch.
+func oneStreamWorld(t *testing.T, start time.Time) *world {
+	b := meteringtest.New(t, meteringtest.Options{Clock: meteringtest.NewClock(start), RedisShards: 1})
 	return &world{Bundle: b, ctx: context.Background()}
 }
 
@@ -77,7 +87,7 @@ func (w *world) pgInt(t testing.TB, sql string, args ...any) int64 {
 func (w *world) redisUser(t testing.TB, id int64) map[string]int64 {
 	t.Helper()
 	names := []string{"a", "ap", "pu", "aw", "pr", "gm"}
-	vals, err := w.Redis.HMGet(w.ctx, w.Engine.Keys().User(id), names...).Result()
+	vals, err := w.Redis.HMGet(w.ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, id), id).User(id), names...).Result()
 	require.NoError(t, err)
 	out := map[string]int64{}
 	for i, n := range names {
@@ -133,7 +143,7 @@ func (w *world) settle(t *testing.T, r *metering.Reservation, o metering.Outcome
 func (w *world) balances(t *testing.T) (user map[string]int64, pool int64) {
 	t.Helper()
 	v := w.view(t, "u")
-	pb, err := w.Redis.HGet(w.ctx, w.Engine.Keys().Project(v.ProjectID), "pb").Int64()
+	pb, err := w.Redis.HGet(w.ctx, w.Engine.Keys().ProjectShard(v.ProjectID).Project(v.ProjectID), "pb").Int64()
 	require.NoError(t, err)
 	return w.redisUser(t, v.ID), pb
 }
@@ -153,8 +163,8 @@ func (w *world) reconciler(t *testing.T, cfg metering.ReconcilerConfig) *meterin
 
 func (w *world) streamLen(t *testing.T) int64 {
 	t.Helper()
-	n, err := w.Redis.XLen(w.ctx, w.Engine.Keys().Events()).Result()
-	require.NoError(t, err)
+	n := w.tryStreamLen()
+	require.GreaterOrEqual(t, n, int64(0), "stream length")
 	return n
 }
 
@@ -169,17 +179,41 @@ func (w *world) pendingFor(t *testing.T, consumer string) int64 {
 // (which run in another goroutine, where require must not be used).
 
 func (w *world) tryPending(consumer string) (int64, error) {
-	p, err := w.Redis.XPendingExt(w.ctx, &redis.XPendingExtArgs{Stream: w.Engine.Keys().Events(), Group: group,
-		Start: "-", End: "+", Count: 100000, Consumer: consumer}).Result()
-	return int64(len(p)), err
+	total := int64(0)
+	for _, sh := range w.Engine.Keys().Shards() {
+		p, err := w.Redis.XPendingExt(w.ctx, &redis.XPendingExtArgs{Stream: sh.Events(), Group: group,
+			Start: "-", End: "+", Count: 100000, Consumer: consumer}).Result()
+		if err != nil && !strings.HasPrefix(err.Error(), "NOGROUP") {
+			return -1, err
+		}
+		total += int64(len(p))
+	}
+	return total, nil
 }
 
+// tryStreamLen is the length of every shard's stream together.
 func (w *world) tryStreamLen() int64 {
-	n, err := w.Redis.XLen(w.ctx, w.Engine.Keys().Events()).Result()
-	if err != nil {
-		return -1
+	total := int64(0)
+	for _, sh := range w.Engine.Keys().Shards() {
+		n, err := w.Redis.XLen(w.ctx, sh.Events()).Result()
+		if err != nil {
+			return -1
+		}
+		total += n
 	}
-	return n
+	return total
+}
+
+// streamEntries are every shard's stream entries, shard by shard.
+func (w *world) streamEntries(t testing.TB) []redis.XMessage {
+	t.Helper()
+	var all []redis.XMessage
+	for _, sh := range w.Engine.Keys().Shards() {
+		msgs, err := w.Redis.XRange(w.ctx, sh.Events(), "-", "+").Result()
+		require.NoError(t, err)
+		all = append(all, msgs...)
+	}
+	return all
 }
 
 func (w *world) tryInt(sql string) int64 {
@@ -214,7 +248,7 @@ func (w *world) pgSnapshot(t *testing.T) string {
 // gateway (or anything else with Redis access) could.
 func (w *world) xadd(t *testing.T, fields ...any) string {
 	t.Helper()
-	id, err := w.Redis.XAdd(w.ctx, &redis.XAddArgs{Stream: w.Engine.Keys().Events(), Values: fields}).Result()
+	id, err := w.Redis.XAdd(w.ctx, &redis.XAddArgs{Stream: w.Engine.Keys().Shard(0).Events(), Values: fields}).Result()
 	require.NoError(t, err)
 	return id
 }
@@ -224,7 +258,7 @@ func (w *world) xadd(t *testing.T, fields ...any) string {
 // ledger must record it for Redis and Postgres to agree.
 func (w *world) xaddAdjust(t *testing.T, uid int64, eventID string, delta int64, fields ...any) string {
 	t.Helper()
-	require.NoError(t, w.Redis.HIncrBy(w.ctx, w.Engine.Keys().User(uid), "aw", delta).Err())
+	require.NoError(t, w.Redis.HIncrBy(w.ctx, w.Engine.Keys().ShardOf(userProject(t, w.DB, uid), uid).User(uid), "aw", delta).Err())
 	return w.xadd(t, append([]any{"id", eventID, "k", "adjust", "t", strconv.FormatInt(monday.UnixMilli(), 10),
 		"u", strconv.FormatInt(uid, 10), "aw", strconv.FormatInt(delta, 10)}, fields...)...)
 }
@@ -306,8 +340,7 @@ func (w *world) ledgerUsage(t *testing.T, userID int64) ledgerUsage {
 // the reconciler drop it.
 func (w *world) checkLedger(t *testing.T, ctx string) {
 	t.Helper()
-	msgs, err := w.Redis.XRange(w.ctx, w.Engine.Keys().Events(), "-", "+").Result()
-	require.NoError(t, err)
+	msgs := w.streamEntries(t)
 	type ev struct {
 		kind                  string
 		u, p                  int64
@@ -420,8 +453,17 @@ func (w *world) checkLedger(t *testing.T, ctx string) {
 			[]int64{b.a, b.ap, b.pu, b.aw, b.pr, b.gm}, "%s: user %d: Postgres + unreconciled events must equal Redis [a ap pu aw pr gm]", ctx, id)
 	}
 	for id, pb := range pools {
-		v, err := w.Redis.HGet(w.ctx, w.Engine.Keys().Project(id), "pb").Int64()
+		v, err := w.Redis.HGet(w.ctx, w.Engine.Keys().ProjectShard(id).Project(id), "pb").Int64()
 		require.NoError(t, err)
 		require.Equal(t, v, pb, "%s: project %d: Postgres + unreconciled events must equal the Redis pool", ctx, id)
 	}
+}
+
+// userProject is the project of user id as Postgres has it (0: none),
+// which with the user id says the shard of its Redis keys.
+func userProject(t testing.TB, db *pgxpool.Pool, id int64) int64 {
+	t.Helper()
+	var pid int64
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT coalesce(project_id, 0) FROM users WHERE id = $1`, id).Scan(&pid))
+	return pid
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,8 @@ type Bundle struct {
 	Schema string
 	Prefix string
 	Clock  *Clock
+	// redisURL is the server Redis connects to.
+	redisURL string
 }
 
 // Options adjust the engine a bundle builds.
@@ -92,6 +95,21 @@ type Options struct {
 	// DatabaseURL is the Postgres server the bundle's schema is made in
 	// (empty: the test Postgres, DatabaseURL()).
 	DatabaseURL string
+	// RedisShards splits the bundle's keys into shards (metering.Config's
+	// RedisShards); 0: TestShards().
+	RedisShards int
+}
+
+// TestShards is the shard count bundles use unless a test sets its own:
+// TOLLGATE_TEST_REDIS_SHARDS, or 1. make test runs the metering tests
+// once more with several shards, so that every test also checks the
+// sharded layout.
+func TestShards() int {
+	n, err := strconv.Atoi(os.Getenv("TOLLGATE_TEST_REDIS_SHARDS"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 // New builds a migrated schema, a Redis prefix and an engine over them.
@@ -99,7 +117,10 @@ func New(t testing.TB, opts Options) *Bundle {
 	t.Helper()
 	ctx := context.Background()
 	b := &Bundle{Schema: "t_" + randomHex(6), Prefix: "test-" + randomHex(6), Clock: opts.Clock}
-	fence, err := metering.NewRedisFence(b.Prefix)
+	if opts.RedisShards == 0 {
+		opts.RedisShards = TestShards()
+	}
+	fence, err := metering.NewRedisFence(b.Prefix, opts.RedisShards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +129,7 @@ func New(t testing.TB, opts Options) *Bundle {
 	if opts.RedisURL == "" {
 		opts.RedisURL = RedisURL()
 	}
+	b.redisURL = opts.RedisURL
 	b.Redis = redisClientAt(t, opts.RedisURL, func(o *redis.Options) {
 		o.OnConnect = fence.OnConnect
 		o.ClientName = b.Prefix // so RestartRedis can find its connections
@@ -119,7 +141,7 @@ func New(t testing.TB, opts Options) *Bundle {
 	if _, err := metering.Migrate(ctx, b.DB); err != nil {
 		t.Fatalf("migrate test schema: %v", err)
 	}
-	b.Config = metering.Config{RedisPrefix: b.Prefix, KeyPepper: []byte("test-pepper"),
+	b.Config = metering.Config{RedisPrefix: b.Prefix, RedisShards: opts.RedisShards, KeyPepper: []byte("test-pepper"),
 		KeyEncryptionKey: opts.KeyEncryptionKey, Fence: fence, Leases: opts.Leases, Logger: zaptest.NewLogger(t)}
 	if b.Clock != nil {
 		b.Config.Now = b.Clock.Now
@@ -132,6 +154,29 @@ func New(t testing.TB, opts Options) *Bundle {
 		t.Fatalf("verify the test Redis: %v", err)
 	}
 	return b
+}
+
+// WithShards is the bundle as gateways configured with another shard
+// count (redis_shards) see it: the same Redis, Postgres and key prefix, a
+// client fenced for that count, and an engine over it, verified (which
+// moves the keys into the new layout).
+func (b *Bundle) WithShards(t testing.TB, shards int) *Bundle {
+	t.Helper()
+	fence, err := metering.NewRedisFence(b.Prefix, shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := *b
+	nb.Redis = redisClientAt(t, b.redisURL, func(o *redis.Options) {
+		o.OnConnect = fence.OnConnect
+		o.ClientName = b.Prefix
+	})
+	nb.Config.RedisShards, nb.Config.Fence = shards, fence
+	nb.Engine = nb.NewEngine(t)
+	if err := nb.Engine.VerifyRedis(context.Background()); err != nil {
+		t.Fatalf("verify Redis with %d shards: %v", shards, err)
+	}
+	return &nb
 }
 
 // NewEngine builds another engine over the same stores, as a second gateway would.
@@ -304,9 +349,13 @@ func (b *Bundle) Drain(t testing.TB) {
 			t.Fatalf("reconcile: %v", err)
 		}
 		if n == 0 {
-			left, err := b.Redis.XLen(ctx, b.Engine.Keys().Events()).Result()
-			if err != nil {
-				t.Fatal(err)
+			left := int64(0)
+			for _, sh := range b.Engine.Keys().Shards() {
+				n, err := b.Redis.XLen(ctx, sh.Events()).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				left += n
 			}
 			if left == 0 {
 				return
@@ -323,19 +372,19 @@ func (b *Bundle) Drain(t testing.TB) {
 func (b *Bundle) AssertConsistent(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := b.DB.Query(ctx, `SELECT id, username, awarded, purchased, allowance_remaining, allowance_period, pool_used, grant_month FROM users`)
+	rows, err := b.DB.Query(ctx, `SELECT id, coalesce(project_id, 0), username, awarded, purchased, allowance_remaining, allowance_period, pool_used, grant_month FROM users`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	type userRow struct {
-		id                    int64
+		id, pid               int64
 		name                  string
 		aw, pr, a, ap, pu, gm int64
 	}
 	var users []userRow
 	for rows.Next() {
 		var u userRow
-		if err := rows.Scan(&u.id, &u.name, &u.aw, &u.pr, &u.a, &u.ap, &u.pu, &u.gm); err != nil {
+		if err := rows.Scan(&u.id, &u.pid, &u.name, &u.aw, &u.pr, &u.a, &u.ap, &u.pu, &u.gm); err != nil {
 			t.Fatal(err)
 		}
 		users = append(users, u)
@@ -345,7 +394,7 @@ func (b *Bundle) AssertConsistent(t testing.TB) {
 	}
 	parked := b.parkedInLedger(t)
 	for _, u := range users {
-		f, err := b.Redis.HMGet(ctx, b.Engine.Keys().User(u.id), "aw", "pr", "a", "ap", "pu", "gm", "x").Result()
+		f, err := b.Redis.HMGet(ctx, b.Engine.Keys().ShardOf(u.pid, u.id).User(u.id), "aw", "pr", "a", "ap", "pu", "gm", "x").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +422,7 @@ func (b *Bundle) AssertConsistent(t testing.TB) {
 		if err := prow.Scan(&id, &name, &bal); err != nil {
 			t.Fatal(err)
 		}
-		v, err := b.Redis.HGet(ctx, b.Engine.Keys().Project(id), "pb").Int64()
+		v, err := b.Redis.HGet(ctx, b.Engine.Keys().ProjectShard(id).Project(id), "pb").Int64()
 		if err == redis.Nil {
 			continue
 		}
@@ -504,8 +553,10 @@ func (b *Bundle) RestartRedisFrom(t testing.TB, snap RedisSnapshot) {
 	}
 	// The shared test server cannot change its run id: forgetting the
 	// verified one has the same effect on the fence.
-	if err := plain.Del(ctx, b.Engine.Keys().Epoch()).Err(); err != nil {
-		t.Fatal(err)
+	for _, sh := range b.Engine.Keys().Shards() {
+		if err := plain.Del(ctx, sh.Epoch()).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	list, err := plain.ClientList(ctx).Result()
 	if err != nil {
@@ -529,7 +580,8 @@ func (b *Bundle) RestartRedisFrom(t testing.TB, snap RedisSnapshot) {
 }
 
 func prefixKeys(ctx context.Context, c *redis.Client, prefix string) []string {
-	iter := c.Scan(ctx, 0, `\{`+prefix+`\}*`, 1000).Iterator()
+	// "{prefix}…" and the shards' "{prefix.<i>.<n>}…".
+	iter := c.Scan(ctx, 0, `\{`+prefix+`[.\}]*`, 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())

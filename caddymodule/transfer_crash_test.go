@@ -1,0 +1,73 @@
+package caddymodule_test
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering"
+	"github.com/tollgate/tollgate/metering/meteringtest"
+)
+
+// A transfer between users in different Redis shards takes two steps. A
+// gateway killed (SIGKILL, at the failpoint between them) after the debit
+// leaves the transfer pending; the sweeper of another gateway finishes it
+// once it is older than the grace: the destination is credited once, the
+// ledger holds both events once, and Redis and Postgres agree.
+func TestTransferKilledBetweenItsStepsIsFinishedOnce(t *testing.T) {
+	clock := meteringtest.NewClock(time.Now())
+	b := meteringtest.New(t, meteringtest.Options{Clock: clock, RedisShards: 4})
+	ctx := context.Background()
+	ann, _, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", InitialCredits: 10 * metering.Micro})
+	require.NoError(t, err)
+	bob, _, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "bob", InitialCredits: 1 * metering.Micro})
+	require.NoError(t, err)
+	keys := b.Engine.Keys()
+	require.NotEqual(t, keys.ShardOf(0, ann.ID), keys.ShardOf(0, bob.ID), "ann and bob must be in different shards")
+
+	listen := freePort(t)
+	gw := startGatewayProcess(t, listen, gatewayConfig(t, b, listen, "127.0.0.1:9", meteringtest.RedisURL()),
+		"TOLLGATE_FAILPOINT=transfer-after-debit")
+	req, err := http.NewRequest("POST", "http://"+listen+"/admin/v1/transfers",
+		strings.NewReader(`{"from": "ann", "to": "bob", "amount": 4, "note": "cut short"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer admin-secret")
+	req.Header.Set("Content-Type", "application/json")
+	_, err = (&http.Client{Timeout: time.Minute}).Do(req)
+	require.Error(t, err, "the gateway dies before it answers")
+	<-gw.done
+	var exit *exec.ExitError
+	require.ErrorAs(t, gw.err, &exit)
+	require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at the failpoint: %v", gw.err)
+
+	live := func(name string) metering.Credits {
+		v, err := b.Engine.GetUser(ctx, name)
+		require.NoError(t, err)
+		return v.Live.Awarded
+	}
+	require.Equal(t, 6*metering.Micro, live("ann"), "debited")
+	require.Equal(t, 1*metering.Micro, live("bob"), "not yet credited")
+
+	sw, err := b.Engine.NewSweeper(metering.SweeperConfig{Policy: metering.SweepRefund})
+	require.NoError(t, err)
+	clock.Advance(2 * time.Minute) // past the grace in which the transfer was its gateway's
+	for i := 0; i < 2; i++ {
+		_, err = sw.RunOnce(ctx)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 6*metering.Micro, live("ann"))
+	require.Equal(t, 5*metering.Micro, live("bob"), "credited once")
+	var pending, events int
+	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM pending_transfers`).Scan(&pending))
+	require.Zero(t, pending)
+	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM events WHERE kind = 'transfer'`).Scan(&events))
+	require.Equal(t, 2, events, "debit and credit, once each")
+	b.Drain(t)
+	b.AssertConsistent(t)
+}
