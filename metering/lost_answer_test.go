@@ -57,6 +57,11 @@ func newLostAnswerWorld(t *testing.T) *lostAnswerWorld {
 	require.Equal(t, metering.Charged, res.Status)
 	gw.Release(res.Lease)
 	require.Eventually(t, func() bool { return w.inFlight(t) == 0 }, 10*time.Second, 5*time.Millisecond)
+	// A release whose answer timed out (a loaded machine) is retried from
+	// the repair queue even though it ran: let that retry go now, so it is
+	// not the first command after a test's DropReplies or FreezeRequests
+	// and does not take the hold meant for the test's own command.
+	require.NoError(t, gw.WaitForRepairs(ctx))
 	return w
 }
 
@@ -120,9 +125,10 @@ func TestHeldChargeArrivingAfterItsCancelIsRefused(t *testing.T) {
 	ctx := context.Background()
 	before := w.effective(t)
 
-	held := w.proxy.FreezeRequests()
+	frozen := w.proxy.FreezeRequests()
 	_, err := w.gw.ChargeTracked(ctx, w.key, 2*metering.Micro, "GET /held", time.Minute)
 	require.ErrorIs(t, err, metering.ErrOutcomeUnknown)
+	held := frozen.Conns()
 	require.NoError(t, w.gw.WaitForRepairs(ctx), "the cancel ran on a new connection")
 	waiting := 0
 	for _, c := range held {
@@ -153,15 +159,19 @@ func TestLostAnswerReservationIsCancelled(t *testing.T) {
 			fixed := 3 * metering.Micro
 			req := metering.ReserveRequest{Key: w.key, Fixed: &fixed, Request: "POST /reserve", Lease: time.Minute}
 
-			var held []*meteringtest.ProxyConn
+			var frozen *meteringtest.Frozen
 			if order == "ran first" {
 				w.proxy.DropReplies()
 			} else {
-				held = w.proxy.FreezeRequests()
+				frozen = w.proxy.FreezeRequests()
 			}
 			_, err := w.gw.Reserve(ctx, req)
 			require.ErrorIs(t, err, metering.ErrOutcomeUnknown)
 			require.NoError(t, w.gw.WaitForRepairs(ctx))
+			var held []*meteringtest.ProxyConn
+			if frozen != nil {
+				held = frozen.Conns()
+			}
 			for _, c := range held {
 				c.Thaw()
 				c.WaitClosed(t, 30*time.Second)
@@ -173,6 +183,57 @@ func TestLostAnswerReservationIsCancelled(t *testing.T) {
 			require.Zero(t, leases, "a lease is left for the sweeper")
 			w.b.Drain(t)
 			w.b.AssertConsistent(t)
+		})
+	}
+}
+
+// The client has no connection when the answers start being lost: go-redis
+// closed it, as it does one whose read timed out (a set-up command's, on a
+// loaded machine), and dials a new one for the next command. The hold must
+// still reach that command, or the test meaning to lose its answer gets
+// one: the proxy gives it to the connection carrying the first command
+// after the call, and the undo that follows, on a later connection, passes.
+// Cutting every connection (Down, Up) stands for the timed-out one, at a
+// moment the test chooses rather than one a loaded machine might.
+func TestLostAnswerOnAConnectionDialledAfterTheDrop(t *testing.T) {
+	t.Parallel()
+	for _, hold := range []string{"drop replies", "freeze requests"} {
+		t.Run(hold, func(t *testing.T) {
+			t.Parallel()
+			w := newLostAnswerWorld(t)
+			ctx := context.Background()
+			before := w.effective(t)
+			w.proxy.Down()
+			w.proxy.Up()
+
+			var frozen *meteringtest.Frozen
+			if hold == "drop replies" {
+				w.proxy.DropReplies()
+			} else {
+				frozen = w.proxy.FreezeRequests()
+			}
+			_, err := w.gw.ChargeTracked(ctx, w.key, 2*metering.Micro, "GET /redialled", time.Minute)
+			require.ErrorIs(t, err, metering.ErrOutcomeUnknown)
+			require.NoError(t, w.gw.WaitForRepairs(ctx), "the repair ran on a later connection")
+			want := map[string]int{"usage": 1, "void": 1}
+			if frozen != nil {
+				held := frozen.Conns()
+				waiting := 0
+				for _, c := range held {
+					waiting += c.Held()
+				}
+				require.Positive(t, waiting, "the charge is waiting in the connection dialled after the freeze")
+				for _, c := range held {
+					c.Thaw()
+					c.WaitClosed(t, 30*time.Second)
+				}
+				want = map[string]int{}
+			}
+			require.Equal(t, before, w.effective(t), "the refused request stayed charged")
+			require.Zero(t, w.inFlight(t))
+			w.b.Drain(t)
+			w.b.AssertConsistent(t)
+			require.Equal(t, want, w.ledger(t, "GET /redialled"))
 		})
 	}
 }

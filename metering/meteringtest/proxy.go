@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +16,10 @@ import (
 // Proxy is a TCP proxy in front of the test Redis that can hold what
 // passes through it, the way a stalled Redis or a network partition
 // does: a command that was sent but not yet executed (held requests), or
-// executed with its answer lost (held replies). Connections opened after
-// a Freeze pass freely, so the client's new connections work while the
-// frozen ones wait.
+// executed with its answer lost (held replies). A hold applies to the
+// connections open at the call and to the connection that carries the
+// first command after it (see freeze); every later connection passes freely,
+// so the client's new connections work while the held ones wait.
 type Proxy struct {
 	Addr string
 
@@ -27,7 +29,10 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  []*proxyConn
 	down   bool
-	wg     sync.WaitGroup
+	// armed is the last hold (FreezeRequests or DropReplies) until the
+	// first command after it has been seen; see freeze.
+	armed *hold
+	wg    sync.WaitGroup
 	// flush, when set, empties Redis's script cache before passing on any
 	// request with an EVALSHA (see FlushScriptsBeforeEvalsha).
 	flush *redis.Client
@@ -95,6 +100,7 @@ func (c *proxyConn) requests() {
 	for {
 		n, err := c.client.Read(buf)
 		if n > 0 {
+			c.p.claim(c, buf[:n])
 			c.mu.Lock()
 			if c.holdRequests {
 				c.heldRequests = append(c.heldRequests, buf[:n]...)
@@ -147,39 +153,123 @@ func (c *proxyConn) replies() {
 	}
 }
 
-// FreezeRequests holds every command sent on the connections open now:
-// they reach Redis only at Thaw, in the order Thaw is given.
-func (p *Proxy) FreezeRequests() []*ProxyConn { return p.freeze(true) }
+// FreezeRequests holds every command sent on the connections open now,
+// and on the connection that carries the first command after the call
+// (see freeze): they reach Redis only at Thaw, in the order Thaw is given.
+func (p *Proxy) FreezeRequests() *Frozen {
+	h := &hold{requests: true}
+	p.freeze(h)
+	return &Frozen{p: p, h: h}
+}
 
-// DropReplies lets commands on the connections open now run, but loses
-// their answers, as a timeout or a broken connection does.
-func (p *Proxy) DropReplies() { p.freeze(false) }
+// DropReplies lets commands on the connections open now, and on the
+// connection that carries the first command after the call (see freeze),
+// run, but loses their answers, as a timeout or a broken connection does.
+func (p *Proxy) DropReplies() { p.freeze(&hold{}) }
 
 // ProxyConn is a frozen connection, released by Thaw.
 type ProxyConn = proxyConn
 
-func (p *Proxy) freeze(requests bool) []*ProxyConn {
+// Frozen is what one FreezeRequests holds.
+type Frozen struct {
+	p *Proxy
+	h *hold
+}
+
+// Conns returns the frozen connections: those open at the call and the
+// one that carried the first command after it, if that was another.
+// Ask once the frozen command has been sent.
+func (f *Frozen) Conns() []*ProxyConn {
+	f.p.mu.Lock()
+	defer f.p.mu.Unlock()
+	return append([]*ProxyConn(nil), f.h.conns...)
+}
+
+// hold is one FreezeRequests (requests) or DropReplies and the
+// connections it holds (guarded by Proxy.mu).
+type hold struct {
+	requests bool
+	conns    []*proxyConn
+}
+
+func (c *proxyConn) apply(h *hold) {
+	c.mu.Lock()
+	if h.requests {
+		c.holdRequests = true
+	} else {
+		c.holdReplies = true
+	}
+	c.mu.Unlock()
+	h.conns = append(h.conns, c)
+}
+
+// freeze applies h to the connections open now and arms it.
+//
+// Why arm: the client may have no usable connection at the call (go-redis
+// closes one whose read timed out, which on a loaded machine a set-up
+// command's can, and the proxy may not have seen the close yet), so the
+// command the test means to hold goes out on a connection dialled after
+// the call. The armed hold is therefore also applied to the connection
+// that carries the first command after the call (its set-up commands
+// aside), whichever it is, and then disarmed: the repairs the client makes
+// after giving up on that command go on later connections, which pass.
+// Which connection that is no longer depends on timing.
+func (p *Proxy) freeze(h *hold) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []*ProxyConn
 	for _, c := range p.conns {
 		select {
 		case <-c.closed:
 			continue // gone already
 		default:
 		}
-		out = append(out, c)
+		c.apply(h)
 	}
-	for _, c := range out {
-		c.mu.Lock()
-		if requests {
-			c.holdRequests = true
-		} else {
-			c.holdReplies = true
+	p.armed = h
+}
+
+// claim gives the armed hold, if any, to c when request is a command
+// other than a connection's set-up (a new connection's handshake is not
+// the command the hold is meant for: holding it would fail the dial
+// instead).
+func (p *Proxy) claim(c *proxyConn, request []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.armed
+	if h == nil || connSetup(request) {
+		return
+	}
+	p.armed = nil
+	if !slices.Contains(h.conns, c) {
+		c.apply(h)
+	}
+}
+
+// setupCommands are what go-redis sends on a new connection before the
+// caller's command (each batch written and answered before the next).
+var setupCommands = []string{"hello", "auth", "select", "client", "readonly"}
+
+// connSetup reports whether request starts with one of setupCommands
+// (a RESP array: *N, then $len and the command's name).
+func connSetup(request []byte) bool {
+	_, rest, ok := bytes.Cut(request, []byte("\r\n"))
+	if !ok || len(request) == 0 || request[0] != '*' {
+		return false
+	}
+	_, rest, ok = bytes.Cut(rest, []byte("\r\n"))
+	if !ok {
+		return false
+	}
+	name, _, ok := bytes.Cut(rest, []byte("\r\n"))
+	if !ok {
+		return false
+	}
+	for _, s := range setupCommands {
+		if bytes.EqualFold(name, []byte(s)) {
+			return true
 		}
-		c.mu.Unlock()
 	}
-	return out
+	return false
 }
 
 // Thaw delivers a frozen connection's held commands to Redis now and
@@ -251,6 +341,7 @@ func (p *Proxy) Down() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = true
+	p.armed = nil
 	for _, c := range p.conns {
 		c.mu.Lock()
 		c.heldRequests, c.holdRequests = nil, false
