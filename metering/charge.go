@@ -129,8 +129,12 @@ func (e *Engine) charge(ctx context.Context, key string, cost Credits, request s
 		case scriptInsufficient:
 			return ChargeResult{Status: Insufficient, UserID: ent.userID, Username: ent.username, Project: ent.project,
 				Remaining: ans.Remaining}, nil
-		case scriptRefused, scriptDeleted:
+		case scriptRefused:
 			return ChargeResult{Status: KeyRefused}, nil
+		case scriptDeleted:
+			// Deleted, or moved to another shard: the lookup says which.
+			e.cache.drop(h)
+			continue
 		case scriptCancelled:
 			// Only an event id reused after a cancel gets here: ids are unique.
 			return ChargeResult{}, fmt.Errorf("%w: charge %s was cancelled", ErrUnavailable, id)

@@ -204,8 +204,12 @@ func (e *Engine) ChargeLeased(ctx context.Context, key string, cost Credits, req
 			return res, err
 		}
 		switch status {
-		case scriptRefused, scriptDeleted:
+		case scriptRefused:
 			return ChargeResult{Status: KeyRefused}, nil
+		case scriptDeleted:
+			// Deleted, or moved to another shard: the lookup says which.
+			e.cache.drop(h)
+			continue
 		case scriptCancelled:
 			return ChargeResult{}, fmt.Errorf("%w: lease take was cancelled", ErrUnavailable)
 		}

@@ -93,7 +93,7 @@ func indexUsers(ctx context.Context, rdb redis.UniversalClient, keys RedisKeys, 
 	fields := make([]any, 0, 2*len(users))
 	for i := range users {
 		if k := users[i].Key; k != nil {
-			fields = append(fields, string(k.Hash[:]), indexValue(users[i].ID, users[i].ProjectID))
+			fields = append(fields, string(k.Hash[:]), keys.indexValue(users[i].ID, users[i].ProjectID))
 		}
 	}
 	if oldKey != nil {
@@ -107,12 +107,13 @@ func indexUsers(ctx context.Context, rdb redis.UniversalClient, keys RedisKeys, 
 	return rdb.HSet(ctx, keys.KeyIndex(), fields...).Err()
 }
 
-// indexValue is a key-index entry's value: the user's id, and its
-// project's after a slash when it has one, so a lookup knows the user's
-// shard without asking Postgres.
-func indexValue(userID, projectID int64) string {
+// indexValue is a key-index entry's value: the user's id, and, with more
+// than one shard, its project's after a slash when it has one, so a lookup
+// knows the user's shard without asking Postgres. With one shard the
+// value stays the bare id every version before shards wrote and reads.
+func (k RedisKeys) indexValue(userID, projectID int64) string {
 	v := strconv.FormatInt(userID, 10)
-	if projectID != 0 {
+	if projectID != 0 && len(k.shards) > 1 {
 		v += "/" + strconv.FormatInt(projectID, 10)
 	}
 	return v
@@ -182,7 +183,7 @@ func (e *Engine) syncKeyIndex(ctx context.Context) error {
 		return unavailable(err)
 	}
 	err := forEachLiveKey(ctx, e.db, func(h []byte, userID, projectID int64) error {
-		batch = append(batch, string(h), indexValue(userID, projectID))
+		batch = append(batch, string(h), e.keys.indexValue(userID, projectID))
 		if len(batch) == cap(batch) {
 			return flush()
 		}
@@ -261,11 +262,30 @@ func (e *Engine) lookup(ctx context.Context, h KeyHash) (*userEntry, error) {
 		}
 	}
 	sh := e.keys.ShardOf(indexedPID, uid)
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		f, err := e.rdb.HMGet(ctx, sh.User(uid), userKeyHash, userVersion, userProject, userName,
-			userAllowance, userStatus, userKeyExpiry).Result()
+			userAllowance, userStatus, userKeyExpiry, userDeleted, userMovedOut).Result()
 		if err != nil {
 			return nil, unavailable(err)
+		}
+		if f[7] != nil {
+			if f[8] == nil {
+				return nil, nil // deleted
+			}
+			// The user moved to a project in another shard (move_shards.go):
+			// Postgres says which, once the move is committed.
+			pid, err := userProjectID(ctx, e.db, uid)
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			if next := e.keys.ShardOf(pid, uid); next != sh {
+				sh = next
+				continue
+			}
+			return nil, fmt.Errorf("%w: user %d is moving to another Redis shard; try again", ErrUnavailable, uid)
 		}
 		if f[1] == nil || f[4] == nil {
 			pid, found, err := e.loadUser(ctx, uid)

@@ -106,8 +106,12 @@ func (e *Engine) Reserve(ctx context.Context, r ReserveRequest) (*Reservation, e
 		switch code {
 		case scriptOK, scriptInsufficient:
 			return res, nil
-		case scriptRefused, scriptDeleted:
+		case scriptRefused:
 			return &Reservation{Status: KeyRefused}, nil
+		case scriptDeleted:
+			// Deleted, or moved to another shard: the lookup says which.
+			e.cache.drop(h)
+			continue
 		case scriptCancelled:
 			// Only an event id reused after a cancel gets here: ids are unique.
 			return nil, fmt.Errorf("%w: reservation was cancelled", ErrUnavailable)

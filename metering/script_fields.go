@@ -41,6 +41,12 @@ const (
 	userGrantMonth     = "gm"
 	userParked         = "x"
 	userDeleted        = "del"
+	// A tombstone a move to another shard left (move_out.lua): the move's
+	// id, the version before it; the copy the new shard made holds the id
+	// in userMovedIn (move_in.lua).
+	userMovedOut  = "mo"
+	userMovedFrom = "mv"
+	userMovedIn   = "mi"
 )
 
 // Project hash fields ({p}:p:<id>).

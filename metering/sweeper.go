@@ -158,6 +158,9 @@ func (s *Sweeper) RunOnce(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	if _, err := s.e.finishPendingMoves(ctx); err != nil {
+		return settled, fmt.Errorf("finish moves between shards: %w", err)
+	}
 	if _, err := s.e.finishPendingTransfers(ctx); err != nil {
 		return settled, fmt.Errorf("finish transfers between shards: %w", err)
 	}

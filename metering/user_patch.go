@@ -59,9 +59,20 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 	if err := p.validate(now); err != nil {
 		return UserView{}, err
 	}
+	if p.SetProject && len(e.keys.Shards()) > 1 {
+		// A move to a project in another shard waits for none of the
+		// user's credit leases (move_out.lua): they end first.
+		if u, err := getUserByName(ctx, e.db, username); err == nil {
+			if err := e.recall(ctx, 0, u.ID); err != nil {
+				return UserView{}, err
+			}
+		}
+	}
 	var events []Event
 	newName := username
-	var changed int64 // the user's id, when something changed
+	var changed int64     // the user's id, when something changed
+	var move *pendingMove // a move between shards, finished after the commit
+	var moved User
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
@@ -78,10 +89,13 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 		if err := insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: "user.update", Target: u.Username, Details: changes}); err != nil {
 			return err
 		}
-		events, err = e.patchRedis(ctx, actor, u, next, now, changes)
-		changed = u.ID
+		events, move, err = e.patchRedis(ctx, actor, u, next, now, changes)
+		changed, moved = u.ID, next
 		return err
 	})
+	if err == nil && move != nil {
+		err = e.moveDone(ctx, *move, moved)
+	}
 	if err == nil {
 		// Leases taken under the old settings end before this returns.
 		err = e.recall(ctx, 0, changed)
@@ -153,14 +167,41 @@ func (e *Engine) applyPatch(ctx context.Context, tx pgx.Tx, u User, p UserPatch)
 }
 
 // patchRedis mirrors the patched user into Redis with patch_user.lua and
-// returns the events it appended, for recording in Postgres.
-func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now time.Time, changes map[string]any) ([]Event, error) {
+// returns the events it appended, for recording in Postgres. A move to a
+// project in another shard first moves the user's hash there
+// (move_shards.go) and returns the move, which the caller finishes once
+// Postgres has committed (moveDone).
+func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now time.Time, changes map[string]any) ([]Event, *pendingMove, error) {
 	_, rename := changes["username"]
 	_, reassign := changes["project"]
 	_, grantChange := changes["monthly_grant"]
 	if _, partner := changes["partner"]; partner {
 		grantChange = true // grants run only while the user is a partner
 	}
+	var move *pendingMove
+	if e.keys.ShardOf(u.ProjectID, u.ID) != e.keys.ShardOf(old.ProjectID, old.ID) {
+		if len(changes) > 1 {
+			return nil, nil, invalid("project", "moves the user to a project in another Redis shard: change the project alone, then the rest")
+		}
+		m, err := e.moveOut(ctx, actor, old, u)
+		if err != nil {
+			return nil, nil, err
+		}
+		move = &m
+	}
+	events, err := e.patchInShard(ctx, actor, old, u, now, rename, reassign, grantChange)
+	if err != nil && move != nil && !errors.Is(err, ErrOutcomeUnknown) {
+		// The patch did not run: the move is undone. (Had its answer been
+		// lost, it may have run: the sweeper finds out.)
+		err = errors.Join(err, e.undoMove(ctx, *move))
+		move = nil
+	}
+	return events, move, err
+}
+
+// patchInShard runs patch_user.lua in the shard of u, loading the user or
+// its project when Redis lacks them, and returns the events it appended.
+func (e *Engine) patchInShard(ctx context.Context, actor string, old, u User, now time.Time, rename, reassign, grantChange bool) ([]Event, error) {
 	if u.ProjectID != 0 {
 		// Redis may never have seen the new project.
 		if err := e.loadProject(ctx, u.ProjectID); err != nil {
@@ -176,10 +217,6 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 		return nil, err
 	}
 	sh := e.keys.ShardOf(u.ProjectID, u.ID)
-	if sh != e.keys.ShardOf(old.ProjectID, old.ID) {
-		return nil, refuse(ErrConflict, "Projects %q and %q are in different Redis shards (redis_shards), between which users cannot move yet.",
-			old.ProjectName, u.ProjectName)
-	}
 	id := e.ids.Next()
 	config := userConfigArgs(u)
 	var res []int64

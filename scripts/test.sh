@@ -46,15 +46,15 @@ done
 log "+ go vet ${packages[*]}"
 "$GO" vet "${packages[@]}"
 
-# The metering tests once more with the keys in four Redis shards (each
+# The metering and admin tests once more with the keys in four Redis shards (each
 # under its own hash tag, as a Redis Cluster deployment has them), beside
 # the main run: they mostly wait on Redis and Postgres, so the two share
 # the machine well. Without -race: the main run has it.
 sharded_log=""
 if [[ -z "${TEST_PACKAGES:-}" ]]; then
 	sharded_log=$(mktemp)
-	log "+ TOLLGATE_TEST_REDIS_SHARDS=4 go test -count=1 -timeout 9m ./metering/ (in the background)"
-	TOLLGATE_TEST_REDIS_SHARDS=4 "$GO" test -count=1 -timeout 9m ./metering/ >"$sharded_log" 2>&1 &
+	log "+ TOLLGATE_TEST_REDIS_SHARDS=4 go test -count=1 -timeout 9m ./metering/ ./admin/ (in the background)"
+	TOLLGATE_TEST_REDIS_SHARDS=4 "$GO" test -count=1 -timeout 9m ./metering/ ./admin/ >"$sharded_log" 2>&1 &
 	sharded_pid=$!
 fi
 
@@ -65,10 +65,10 @@ main_rc=0
 if [[ -n "$sharded_log" ]]; then
 	sharded_rc=0
 	wait "$sharded_pid" || sharded_rc=$?
-	log "metering tests with 4 Redis shards:"
+	log "metering and admin tests with 4 Redis shards:"
 	cat "$sharded_log"
 	rm -f "$sharded_log"
-	((sharded_rc == 0)) || die "the metering tests failed with 4 Redis shards (TOLLGATE_TEST_REDIS_SHARDS=4)"
+	((sharded_rc == 0)) || die "the metering or admin tests failed with 4 Redis shards (TOLLGATE_TEST_REDIS_SHARDS=4)"
 fi
 ((main_rc == 0)) || die "go test failed"
 
