@@ -53,6 +53,7 @@ func TestParseGlobalOption(t *testing.T) {
 		key_pepper {env.PEPPER}
 		key_encryption_key {env.KEK}
 		redis_prefix school
+		redis_shards 12
 		reconciler_consumer gw1
 		reconcile_batch 5000
 		skip_migrations
@@ -70,7 +71,7 @@ func TestParseGlobalOption(t *testing.T) {
 	var got App
 	require.NoError(t, json.Unmarshal(app.Value, &got))
 	require.Equal(t, App{Redis: "redis://r:6379/1", Postgres: "postgres://p/db", KeyPepper: "{env.PEPPER}",
-		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", ReconcilerConsumer: "gw1", ReconcileBatch: 5000, SkipMigrations: true,
+		KeyEncryptionKey: "{env.KEK}", RedisPrefix: "school", RedisShards: 12, ReconcilerConsumer: "gw1", ReconcileBatch: 5000, SkipMigrations: true,
 		SweepPolicy: "refund", SweepInterval: caddy.Duration(30 * time.Second),
 		CreditLeaseIdle: caddy.Duration(time.Second), CreditLeaseLife: caddy.Duration(8 * time.Second),
 		CreditLeaseSweepGrace: caddy.Duration(20 * time.Second), CreditLeaseHeartbeat: caddy.Duration(2 * time.Second),
@@ -100,6 +101,8 @@ func TestParseGlobalOption(t *testing.T) {
 		"metering {\n reconcile_batch -5\n}":           "reconcile_batch",
 		"metering {\n reconcile_batch 2e4\n}":          "reconcile_batch",
 		"metering {\n reconcile_batch 100001\n}":       "from 1 to 100000",
+		"metering {\n redis_shards 0\n}":               "redis_shards",
+		"metering {\n redis_shards 257\n}":             "from 1 to 256",
 	} {
 		_, err := parseGlobalOption(caddyfile.NewTestDispenser(in), nil)
 		require.ErrorContains(t, err, msg, in)
