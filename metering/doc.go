@@ -61,8 +61,10 @@
 //     (transfer.lua): balance adjustments and transfers, each recalling
 //     the credit leases of whom it changes; transfer_shards.go
 //     (transfer_step.lua, store_transfers.go): transfers between users in
-//     different shards, in idempotent steps; failpoint.go: where a crash
-//     test kills the process;
+//     different shards, in idempotent steps; move_shards.go (move_out.lua,
+//     move_in.lua, move_undo.lua, store_moves.go): a user's move to a
+//     project in another shard; failpoint.go: where a crash test kills
+//     the process;
 //     peek.go (peek_script.go: peek.lua): live balances for admin reads;
 //     ops_refresh_project.go runs refresh_script.go (refresh.lua).
 //     grants.go, grant_month.go: monthly grants; parked.go: what a user
