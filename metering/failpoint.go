@@ -15,7 +15,10 @@ const failpointEnv = "TOLLGATE_FAILPOINT"
 var failpointName = os.Getenv(failpointEnv)
 
 // Failpoint names (where each is reached is said where it is used).
-const failpointTransferAfterDebit = "transfer-after-debit"
+const (
+	failpointTransferAfterDebit = "transfer-after-debit"
+	failpointMoveAfterCopy      = "move-after-copy"
+)
 
 // failpoint kills the process if it was told to stop at name.
 func failpoint(name string) {

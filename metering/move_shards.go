@@ -70,6 +70,13 @@ type pendingMove struct {
 func (e *Engine) moveOut(ctx context.Context, actor string, old, u User) (pendingMove, error) {
 	m := pendingMove{id: e.ids.Next(), userID: u.ID, fromProject: old.ProjectID, toProject: u.ProjectID,
 		newVersion: u.Version, actor: actor, at: e.cfg.Now()}
+	// A transfer's step left to the sweeper finds its user in the shard
+	// Postgres names; its marker is in the old one.
+	if pending, err := hasPendingTransfer(ctx, e.db, u.ID); err != nil {
+		return m, err
+	} else if pending {
+		return m, refuse(ErrConflict, "User %q has a transfer between shards in progress; try again shortly.", old.Username)
+	}
 	if err := insertPendingMove(ctx, e.db, m); err != nil {
 		return m, fmt.Errorf("record move: %w", err)
 	}

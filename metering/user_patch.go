@@ -188,6 +188,9 @@ func (e *Engine) patchRedis(ctx context.Context, actor string, old, u User, now 
 			return nil, nil, err
 		}
 		move = &m
+		// Copied to the new shard, not yet applied or committed: where a
+		// crash test kills the gateway.
+		failpoint(failpointMoveAfterCopy)
 	}
 	events, err := e.patchInShard(ctx, actor, old, u, now, rename, reassign, grantChange)
 	if err != nil && move != nil && !errors.Is(err, ErrOutcomeUnknown) {

@@ -15,6 +15,8 @@ import (
 	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
+// Operations between Redis shards, cut short by a killed gateway.
+
 // A transfer between users in different Redis shards takes two steps. A
 // gateway killed (SIGKILL, at the failpoint between them) after the debit
 // leaves the transfer pending; the sweeper of another gateway finishes it
@@ -68,6 +70,65 @@ func TestTransferKilledBetweenItsStepsIsFinishedOnce(t *testing.T) {
 	require.Zero(t, pending)
 	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM events WHERE kind = 'transfer'`).Scan(&events))
 	require.Equal(t, 2, events, "debit and credit, once each")
+	b.Drain(t)
+	b.AssertConsistent(t)
+}
+
+// A gateway killed (SIGKILL, at the failpoint) in the middle of moving a
+// user to a project in another shard, after the user's hash was copied
+// there and before Postgres committed: the transaction dies with the
+// gateway, and another gateway's sweeper undoes the move once it is older
+// than the grace; the user is charged in its old project as before.
+func TestMoveKilledBetweenItsStepsIsUndone(t *testing.T) {
+	clock := meteringtest.NewClock(time.Now())
+	b := meteringtest.New(t, meteringtest.Options{Clock: clock, RedisShards: 4})
+	ctx := context.Background()
+	keys := b.Engine.Keys()
+	a, err := b.Engine.CreateProject(ctx, "test", metering.ProjectSpec{Name: "a", AllowanceAmount: 5 * metering.Micro,
+		Period: metering.PeriodDaily})
+	require.NoError(t, err)
+	p, err := b.Engine.CreateProject(ctx, "test", metering.ProjectSpec{Name: "b"})
+	require.NoError(t, err)
+	require.NotEqual(t, keys.ProjectShard(a.ID), keys.ProjectShard(p.ID), "a and b must be in different shards")
+	_, key, err := b.Engine.CreateUser(ctx, "test", metering.UserSpec{Username: "ann", Project: "a", InitialCredits: 10 * metering.Micro})
+	require.NoError(t, err)
+	res, err := b.Engine.Charge(ctx, key, 2*metering.Micro, "GET /test")
+	require.NoError(t, err)
+	require.Equal(t, metering.Charged, res.Status)
+	before, err := b.Engine.GetUser(ctx, "ann")
+	require.NoError(t, err)
+
+	listen := freePort(t)
+	gw := startGatewayProcess(t, listen, gatewayConfig(t, b, listen, "127.0.0.1:9", meteringtest.RedisURL()),
+		"TOLLGATE_FAILPOINT=move-after-copy")
+	req, err := http.NewRequest("PATCH", "http://"+listen+"/admin/v1/users/ann", strings.NewReader(`{"project": "b"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer admin-secret")
+	req.Header.Set("Content-Type", "application/json")
+	_, err = (&http.Client{Timeout: time.Minute}).Do(req)
+	require.Error(t, err, "the gateway dies before it answers")
+	<-gw.done
+	var exit *exec.ExitError
+	require.ErrorAs(t, gw.err, &exit)
+	require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at the failpoint: %v", gw.err)
+	var pending int
+	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM pending_moves`).Scan(&pending))
+	require.Equal(t, 1, pending, "the move is left half done")
+
+	sw, err := b.Engine.NewSweeper(metering.SweeperConfig{Policy: metering.SweepRefund})
+	require.NoError(t, err)
+	clock.Advance(2 * time.Minute)
+	_, err = sw.RunOnce(ctx)
+	require.NoError(t, err)
+	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM pending_moves`).Scan(&pending))
+	require.Zero(t, pending)
+	after, err := b.Engine.GetUser(ctx, "ann")
+	require.NoError(t, err)
+	require.Equal(t, "a", after.ProjectName)
+	require.Equal(t, before.Live, after.Live)
+	res, err = b.Engine.Charge(ctx, key, 1*metering.Micro, "GET /test")
+	require.NoError(t, err)
+	require.Equal(t, metering.Charged, res.Status)
 	b.Drain(t)
 	b.AssertConsistent(t)
 }
