@@ -182,12 +182,17 @@ func (e *Engine) finishPendingMoves(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for i, m := range pending {
+	finished := 0
+	var failed error
+	for _, m := range pending {
+		// One that fails is tried again at the next run; the others go on.
 		if err := e.finishMove(ctx, m); err != nil {
-			return i, fmt.Errorf("move %s of user %d: %w", m.id, m.userID, err)
+			failed = errors.Join(failed, fmt.Errorf("move %s of user %d: %w", m.id, m.userID, err))
+			continue
 		}
+		finished++
 	}
-	return len(pending), nil
+	return finished, failed
 }
 
 // finishMove settles one pending move, with the user's row locked so the
@@ -237,6 +242,11 @@ func (e *Engine) finishMove(ctx context.Context, m pendingMove) error {
 				return err
 			}
 			if u, err = getUserByID(ctx, tx, m.userID); err != nil {
+				return err
+			}
+			if err := insertAudit(ctx, tx, AuditEntry{Actor: m.actor, Action: "user.update", Target: u.Username,
+				Details: map[string]any{"project": map[string]any{"to": nullable(u.ProjectName)},
+					"finished_by": "sweeper: the move was applied in Redis before its gateway stopped"}}); err != nil {
 				return err
 			}
 			e.log.Warn("a move between shards its gateway left after applying it in Redis is now committed in Postgres",

@@ -93,7 +93,7 @@ func (e *Engine) finishTransfer(ctx context.Context, p pendingTransfer, live boo
 	var refusal error
 	status, balance, err = e.transferStep(ctx, dst, p.amount, p.inID, p)
 	if err != nil {
-		return err
+		return begun(p, err)
 	}
 	switch status {
 	case scriptOK, stepAlreadyDone:
@@ -107,7 +107,7 @@ func (e *Engine) finishTransfer(ctx context.Context, p pendingTransfer, live boo
 		back := p.outID + ":r"
 		status, _, err = e.transferStep(ctx, src, p.amount, back, p)
 		if err != nil {
-			return err
+			return begun(p, err)
 		}
 		if status != scriptOK && status != stepAlreadyDone {
 			return fmt.Errorf("%w: transfer %s: giving %s back to %q answered %d; the sweeper tries again",
@@ -142,6 +142,13 @@ func (e *Engine) finishTransfer(ctx context.Context, p pendingTransfer, live boo
 			ErrUnavailable, p.outID, err)
 	}
 	return refusal
+}
+
+// begun is the error of a transfer whose debit was made: the sweeper
+// finishes it, and the caller must not make it again.
+func begun(p pendingTransfer, err error) error {
+	return fmt.Errorf("%w: transfer %s begun (debited) but not finished; the sweeper finishes it within minutes, do not retry: %v",
+		ErrUnavailable, p.outID, err)
 }
 
 // dropPendingTransfer removes a transfer none of whose steps ran, and
@@ -202,17 +209,22 @@ func (e *Engine) finishPendingTransfers(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for i, p := range pending {
+	finished := 0
+	var failed error
+	for _, p := range pending {
 		// A refusal (the source lacked the credits, a user was deleted)
-		// finishes it too: the transfer is recorded as what it did.
+		// finishes it too: the transfer is recorded as what it did. One
+		// that fails is tried again at the next run; the others go on.
 		err := e.finishTransfer(ctx, p, false)
 		var refused *Refusal
 		var bad *InvalidError
 		if err != nil && !errors.As(err, &refused) && !errors.As(err, &bad) {
-			return i, err
+			failed = errors.Join(failed, fmt.Errorf("transfer %s: %w", p.outID, err))
+			continue
 		}
+		finished++
 		e.log.Warn("finished a transfer its gateway left between its steps", zap.String("transfer", p.outID),
 			zap.NamedError("refused", err))
 	}
-	return len(pending), nil
+	return finished, failed
 }
