@@ -277,6 +277,12 @@ func readInfo(ctx context.Context, r *redis.Client, m *masterStats) error {
 	if err != nil {
 		return err
 	}
+	return parseInfo(info, m)
+}
+
+// parseInfo reads the CPU and command counters of an INFO answer into m.
+func parseInfo(info string, m *masterStats) error {
+	var err error
 	var user, sys float64
 	var haveCPU int
 	for _, line := range strings.Split(info, "\n") {
