@@ -96,7 +96,7 @@ UP_PID=$!
 wait_http "http://$UPSTREAM/bench" 10 "$UP_PID" "$RAW/demo-upstream.log"
 
 # start_redis NAME ARG...: a private redis-server on a free port, without
-# persistence, its files and log under $TMP; prints nothing, appends
+# persistence, its files under $TMP and its log in $RAW; appends
 # 127.0.0.1:PORT to MASTERS.
 start_redis() {
 	local name="$1" port
