@@ -16,7 +16,7 @@ endif
 # The Go release series go.mod asks for, e.g. 1.26.
 GO_SERIES := $(shell sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' go.mod 2>/dev/null)
 
-.PHONY: help build run test test-browser test-faults bench fmt vet clean services services-stop check-go
+.PHONY: help build run test test-browser test-faults bench bench-cluster fmt vet clean services services-stop check-go
 
 help:
 	@echo "make build     build bin/tollgate and bin/demo-upstream"
@@ -25,6 +25,7 @@ help:
 	@echo "make test-browser  only the browser tests of the admin console (e2e/browser; headless Chromium, installed if missing)"
 	@echo "make test-faults  fault-injection suite: private Redis/PostgreSQL, three gateways, faults under load (scripts/test-faults.sh; FAULTS_CYCLES=22)"
 	@echo "make bench     plain vs metered proxy benchmark with wrk (bench/run.sh; BENCH_DURATION=15s)"
+	@echo "make bench-cluster  fixed-cost charges/s and Redis CPU per charge per master: 1 Redis master vs a cluster of 3 (bench/cluster.sh)"
 	@echo "make fmt       gofmt the Go sources"
 	@echo "make vet       go vet ./..."
 	@echo "make services  make sure Redis and PostgreSQL answer (scripts/services.sh ensure)"
@@ -59,6 +60,9 @@ test-faults: check-go
 
 bench: check-go
 	bench/run.sh
+
+bench-cluster: check-go
+	bench/cluster.sh
 
 fmt: check-go
 	$(GO) fmt ./...

@@ -42,15 +42,8 @@ set -euo pipefail
 cd "$ROOT"
 
 BENCH_MAX_SECONDS="${BENCH_MAX_SECONDS:-1800}"
-# Bound the whole run: re-run this script under timeout(1) once. --foreground
-# sends TERM to this script only; its trap then stops what it started.
-if [[ -z "${TOLLGATE_BENCH_TIMED:-}" ]] && command -v timeout >/dev/null 2>&1; then
-	export TOLLGATE_BENCH_TIMED=1
-	rc=0
-	timeout --foreground --kill-after=60 "$BENCH_MAX_SECONDS" bash "$ROOT/bench/run.sh" "$@" || rc=$?
-	[[ "$rc" -eq 124 ]] && echo "bench/run.sh: stopped after BENCH_MAX_SECONDS=${BENCH_MAX_SECONDS}s" >&2
-	exit "$rc"
-fi
+# Bound the whole run: re-run this script under timeout(1) once.
+run_bounded "$ROOT/bench/run.sh" "$BENCH_MAX_SECONDS" "$@"
 
 BENCH_DURATION="${BENCH_DURATION:-15s}"
 BENCH_WARMUP="${BENCH_WARMUP:-5s}"

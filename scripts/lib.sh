@@ -206,6 +206,23 @@ stop_pid() {
 	kill -KILL "$pid" 2>/dev/null || true
 }
 
+# run_bounded SCRIPT MAX_SECONDS ARG...: bound a benchmark script's whole
+# run. Called at the script's top: unless this is already the bounded run,
+# re-run SCRIPT under timeout(1) once and exit with its status.
+# --foreground sends TERM to the script only; its trap then stops what it
+# started.
+run_bounded() {
+	local script="$1" max="$2" rc=0
+	shift 2
+	if [[ -n "${TOLLGATE_BENCH_TIMED:-}" ]] || ! command -v timeout >/dev/null 2>&1; then
+		return 0
+	fi
+	export TOLLGATE_BENCH_TIMED=1
+	timeout --foreground --kill-after=60 "$max" bash "$script" "$@" || rc=$?
+	[[ "$rc" -eq 124 ]] && echo "${script#"$ROOT"/}: stopped after BENCH_MAX_SECONDS=${max}s" >&2
+	exit "$rc"
+}
+
 # random_hex N prints N random bytes as hex.
 random_hex() {
 	od -An -v -tx1 -N "$1" /dev/urandom | tr -d ' \n'
