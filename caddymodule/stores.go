@@ -51,8 +51,10 @@ func openStores(redisURL, pgURL string, cfg metering.Config, rcfg metering.Recon
 		return nil, err
 	}
 	cfg.Fence = fence
-	// Charges are pipelined by the engine, so a modest pool suffices.
-	rdb := rconn.client(32, fence.OnConnect)
+	// Charges are pipelined by the engine, so a modest pool suffices, plus
+	// one connection per shard: each shard's reconciler loop holds one
+	// while it waits for new events (XREADGROUP BLOCK).
+	rdb := rconn.client(32+max(cfg.RedisShards, 1), fence.OnConnect)
 	db, err := pgxpool.NewWithConfig(context.Background(), pcfg) // connects lazily
 	if err != nil {
 		rdb.Close()
