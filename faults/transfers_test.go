@@ -467,7 +467,9 @@ func hasDelta(evs []*ledgerEvent, userID, delta int64) bool {
 // report prints a cycle's transfers by outcome.
 func (t *transfers) report(c *cycle) {
 	by := map[string]int{}
+	var slowest time.Duration
 	for _, x := range t.done {
+		slowest = max(slowest, x.end.Sub(x.start))
 		switch x.outcome {
 		case notSent:
 			by["not sent"]++
@@ -492,7 +494,9 @@ func (t *transfers) report(c *cycle) {
 			mv = fmt.Sprintf("%d %s", m.status, oneLine(m.body))
 		}
 	}
-	c.note("%d transfers [%s]; move of %s to %s: %s", len(t.done), strings.Join(parts, " "), t.users[0].name, t.project, mv)
+	sort.Strings(parts)
+	c.note("%d transfers [%s], the slowest answered or given up after %s; move of %s to %s: %s",
+		len(t.done), strings.Join(parts, " "), slowest.Round(time.Millisecond), t.users[0].name, t.project, mv)
 }
 
 func printTransferTotals(tt transferTotals) {
