@@ -349,64 +349,11 @@ func (w *world) checkTransfers(c *cycle, tt *transferTotals, violate func(string
 		violate("transfers", fmt.Sprintf("cycle %d: reading the ledger: %v", c.index, err))
 		return
 	}
-	byNote := map[string][]*ledgerEvent{}
 	sums := map[int64]int64{}
 	for _, e := range events {
 		sums[e.userID] += e.dAwarded
-		if e.kind == metering.KindTransfer {
-			byNote[e.note] = append(byNote[e.note], e)
-		}
 	}
-	for _, x := range t.done {
-		tt.sent++
-		if x.outcome == answered {
-			tt.statuses[x.status]++
-		}
-		if w.keys.ShardOf(x.from.projectID, x.from.id) != w.keys.ShardOf(x.to.projectID, x.to.id) {
-			tt.crossShard++
-		}
-		evs := byNote[x.note()]
-		delete(byNote, x.note())
-		full := len(evs) == 2 && hasDelta(evs, x.from.id, -int64(x.amount)) && hasDelta(evs, x.to.id, int64(x.amount))
-		switch {
-		case x.outcome == notSent:
-			tt.notSent++
-			if len(evs) != 0 {
-				violate("transfers", fmt.Sprintf("cycle %d: %s; the ledger holds %s", c.index, x, eventList(evs)))
-			}
-		case x.outcome == answered && x.status/100 == 2:
-			tt.ok++
-			if !full {
-				violate("transfers", fmt.Sprintf("cycle %d: %s; the ledger holds [%s], not its debit and credit", c.index, x, eventList(evs)))
-			}
-		case x.outcome == answered && x.status/100 == 4:
-			if x.status == http.StatusConflict {
-				tt.insufficient++
-			} else {
-				tt.other++
-			}
-			if len(evs) != 0 {
-				violate("transfers", fmt.Sprintf("cycle %d: %s refused, yet the ledger holds [%s]", c.index, x, eventList(evs)))
-			}
-		default: // lost, or 5xx
-			if x.outcome == lost {
-				tt.lost++
-			} else {
-				tt.other++
-			}
-			switch {
-			case len(evs) == 0:
-				tt.unansweredNone++
-			case full:
-				tt.unansweredMade++
-			default:
-				violate("transfers", fmt.Sprintf("cycle %d: %s; the ledger holds [%s]: half a transfer", c.index, x, eventList(evs)))
-			}
-		}
-	}
-	for note, evs := range byNote {
-		violate("transfers", fmt.Sprintf("cycle %d: transfer events no client sent (note %q): %s", c.index, note, eventList(evs)))
-	}
+	checkTransferLedger(c.index, t.done, events, w.keys, tt, violate)
 	var pgTotal, want int64
 	for _, u := range t.users {
 		want += int64(u.credits)
@@ -456,6 +403,68 @@ func (w *world) checkTransfers(c *cycle, tt *transferTotals, violate func(string
 		default: // lost or 5xx: either
 			tt.movesOther++
 		}
+	}
+}
+
+// checkTransferLedger holds each transfer to its events in the ledger
+// (found by its note), by what its client saw (checkTransfers), and
+// reports transfer events no client sent.
+func checkTransferLedger(index int, done []*xfer, events []*ledgerEvent, keys metering.RedisKeys, tt *transferTotals, violate func(string, string)) {
+	byNote := map[string][]*ledgerEvent{}
+	for _, e := range events {
+		if e.kind == metering.KindTransfer {
+			byNote[e.note] = append(byNote[e.note], e)
+		}
+	}
+	for _, x := range done {
+		tt.sent++
+		if x.outcome == answered {
+			tt.statuses[x.status]++
+		}
+		if keys.ShardOf(x.from.projectID, x.from.id) != keys.ShardOf(x.to.projectID, x.to.id) {
+			tt.crossShard++
+		}
+		evs := byNote[x.note()]
+		delete(byNote, x.note())
+		full := len(evs) == 2 && hasDelta(evs, x.from.id, -int64(x.amount)) && hasDelta(evs, x.to.id, int64(x.amount))
+		switch {
+		case x.outcome == notSent:
+			tt.notSent++
+			if len(evs) != 0 {
+				violate("transfers", fmt.Sprintf("cycle %d: %s; the ledger holds %s", index, x, eventList(evs)))
+			}
+		case x.outcome == answered && x.status/100 == 2:
+			tt.ok++
+			if !full {
+				violate("transfers", fmt.Sprintf("cycle %d: %s; the ledger holds [%s], not its debit and credit", index, x, eventList(evs)))
+			}
+		case x.outcome == answered && x.status/100 == 4:
+			if x.status == http.StatusConflict {
+				tt.insufficient++
+			} else {
+				tt.other++
+			}
+			if len(evs) != 0 {
+				violate("transfers", fmt.Sprintf("cycle %d: %s refused, yet the ledger holds [%s]", index, x, eventList(evs)))
+			}
+		default: // lost, or 5xx
+			if x.outcome == lost {
+				tt.lost++
+			} else {
+				tt.other++
+			}
+			switch {
+			case len(evs) == 0:
+				tt.unansweredNone++
+			case full:
+				tt.unansweredMade++
+			default:
+				violate("transfers", fmt.Sprintf("cycle %d: %s; the ledger holds [%s]: half a transfer", index, x, eventList(evs)))
+			}
+		}
+	}
+	for note, evs := range byNote {
+		violate("transfers", fmt.Sprintf("cycle %d: transfer events no client sent (note %q): %s", index, note, eventList(evs)))
 	}
 }
 
