@@ -272,8 +272,9 @@ func (w *world) pendingTransfers() (int, error) {
 // its clock past pendingTransferGrace (one minute), until pending_transfers
 // is empty: the same code the gateways' sweepers run, without waiting for
 // the wall clock. The load has stopped and every reservation and credit
-// lease has ended, so there is nothing else for it to sweep. It returns how
-// many rows there were.
+// lease has ended, so there is nothing else for it to sweep. It needs no
+// Redis fence: Redis runs, and the gateways have verified (healed) it since
+// its last restart. It returns how many rows there were.
 func (w *world) sweepPendingTransfers() (int, error) {
 	before, err := w.pendingTransfers()
 	if err != nil {
