@@ -184,3 +184,59 @@ func TestFixedCostsAcrossReloads(t *testing.T) {
 		}
 	}
 }
+
+// The transfer checks on made-up ledgers: each transfer's events are found
+// by its note; a 200 needs its debit and its credit, a refusal or a
+// transfer never sent none, an unanswered one both or neither, and no
+// transfer event may lack a client.
+func TestCheckTransfersCatchesBreaches(t *testing.T) {
+	const mc = int64(metering.Micro)
+	keys, err := metering.NewRedisKeys("t", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &cycleUser{name: "x0", id: 1}
+	b := &cycleUser{name: "x1", id: 2}
+	x := func(o outcome, status int) *xfer {
+		return &xfer{n: 7, from: a, to: b, amount: 3 * metering.Micro, outcome: o, status: status}
+	}
+	debit := &ledgerEvent{id: "E1", kind: metering.KindTransfer, userID: 1, dAwarded: -3 * mc, note: "faults transfer 7"}
+	credit := &ledgerEvent{id: "E2", kind: metering.KindTransfer, userID: 2, dAwarded: 3 * mc, note: "faults transfer 7"}
+	wrongCredit := &ledgerEvent{id: "E2", kind: metering.KindTransfer, userID: 2, dAwarded: 2 * mc, note: "faults transfer 7"}
+	stray := &ledgerEvent{id: "E9", kind: metering.KindTransfer, userID: 2, dAwarded: mc, note: "faults transfer 99"}
+	full := []*ledgerEvent{debit, credit}
+	for _, tc := range []struct {
+		name   string
+		x      *xfer
+		events []*ledgerEvent
+		want   string // "" passes
+	}{
+		{name: "200, made", x: x(answered, 200), events: full},
+		{name: "409, nothing", x: x(answered, 409)},
+		{name: "lost, made in full", x: x(lost, 0), events: full},
+		{name: "503, not at all", x: x(answered, 503)},
+		{name: "not sent, nothing", x: x(notSent, 0)},
+		{name: "200, only its debit", x: x(answered, 200), events: []*ledgerEvent{debit}, want: "not its debit and credit"},
+		{name: "200, a credit of another amount", x: x(answered, 200), events: []*ledgerEvent{debit, wrongCredit}, want: "not its debit and credit"},
+		{name: "503, half done", x: x(answered, 503), events: []*ledgerEvent{debit}, want: "half a transfer"},
+		{name: "lost, half done", x: x(lost, 0), events: []*ledgerEvent{credit}, want: "half a transfer"},
+		{name: "409, yet made", x: x(answered, 409), events: full, want: "refused, yet"},
+		{name: "not sent, yet made", x: x(notSent, 0), events: full, want: "not sent"},
+		{name: "an event no client sent", x: x(answered, 200), events: []*ledgerEvent{debit, credit, stray}, want: "no client sent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			tt := transferTotals{statuses: map[int]int{}}
+			checkTransferLedger(1, []*xfer{tc.x}, tc.events, keys, &tt, func(inv, detail string) { got = append(got, "["+inv+"] "+detail) })
+			switch {
+			case tc.want == "" && len(got) > 0:
+				t.Fatalf("want no violation, got %q", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
+				t.Fatalf("want one violation with %q, got %q", tc.want, got)
+			}
+			if tt.sent != 1 || tt.crossShard != 1 {
+				t.Fatalf("counted %d sent, %d between shards; want 1 and 1 (users 1 and 2 are in shards 1 and 2)", tt.sent, tt.crossShard)
+			}
+		})
+	}
+}

@@ -45,6 +45,8 @@ type cycle struct {
 	revoked    *cycleUser
 	revokedHow string
 	revokedAt  time.Time
+	// xfers is the cycle's transfer users and transfers (transfers_test.go).
+	xfers *transfers
 }
 
 type cycleUser struct {
@@ -188,7 +190,7 @@ func (w *world) setupCycle(c *cycle) error {
 		}
 		c.users = append(c.users, u)
 	}
-	return nil
+	return w.setupTransfers(c)
 }
 
 func (w *world) runCycle(i, of int, p planned) *cycle {
@@ -201,7 +203,8 @@ func (w *world) runCycle(i, of int, p planned) *cycle {
 	workers := 8 + c.rng.Intn(7)
 	pace := time.Duration(20+c.rng.Intn(40)) * time.Millisecond
 	c.load = w.startLoad(c, workers, pace, normalMix)
-	c.note("%d clients, about %s between requests each", workers, pace)
+	w.startTransfers(c)
+	c.note("%d clients, about %s between requests each, and transfers between %d users", workers, pace, transferUsers)
 	if err := c.load.waitOK(warmOK, time.Minute, "2xx answers before the fault"); err != nil {
 		c.violate("liveness", err.Error())
 	}
@@ -217,6 +220,7 @@ func (w *world) runCycle(i, of int, p planned) *cycle {
 	}
 	w.changePrice(c)
 	w.revoke(c)
+	c.xfers.stopTransfers()
 	c.records = c.load.finish()
 	w.up.endHangs()
 	w.healAll(c)
@@ -224,6 +228,7 @@ func (w *world) runCycle(i, of int, p planned) *cycle {
 	w.check(c)
 	c.took = time.Since(start)
 	c.report()
+	c.xfers.report(c)
 	return c
 }
 

@@ -35,10 +35,6 @@ type gateway struct {
 
 const (
 	redisPrefix = "faults"
-	// redisShards is how many shards the gateways split the keys into:
-	// one, the default (the gateway has no option for it yet). The checks
-	// read every shard, so only this changes when the gateways get more.
-	redisShards = 1
 	// reservationLease is the priced route's lease: how long a reservation
 	// whose gateway died waits for the sweeper. Short, so a cycle that
 	// kills a gateway mid-stream does not wait long for its settlement.
@@ -99,6 +95,7 @@ func (w *world) caddyfile(g *gateway, rt routes) string {
 		postgres "%s&application_name=%s"
 		key_pepper %s
 		redis_prefix %s
+		redis_shards %d
 		reconciler_consumer %s
 		sweep_interval 1s
 		credit_lease_life %s
@@ -140,7 +137,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, g.adminPort, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, g.name, creditLeaseLife, creditLeaseGrace,
+`, g.adminPort, w.redis.url(), w.pg.url(pgDatabase), g.name, w.pepper, redisPrefix, *flagShards, g.name, creditLeaseLife, creditLeaseGrace,
 		g.port, w.adminToken, rt.fixedCost, w.up.addr(), g.name, leases, w.up.addr(), g.name, reservationLease, w.up.addr(), g.name)
 }
 

@@ -27,6 +27,12 @@ var (
 	flagOnly   = flag.String("faults.only", "", "comma-separated faults to draw from (default: all)")
 	flagSkip   = flag.String("faults.skip", "", "comma-separated faults not to draw")
 	flagBin    = flag.String("faults.bin", "", "the tollgate binary to test (default: build ../cmd/tollgate)")
+	// flagShards is how many shards the gateways split their Redis keys
+	// into (redis_shards): more than one puts the sharded layout under the
+	// faults (a user's keys in its shard, a reconciler, sweeper and heal
+	// per shard, transfers between shards in two steps). The checks read
+	// each key in its shard, or every shard.
+	flagShards = flag.Int("faults.redis-shards", 4, "redis_shards of the gateways (1: one hash tag)")
 	flagKeep   = flag.Bool("faults.keep", false, "keep the processes' logs and data when the run passes")
 )
 
@@ -52,6 +58,9 @@ func TestFaults(t *testing.T) {
 	if *flagCycles < 1 {
 		t.Fatal("-faults.cycles must be at least 1")
 	}
+	if *flagShards < 1 || *flagShards > metering.MaxRedisShards {
+		t.Fatalf("-faults.redis-shards must be from 1 to %d", metering.MaxRedisShards)
+	}
 	plan, err := planCycles(*flagCycles, *flagSeed, *flagCycle, *flagOnly, *flagSkip)
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +72,15 @@ func TestFaults(t *testing.T) {
 		c := w.runCycle(i+1, len(plan), p)
 		results = append(results, c)
 	}
+	final, tt := w.finalTransfers(results)
 	printTotals(results, time.Since(start))
+	printTransferTotals(tt)
 	failed := 0
+	for _, v := range final {
+		failed++
+		say("  final: %s", v)
+		t.Errorf("after the last cycle: %s", v)
+	}
 	for _, c := range results {
 		for _, v := range c.violations {
 			failed++
@@ -102,7 +118,7 @@ func newWorld(t *testing.T) *world {
 	if err := os.MkdirAll(filepath.Join(base, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := metering.NewRedisKeys(redisPrefix, redisShards)
+	keys, err := metering.NewRedisKeys(redisPrefix, *flagShards)
 	if err != nil {
 		t.Fatal(err)
 	}

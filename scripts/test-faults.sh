@@ -6,6 +6,8 @@
 #
 # Environment:
 #   FAULTS_CYCLES  randomized fault cycles, default 22 (each of the 11 faults twice)
+#   FAULTS_REDIS_SHARDS  redis_shards of the gateways, default 4 (1: the
+#                  unsharded layout)
 #   FAULTS_SEED    seed of the run, default from the clock (printed; the same
 #                  seed draws the same cycles)
 #   FAULTS_ARGS    more flags for the suite, e.g.
@@ -31,6 +33,7 @@ read -r -a flags <<<"${FAULTS_FLAGS:--count=1 -timeout 45m}"
 read -r -a extra <<<"${FAULTS_ARGS:-}"
 args=(-faults.cycles="${FAULTS_CYCLES:-22}" -faults.bin="$ROOT/bin/tollgate")
 [[ -n "${FAULTS_SEED:-}" ]] && args+=(-faults.seed="$FAULTS_SEED")
+args+=(-faults.redis-shards="${FAULTS_REDIS_SHARDS:-4}")
 
 log "+ go vet -tags faults ./faults"
 "$GO" vet -tags faults ./faults
