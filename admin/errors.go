@@ -68,7 +68,8 @@ func toAPIError(err error, write bool) (e *apiError, internal bool) {
 		return refused(http.StatusConflict, "conflict")
 	case errors.Is(err, metering.ErrGone):
 		return refused(http.StatusGone, "gone")
-	case errors.Is(err, metering.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, metering.ErrUnavailable), metering.StorageUnreachable(err),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg := "metering storage is unavailable; try again later"
 		if write {
 			// A money change may be applied in Redis and wait for the

@@ -2,6 +2,9 @@ package metering
 
 import (
 	"errors"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate/tollgate/metering/internal/scriptrun"
 )
@@ -20,6 +23,17 @@ var (
 	// connection). Always together with ErrUnavailable.
 	ErrOutcomeUnknown = scriptrun.ErrOutcomeUnknown
 )
+
+// StorageUnreachable reports an error of a connection to Postgres (or
+// Redis) that could not be made, broke or timed out: the storage was
+// away, which a later try may find back (503), not a fault of the request
+// or of Tollgate (500). Most paths wrap such errors in ErrUnavailable;
+// this catches the reads that pass pgx's own errors on.
+func StorageUnreachable(err error) bool {
+	var connect *pgconn.ConnectError
+	var op *net.OpError
+	return errors.As(err, &connect) || errors.As(err, &op) || pgconn.Timeout(err)
+}
 
 // InvalidError names the input field that was rejected.
 type InvalidError struct {
