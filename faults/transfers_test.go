@@ -214,7 +214,7 @@ type transferTotals struct {
 	crossShard                                   int // between users in different shards (at the end)
 	unansweredMade, unansweredNone               int // lost or 5xx: made in full, or not at all
 	finishedAtEnd                                int // pending transfers the final sweep finished
-	moves, moved, movesBusy, movesOther int
+	moves, moved, movesBusy, movesOther          int
 	statuses                                     map[int]int // answers by status
 }
 
