@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/metering/meteringtest"
 )
 
 // A Postgres that cannot be reached answers 503 unavailable, as a Redis
@@ -30,4 +33,28 @@ func TestUnreachablePostgresIsUnavailable(t *testing.T) {
 	}
 	e, _ := toAPIError(errors.New("a bug"), true)
 	require.Equal(t, http.StatusInternalServerError, e.Status)
+}
+
+// A Postgres session ended by the server (a stop or a restart tells its
+// sessions 57P01, "terminating connection due to administrator command")
+// answers 503 too: the fault suite met it while Postgres was stopping.
+func TestPostgresShuttingDownIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	victim, err := pgx.Connect(ctx, meteringtest.DatabaseURL())
+	require.NoError(t, err, "start PostgreSQL (make test starts it)")
+	defer victim.Close(context.Background())
+	killer, err := pgx.Connect(ctx, meteringtest.DatabaseURL())
+	require.NoError(t, err)
+	defer killer.Close(context.Background())
+	var pid uint32
+	require.NoError(t, victim.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	var ended bool
+	require.NoError(t, killer.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(&ended))
+	require.True(t, ended)
+	_, err = victim.Exec(ctx, `SELECT 1`)
+	require.Error(t, err)
+	e, internal := toAPIError(fmt.Errorf("user %q: %w", "ann", err), true)
+	require.Equal(t, http.StatusServiceUnavailable, e.Status, "%v", err)
+	require.True(t, internal)
 }

@@ -2,7 +2,9 @@ package metering
 
 import (
 	"errors"
+	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -32,7 +34,15 @@ var (
 func StorageUnreachable(err error) bool {
 	var connect *pgconn.ConnectError
 	var op *net.OpError
-	return errors.As(err, &connect) || errors.As(err, &op) || pgconn.Timeout(err)
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		// Class 08, connection exception; class 57, operator
+		// intervention: the server shutting down (57P01, what a stopping
+		// Postgres tells its sessions), crashing, or not yet accepting.
+		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "57")
+	}
+	return errors.As(err, &connect) || errors.As(err, &op) || pgconn.Timeout(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // InvalidError names the input field that was rejected.
