@@ -3,7 +3,6 @@ package caddymodule_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,13 +61,26 @@ func startGatewayProcess(t *testing.T, listen, caddyfile string, env ...string) 
 		_ = g.cmd.Process.Kill()
 		<-g.done
 	})
+	// Ready when Caddy itself answers there: a bare dial could reach
+	// another test's server that took the port after freePort let it go.
 	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", listen)
-		if err == nil {
-			c.Close()
+		select {
+		case <-g.done:
+			return true
+		default:
 		}
-		return err == nil
-	}, 60*time.Second, 20*time.Millisecond, "the gateway never listened")
+		resp, err := http.Get("http://" + listen + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Server") == "Caddy"
+	}, 60*time.Second, 20*time.Millisecond, "the gateway never answered on %s", listen)
+	select {
+	case <-g.done:
+		t.Fatalf("the gateway exited at start: %v (log: %s)", g.err, logFile.Name())
+	default:
+	}
 	return g
 }
 
@@ -106,15 +118,25 @@ func TestKilledGatewayIsSwept(t *testing.T) {
 	c := w.client(key)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A stream that ends before the upstream saw it fails the test with
+	// its error (rather than leaving it waiting for the upstream).
+	failed := make(chan error, streams)
 	for range streams {
 		go func() {
 			s := c.Chat.Completions.NewStreaming(sctx, chatParams("slow", 50))
 			for s.Next() {
 			}
+			failed <- fmt.Errorf("a stream ended: %v", s.Err())
 		}()
 	}
 	for range streams {
-		<-up.slowStarted
+		select {
+		case <-up.slowStarted:
+		case err := <-failed:
+			t.Fatalf("before the upstream had all %d streams: %v", streams, err)
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("the upstream did not get all %d streams in 2 minutes", streams)
+		}
 	}
 	reservation := costOf(chatInput(t, "slow", 50, true), 50)
 	require.Equal(t, start-streams*reservation, w.effective(t, "ann"))
