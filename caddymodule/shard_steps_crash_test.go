@@ -36,17 +36,8 @@ func TestTransferKilledBetweenItsStepsIsFinishedOnce(t *testing.T) {
 	listen := freePort(t)
 	gw := startGatewayProcess(t, listen, gatewayConfig(t, b, listen, "127.0.0.1:9", meteringtest.RedisURL()),
 		"TOLLGATE_FAILPOINT=transfer-after-debit")
-	req, err := http.NewRequest("POST", "http://"+listen+"/admin/v1/transfers",
-		strings.NewReader(`{"from": "ann", "to": "bob", "amount": 4, "note": "cut short"}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer admin-secret")
-	req.Header.Set("Content-Type", "application/json")
-	_, err = (&http.Client{Timeout: time.Minute}).Do(req)
-	require.Error(t, err, "the gateway dies before it answers")
-	<-gw.done
-	var exit *exec.ExitError
-	require.ErrorAs(t, gw.err, &exit)
-	require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at the failpoint: %v", gw.err)
+	adminCallKilled(t, gw, "POST", "http://"+listen+"/admin/v1/transfers",
+		`{"from": "ann", "to": "bob", "amount": 4, "note": "cut short"}`)
 
 	live := func(name string) metering.Credits {
 		v, err := b.Engine.GetUser(ctx, name)
@@ -101,16 +92,7 @@ func TestMoveKilledBetweenItsStepsIsUndone(t *testing.T) {
 	listen := freePort(t)
 	gw := startGatewayProcess(t, listen, gatewayConfig(t, b, listen, "127.0.0.1:9", meteringtest.RedisURL()),
 		"TOLLGATE_FAILPOINT=move-after-copy")
-	req, err := http.NewRequest("PATCH", "http://"+listen+"/admin/v1/users/ann", strings.NewReader(`{"project": "b"}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer admin-secret")
-	req.Header.Set("Content-Type", "application/json")
-	_, err = (&http.Client{Timeout: time.Minute}).Do(req)
-	require.Error(t, err, "the gateway dies before it answers")
-	<-gw.done
-	var exit *exec.ExitError
-	require.ErrorAs(t, gw.err, &exit)
-	require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at the failpoint: %v", gw.err)
+	adminCallKilled(t, gw, "PATCH", "http://"+listen+"/admin/v1/users/ann", `{"project": "b"}`)
 	var pending int
 	require.NoError(t, b.DB.QueryRow(ctx, `SELECT count(*) FROM pending_moves`).Scan(&pending))
 	require.Equal(t, 1, pending, "the move is left half done")
@@ -131,4 +113,20 @@ func TestMoveKilledBetweenItsStepsIsUndone(t *testing.T) {
 	require.Equal(t, metering.Charged, res.Status)
 	b.Drain(t)
 	b.AssertConsistent(t)
+}
+
+// adminCallKilled makes an admin API call that kills the gateway at its
+// failpoint: no answer comes, and the process ends by SIGKILL.
+func adminCallKilled(t *testing.T, gw *gatewayProcess, method, url, body string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer admin-secret")
+	req.Header.Set("Content-Type", "application/json")
+	_, err = (&http.Client{Timeout: time.Minute}).Do(req)
+	require.Error(t, err, "the gateway dies before it answers")
+	<-gw.done
+	var exit *exec.ExitError
+	require.ErrorAs(t, gw.err, &exit)
+	require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at the failpoint: %v", gw.err)
 }

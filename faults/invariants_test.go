@@ -44,13 +44,7 @@ func (w *world) quiet(c *cycle) {
 	if err != nil {
 		c.violate("credit leases ended", err.Error())
 	}
-	err = waitFor("the event stream drained into Postgres", 3*time.Minute, func() (bool, string) {
-		length, pending, err := w.streamState()
-		if err != nil {
-			return false, err.Error()
-		}
-		return length == 0 && pending == 0, fmt.Sprintf("%d events in the stream, %d of them pending", length, pending)
-	})
+	err = w.waitDrained()
 	if err != nil {
 		c.violate("drain", err.Error())
 	}
@@ -466,3 +460,15 @@ func costList(costs []int64) string {
 
 // credits formats micro-credits as a decimal.
 func credits(micro int64) string { return metering.Credits(micro).String() }
+
+// waitDrained waits until every shard's stream is empty and nothing is
+// pending: the ledger holds every event.
+func (w *world) waitDrained() error {
+	return waitFor("the event stream drained into Postgres", 3*time.Minute, func() (bool, string) {
+		length, pending, err := w.streamState()
+		if err != nil {
+			return false, err.Error()
+		}
+		return length == 0 && pending == 0, fmt.Sprintf("%d events in the stream, %d of them pending", length, pending)
+	})
+}

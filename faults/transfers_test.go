@@ -240,13 +240,7 @@ func (w *world) finalTransfers(cycles []*cycle) ([]string, transferTotals) {
 		}
 	}
 	// What the sweep did may be in the streams still.
-	err = waitFor("the event stream drained into Postgres", 3*time.Minute, func() (bool, string) {
-		length, pending, err := w.streamState()
-		if err != nil {
-			return false, err.Error()
-		}
-		return length == 0 && pending == 0, fmt.Sprintf("%d events in the stream, %d of them pending", length, pending)
-	})
+	err = w.waitDrained()
 	if err != nil {
 		violate("drain", err.Error())
 	}

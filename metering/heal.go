@@ -120,19 +120,18 @@ type healer struct {
 // client's settings, without the fence's check), and a func to close it.
 // NewEngine accepts a fence only over a client it can copy this way.
 func (e *Engine) healer() (healer, func()) {
+	// Without the fence's check, a small pool, and without the shared
+	// client's push notification handlers, which go-redis refuses to
+	// register twice.
+	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	var rdb redis.UniversalClient
-	switch c := e.rdb.(type) {
-	case *redis.ClusterClient:
+	if c, ok := e.rdb.(*redis.ClusterClient); ok {
 		o := *c.Options()
-		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
-		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaintNotificationsConfig = nil, 4, 0, 4, noMaint
 		rdb = redis.NewClusterClient(&o)
-	default:
+	} else {
 		o := *e.rdb.(*redis.Client).Options()
-		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns = nil, 4, 0, 4
-		// The copied options would share the shared client's push
-		// notification handlers, which go-redis refuses to register twice.
-		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		o.OnConnect, o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaintNotificationsConfig = nil, 4, 0, 4, noMaint
 		rdb = redis.NewClient(&o)
 	}
 	return healer{Engine: e, rdb: rdb}, func() { rdb.Close() }

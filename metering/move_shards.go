@@ -165,12 +165,9 @@ func (e *Engine) undoMove(ctx context.Context, m pendingMove) error {
 	return err
 }
 
-// moveDone finishes a move Postgres committed: the key index names the
-// new project, and the move is forgotten.
-func (e *Engine) moveDone(ctx context.Context, m pendingMove, u User) error {
-	if err := indexUsers(ctx, e.rdb, e.keys, []User{u}, nil); err != nil {
-		return unavailable(err)
-	}
+// moveDone forgets a move Postgres committed. (patch_user.lua's caller,
+// patchInShard, pointed the key index at the new project.)
+func (e *Engine) moveDone(ctx context.Context, m pendingMove) error {
 	_, err := deletePendingMove(ctx, e.db, m.id)
 	return err
 }
@@ -254,6 +251,10 @@ func (e *Engine) finishMove(ctx context.Context, m pendingMove) error {
 		default:
 			return e.undoMove(ctx, m)
 		}
-		return e.moveDone(ctx, m, u)
+		// The gateway may have died before patchInShard's index write.
+		if err := indexUsers(ctx, e.rdb, e.keys, []User{u}, nil); err != nil {
+			return unavailable(err)
+		}
+		return e.moveDone(ctx, m)
 	})
 }

@@ -72,7 +72,6 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 	newName := username
 	var changed int64     // the user's id, when something changed
 	var move *pendingMove // a move between shards, finished after the commit
-	var moved User
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		u, err := lockUserByName(ctx, tx, username)
 		if err != nil {
@@ -90,11 +89,11 @@ func (e *Engine) PatchUser(ctx context.Context, actor, username string, p UserPa
 			return err
 		}
 		events, move, err = e.patchRedis(ctx, actor, u, next, now, changes)
-		changed, moved = u.ID, next
+		changed = u.ID
 		return err
 	})
 	if err == nil && move != nil {
-		err = e.moveDone(ctx, *move, moved)
+		err = e.moveDone(ctx, *move)
 	}
 	if err == nil {
 		// Leases taken under the old settings end before this returns.

@@ -193,9 +193,14 @@ func (w *world) tryPending(consumer string) (int64, error) {
 
 // tryStreamLen is the length of every shard's stream together.
 func (w *world) tryStreamLen() int64 {
+	return w.shardsSum(func(sh *metering.ShardKeys) *redis.IntCmd { return w.Redis.XLen(w.ctx, sh.Events()) })
+}
+
+// shardsSum adds up a count over every shard (-1 if one fails).
+func (w *world) shardsSum(count func(*metering.ShardKeys) *redis.IntCmd) int64 {
 	total := int64(0)
-	for _, sh := range w.Engine.Keys().Shards() {
-		n, err := w.Redis.XLen(w.ctx, sh.Events()).Result()
+	for i := range w.Engine.Keys().Shards() {
+		n, err := count(w.Engine.Keys().Shard(i)).Result()
 		if err != nil {
 			return -1
 		}
